@@ -1,0 +1,50 @@
+"""SRS: operations for supervised consumption sites."""
+
+import logging
+import os
+
+from flask import Flask
+
+
+def create_app(test_config=None):
+    """Build the app from ``SRS_*`` settings (or ``test_config``); start nothing."""
+    from srs import api, errors, live, security
+    from srs.auth.views import bp as auth_bp
+    from srs.booths.views import bp as booths_bp
+    from srs.cli import srs_cli
+    from srs.config import from_environment
+    from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
+    from srs.sites.views import bp as sites_bp
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=os.path.join(root, "templates"),
+                static_folder=os.path.join(root, "static"),
+                instance_path=os.path.join(root, "instance"))
+    app.config.update(from_environment(app.instance_path))
+    app.config.update(SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",
+                      SRS_PASSWORD_HASH_METHOD="scrypt",
+                      SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True})
+    if test_config is not None:
+        app.config.update(test_config)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(root, "migrations"), render_as_batch=True,
+                     compare_type=True, render_item=render_migration_type)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    csrf.init_app(app)
+    limiter.init_app(app)
+    live.init_app(app)
+    api.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(sites_bp)
+    app.register_blueprint(booths_bp)
+    app.cli.add_command(srs_cli)
+    return app

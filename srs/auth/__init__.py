@@ -1,0 +1,1 @@
+"""Staff, roles per site, login sessions and the PIN lock, API tokens, audit."""

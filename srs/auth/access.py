@@ -1,0 +1,81 @@
+"""Who may open a page: decorators that also declare their roles.
+
+Each decorated view carries ``srs_roles`` so the authorization-matrix test can
+check every route against what it declares.
+"""
+
+from functools import wraps
+
+from flask import abort
+from flask_login import current_user
+
+from srs.extensions import db, login_manager
+from srs.sites.models import Site
+
+ANY_STAFF = "any staff"
+
+
+def _site_or_404(slug: str) -> Site:
+    site = db.session.execute(db.select(Site).filter_by(slug=slug)).scalar_one_or_none()
+    if site is None:
+        abort(404, "No such site.")
+    return site
+
+
+def staff_required(view):
+    """Any signed-in, unlocked staff member."""
+
+    @wraps(view)
+    def wrapped(**kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return view(**kwargs)
+
+    wrapped.srs_roles = ANY_STAFF
+    return wrapped
+
+
+def site_role_required(*roles: str):
+    """A staff member holding one of ``roles`` at the site named by ``slug``.
+
+    The view receives the Site as ``site`` instead of ``slug``.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(slug: str, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            site = _site_or_404(slug)
+            if not current_user.has_role(site.id, *roles):
+                abort(403, "Your role at this site does not allow this page.")
+            return view(site=site, **kwargs)
+
+        wrapped.srs_roles = frozenset(roles)
+        return wrapped
+
+    return decorator
+
+
+def any_site_role_required(*roles: str):
+    """A staff member holding one of ``roles`` at any site."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(**kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if not any(r.role in roles for r in current_user.roles):
+                abort(403, "Your role does not allow this page.")
+            return view(**kwargs)
+
+        wrapped.srs_roles = frozenset(roles)
+        return wrapped
+
+    return decorator
+
+
+def public(view):
+    """Mark a view as open to anyone (login page, lock screen, static files)."""
+    view.srs_roles = "public"
+    return view

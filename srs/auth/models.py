@@ -1,0 +1,182 @@
+"""Who may do what, and the record of what they did."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from srs.common import UTCDateTime, utcnow
+from srs.extensions import db
+
+
+class Role(StrEnum):
+    NURSE = "nurse"
+    SUPERVISOR = "supervisor"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class Staff(db.Model):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    pin_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    roles: Mapped[list["StaffRole"]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan")
+
+    # Flask-Login's interface; the login session decides the rest.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def roles_at(self, site_id: int) -> set[str]:
+        return {r.role for r in self.roles if r.site_id == site_id}
+
+    def has_role(self, site_id: int, *roles: str) -> bool:
+        return bool(self.roles_at(site_id) & set(roles))
+
+    @property
+    def site_ids(self) -> set[int]:
+        return {r.site_id for r in self.roles}
+
+    def __repr__(self) -> str:
+        return f"<Staff {self.id}>"
+
+
+class StaffRole(db.Model):
+    __tablename__ = "staff_role"
+    __table_args__ = (
+        UniqueConstraint("staff_id", "site_id", "role"),
+        CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin')",
+                        name="role_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+    staff: Mapped[Staff] = relationship(back_populates="roles")
+    site: Mapped["Site"] = relationship()  # noqa: F821
+
+
+class LoginSession(db.Model):
+    """One person signed in on one screen, from login to logout.
+
+    The browser's cookie holds only ``key``; lock, unlock and end are rows, so
+    a lock cannot be undone by replaying an old cookie.
+    """
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_active_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_pins: Mapped[int] = mapped_column(Integer, default=0)
+    origin: Mapped[str | None] = mapped_column(String(64))
+
+    staff: Mapped[Staff] = relationship()
+
+
+class ApiToken(db.Model):
+    """A bearer token for an integration; only its SHA-256 is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    staff: Mapped[Staff] = relationship()
+
+
+class AuditEvent(db.Model):
+    """Append-only: who did or saw what, when, from where.
+
+    ``detail`` holds ids and setting names, never client codes or free text.
+    The database itself refuses updates and deletes (see the triggers below).
+    """
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(60))
+    action: Mapped[str] = mapped_column(String(60))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(40))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"), index=True)
+    origin: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        db.Index("ix_audit_event_entity", "entity", "entity_id"),
+    )
+
+
+# Append-only, enforced by the database. The migration runs the same
+# statements; these listeners give test databases built with create_all() the
+# same guarantee.
+AUDIT_TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
+        "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$",
+        "CREATE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event "
+        "FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()",
+    ],
+}
+AUDIT_TRIGGER_DROPS = {
+    "sqlite": ["DROP TRIGGER IF EXISTS audit_event_no_update",
+               "DROP TRIGGER IF EXISTS audit_event_no_delete"],
+    "postgresql": ["DROP TRIGGER IF EXISTS audit_event_no_change ON audit_event",
+                   "DROP FUNCTION IF EXISTS audit_event_append_only()"],
+}
+
+for _dialect, _statements in AUDIT_TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(AuditEvent.__table__, "after_create",
+                     DDL(_statement).execute_if(dialect=_dialect))
+for _dialect, _statements in AUDIT_TRIGGER_DROPS.items():
+    for _statement in _statements:
+        if "FUNCTION" in _statement:
+            event.listen(AuditEvent.__table__, "after_drop",
+                         DDL(_statement).execute_if(dialect=_dialect))

@@ -1,0 +1,306 @@
+"""Sign-in, the shared-tablet PIN lock, API tokens and the audit trail.
+
+Callers: ``srs.auth.views``, ``srs.api``, ``srs.live`` and the CLI. Every
+function takes ``now`` where time matters and commits its own unit of work.
+"""
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from srs.auth.models import ApiToken, AuditEvent, LoginSession, Role, Staff, StaffRole
+from srs.errors import DomainError, Invalid, NotFound
+from srs.extensions import db
+from srs.sites.models import TIMERS, Site
+
+MAX_FAILED_LOGINS = 5
+MAX_FAILED_PINS = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD_LENGTH = 10
+# Idle activity is written at most this often, so a busy tablet does not write every request.
+ACTIVITY_WRITE_EVERY = timedelta(seconds=10)
+_PIN = re.compile(r"^[0-9]{6}$")
+_USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,59}$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and from where, as the audit trail records it."""
+
+    staff_id: int | None
+    name: str
+    origin: str | None = None
+
+    @classmethod
+    def of(cls, staff: Staff, origin: str | None = None) -> "Actor":
+        return cls(staff.id, staff.username, origin)
+
+    @classmethod
+    def system(cls, name: str = "system") -> "Actor":
+        return cls(None, name, None)
+
+
+class LoginRefused(DomainError):
+    status = 401
+    code = "login_refused"
+
+
+class AccountLocked(DomainError):
+    status = 423
+    code = "account_locked"
+
+
+class WrongPin(DomainError):
+    status = 401
+    code = "wrong_pin"
+
+
+class PinAttemptsExhausted(DomainError):
+    status = 423
+    code = "pin_attempts_exhausted"
+
+
+def record(actor: Actor, action: str, entity: str, entity_id=None, *, site_id=None,
+           detail=None, now: datetime | None = None) -> AuditEvent:
+    """Add an audit event to the current unit of work; the caller commits."""
+    event = AuditEvent(staff_id=actor.staff_id, actor=actor.name, action=action, entity=entity,
+                       entity_id=None if entity_id is None else str(entity_id), site_id=site_id,
+                       origin=actor.origin, detail=detail)
+    if now is not None:
+        event.at = now
+    db.session.add(event)
+    return event
+
+
+def _format_until(until: datetime) -> str:
+    return until.strftime("%H:%M UTC")
+
+
+def authenticate(username: str, password: str, *, now: datetime, origin: str | None) -> Staff:
+    """Check a username and password; raise LoginRefused or AccountLocked.
+
+    Five wrong passwords in a row lock the account for fifteen minutes. The
+    refusal never says whether the username exists.
+    """
+    staff = db.session.execute(
+        db.select(Staff).filter_by(username=username.strip().lower())).scalar_one_or_none()
+    refusal = LoginRefused("Wrong username or password.")
+    if staff is None or not staff.active:
+        record(Actor(None, "anonymous", origin), "login_failed", "staff", now=now)
+        db.session.commit()
+        raise refusal
+    if staff.locked_until and staff.locked_until > now:
+        db.session.rollback()
+        raise AccountLocked(
+            f"Too many failed attempts: this account is locked until "
+            f"{_format_until(staff.locked_until)}. Ask a supervisor or an admin if you need in "
+            f"sooner.")
+    if not check_password_hash(staff.password_hash, password):
+        staff.failed_logins += 1
+        record(Actor(None, "anonymous", origin), "login_failed", "staff", staff.id, now=now)
+        if staff.failed_logins >= MAX_FAILED_LOGINS:
+            staff.locked_until = now + LOCKOUT
+            staff.failed_logins = 0
+            record(Actor.system(), "account_locked", "staff", staff.id, now=now)
+            db.session.commit()
+            raise AccountLocked(
+                f"Too many failed attempts: this account is locked until "
+                f"{_format_until(staff.locked_until)}. Ask a supervisor or an admin if you need "
+                f"in sooner.")
+        db.session.commit()
+        left = MAX_FAILED_LOGINS - staff.failed_logins
+        raise LoginRefused(f"Wrong username or password. {left} attempt"
+                           f"{'s' if left != 1 else ''} left before the account locks.")
+    staff.failed_logins = 0
+    staff.locked_until = None
+    return staff
+
+
+def begin_session(staff: Staff, *, now: datetime, origin: str | None,
+                  replaces: str | None = None) -> LoginSession:
+    """Start a login session; end the one this screen had before (``replaces``)."""
+    if replaces:
+        previous = session_by_key(replaces)
+        if previous is not None and previous.ended_at is None:
+            previous.ended_at = now
+            record(Actor(previous.staff_id, previous.staff.username, origin), "logout",
+                   "login_session", previous.id, detail={"why": "another person signed in"},
+                   now=now)
+    login = LoginSession(key=secrets.token_urlsafe(32), staff_id=staff.id, started_at=now,
+                         last_active_at=now, origin=origin)
+    db.session.add(login)
+    db.session.flush()
+    record(Actor.of(staff, origin), "login", "login_session", login.id, now=now)
+    db.session.commit()
+    return login
+
+
+def session_by_key(key: str | None) -> LoginSession | None:
+    if not key:
+        return None
+    return db.session.execute(db.select(LoginSession).filter_by(key=key)).scalar_one_or_none()
+
+
+def lock_after_seconds(staff: Staff) -> int:
+    """The idle limit for this person's screens: the strictest of their sites."""
+    values = [role.site.lock_after_seconds for role in staff.roles]
+    return min(values) if values else TIMERS["lock_after_seconds"].default
+
+
+def note_activity(login: LoginSession, *, now: datetime, user_initiated: bool) -> bool:
+    """Lock the session if it sat idle too long; otherwise count this request as activity.
+
+    Returns True when the session is (now) locked. Background refreshes
+    (``user_initiated=False``) never keep a screen unlocked.
+    """
+    if login.locked_at is not None:
+        return True
+    limit = timedelta(seconds=lock_after_seconds(login.staff))
+    if now - login.last_active_at > limit:
+        lock_session(login, now=now, why="idle")
+        return True
+    if user_initiated and now - login.last_active_at >= ACTIVITY_WRITE_EVERY:
+        login.last_active_at = now
+        db.session.commit()
+    return False
+
+
+def lock_session(login: LoginSession, *, now: datetime, why: str) -> None:
+    if login.locked_at is None and login.ended_at is None:
+        login.locked_at = now
+        login.failed_pins = 0
+        record(Actor(login.staff_id, login.staff.username, login.origin), "lock",
+               "login_session", login.id, detail={"why": why}, now=now)
+        db.session.commit()
+
+
+def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
+                    origin: str | None) -> None:
+    """Unlock a locked session with its owner's PIN.
+
+    Raises WrongPin, or PinAttemptsExhausted after five wrong PINs, which ends
+    the session so that only a full login gets back in.
+    """
+    staff = login.staff
+    actor = Actor.of(staff, origin)
+    if login.ended_at is not None:
+        raise PinAttemptsExhausted("This session has ended. Sign in with your password.")
+    if staff.pin_hash is None:
+        raise WrongPin("You have no PIN set. Sign in with your password.")
+    if not check_password_hash(staff.pin_hash, pin or ""):
+        login.failed_pins += 1
+        record(actor, "unlock_failed", "login_session", login.id, now=now)
+        if login.failed_pins >= MAX_FAILED_PINS:
+            login.ended_at = now
+            record(Actor.system(), "pin_lockout", "login_session", login.id, now=now)
+            db.session.commit()
+            raise PinAttemptsExhausted(
+                "Too many wrong PINs: this screen is signed out. Sign in with your password.")
+        db.session.commit()
+        left = MAX_FAILED_PINS - login.failed_pins
+        raise WrongPin(f"Wrong PIN. {left} attempt{'s' if left != 1 else ''} left before you "
+                       f"must sign in with your password.")
+    login.locked_at = None
+    login.failed_pins = 0
+    login.last_active_at = now
+    record(actor, "unlock", "login_session", login.id, now=now)
+    db.session.commit()
+
+
+def end_session(login: LoginSession, *, now: datetime, why: str = "logout") -> None:
+    if login.ended_at is None:
+        login.ended_at = now
+        record(Actor(login.staff_id, login.staff.username, login.origin), "logout",
+               "login_session", login.id, detail={"why": why}, now=now)
+        db.session.commit()
+
+
+def check_pin(pin: str) -> str:
+    if not _PIN.match(pin or ""):
+        raise Invalid("A PIN is exactly 6 digits.", {"pin": ["A PIN is exactly 6 digits."]})
+    if len(set(pin)) == 1 or pin in {"123456", "654321", "012345", "543210"}:
+        raise Invalid("That PIN is too easy to guess.",
+                      {"pin": ["That PIN is too easy to guess; choose another."]})
+    return pin
+
+
+def check_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        message = f"A password has at least {MIN_PASSWORD_LENGTH} characters."
+        raise Invalid(message, {"password": [message]})
+    return password
+
+
+def _hash(secret: str) -> str:
+    return generate_password_hash(secret, method=current_app.config["SRS_PASSWORD_HASH_METHOD"])
+
+
+def create_staff(username: str, *, display_name: str | None, password: str, pin: str | None,
+                 roles: list[tuple[Site, str]], actor: Actor) -> Staff:
+    """Create a staff member with roles at sites; raise Invalid on a bad field."""
+    username = (username or "").strip().lower()
+    if not _USERNAME.match(username):
+        raise Invalid("Invalid username.", {"username": [
+            "Use 2-60 lower-case letters, digits, dot, dash or underscore, starting with a "
+            "letter."]})
+    if db.session.execute(db.select(Staff.id).filter_by(username=username)).first():
+        raise Invalid("Username taken.", {"username": [f"{username!r} is already taken."]})
+    check_password(password)
+    if pin is not None:
+        check_pin(pin)
+    for _site, role in roles:
+        if role not in set(Role):
+            raise Invalid("Unknown role.", {"role": [
+                f"{role!r} is not a role; choose one of {', '.join(r.value for r in Role)}."]})
+    staff = Staff(username=username, display_name=display_name or username,
+                  password_hash=_hash(password), pin_hash=_hash(pin) if pin else None)
+    staff.roles = [StaffRole(site_id=site.id, role=role) for site, role in roles]
+    db.session.add(staff)
+    db.session.flush()
+    for site, role in roles:
+        record(actor, "staff_created", "staff", staff.id, site_id=site.id,
+               detail={"role": role})
+    db.session.commit()
+    return staff
+
+
+def staff_by_username(username: str) -> Staff:
+    staff = db.session.execute(
+        db.select(Staff).filter_by(username=username.strip().lower())).scalar_one_or_none()
+    if staff is None:
+        raise NotFound(f"No staff member is called {username!r}.")
+    return staff
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(staff: Staff, *, actor: Actor) -> str:
+    """Create an API token for ``staff`` and return it; only its hash is stored."""
+    raw = "srs_" + secrets.token_urlsafe(32)
+    token = ApiToken(staff_id=staff.id, token_hash=_hash_token(raw), prefix=raw[:10])
+    db.session.add(token)
+    db.session.flush()
+    record(actor, "token_created", "api_token", token.id, detail={"for_staff": staff.id})
+    db.session.commit()
+    return raw
+
+
+def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
+    """Return the active staff member a bearer token belongs to, or None."""
+    if not raw:
+        return None
+    token = db.session.execute(
+        db.select(ApiToken).filter_by(token_hash=_hash_token(raw))).scalar_one_or_none()
+    if token is None or token.revoked_at is not None or not token.staff.active:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        db.session.commit()
+    return token.staff

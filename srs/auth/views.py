@@ -1,0 +1,199 @@
+"""Sign-in, sign-out and the shared-tablet lock screen."""
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+from marshmallow import ValidationError
+
+from srs import live
+from srs.auth import service
+from srs.auth.access import public, staff_required
+from srs.auth.schemas import LoginForm, PinForm
+from srs.common import utcnow
+from srs.errors import DomainError
+from srs.extensions import db, limiter, login_manager
+
+bp = Blueprint("auth", __name__)
+
+# What a locked screen may still reach.
+OPEN_WHEN_LOCKED = {"auth.login", "auth.logout", "auth.lock_screen", "auth.unlock",
+                    "auth.lock_now", "static"}
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    """Return the staff member of this screen's login session, if it has not ended."""
+    login = service.session_by_key(session.get("login_key"))
+    if login is None or login.ended_at is not None or str(login.staff_id) != user_id:
+        return None
+    if not login.staff.active:
+        return None
+    g.login_session = login
+    return login.staff
+
+
+def current_login():
+    """The LoginSession behind ``current_user`` (None when signed out)."""
+    if not current_user.is_authenticated:
+        return None
+    return g.get("login_session")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: never send someone to another host after sign-in."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+@bp.before_app_request
+def enforce_idle_lock():
+    """Lock a screen that sat idle past its limit; keep locked screens on the lock page."""
+    if request.endpoint is None or request.path.startswith("/api/"):
+        return None
+    login = current_login()
+    if login is None:
+        return None
+    was_locked = login.locked_at is not None
+    user_initiated = request.headers.get("X-SRS-Background") != "1"
+    locked = service.note_activity(login, now=utcnow(), user_initiated=user_initiated)
+    if locked and not was_locked:
+        live.end_login_sockets(login.key, why="locked")
+    if locked and request.endpoint not in OPEN_WHEN_LOCKED:
+        lock_url = url_for("auth.lock_screen", next=_next_for_lock())
+        if _is_htmx():
+            response = make_response("", 401)
+            response.headers["HX-Redirect"] = lock_url
+            return response
+        return redirect(lock_url)
+    return None
+
+
+def _next_for_lock() -> str | None:
+    if _is_htmx():
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        return _safe_next(current.path + (f"?{current.query}" if current.query else ""))
+    return request.full_path.rstrip("?") if request.method == "GET" else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+@limiter.limit(lambda: current_app.config["SRS_LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("auth/login.html", next=next_url, errors={}, form={})
+    try:
+        data = LoginForm().load(request.form)
+    except ValidationError as err:
+        return render_template("auth/login.html", next=next_url, errors=err.messages,
+                               form=request.form), 422
+    try:
+        staff = service.authenticate(data["username"], data["password"], now=utcnow(),
+                                     origin=request.remote_addr)
+    except DomainError as err:
+        return render_template("auth/login.html", next=next_url, message=err.message,
+                               errors={}, form={"username": data["username"]}), err.status
+    previous_key = session.get("login_key")
+    login_session = service.begin_session(staff, now=utcnow(), origin=request.remote_addr,
+                                          replaces=previous_key)
+    if previous_key:
+        live.end_login_sockets(previous_key, why="replaced")
+    session.clear()
+    login_user(staff)
+    session["login_key"] = login_session.key
+    return redirect(next_url or url_for("sites.home"))
+
+
+@bp.post("/logout")
+@public
+def logout():
+    login_session = current_login()
+    if login_session is not None:
+        service.end_session(login_session, now=utcnow())
+        live.end_login_sockets(login_session.key, why="logout")
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/lock")
+@public
+def lock_screen():
+    login_session = current_login()
+    if login_session is None:
+        return redirect(url_for("auth.login", next=_safe_next(request.args.get("next"))))
+    next_url = _safe_next(request.args.get("next"))
+    if login_session.locked_at is None:
+        return redirect(next_url or url_for("sites.home"))
+    return render_template("auth/lock.html", staff=current_user, next=next_url, errors={})
+
+
+@bp.post("/lock")
+@staff_required
+def lock_now():
+    login_session = current_login()
+    service.lock_session(login_session, now=utcnow(), why="by hand")
+    live.end_login_sockets(login_session.key, why="locked")
+    return redirect(url_for("auth.lock_screen", next=_safe_next(request.form.get("next"))))
+
+
+@bp.post("/unlock")
+@public
+@limiter.limit(lambda: current_app.config["SRS_PIN_RATE_LIMIT"])
+def unlock():
+    login_session = current_login()
+    if login_session is None:
+        return redirect(url_for("auth.login"))
+    next_url = _safe_next(request.form.get("next"))
+    try:
+        data = PinForm().load(request.form)
+    except ValidationError as err:
+        return render_template("auth/lock.html", staff=current_user, next=next_url,
+                               errors=err.messages), 422
+    try:
+        service.unlock_with_pin(login_session, data["pin"], now=utcnow(),
+                                origin=request.remote_addr)
+    except service.PinAttemptsExhausted as err:
+        logout_user()
+        session.clear()
+        return render_template("auth/login.html", next=next_url, message=err.message,
+                               errors={}, form={}), err.status
+    except DomainError as err:
+        return render_template("auth/lock.html", staff=current_user, next=next_url,
+                               message=err.message, errors={}), err.status
+    return redirect(next_url or url_for("sites.home"))
+
+
+@bp.post("/activity")
+@staff_required
+def activity():
+    """Count a touch on the screen as activity (the idle lock reads it)."""
+    db.session.commit()
+    return "", 204
+
+
+@bp.app_context_processor
+def inject_lock_after():
+    """Every signed-in page tells srs.js when to lock for idleness."""
+    if current_user.is_authenticated:
+        return {"lock_after_seconds": service.lock_after_seconds(current_user)}
+    return {}

@@ -1,0 +1,1 @@
+"""The floor: booths, clients, visits, the queue, after-care and alerts."""

@@ -1,0 +1,137 @@
+"""``flask --app app srs ...``: seed the demo, manage staff and tokens, run the scheduler."""
+
+import os
+import secrets
+import signal
+import string
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from srs.auth import service as auth
+from srs.auth.models import Role
+from srs.booths.service import create_booth
+from srs.errors import DomainError
+from srs.extensions import db
+from srs.sites.models import Site
+from srs.sites.service import create_site
+
+srs_cli = AppGroup("srs", help="SRS administration.")
+user_cli = AppGroup("user", help="Staff accounts.")
+token_cli = AppGroup("token", help="API tokens.")
+srs_cli.add_command(user_cli)
+srs_cli.add_command(token_cli)
+
+CLI_ACTOR = auth.Actor.system("cli")
+DEMO_BOOTHS = [("B1", "injection"), ("B2", "injection"), ("B3", "injection"),
+               ("B4", "injection"), ("B5", "injection"), ("B6", "injection"),
+               ("S1", "inhalation"), ("S2", "inhalation")]
+DEMO_LOGINS_FILE = "demo-logins.txt"
+
+
+def _password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(14))
+
+
+def _pin() -> str:
+    while True:
+        pin = "".join(secrets.choice(string.digits) for _ in range(6))
+        try:
+            return auth.check_pin(pin)
+        except DomainError:
+            continue
+
+
+def _fail(err: DomainError):
+    details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in err.errors.items())
+    raise click.ClickException(details or err.message)
+
+
+@srs_cli.command("seed-demo")
+def seed_demo():
+    """Create the demo site: 8 booths and one user per role; print their logins once."""
+    if db.session.execute(db.select(Site).filter_by(slug="demo")).scalar_one_or_none():
+        raise click.ClickException("The demo site already exists; nothing was changed.")
+    site = create_site(name="Demo Site", slug="demo", timezone="America/Toronto",
+                       actor=CLI_ACTOR)
+    for position, (label, kind) in enumerate(DEMO_BOOTHS):
+        create_booth(site, label=label, kind=kind, position=position, actor=CLI_ACTOR)
+    lines = []
+    for role in Role:
+        password, pin = _password(), _pin()
+        auth.create_staff(f"demo-{role.value}", display_name=f"Demo {role.value.title()}",
+                          password=password, pin=pin, roles=[(site, role.value)],
+                          actor=CLI_ACTOR)
+        lines.append(f"  {role.value:<11} username demo-{role.value:<11} password {password}"
+                     f"  PIN {pin}")
+    text = "Demo site 'demo' with 8 booths (6 injection, 2 inhalation). Logins:\n" + "\n".join(
+        lines) + "\n"
+    click.echo(text, nl=False)
+    # Kept for `make run` to show again; the demo is for trying SRS, not for real clients.
+    instance = Path(current_app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / DEMO_LOGINS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+@srs_cli.command("is-empty")
+def is_empty():
+    """Exit 0 when the database has no site yet (``make run`` seeds the demo then)."""
+    has_site = db.session.execute(db.select(Site.id).limit(1)).first() is not None
+    raise SystemExit(1 if has_site else 0)
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--site", "site_slug", required=True, help="The site's slug.")
+@click.option("--password", default=None, help="Generated and printed once when omitted.")
+@click.option("--pin", default=None, help="6-digit PIN for unlocking a shared tablet.")
+@click.option("--name", "display_name", default=None, help="Name shown to colleagues.")
+def create_user(username, role, site_slug, password, pin, display_name):
+    """Create a staff member with a role at a site."""
+    site = db.session.execute(db.select(Site).filter_by(slug=site_slug)).scalar_one_or_none()
+    if site is None:
+        raise click.ClickException(f"No site has the slug {site_slug!r}.")
+    generated = password is None
+    password = password or _password()
+    try:
+        staff = auth.create_staff(username, display_name=display_name, password=password,
+                                  pin=pin, roles=[(site, role)], actor=CLI_ACTOR)
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"Created {staff.username} ({role} at {site.slug}).")
+    if generated:
+        click.echo(f"Password (shown once): {password}")
+
+
+@token_cli.command("create")
+@click.argument("username")
+def create_token(username):
+    """Create an API token for USERNAME and print only the token."""
+    try:
+        staff = auth.staff_by_username(username)
+    except DomainError as err:
+        _fail(err)
+    click.echo(auth.issue_token(staff, actor=CLI_ACTOR))
+
+
+@srs_cli.command("scheduler")
+def run_scheduler():
+    """Run the scheduler alone; wait as a standby while another copy holds the lock."""
+    from srs.jobs import SchedulerService
+
+    service = SchedulerService(current_app._get_current_object())
+
+    def stop(_signum, _frame):
+        service.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    click.echo(f"scheduler pid {os.getpid()}: waiting for the lock", err=True)
+    service.run_forever()

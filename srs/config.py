@@ -1,0 +1,92 @@
+"""Configuration from ``SRS_*`` environment variables.
+
+Every setting an operator may change is read here and nowhere else, so the
+README's table and the code cannot drift apart.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The environment asks for something SRS refuses to run with."""
+
+
+ENV_VARS = {
+    "SRS_ENV": "development (the embedded default) or production",
+    "SRS_DATABASE_URL": "SQLAlchemy URL; default: SQLite file instance/srs.sqlite3",
+    "SRS_REDIS_URL": "Redis URL for the Socket.IO message queue and rate limits; unset: none",
+    "SRS_SECRET_KEY": "session signing key; required in production",
+    "SRS_HOST": "address to listen on; default 127.0.0.1",
+    "SRS_PORT": "port to listen on; default 5000",
+    "SRS_SCHEDULER": "on or off: run the scheduler inside the web process; default on",
+}
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "on", "true", "yes"}:
+        return True
+    if lowered in {"0", "off", "false", "no"}:
+        return False
+    raise ConfigError(f"expected on or off, got {value!r}")
+
+
+def _secret_key(env_name: str, instance_path: Path) -> str:
+    key = os.environ.get("SRS_SECRET_KEY")
+    if key:
+        return key
+    if env_name == "production":
+        raise ConfigError(
+            "SRS_SECRET_KEY is not set. In production SRS will not start without it: "
+            "set it to a long random value (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))') and keep it the same across restarts."
+        )
+    # Embedded default: generate once and keep it, so sessions survive a restart.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def from_environment(instance_path: str) -> dict:
+    """Build the Flask config mapping; raise ConfigError on a setting SRS refuses."""
+    instance = Path(instance_path)
+    env_name = os.environ.get("SRS_ENV", "development").strip().lower()
+    if env_name not in {"development", "production"}:
+        raise ConfigError(f"SRS_ENV must be development or production, got {env_name!r}")
+    database_url = os.environ.get("SRS_DATABASE_URL") or (
+        f"sqlite:///{instance / 'srs.sqlite3'}"
+    )
+    redis_url = os.environ.get("SRS_REDIS_URL") or None
+    production = env_name == "production"
+    port_text = os.environ.get("SRS_PORT", "5000")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"SRS_PORT must be a port number, got {port_text!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"SRS_PORT must be between 1 and 65535, got {port}")
+    return {
+        "SRS_ENV": env_name,
+        "SECRET_KEY": _secret_key(env_name, instance),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SRS_REDIS_URL": redis_url,
+        "SRS_HOST": os.environ.get("SRS_HOST", "127.0.0.1"),
+        "SRS_PORT": port,
+        "SRS_SCHEDULER": _flag(os.environ.get("SRS_SCHEDULER"), True),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": production,
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+    }

@@ -1,0 +1,118 @@
+"""Domain errors and the one place that turns them into HTTP answers.
+
+Services raise these; API requests get the JSON shape DESIGN.md gives
+(``{"code", "status", "message", "errors"}``), pages get a short HTML page or,
+for htmx, a fragment.
+"""
+
+from flask import current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+
+class DomainError(Exception):
+    """A request the floor's state or the rules refuse."""
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, errors: dict | None = None, **detail):
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or {}
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Invalid(DomainError):
+    """Input that passed the schema but breaks a rule; ``errors`` names the fields."""
+
+    status = 422
+    code = "invalid"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_payload(code: str, status: int, message: str, errors: dict | None = None) -> dict:
+    return {"code": code, "status": status, "message": message, "errors": errors or {}}
+
+
+def _flatten_locations(errors: dict) -> dict:
+    """webargs nests messages under the request part (``json``, ``query``); drop that level."""
+    flat: dict = {}
+    for location, fields in errors.items():
+        if location in {"json", "query", "form", "headers", "files", "path"} and isinstance(
+            fields, dict
+        ):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("'", "")
+
+
+def handle_domain_error(error: DomainError):
+    if wants_json():
+        body = error_payload(error.code, error.status, error.message, error.errors)
+        body.update(error.detail)
+        return jsonify(body), error.status
+    template = "_error_fragment.html" if request.headers.get("HX-Request") else "error.html"
+    return render_template(template, status=error.status, message=error.message,
+                           errors=error.errors), error.status
+
+
+def handle_http_exception(error: HTTPException):
+    if not wants_json():
+        if request.headers.get("HX-Request"):
+            return render_template("_error_fragment.html", status=error.code,
+                                   message=error.description, errors={}), error.code
+        return render_template("error.html", status=error.code, message=error.description,
+                               errors={}), error.code
+    data = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages") or {}
+    message = data.get("message") or error.description
+    if error.code == 422 and errors:
+        message = "Some fields are not valid."
+    body = error_payload(_slug(error.name), error.code, message, _flatten_locations(errors))
+    response = jsonify(body)
+    response.status_code = error.code
+    for key, value in (data.get("headers") or {}).items():
+        response.headers[key] = value
+    if error.code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="srs"'
+    return response
+
+
+def handle_unexpected(error: Exception):
+    current_app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
+    if wants_json():
+        return jsonify(error_payload("internal_server_error", 500,
+                                     "Something went wrong on the server; nothing was saved.")), 500
+    return render_template("error.html", status=500,
+                           message="Something went wrong on the server; nothing was saved.",
+                           errors={}), 500
+
+
+def init_app(app):
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    if not app.testing:
+        app.register_error_handler(Exception, handle_unexpected)

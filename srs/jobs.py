@@ -1,0 +1,208 @@
+"""Everything that runs on a clock: the one table of jobs and the one scheduler.
+
+Exactly one scheduler runs per database. It holds a lock while it runs: a
+PostgreSQL advisory lock when the database is PostgreSQL (so copies on other
+machines wait as standbys), otherwise a file lock beside the SQLite database.
+``app.py`` starts it inside the web process; ``flask --app app srs scheduler``
+runs it alone. ``create_app`` never starts it.
+"""
+
+import fcntl
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from srs.common import UTCDateTime, utcnow
+from srs.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Arbitrary but fixed: the advisory lock key every SRS scheduler competes for.
+ADVISORY_LOCK_KEY = 0x5352_5301
+HEARTBEAT_SECONDS = 2
+# A heartbeat older than this means no scheduler is running: alarms cannot fire.
+HEARTBEAT_STALE_SECONDS = 15
+
+
+class SchedulerHeartbeat(db.Model):
+    """One row: which scheduler holds the lock and when it last ran its jobs."""
+
+    __tablename__ = "scheduler_heartbeat"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(120))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beats: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def heartbeat(*, now: datetime) -> SchedulerHeartbeat:
+    """Record that this scheduler is alive; screens warn when the row goes stale."""
+    row = db.session.get(SchedulerHeartbeat, 1)
+    if row is None:
+        row = SchedulerHeartbeat(id=1, beats=0)
+        db.session.add(row)
+    if row.pid != os.getpid() or row.host != socket.gethostname():
+        row.started_at = now
+        row.beats = 0
+    row.host = socket.gethostname()
+    row.pid = os.getpid()
+    row.beat_at = now
+    row.beats += 1
+    db.session.commit()
+    return row
+
+
+def scheduler_status(*, now: datetime) -> dict:
+    """Whether a scheduler is alive, for the dashboards' warning banner."""
+    row = db.session.get(SchedulerHeartbeat, 1)
+    if row is None:
+        return {"alive": False, "beat_at": None}
+    age = (now - row.beat_at).total_seconds()
+    return {"alive": age <= HEARTBEAT_STALE_SECONDS, "beat_at": row.beat_at}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    func: object
+    trigger: str
+    trigger_args: dict = field(default_factory=dict)
+
+
+# The table of jobs. Each calls one service function with ``now``.
+JOBS: tuple[Job, ...] = (
+    Job("heartbeat", heartbeat, "interval", {"seconds": HEARTBEAT_SECONDS}),
+)
+
+
+class SchedulerLock:
+    """The right to be the one scheduler: advisory lock on PostgreSQL, else a file lock."""
+
+    def __init__(self, app):
+        self.app = app
+        self._connection = None
+        self._file = None
+
+    def try_acquire(self) -> bool:
+        with self.app.app_context():
+            engine = db.engine
+            if engine.dialect.name == "postgresql":
+                connection = engine.connect()
+                got = connection.execute(
+                    text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                ).scalar()
+                if got:
+                    self._connection = connection
+                    return True
+                connection.close()
+                return False
+            path = self._lock_path(engine)
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+        fh.flush()
+        self._file = fh
+        return True
+
+    def _lock_path(self, engine) -> Path:
+        database = engine.url.database
+        if database and database != ":memory:":
+            return Path(f"{database}.scheduler.lock")
+        Path(self.app.instance_path).mkdir(parents=True, exist_ok=True)
+        return Path(self.app.instance_path) / "scheduler.lock"
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _run_in_app(app, func):
+    def run():
+        with app.app_context():
+            try:
+                func(now=utcnow())
+            except Exception:
+                db.session.rollback()
+                log.exception("scheduled job %s failed", getattr(func, "__name__", func))
+                raise
+            finally:
+                db.session.remove()
+
+    return run
+
+
+def build_scheduler(app) -> BackgroundScheduler:
+    """A scheduler with every job of the table, catching up on runs it missed."""
+    scheduler = BackgroundScheduler(
+        timezone="UTC",
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+    )
+    for job in JOBS:
+        scheduler.add_job(_run_in_app(app, job.func), job.trigger, id=job.id, name=job.id,
+                          next_run_time=utcnow(), **job.trigger_args)
+    return scheduler
+
+
+class SchedulerService:
+    """Hold the lock and run the scheduler; wait as a standby while another holds it."""
+
+    def __init__(self, app, *, standby_poll_seconds: float = 2.0):
+        self.app = app
+        self.lock = SchedulerLock(app)
+        self.scheduler: BackgroundScheduler | None = None
+        self.standby_poll_seconds = standby_poll_seconds
+        self._stop = threading.Event()
+
+    def start_if_free(self) -> bool:
+        """Start now if no other scheduler holds the lock; return whether it started."""
+        if not self.lock.try_acquire():
+            return False
+        self.scheduler = build_scheduler(self.app)
+        self.scheduler.start()
+        log.info("scheduler started pid=%s", os.getpid())
+        return True
+
+    def run_forever(self) -> None:
+        """Block: wait as a standby until the lock is free, then run until stopped."""
+        announced = False
+        while not self._stop.is_set():
+            if self.start_if_free():
+                break
+            if not announced:
+                log.info("another scheduler holds the lock; waiting as a standby")
+                announced = True
+            self._stop.wait(self.standby_poll_seconds)
+        while not self._stop.is_set():
+            time.sleep(0.5)
+        self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        self.lock.release()

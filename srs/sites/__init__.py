@@ -1,0 +1,1 @@
+"""Sites and their settings: timer durations in seconds, the client code pattern."""

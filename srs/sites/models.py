@@ -1,0 +1,84 @@
+"""A site and its per-site settings.
+
+Every duration is stored in seconds so that a test site can run a 2-second
+observation and a real site its 15 minutes with the same code.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from srs.common import UTCDateTime, utcnow
+from srs.extensions import db
+
+
+@dataclass(frozen=True)
+class TimerSetting:
+    name: str
+    default: int
+    minimum: int
+    maximum: int
+    label: str
+
+
+# The one list of timer settings: the model's columns, the API's validation
+# ranges and the README's table all come from here.
+TIMER_SETTINGS: tuple[TimerSetting, ...] = (
+    TimerSetting("lock_after_seconds", 300, 30, 3600,
+                 "Idle time before a shared tablet locks"),
+    TimerSetting("booth_time_limit_seconds", 900, 60, 7200,
+                 "Time a client may stay in a booth (BC overdose prevention sites: 15 min)"),
+    TimerSetting("booth_check_interval_seconds", 180, 30, 1800,
+                 "Time between checks on a client in a booth"),
+    TimerSetting("observation_check_interval_seconds", 300, 30, 3600,
+                 "Time between checks on a client in after-care"),
+    TimerSetting("min_observation_seconds", 900, 0, 14400,
+                 "Minimum time in after-care after use"),
+    TimerSetting("escalation_grace_seconds", 60, 10, 900,
+                 "Grace before an unacknowledged alarm escalates a level"),
+    TimerSetting("naloxone_redose_seconds", 150, 60, 600,
+                 "Time after a naloxone dose before the console prompts to reassess"),
+)
+TIMERS = {setting.name: setting for setting in TIMER_SETTINGS}
+
+DEFAULT_CLIENT_CODE_PATTERN = r"^(M|F|TM|TF|X)-[A-Z]{4}-[0-9]{4}$"
+
+
+def _timer_column(name: str):
+    setting = TIMERS[name]
+    return mapped_column(Integer, default=setting.default, server_default=str(setting.default),
+                         nullable=False)
+
+
+class Site(db.Model):
+    __tablename__ = "site"
+    __table_args__ = tuple(
+        CheckConstraint(f"{s.name} BETWEEN {s.minimum} AND {s.maximum}", name=f"{s.name}_range")
+        for s in TIMER_SETTINGS
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    timezone: Mapped[str] = mapped_column(String(60), default="America/Toronto")
+    client_code_pattern: Mapped[str] = mapped_column(
+        String(200), default=DEFAULT_CLIENT_CODE_PATTERN,
+        server_default=DEFAULT_CLIENT_CODE_PATTERN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    lock_after_seconds: Mapped[int] = _timer_column("lock_after_seconds")
+    booth_time_limit_seconds: Mapped[int] = _timer_column("booth_time_limit_seconds")
+    booth_check_interval_seconds: Mapped[int] = _timer_column("booth_check_interval_seconds")
+    observation_check_interval_seconds: Mapped[int] = _timer_column(
+        "observation_check_interval_seconds")
+    min_observation_seconds: Mapped[int] = _timer_column("min_observation_seconds")
+    escalation_grace_seconds: Mapped[int] = _timer_column("escalation_grace_seconds")
+    naloxone_redose_seconds: Mapped[int] = _timer_column("naloxone_redose_seconds")
+
+    booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
+        back_populates="site", order_by="Booth.position")
+
+    def __repr__(self) -> str:
+        return f"<Site {self.id} {self.slug}>"

@@ -1,0 +1,75 @@
+"""Schemas for sites and their settings."""
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from srs.sites.models import TIMER_SETTINGS
+
+
+class SiteSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String()
+    slug = fields.String()
+    timezone = fields.String()
+
+
+def _timer_field(setting):
+    return fields.Integer(
+        strict=True,
+        validate=validate.Range(
+            min=setting.minimum, max=setting.maximum,
+            error=f"Must be between {setting.minimum} and {setting.maximum} seconds."),
+        metadata={"description": f"{setting.label}, in seconds (default {setting.default})."},
+    )
+
+
+_TimerFields = Schema.from_dict({s.name: _timer_field(s) for s in TIMER_SETTINGS},
+                                name="TimerFields")
+
+
+class SiteSettingsSchema(_TimerFields):
+    """Every timer in seconds with its allowed range, plus the client code pattern."""
+
+    class Meta:
+        unknown = RAISE
+    timezone = fields.String(validate=validate.Length(min=1, max=60),
+                             metadata={"description": "IANA zone, e.g. America/Toronto."})
+    client_code_pattern = fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Regular expression a client code must match."})
+
+    @validates("timezone")
+    def _known_zone(self, value, **_kwargs):
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(f"{value!r} is not a known time zone.") from None
+
+    @validates("client_code_pattern")
+    def _compiles(self, value, **_kwargs):
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValidationError(f"Not a valid pattern: {err}.") from None
+
+    @validates_schema
+    def _not_empty(self, data, partial=None, **_kwargs):
+        if not data and partial:
+            raise ValidationError("Give at least one setting to change.")
+
+
+class SiteSettingsChangeSchema(SiteSettingsSchema):
+    """A partial change of settings: any subset, at least one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)

@@ -1,0 +1,51 @@
+"""Sites and their settings. Callers: sites and API views, the CLI."""
+
+from datetime import datetime
+
+from srs import live
+from srs.auth.models import Staff
+from srs.auth.service import Actor, record
+from srs.errors import NotFound
+from srs.extensions import db
+from srs.sites.models import Site
+
+
+def sites_for(staff: Staff) -> list[Site]:
+    """The sites a staff member has any role at, by name."""
+    if not staff.site_ids:
+        return []
+    return list(db.session.execute(
+        db.select(Site).where(Site.id.in_(staff.site_ids)).order_by(Site.name)).scalars())
+
+
+def get_site(site_id: int) -> Site:
+    site = db.session.get(Site, site_id)
+    if site is None:
+        raise NotFound(f"No site has id {site_id}.")
+    return site
+
+
+def create_site(*, name: str, slug: str, timezone: str, actor: Actor) -> Site:
+    site = Site(name=name, slug=slug, timezone=timezone)
+    db.session.add(site)
+    db.session.flush()
+    record(actor, "site_created", "site", site.id, site_id=site.id)
+    db.session.commit()
+    return site
+
+
+def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -> Site:
+    """Apply validated setting changes, audit each old and new value, announce."""
+    changed = {}
+    for name, value in changes.items():
+        old = getattr(site, name)
+        if old != value:
+            setattr(site, name, value)
+            changed[name] = {"from": old, "to": value}
+    if changed:
+        record(actor, "settings_updated", "site", site.id, site_id=site.id, detail=changed,
+               now=now)
+    db.session.commit()
+    if changed:
+        live.announce(site.id, "settings")
+    return site

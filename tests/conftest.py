@@ -1,0 +1,297 @@
+"""Fixtures in the flaskr style (app, client, runner, auth, socket_client) plus a real server.
+
+The database is SQLite by default; set ``SRS_TEST_DATABASE_URL`` to a
+PostgreSQL URL to run the same suite there (each test session gets its own
+throw-away databases on that server).
+"""
+
+import contextvars
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, make_url, text
+
+from srs import create_app
+from srs.extensions import db, limiter, socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_DATABASE_URL = os.environ.get("SRS_TEST_DATABASE_URL", "")
+ON_POSTGRES = BASE_DATABASE_URL.startswith("postgresql")
+OUTPUT = ROOT / "test-output"
+
+
+class Databases:
+    """Hands out empty databases: SQLite files, or fresh PostgreSQL databases."""
+
+    def __init__(self, tmp_root: Path):
+        self.tmp_root = tmp_root
+        self.created: list[str] = []
+
+    def new(self, label: str) -> str:
+        if not ON_POSTGRES:
+            return f"sqlite:///{self.tmp_root / f'{label}-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        name = f"srs_{label}_{uuid.uuid4().hex[:10]}".replace("-", "_")
+        admin = create_engine(BASE_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.created.append(name)
+        return make_url(BASE_DATABASE_URL).set(database=name).render_as_string(
+            hide_password=False)
+
+    def drop_all(self):
+        if not self.created:
+            return
+        admin = create_engine(BASE_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory):
+    dbs = Databases(tmp_path_factory.mktemp("db"))
+    yield dbs
+    dbs.drop_all()
+
+
+def test_config(database_url: str, **extra) -> dict:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SRS_SCHEDULER": False,
+        # Fast hashes: the tests check behaviour, not the cost of scrypt.
+        "SRS_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema(databases):
+    """On PostgreSQL, build the schema once per session; tests truncate after themselves."""
+    if not ON_POSTGRES:
+        return None
+    url = databases.new("unit")
+    app = create_app(test_config(url))
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return url
+
+
+class IsolatedClient(FlaskClient):
+    """Each request gets its own app context, as on a real server.
+
+    The ``app`` fixture keeps an app context pushed so that tests can use the
+    factories; without this, requests would share that context's ``g``
+    (Flask reuses a pushed app context) and leak state from one to the next.
+    """
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+@pytest.fixture
+def app(databases, _postgres_schema, request):
+    url = _postgres_schema or databases.new("unit")
+    extra = getattr(request, "param", None) or {}
+    app = create_app(test_config(url, **extra))
+    app.test_client_class = IsolatedClient
+    with app.app_context():
+        if not ON_POSTGRES:
+            db.create_all()
+        limiter.reset()
+        yield app
+        db.session.remove()
+        if ON_POSTGRES:
+            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            with db.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def csrf_token(client) -> str:
+    """Read the CSRF token a page gives this browser session."""
+    page = client.get("/login").get_data(as_text=True)
+    match = _CSRF_META.search(page)
+    assert match, "the login page carries a CSRF token"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username: str, password: str | None = None, **kwargs):
+        from factories import PASSWORD
+
+        return self._client.post("/login", data={
+            "username": username, "password": password or PASSWORD,
+            "csrf_token": csrf_token(self._client), **kwargs})
+
+    def logout(self):
+        return self._client.post("/logout", data={"csrf_token": csrf_token(self._client)})
+
+    def post(self, url: str, data: dict | None = None, **kwargs):
+        """A form post with this session's CSRF token."""
+        return self._client.post(url, data={"csrf_token": csrf_token(self._client),
+                                            **(data or {})}, **kwargs)
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def socket_client(app, client):
+    """A Socket.IO test client sharing the Flask test client's cookies; call to connect."""
+    made = []
+
+    def connect(**kwargs):
+        sc = socketio.test_client(app, flask_test_client=client, **kwargs)
+        made.append(sc)
+        return sc
+
+    yield connect
+    for sc in made:
+        if sc.is_connected():
+            sc.disconnect()
+
+
+# --- The real server --------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(database_url: str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
+    env.update({"SRS_DATABASE_URL": database_url, "SRS_SECRET_KEY": "live-test-secret",
+                "SRS_ENV": "development", "PYTHONUNBUFFERED": "1"})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def flask_cli(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120, **kwargs)
+
+
+class LiveServer:
+    """``python app.py`` (gunicorn, threads, Socket.IO) on a free port and its own database."""
+
+    def __init__(self, database_url: str, log_path: Path, **env_extra):
+        self.database_url = database_url
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = server_env(database_url, SRS_PORT=self.port, SRS_HOST="127.0.0.1",
+                              **env_extra)
+        self.process = None
+
+    def start(self, timeout: float = 30):
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+@pytest.fixture
+def live_server(databases, tmp_path):
+    """A migrated database and the real server on it; ``.app`` writes test data to it."""
+    url = databases.new("live")
+    result = flask_cli(["db", "upgrade"], server_env(url))
+    assert result.returncode == 0, result.stderr
+    server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
+    server.app = create_app(test_config(url))
+    with server.app.app_context():
+        yield server.start()
+        server.stop()
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """Where a test keeps what a person would look at (screenshots)."""
+    path = OUTPUT / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Real Chromium (Debian's package) driven by Playwright."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("SRS_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is missing at /usr/bin/chromium and SRS_REQUIRE_BROWSER=1")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def tablet(browser):
+    """A fresh browser context at the wall tablet's 1280x800 landscape viewport."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
+    yield context
+    context.close()
