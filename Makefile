@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test test-postgres lint bench install browser clean
+.PHONY: run test test-postgres lint install browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,9 @@ browser:
 		echo "Chromium is missing: run 'sudo apt-get install chromium' for the browser tests."; \
 	fi
 
-## The whole suite, browser tests included.
+## Lint, then the whole suite, browser tests included.
 test: $(STAMP) browser
+	$(BIN)/ruff check srs tests app.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (SRS_TEST_DATABASE_URL overrides the server).
@@ -44,10 +45,7 @@ test-postgres: $(STAMP) browser
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check srs tests app.py bench
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/ruff check srs tests app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

@@ -20,7 +20,8 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_relative_config=True,
                 template_folder=os.path.join(root, "templates"),
                 static_folder=os.path.join(root, "static"),
-                instance_path=os.path.join(root, "instance"))
+                instance_path=os.environ.get("SRS_INSTANCE_PATH")
+                or os.path.join(root, "instance"))
     app.config.update(from_environment(app.instance_path))
     app.config.update(SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",
                       SRS_PASSWORD_HASH_METHOD="scrypt",

@@ -21,6 +21,8 @@ ENV_VARS = {
     "SRS_HOST": "address to listen on; default 127.0.0.1",
     "SRS_PORT": "port to listen on; default 5000",
     "SRS_SCHEDULER": "on or off: run the scheduler inside the web process; default on",
+    "SRS_INSTANCE_PATH": "folder for the SQLite file, generated secret and locks; "
+                         "default instance/",
 }
 
 

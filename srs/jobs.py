@@ -99,9 +99,13 @@ class SchedulerLock:
             engine = db.engine
             if engine.dialect.name == "postgresql":
                 connection = engine.connect()
+                # Session-level lock: this connection must never go back to the pool
+                # while it holds it, and closing it must really release it.
+                connection.detach()
                 got = connection.execute(
                     text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
                 ).scalar()
+                connection.commit()  # the lock outlives the transaction; don't idle in one
                 if got:
                     self._connection = connection
                     return True

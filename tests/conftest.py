@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +25,8 @@ from srs import create_app
 from srs.extensions import db, limiter, socketio
 
 ROOT = Path(__file__).resolve().parent.parent
+# Keep the developer's own instance/ (their demo database, secret, logins) out of the tests.
+os.environ["SRS_INSTANCE_PATH"] = tempfile.mkdtemp(prefix="srs-test-instance-")
 BASE_DATABASE_URL = os.environ.get("SRS_TEST_DATABASE_URL", "")
 ON_POSTGRES = BASE_DATABASE_URL.startswith("postgresql")
 OUTPUT = ROOT / "test-output"
@@ -65,7 +68,7 @@ def databases(tmp_path_factory):
     dbs.drop_all()
 
 
-def test_config(database_url: str, **extra) -> dict:
+def app_config(database_url: str, **extra) -> dict:
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
@@ -84,7 +87,7 @@ def _postgres_schema(databases):
     if not ON_POSTGRES:
         return None
     url = databases.new("unit")
-    app = create_app(test_config(url))
+    app = create_app(app_config(url))
     with app.app_context():
         db.create_all()
         db.engine.dispose()
@@ -107,7 +110,7 @@ class IsolatedClient(FlaskClient):
 def app(databases, _postgres_schema, request):
     url = _postgres_schema or databases.new("unit")
     extra = getattr(request, "param", None) or {}
-    app = create_app(test_config(url, **extra))
+    app = create_app(app_config(url, **extra))
     app.test_client_class = IsolatedClient
     with app.app_context():
         if not ON_POSTGRES:
@@ -193,7 +196,8 @@ def free_port() -> int:
 
 
 def server_env(database_url: str, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SRS_") or k == "SRS_INSTANCE_PATH"}
     env.update({"SRS_DATABASE_URL": database_url, "SRS_SECRET_KEY": "live-test-secret",
                 "SRS_ENV": "development", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})
@@ -251,7 +255,7 @@ def live_server(databases, tmp_path):
     result = flask_cli(["db", "upgrade"], server_env(url))
     assert result.returncode == 0, result.stderr
     server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
-    server.app = create_app(test_config(url))
+    server.app = create_app(app_config(url))
     with server.app.app_context():
         yield server.start()
         server.stop()

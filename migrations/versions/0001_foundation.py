@@ -54,13 +54,13 @@ def upgrade():
     sa.Column('min_observation_seconds', sa.Integer(), server_default='900', nullable=False),
     sa.Column('escalation_grace_seconds', sa.Integer(), server_default='60', nullable=False),
     sa.Column('naloxone_redose_seconds', sa.Integer(), server_default='150', nullable=False),
-    sa.CheckConstraint('booth_check_interval_seconds BETWEEN 30 AND 1800', name=op.f('ck_site_booth_check_interval_seconds_range')),
-    sa.CheckConstraint('booth_time_limit_seconds BETWEEN 60 AND 7200', name=op.f('ck_site_booth_time_limit_seconds_range')),
-    sa.CheckConstraint('escalation_grace_seconds BETWEEN 10 AND 900', name=op.f('ck_site_escalation_grace_seconds_range')),
+    sa.CheckConstraint('booth_check_interval_seconds BETWEEN 5 AND 1800', name=op.f('ck_site_booth_check_interval_seconds_range')),
+    sa.CheckConstraint('booth_time_limit_seconds BETWEEN 10 AND 7200', name=op.f('ck_site_booth_time_limit_seconds_range')),
+    sa.CheckConstraint('escalation_grace_seconds BETWEEN 5 AND 900', name=op.f('ck_site_escalation_grace_seconds_range')),
     sa.CheckConstraint('lock_after_seconds BETWEEN 30 AND 3600', name=op.f('ck_site_lock_after_seconds_range')),
     sa.CheckConstraint('min_observation_seconds BETWEEN 0 AND 14400', name=op.f('ck_site_min_observation_seconds_range')),
-    sa.CheckConstraint('naloxone_redose_seconds BETWEEN 60 AND 600', name=op.f('ck_site_naloxone_redose_seconds_range')),
-    sa.CheckConstraint('observation_check_interval_seconds BETWEEN 30 AND 3600', name=op.f('ck_site_observation_check_interval_seconds_range')),
+    sa.CheckConstraint('naloxone_redose_seconds BETWEEN 10 AND 600', name=op.f('ck_site_naloxone_redose_seconds_range')),
+    sa.CheckConstraint('observation_check_interval_seconds BETWEEN 5 AND 3600', name=op.f('ck_site_observation_check_interval_seconds_range')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_site')),
     sa.UniqueConstraint('slug', name=op.f('uq_site_slug'))
     )

@@ -10,6 +10,9 @@ from srs.auth.service import staff_for_token
 from srs.common import utcnow
 from srs.sites.service import get_site
 
+# The OpenAPI security requirement of every operation.
+SECURITY = [{"bearerAuth": []}]
+
 
 def _bearer() -> str | None:
     header = request.headers.get("Authorization", "")

@@ -3,7 +3,7 @@
 from flask import g, request
 from flask_smorest import Blueprint
 
-from srs.api.access import token_required
+from srs.api.access import SECURITY, token_required
 from srs.auth.models import Role
 from srs.auth.service import Actor
 from srs.booths.schemas import BoardSchema
@@ -13,7 +13,6 @@ from srs.sites import service
 from srs.sites.schemas import SiteSchema, SiteSettingsChangeSchema, SiteSettingsSchema
 
 blp = Blueprint("api_sites", __name__, url_prefix="/api/v1", description="Sites")
-SECURITY = [{"bearerAuth": []}]
 
 
 @blp.get("/sites")

@@ -24,21 +24,22 @@ class TimerSetting:
 
 
 # The one list of timer settings: the model's columns, the API's validation
-# ranges and the README's table all come from here.
+# ranges and the README's table all come from here. The lower bounds are low
+# enough for a drill or a test to run seconds-long timers.
 TIMER_SETTINGS: tuple[TimerSetting, ...] = (
     TimerSetting("lock_after_seconds", 300, 30, 3600,
                  "Idle time before a shared tablet locks"),
-    TimerSetting("booth_time_limit_seconds", 900, 60, 7200,
+    TimerSetting("booth_time_limit_seconds", 900, 10, 7200,
                  "Time a client may stay in a booth (BC overdose prevention sites: 15 min)"),
-    TimerSetting("booth_check_interval_seconds", 180, 30, 1800,
+    TimerSetting("booth_check_interval_seconds", 180, 5, 1800,
                  "Time between checks on a client in a booth"),
-    TimerSetting("observation_check_interval_seconds", 300, 30, 3600,
+    TimerSetting("observation_check_interval_seconds", 300, 5, 3600,
                  "Time between checks on a client in after-care"),
     TimerSetting("min_observation_seconds", 900, 0, 14400,
                  "Minimum time in after-care after use"),
-    TimerSetting("escalation_grace_seconds", 60, 10, 900,
+    TimerSetting("escalation_grace_seconds", 60, 5, 900,
                  "Grace before an unacknowledged alarm escalates a level"),
-    TimerSetting("naloxone_redose_seconds", 150, 60, 600,
+    TimerSetting("naloxone_redose_seconds", 150, 10, 600,
                  "Time after a naloxone dose before the console prompts to reassess"),
 )
 TIMERS = {setting.name: setting for setting in TIMER_SETTINGS}

@@ -1,0 +1,1 @@
+"""Overdose responses, interventions, incident reports and their review."""

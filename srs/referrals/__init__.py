@@ -1,0 +1,1 @@
+"""Treatment referral rules, suggestions, referral records and the service directory."""

@@ -1,0 +1,93 @@
+"""flask --app app srs ...: seed-demo, user create, token create."""
+
+from factories import make_site
+
+from srs.auth.models import ApiToken, Staff
+from srs.auth.service import staff_for_token
+from srs.booths.models import Booth
+from srs.common import utcnow
+from srs.extensions import db
+from srs.sites.models import Site
+
+
+def test_seed_demo_creates_eight_booths_of_both_kinds_and_one_user_per_role(runner, app):
+    result = runner.invoke(args=["srs", "seed-demo"])
+    assert result.exit_code == 0, result.output
+    site = db.session.execute(db.select(Site).filter_by(slug="demo")).scalar_one()
+    kinds = [b.kind for b in db.session.execute(db.select(Booth).filter_by(site_id=site.id))
+             .scalars()]
+    assert len(kinds) == 8 and set(kinds) == {"injection", "inhalation"}
+    for role in ("nurse", "supervisor", "reviewer", "admin"):
+        assert f"demo-{role}" in result.output
+        staff = db.session.execute(db.select(Staff).filter_by(username=f"demo-{role}")).scalar_one()
+        assert staff.roles_at(site.id) == {role}
+    assert "password" in result.output and "PIN" in result.output
+
+
+def test_demo_logins_printed_work(runner, app, client, auth):
+    result = runner.invoke(args=["srs", "seed-demo"])
+    line = next(line for line in result.output.splitlines() if "demo-supervisor" in line)
+    password = line.split("password")[1].split()[0]
+    assert auth.login("demo-supervisor", password).status_code == 302
+    assert b"Demo Site" in client.get("/supervise").data
+
+
+def test_seed_demo_twice_changes_nothing(runner, app):
+    runner.invoke(args=["srs", "seed-demo"])
+    again = runner.invoke(args=["srs", "seed-demo"])
+    assert again.exit_code != 0
+    assert "already exists" in again.output
+    assert db.session.execute(db.select(db.func.count(Site.id))).scalar() == 1
+
+
+def test_user_create_with_password_and_pin(runner, app, auth):
+    make_site(slug="east")
+    result = runner.invoke(args=["srs", "user", "create", "nina", "--role", "nurse", "--site",
+                                 "east", "--password", "long enough pass", "--pin", "246813"])
+    assert result.exit_code == 0, result.output
+    assert "Password (shown once)" not in result.output
+    assert auth.login("nina", "long enough pass").status_code == 302
+
+
+def test_user_create_generates_a_password_when_none_given(runner, app, auth):
+    make_site(slug="east")
+    result = runner.invoke(args=["srs", "user", "create", "nina", "--role", "nurse", "--site",
+                                 "east"])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("Password (shown once): ")[1].strip()
+    assert auth.login("nina", password).status_code == 302
+
+
+def test_user_create_refuses_bad_input_with_messages(runner, app):
+    make_site(slug="east")
+    cases = [
+        (["nina", "--role", "nurse", "--site", "west"], "No site has the slug 'west'"),
+        (["nina", "--role", "chef", "--site", "east"], "Invalid value for '--role'"),
+        (["nina", "--role", "nurse", "--site", "east", "--password", "short"],
+         "at least 10 characters"),
+        (["nina", "--role", "nurse", "--site", "east", "--pin", "12"], "exactly 6 digits"),
+        (["Nina Smith", "--role", "nurse", "--site", "east"], "lower-case letters"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(args=["srs", "user", "create", *args])
+        assert result.exit_code != 0
+        assert message in result.output, (args, result.output)
+    assert db.session.execute(db.select(db.func.count(Staff.id))).scalar() == 0
+
+
+def test_token_create_prints_only_the_token(runner, app):
+    make_site(slug="east")
+    runner.invoke(args=["srs", "user", "create", "nina", "--role", "nurse", "--site", "east"])
+    result = runner.invoke(args=["srs", "token", "create", "nina"])
+    assert result.exit_code == 0
+    token = result.output
+    assert token.endswith("\n") and token.count("\n") == 1
+    assert staff_for_token(token.strip(), now=utcnow()).username == "nina"
+    stored = db.session.execute(db.select(ApiToken)).scalar_one()
+    assert token.strip() not in (stored.token_hash, stored.prefix)
+
+
+def test_token_create_for_unknown_user_fails(runner, app):
+    result = runner.invoke(args=["srs", "token", "create", "ghost"])
+    assert result.exit_code != 0
+    assert "No staff member is called 'ghost'" in result.output

@@ -1,0 +1,82 @@
+"""Configuration from SRS_* environment variables."""
+
+import pytest
+from sqlalchemy import text
+
+from srs import create_app
+from srs.config import ConfigError, from_environment
+from srs.extensions import db
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("SRS_ENV", "SRS_DATABASE_URL", "SRS_REDIS_URL", "SRS_SECRET_KEY", "SRS_HOST",
+                 "SRS_PORT", "SRS_SCHEDULER"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_embedded_defaults(clean_env, tmp_path):
+    config = from_environment(str(tmp_path))
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'srs.sqlite3'}"
+    assert config["SRS_REDIS_URL"] is None
+    assert (config["SRS_HOST"], config["SRS_PORT"]) == ("127.0.0.1", 5000)
+    assert config["SRS_SCHEDULER"] is True
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_embedded_secret_is_generated_once_and_kept(clean_env, tmp_path):
+    first = from_environment(str(tmp_path))["SECRET_KEY"]
+    assert len(first) >= 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert from_environment(str(tmp_path))["SECRET_KEY"] == first
+
+
+def test_production_refuses_to_start_without_a_secret(clean_env, tmp_path):
+    clean_env.setenv("SRS_ENV", "production")
+    with pytest.raises(ConfigError, match="SRS_SECRET_KEY is not set"):
+        from_environment(str(tmp_path))
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_with_a_secret(clean_env, tmp_path):
+    clean_env.setenv("SRS_ENV", "production")
+    clean_env.setenv("SRS_SECRET_KEY", "x" * 50)
+    config = from_environment(str(tmp_path))
+    assert config["SECRET_KEY"] == "x" * 50
+    assert config["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("SRS_PORT", "http", "SRS_PORT must be a port number"),
+    ("SRS_PORT", "70000", "between 1 and 65535"),
+    ("SRS_SCHEDULER", "maybe", "expected on or off"),
+    ("SRS_ENV", "staging", "SRS_ENV must be development or production"),
+])
+def test_bad_values_are_refused_with_a_clear_message(clean_env, tmp_path, name, value, message):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        from_environment(str(tmp_path))
+
+
+def test_environment_values_are_read(clean_env, tmp_path):
+    clean_env.setenv("SRS_HOST", "0.0.0.0")
+    clean_env.setenv("SRS_PORT", "8080")
+    clean_env.setenv("SRS_SCHEDULER", "off")
+    clean_env.setenv("SRS_REDIS_URL", "redis://127.0.0.1:6379/0")
+    clean_env.setenv("SRS_DATABASE_URL", "postgresql+psycopg://srs@db/srs")
+    config = from_environment(str(tmp_path))
+    assert (config["SRS_HOST"], config["SRS_PORT"], config["SRS_SCHEDULER"]) == (
+        "0.0.0.0", 8080, False)
+    assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://srs@db/srs"
+    assert config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+
+
+def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                      "SECRET_KEY": "k"})
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+        db.engine.dispose()
