@@ -79,7 +79,15 @@ def handle_domain_error(error: DomainError):
                            errors=error.errors), error.status
 
 
+# What a person at a screen should read instead of the framework's wording.
+FRIENDLY = {
+    429: "Too many attempts from this address. Wait a minute, then try again.",
+}
+
+
 def handle_http_exception(error: HTTPException):
+    if error.code in FRIENDLY:
+        error.description = FRIENDLY[error.code]
     if not wants_json():
         if request.headers.get("HX-Request"):
             return render_template("_error_fragment.html", status=error.code,

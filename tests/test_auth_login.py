@@ -111,3 +111,12 @@ def test_next_never_leaves_the_site(client, auth):
     assert response.headers["Location"] == "/"
     response = auth.login("sam", next="//evil.example/")
     assert response.headers["Location"] == "/"
+
+
+def test_login_attempts_are_rate_limited_per_address(client, auth, app):
+    limit = int(app.config["SRS_LOGIN_RATE_LIMIT"].split()[0])
+    for n in range(limit):
+        assert auth.login(f"nobody{n}", "whatever").status_code == 401
+    response = auth.login("nobody", "whatever")
+    assert response.status_code == 429
+    assert b"Too many attempts from this address. Wait a minute" in response.data
