@@ -79,6 +79,9 @@ def handle_domain_error(error: DomainError):
                            errors=error.errors), error.status
 
 
+SERVER_ERROR = ("Something went wrong on the server. Check what the screen shows before "
+                "trying again.")
+
 # What a person at a screen should read instead of the framework's wording.
 FRIENDLY = {
     429: "Too many attempts from this address. Wait a minute, then try again.",
@@ -113,9 +116,9 @@ def handle_unexpected(error: Exception):
     current_app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
     if wants_json():
         return jsonify(error_payload("internal_server_error", 500,
-                                     "Something went wrong on the server; nothing was saved.")), 500
+                                     SERVER_ERROR)), 500
     return render_template("error.html", status=500,
-                           message="Something went wrong on the server; nothing was saved.",
+                           message=SERVER_ERROR,
                            errors={}), 500
 
 

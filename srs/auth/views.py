@@ -99,7 +99,7 @@ def _next_for_lock() -> str | None:
 @limiter.limit(lambda: current_app.config["SRS_LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():
     next_url = _safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only show the form
         return render_template("auth/login.html", next=next_url, errors={}, form={})
     try:
         data = LoginForm().load(request.form)

@@ -9,7 +9,7 @@ from srs.sites.schemas import SiteSchema
 class BoothSchema(Schema):
     id = fields.Integer()
     label = fields.String()
-    kind = fields.Enum(BoothKind, by_value=True)
+    kind = fields.String(validate=validate.OneOf([k.value for k in BoothKind]))
     position = fields.Integer()
     state = fields.Enum(BoothState, by_value=True)
     out_of_service_reason = fields.String(allow_none=True)

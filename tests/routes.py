@@ -1,0 +1,169 @@
+"""The route table and the floor that the authorization, CSRF, API and header tests share."""
+
+import functools
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import app_config
+from factories import ACTOR, PASSWORD, PIN, make_booth, make_site, make_staff
+
+from srs import create_app
+from srs.auth.access import ANY_STAFF
+from srs.auth.models import Role
+from srs.auth.service import issue_token
+
+PUBLIC = "public"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ERROR_KEYS = {"code", "status", "message", "errors"}
+
+# Flask's and flask-smorest's own endpoints: they cannot carry a declaration, and both are open
+# to anyone (the API's description is public; the operations behind it are not).
+UNDECLARED_PUBLIC = {"static", "api-docs.openapi_json"}
+
+ANONYMOUS = "anonymous"
+OTHER_SITE = "every role at another site"
+PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE)
+
+# A username the login form signs in as (the floor's own nurse).
+FLOOR_NURSE = "floor-nurse"
+
+# What a form post sends besides its CSRF token, so that an allowed caller gets the route's
+# normal answer rather than a validation error.
+PAGE_FORMS = {
+    "auth.login": {"username": FLOOR_NURSE, "password": PASSWORD},
+    "auth.unlock": {"pin": PIN},
+}
+
+# A valid minimal JSON body for every state-changing API operation.
+API_BODIES = {
+    "api_sites.update_site_settings": {"lock_after_seconds": 600},
+    "api_booths.set_booth_out_of_service": {"reason": "Needle bin full"},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    endpoint: str
+    rule: str
+    method: str
+    arguments: frozenset
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.rule}"
+
+    @property
+    def is_api(self) -> bool:
+        return self.rule.startswith("/api/")
+
+    @property
+    def at_one_site(self) -> bool:
+        """True when the URL names a site, so roles count only at that site."""
+        return bool(self.arguments & {"slug", "site_id"})
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method in STATE_CHANGING
+
+
+@functools.cache
+def routes() -> tuple[Route, ...]:
+    """Every (rule, method) pair of the app, read from a throw-away app's url_map."""
+    app = create_app(app_config("sqlite://"))
+    return tuple(
+        Route(rule.endpoint, rule.rule, method, frozenset(rule.arguments))
+        for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
+        for method in sorted(rule.methods)
+    )
+
+
+def make_floor() -> SimpleNamespace:
+    """A site with a booth and its own nurse, and a second site for the outsider."""
+    site = make_site(name="East", slug="east")
+    booth = make_booth(site, label="B1")
+    make_staff(site, role=Role.NURSE, username=FLOOR_NURSE)
+    other_site = make_site(name="West", slug="west")
+    return SimpleNamespace(site=site, booth=booth, other_site=other_site)
+
+
+def make_principal(floor, principal: str):
+    """The staff member behind ``principal`` (None for anonymous)."""
+    if principal == ANONYMOUS:
+        return None
+    if principal == OTHER_SITE:
+        return make_staff(roles=[(floor.other_site, role.value) for role in Role])
+    return make_staff(floor.site, role=principal)
+
+
+def url_of(route: Route, floor, **overrides) -> str:
+    """The route's URL at the floor's site and booth (``overrides`` replace parameters)."""
+    values = {"slug": floor.site.slug, "site_id": floor.site.id, "booth_id": floor.booth.id,
+              "filename": "srs.js", **overrides}
+
+    def fill(match):
+        name = match.group(1)
+        assert name in values, f"{route}: no test value for URL parameter {name!r}"
+        return str(values[name])
+
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", fill, route.rule)
+
+
+def bearer(staff) -> dict:
+    """The Authorization header of a fresh API token for ``staff``."""
+    return {"Authorization": f"Bearer {issue_token(staff, actor=ACTOR)}"}
+
+
+def api_body(route: Route):
+    """The JSON body a call to ``route`` sends (None for reads)."""
+    if not route.changes_state:
+        return None
+    if route.endpoint not in API_BODIES:
+        pytest.fail(f"{route} ({route.endpoint}) changes state but API_BODIES has no valid "
+                    f"minimal body for it: add one in tests/routes.py")
+    return API_BODIES[route.endpoint]
+
+
+def assert_api_error(response, status: int, *fields: str) -> dict:
+    """Assert the API's error shape with ``status``; each of ``fields`` has a message."""
+    text = response.get_data(as_text=True)
+    assert response.status_code == status, text
+    assert response.mimetype == "application/json", text
+    body = response.get_json()
+    assert ERROR_KEYS <= body.keys(), body
+    assert body["status"] == status
+    assert isinstance(body["code"], str) and body["code"], body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert isinstance(body["errors"], dict), body
+    for field in fields:
+        assert body["errors"].get(field), f"no message on {field!r}: {body}"
+    return body
+
+
+def redirect_path(response) -> str:
+    return urlsplit(response.headers["Location"]).path
+
+
+def declared_roles(app, endpoint: str):
+    if endpoint in UNDECLARED_PUBLIC:
+        return PUBLIC
+    view = app.view_functions[endpoint]
+    if not hasattr(view, "srs_roles"):
+        pytest.fail(f"{endpoint} declares no srs_roles: protect it with public, "
+                    f"staff_required, site_role_required, any_site_role_required or "
+                    f"token_required")
+    return view.srs_roles
+
+
+def may_call(declared, principal: str, route: Route) -> bool:
+    if declared == PUBLIC:
+        return True
+    if principal == ANONYMOUS:
+        return False
+    if declared == ANY_STAFF:
+        return True
+    if principal == OTHER_SITE:
+        # Holds every role, but elsewhere: enough only where the URL names no site.
+        return not route.at_one_site
+    return principal in declared

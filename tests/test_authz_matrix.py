@@ -1,0 +1,113 @@
+"""Who may call what: every route and method, for anonymous and for every role.
+
+The expected answer comes from what each view declares (``srs_roles``), so a new
+route is in the matrix as soon as it exists, and one that declares nothing fails.
+The route table and the floor come from tests/routes.py.
+"""
+
+import pytest
+from conftest import csrf_token
+from routes import (
+    ANONYMOUS,
+    OTHER_SITE,
+    PAGE_FORMS,
+    PRINCIPALS,
+    PUBLIC,
+    UNDECLARED_PUBLIC,
+    api_body,
+    assert_api_error,
+    bearer,
+    declared_roles,
+    make_floor,
+    make_principal,
+    may_call,
+    redirect_path,
+    routes,
+    url_of,
+)
+
+from srs.auth.access import ANY_STAFF
+from srs.auth.models import Role
+
+
+def test_every_endpoint_declares_who_may_call_it(app):
+    allowed_roles = {role.value for role in Role}
+    for endpoint, view in app.view_functions.items():
+        if endpoint in UNDECLARED_PUBLIC:
+            continue
+        declared = getattr(view, "srs_roles", None)
+        assert declared is not None, f"{endpoint} declares no srs_roles"
+        if isinstance(declared, frozenset):
+            assert declared, f"{endpoint} declares an empty set of roles"
+            assert declared <= allowed_roles, f"{endpoint} declares unknown roles {declared}"
+        else:
+            assert declared in {PUBLIC, ANY_STAFF}, f"{endpoint}: srs_roles={declared!r}"
+
+
+def test_the_openapi_document_is_public(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.get_json()["paths"]
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize("route", routes(), ids=str)
+def test_authorization_matrix(app, client, auth, route, principal):
+    floor = make_floor()
+    staff = make_principal(floor, principal)
+    declared = declared_roles(app, route.endpoint)
+    allowed = may_call(declared, principal, route)
+    url = url_of(route, floor)
+
+    if route.is_api:
+        headers = bearer(staff) if staff else {}
+        response = client.open(url, method=route.method, headers=headers,
+                               json=api_body(route))
+    else:
+        if staff:
+            assert auth.login(staff.username).status_code == 302
+        data = None
+        if route.changes_state:
+            data = {"csrf_token": csrf_token(client), **PAGE_FORMS.get(route.endpoint, {})}
+        response = client.open(url, method=route.method, data=data)
+    response.close()
+    status = response.status_code
+    where = f"{route} as {principal} (declared: {declared})"
+
+    if route.method == "OPTIONS":
+        # Flask answers OPTIONS itself without running the view: it tells the methods only.
+        assert status == 200 and response.data == b"", where
+        same_url = {r.method for r in routes() if r.rule == route.rule}
+        assert set(response.headers["Allow"].split(", ")) == same_url, where
+    elif route.is_api and allowed:
+        assert 200 <= status < 300, f"{where}: {status} {response.get_data(as_text=True)}"
+    elif route.is_api:
+        expected = 401 if principal == ANONYMOUS else 403
+        if route.method == "HEAD":
+            assert status == expected, where
+        else:
+            assert_api_error(response, expected)
+        if expected == 401:
+            assert response.headers["WWW-Authenticate"].startswith("Bearer"), where
+    elif allowed:
+        assert status in (200, 204, 302, 303), f"{where}: {status}"
+        if status in (302, 303) and declared != PUBLIC:
+            # The route's own redirect, not a bounce to the login page.
+            assert redirect_path(response) != "/login", where
+    elif principal == ANONYMOUS:
+        assert status == 302, f"{where}: {status}"
+        assert redirect_path(response) == "/login", where
+    else:
+        assert status == 403, f"{where}: {status}"
+
+
+def test_a_role_at_another_site_shows_nothing_of_this_site(client, auth):
+    floor = make_floor()
+    outsider = make_principal(floor, OTHER_SITE)
+    auth.login(outsider.username)
+    page = client.get("/supervise")
+    assert page.status_code == 200
+    assert b"West" in page.data
+    assert b"East" not in page.data
+    sites = client.get("/api/v1/sites", headers=bearer(outsider)).get_json()
+    assert [s["slug"] for s in sites] == ["west"]
