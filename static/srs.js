@@ -71,7 +71,7 @@
       if (value === "clear") input.value = "";
       else if (value === "back") input.value = input.value.slice(0, -1);
       else if (input.value.length < 6) input.value += value;
-      input.focus();
+      // No focus(): on a tablet it would open the on-screen keyboard over the keypad.
       if (input.value.length === 6 && input.form) {
         input.form.requestSubmit();
       }
@@ -79,8 +79,10 @@
   });
 
   /* --- Idle lock: a shared tablet locks after the site's idle time ---------- */
+  // Not on the lock and sign-in pages (data-idle-lock="off"): a locked session's activity
+  // ping is redirected, and the reload would wipe the PIN or password being typed.
   var lockAfter = parseInt(body.dataset.lockAfter || "0", 10);
-  if (lockAfter > 0 && body.dataset.lockUrl) {
+  if (lockAfter > 0 && body.dataset.lockUrl && body.dataset.idleLock !== "off") {
     var lastActivity = Date.now();
     var lastPing = Date.now();
     var PING_EVERY_MS = 15000;

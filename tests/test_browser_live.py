@@ -1,0 +1,127 @@
+"""Live updates in real Chromium: a nurse's floor tablet and a supervisor's dashboard follow a
+change without reloading, and a screen that lost its connection says so and catches up."""
+
+import pytest
+from factories import make_site, make_staff
+from live_helpers import WAIT_SECONDS, ConsoleWatch, api_token, set_out_of_service, sign_in
+from playwright.sync_api import Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+TIMEOUT_MS = WAIT_SECONDS * 1000
+# Socket.IO's reconnection back-off is up to about 5 s after a failed attempt, plus jitter.
+RECONNECT_TIMEOUT_MS = 15_000
+# What Chromium logs while it is offline; anything else in the console is a fault.
+OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
+
+
+class Screen:
+    """One signed-in screen and what its console reported."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.console = ConsoleWatch(page)
+
+    def tile(self, booth):
+        return self.page.locator(f'.tile[data-booth-id="{booth.id}"]')
+
+    def wait_until_live(self) -> None:
+        """Wait for the page's socket to connect, so the next change comes as a live hint."""
+        self.page.wait_for_function("() => window.srsSocket && window.srsSocket.connected",
+                                    timeout=TIMEOUT_MS)
+        # Anything set on window survives only as long as this page is not reloaded.
+        self.page.evaluate("() => { window.srsNotReloaded = true; }")
+
+    def was_not_reloaded(self) -> bool:
+        return self.page.evaluate("() => window.srsNotReloaded === true")
+
+    def unexpected_console(self) -> list[str]:
+        return [e for e in self.console.errors if OFFLINE_NOISE not in e]
+
+
+@pytest.fixture
+def site(live_server):
+    return make_site(slug="east", name="East Side", booths=3)
+
+
+@pytest.fixture
+def floor(live_server, site, tablet) -> Screen:
+    """The nurse's wall tablet, signed in and showing the floor."""
+    make_staff(site, role="nurse", username="nina")
+    screen = Screen(tablet.new_page())
+    screen.page.set_default_timeout(TIMEOUT_MS)
+    sign_in(screen.page, live_server.url, "nina")
+    expect(screen.page.locator(".tile")).to_have_count(3)
+    screen.wait_until_live()
+    return screen
+
+
+@pytest.fixture
+def dashboard(live_server, site, browser) -> Screen:
+    """The supervisor's desktop dashboard."""
+    make_staff(site, role="supervisor", username="sam")
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    screen = Screen(context.new_page())
+    screen.page.set_default_timeout(TIMEOUT_MS)
+    sign_in(screen.page, live_server.url, "sam")
+    screen.page.get_by_role("link", name="Supervisor dashboard").click()
+    expect(screen.page.get_by_role("heading", name="East Side")).to_be_visible()
+    expect(screen.page.locator(".tile")).to_have_count(3)
+    screen.wait_until_live()
+    yield screen
+    context.close()
+
+
+@pytest.fixture
+def token(site) -> str:
+    """An integration's bearer token, held by the site's supervisor."""
+    return api_token(make_staff(site, role="supervisor"))
+
+
+def test_out_of_service_shows_on_floor_and_dashboard_without_reload(
+        live_server, site, floor, dashboard, token, output_dir):
+    booth = site.booths[1]
+    for screen in (floor, dashboard):
+        expect(screen.tile(booth)).to_have_class("tile tile--available")
+
+    set_out_of_service(live_server.url, token, booth, "Needle bin full")
+
+    for screen in (floor, dashboard):
+        expect(screen.tile(booth)).to_have_class("tile tile--out_of_service")
+        expect(screen.tile(booth)).to_contain_text("Needle bin full")
+        expect(screen.tile(site.booths[0])).to_have_class("tile tile--available")
+        assert screen.was_not_reloaded()
+    dashboard.page.screenshot(path=output_dir / "supervisor-dashboard.png", full_page=True)
+    assert (output_dir / "supervisor-dashboard.png").stat().st_size > 0
+    for screen in (floor, dashboard):
+        assert screen.console.errors == []
+
+
+def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
+        live_server, site, floor, dashboard, token):
+    booth = site.booths[2]
+    screens = (floor, dashboard)
+    for screen in screens:
+        expect(screen.page.locator("#connection-banner")).to_be_hidden()
+        # The network drops: no new connection can be made, the open one is gone.
+        screen.page.context.set_offline(True)
+        screen.page.evaluate("() => window.srsSocket.io.engine.close()")
+    for screen in screens:
+        expect(screen.page.locator("#connection-banner")).to_be_visible()
+        expect(screen.page.locator("#connection-banner")).to_contain_text("Connection lost")
+
+    set_out_of_service(live_server.url, token, booth, "Door lock broken")
+    for screen in screens:
+        # No hint can reach a screen without a socket: it still shows what it last knew.
+        expect(screen.tile(booth)).to_have_class("tile tile--available")
+
+    for screen in screens:
+        screen.page.context.set_offline(False)
+    for screen in screens:
+        expect(screen.page.locator("#connection-banner")).to_be_hidden(
+            timeout=RECONNECT_TIMEOUT_MS)
+        # On reconnect the screen re-fetches everything it shows.
+        expect(screen.tile(booth)).to_have_class("tile tile--out_of_service")
+        expect(screen.tile(booth)).to_contain_text("Door lock broken")
+        assert screen.was_not_reloaded()
+        assert screen.unexpected_console() == []
