@@ -6,8 +6,10 @@ site the person has a role at, ``login:<key>`` for one login session so that
 logout and lock can cut exactly that screen's sockets.
 """
 
+import hashlib
 import logging
 
+import socketio as socketio_pkg
 from flask import g, request, session
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
@@ -18,11 +20,55 @@ from srs.extensions import socketio
 log = logging.getLogger(__name__)
 
 
+def message_channel(database_url: str) -> str:
+    """The Redis channel of one deployment: instances sharing a database share it.
+
+    Two deployments on one Redis (a training copy beside the live one) never
+    hear each other's changes.
+    """
+    return "srs-" + hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+LOGIN_ROOM_PREFIX = "login:"
+
+
+def _cut_participants(manager, room: str, namespace: str) -> None:
+    for participant in list(manager.get_participants(namespace, room)):
+        sid = participant[0] if isinstance(participant, tuple) else participant
+        manager.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+
+
+class LocalManager(socketio_pkg.Manager):
+    """One process: closing a login room disconnects its sockets."""
+
+    def close_room(self, room, namespace=None):
+        if room.startswith(LOGIN_ROOM_PREFIX):
+            _cut_participants(self, room, namespace or "/")
+        super().close_room(room, namespace)
+
+
+class SharedRedisManager(socketio_pkg.RedisManager):
+    """Several instances: a login room closed on one disconnects its sockets on all of them.
+
+    python-socketio can disconnect one socket across instances only by its id;
+    the close-room message reaches every instance, and each cuts its own.
+    """
+
+    def _handle_close_room(self, message):
+        room = message.get("room") or ""
+        if room.startswith(LOGIN_ROOM_PREFIX):
+            _cut_participants(self, room, message.get("namespace") or "/")
+        super()._handle_close_room(message)
+
+
 def init_app(app) -> None:
+    redis_url = app.config.get("SRS_REDIS_URL")
+    channel = message_channel(app.config["SQLALCHEMY_DATABASE_URI"])
+    manager = SharedRedisManager(redis_url, channel=channel) if redis_url else LocalManager()
     socketio.init_app(
         app,
         async_mode="threading",
-        message_queue=app.config.get("SRS_REDIS_URL"),
+        client_manager=manager,
         # The handshake reads the Flask session; the socket never writes it.
         manage_session=False,
         logger=False,
@@ -35,7 +81,7 @@ def _site_room(site_id: int) -> str:
 
 
 def _login_room(key: str) -> str:
-    return f"login:{key}"
+    return f"{LOGIN_ROOM_PREFIX}{key}"
 
 
 def _bearer(auth) -> str | None:
@@ -80,19 +126,11 @@ def announce(site_id: int, topic: str) -> None:
 def end_login_sockets(key: str, *, why: str) -> None:
     """Cut the sockets of one login session (logout, lock, replaced by another person).
 
-    Sockets held by this process are disconnected here; ``session_ended`` goes
-    through the message queue so that screens connected to another instance
-    drop their socket too.
+    ``session_ended`` tells the screen why; closing the room disconnects its
+    sockets on this instance and, through the message queue, on every other.
     """
     room = _login_room(key)
     socketio.emit("session_ended", {"why": why}, to=room)
-    server = socketio.server
-    if server is None:
-        return
-    for participant in list(server.manager.get_participants("/", room)):
-        sid = participant[0] if isinstance(participant, tuple) else participant
-        try:
-            server.disconnect(sid, namespace="/")
-        except (KeyError, ValueError):  # already gone
-            continue
+    if socketio.server is not None:
+        socketio.close_room(room, namespace="/")
     log.info("sockets of a login session ended why=%s", why)

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ class Databases:
     def __init__(self, tmp_root: Path):
         self.tmp_root = tmp_root
         self.created: list[str] = []
+        self._template: str | None = None
 
     def new(self, label: str) -> str:
         if not ON_POSTGRES:
@@ -46,6 +48,31 @@ class Databases:
         admin = create_engine(BASE_DATABASE_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.created.append(name)
+        return make_url(BASE_DATABASE_URL).set(database=name).render_as_string(
+            hide_password=False)
+
+    def new_migrated(self, label: str) -> str:
+        """An empty database at the latest migration, copied from one migrated per session."""
+        if self._template is None:
+            self._template = self.new("template")
+            result = flask_cli(["db", "upgrade"], server_env(self._template))
+            assert result.returncode == 0, result.stderr
+        if not ON_POSTGRES:
+            url = self.new(label)
+            # The backup API copies what the write-ahead log holds too.
+            source = sqlite3.connect(make_url(self._template).database)
+            target = sqlite3.connect(make_url(url).database)
+            source.backup(target)
+            source.close()
+            target.close()
+            return url
+        name = f"srs_{label}_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(BASE_DATABASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(
+                f'CREATE DATABASE "{name}" TEMPLATE "{make_url(self._template).database}"'))
         admin.dispose()
         self.created.append(name)
         return make_url(BASE_DATABASE_URL).set(database=name).render_as_string(
@@ -251,9 +278,7 @@ class LiveServer:
 @pytest.fixture
 def live_server(databases, tmp_path):
     """A migrated database and the real server on it; ``.app`` writes test data to it."""
-    url = databases.new("live")
-    result = flask_cli(["db", "upgrade"], server_env(url))
-    assert result.returncode == 0, result.stderr
+    url = databases.new_migrated("live")
     server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
     server.app = create_app(app_config(url))
     with server.app.app_context():

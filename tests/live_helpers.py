@@ -1,7 +1,12 @@
 """Helpers for tests against the real server: sign in through the form, call the API, watch
 a page's console."""
 
+import re
+import threading
+
+import pytest
 import requests
+import socketio
 from factories import ACTOR, PASSWORD
 from playwright.sync_api import Page, expect
 
@@ -9,6 +14,7 @@ from srs.auth.service import issue_token
 
 # The longest a test waits for the server or a screen before it fails.
 WAIT_SECONDS = 5
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
 def sign_in(page: Page, base_url: str, username: str, password: str = PASSWORD) -> None:
@@ -56,3 +62,76 @@ class ConsoleWatch:
     def _on_console(self, message) -> None:
         if message.type == "error":
             self.errors.append(f"console: {message.text}")
+
+
+class Screen:
+    """A Socket.IO client that records what the server tells it and how the connection ends."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.client = socketio.Client(reconnection=False)
+        self.changed: list[dict] = []
+        self.session_ended: list[dict] = []
+        self.refusals: list = []
+        self.disconnect_reason: str | None = None
+        self._changed = threading.Condition()
+        self.disconnected = threading.Event()
+        self.client.on("changed", self._on_changed)
+        self.client.on("session_ended", self.session_ended.append)
+        self.client.on("connect_error", self.refusals.append)
+        self.client.on("disconnect", self._on_disconnect)
+
+    def _on_changed(self, message):
+        with self._changed:
+            self.changed.append(message)
+            self._changed.notify_all()
+
+    def _on_disconnect(self, reason=None):
+        self.disconnect_reason = reason
+        self.disconnected.set()
+
+    def connect(self, *, cookie: str | None = None, auth: dict | None = None) -> "Screen":
+        headers = {"Cookie": cookie} if cookie else {}
+        self.client.connect(self.base_url, headers=headers, auth=auth,
+                            transports=["websocket"], wait_timeout=WAIT_SECONDS)
+        return self
+
+    def refused(self, *, cookie: str | None = None, auth: dict | None = None) -> str:
+        """Try to connect; return the server's reason for refusing (fail if admitted)."""
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            self.connect(cookie=cookie, auth=auth)
+        assert not self.client.connected
+        assert self.refusals, "the server said why it refused"
+        return self.refusals[-1]["message"]
+
+    def wait_for_changes(self, count: int) -> list[dict]:
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.changed) >= count, timeout=WAIT_SECONDS)
+            return list(self.changed)
+
+    def close(self):
+        if self.client.connected:
+            self.client.disconnect()
+
+
+class WebSession:
+    """A requests session signed in through the login form, as a browser would be."""
+
+    def __init__(self, base_url: str, username: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+        response = self.post("/login", {"username": username, "password": PASSWORD})
+        assert response.status_code == 302, response.text
+
+    def csrf_token(self) -> str:
+        page = self.http.get(f"{self.base_url}/login", timeout=WAIT_SECONDS)
+        return _CSRF_META.search(page.text).group(1)
+
+    def post(self, path: str, data: dict | None = None) -> requests.Response:
+        return self.http.post(f"{self.base_url}{path}",
+                              data={"csrf_token": self.csrf_token(), **(data or {})},
+                              allow_redirects=False, timeout=WAIT_SECONDS)
+
+    @property
+    def cookie(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())

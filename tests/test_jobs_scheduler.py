@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT, app_config, flask_cli, server_env
+from conftest import ROOT, app_config, server_env
 
 from srs import create_app
 from srs.common import utcnow
@@ -76,9 +76,7 @@ def _wait_for(predicate, timeout: float, interval: float = 0.2):
 
 @pytest.fixture
 def scheduler_db(databases):
-    url = databases.new("sched")
-    result = flask_cli(["db", "upgrade"], server_env(url))
-    assert result.returncode == 0, result.stderr
+    url = databases.new_migrated("sched")
     app = create_app(app_config(url))
     with app.app_context():
         yield url

@@ -1,68 +1,11 @@
 """Socket.IO on the real server: who may connect, who hears a site's changes, and when the
 server cuts a socket (logout, lock)."""
 
-import re
-import threading
-
 import pytest
-import requests
-import socketio
-from factories import PASSWORD, make_site, make_staff
-from live_helpers import WAIT_SECONDS, api_token, set_out_of_service
+from factories import make_site, make_staff
+from live_helpers import WAIT_SECONDS, Screen, WebSession, api_token, set_out_of_service
 
 pytestmark = pytest.mark.live
-
-_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-class Screen:
-    """A Socket.IO client that records what the server tells it and how the connection ends."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.client = socketio.Client(reconnection=False)
-        self.changed: list[dict] = []
-        self.session_ended: list[dict] = []
-        self.refusals: list = []
-        self.disconnect_reason: str | None = None
-        self._changed = threading.Condition()
-        self.disconnected = threading.Event()
-        self.client.on("changed", self._on_changed)
-        self.client.on("session_ended", self.session_ended.append)
-        self.client.on("connect_error", self.refusals.append)
-        self.client.on("disconnect", self._on_disconnect)
-
-    def _on_changed(self, message):
-        with self._changed:
-            self.changed.append(message)
-            self._changed.notify_all()
-
-    def _on_disconnect(self, reason=None):
-        self.disconnect_reason = reason
-        self.disconnected.set()
-
-    def connect(self, *, cookie: str | None = None, auth: dict | None = None) -> "Screen":
-        headers = {"Cookie": cookie} if cookie else {}
-        self.client.connect(self.base_url, headers=headers, auth=auth,
-                            transports=["websocket"], wait_timeout=WAIT_SECONDS)
-        return self
-
-    def refused(self, *, cookie: str | None = None, auth: dict | None = None) -> str:
-        """Try to connect; return the server's reason for refusing (fail if admitted)."""
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            self.connect(cookie=cookie, auth=auth)
-        assert not self.client.connected
-        assert self.refusals, "the server said why it refused"
-        return self.refusals[-1]["message"]
-
-    def wait_for_changes(self, count: int) -> list[dict]:
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.changed) >= count, timeout=WAIT_SECONDS)
-            return list(self.changed)
-
-    def close(self):
-        if self.client.connected:
-            self.client.disconnect()
 
 
 @pytest.fixture
@@ -78,29 +21,6 @@ def screens(live_server):
     yield make
     for screen in made:
         screen.close()
-
-
-class WebSession:
-    """A requests session signed in through the login form, as a browser would be."""
-
-    def __init__(self, base_url: str, username: str):
-        self.base_url = base_url
-        self.http = requests.Session()
-        response = self.post("/login", {"username": username, "password": PASSWORD})
-        assert response.status_code == 302, response.text
-
-    def csrf_token(self) -> str:
-        page = self.http.get(f"{self.base_url}/login", timeout=WAIT_SECONDS)
-        return _CSRF_META.search(page.text).group(1)
-
-    def post(self, path: str, data: dict | None = None) -> requests.Response:
-        return self.http.post(f"{self.base_url}{path}",
-                              data={"csrf_token": self.csrf_token(), **(data or {})},
-                              allow_redirects=False, timeout=WAIT_SECONDS)
-
-    @property
-    def cookie(self) -> str:
-        return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
 
 
 def test_anonymous_socket_is_refused(live_server, screens):
