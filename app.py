@@ -7,8 +7,8 @@ the CLI and starts nothing.
 """
 
 import logging
-import os
 import sys
+import threading
 
 from gunicorn.app.base import BaseApplication
 
@@ -24,19 +24,16 @@ except ConfigError as err:
 
 
 def start_scheduler(flask_app):
-    """Start the in-process scheduler unless another process already runs one."""
+    """Run the scheduler in a thread of this process: at once if no other process runs one,
+    otherwise as a standby that takes over when the other stops."""
     from srs.jobs import SchedulerService
 
     if not flask_app.config["SRS_SCHEDULER"]:
         log.info("scheduler off (SRS_SCHEDULER=off): run `flask --app app srs scheduler`")
         return None
-    if flask_app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
-        return None  # the reloader's watcher process serves nothing
     service = SchedulerService(flask_app)
-    if service.start_if_free():
-        return service
-    log.info("another process runs the scheduler; this one serves only")
-    return None
+    threading.Thread(target=service.run_forever, name="srs-scheduler", daemon=True).start()
+    return service
 
 
 class Server(BaseApplication):
@@ -62,7 +59,7 @@ def _post_worker_init(_worker):
 def _worker_exit(_server, worker):
     service = getattr(worker, "srs_scheduler", None)
     if service is not None:
-        service.shutdown()
+        service.stop()
 
 
 def _when_ready(_server):

@@ -8,11 +8,13 @@ from flask import Flask
 
 def create_app(test_config=None):
     """Build the app from ``SRS_*`` settings (or ``test_config``); start nothing."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from srs import api, errors, live, security
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
-    from srs.config import from_environment
+    from srs.config import engine_options, from_environment
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.sites.views import bp as sites_bp
 
@@ -23,11 +25,19 @@ def create_app(test_config=None):
                 instance_path=os.environ.get("SRS_INSTANCE_PATH")
                 or os.path.join(root, "instance"))
     app.config.update(from_environment(app.instance_path))
-    app.config.update(SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",
-                      SRS_PASSWORD_HASH_METHOD="scrypt",
-                      SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True})
+    app.config.update(
+        SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",
+        SRS_PASSWORD_HASH_METHOD="scrypt",
+        # A floor page stays open all shift: its token lives as long as the login session.
+        WTF_CSRF_TIME_LIMIT=None)
     if test_config is not None:
         app.config.update(test_config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if app.config["SRS_PROXY_HOPS"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SRS_PROXY_HOPS"],
+                                x_proto=app.config["SRS_PROXY_HOPS"],
+                                x_host=app.config["SRS_PROXY_HOPS"])
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -8,6 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
+from sqlalchemy import make_url
+
 
 class ConfigError(RuntimeError):
     """The environment asks for something SRS refuses to run with."""
@@ -21,6 +23,8 @@ ENV_VARS = {
     "SRS_HOST": "address to listen on; default 127.0.0.1",
     "SRS_PORT": "port to listen on; default 5000",
     "SRS_SCHEDULER": "on or off: run the scheduler inside the web process; default on",
+    "SRS_PROXY_HOPS": "how many reverse proxies stand in front (trust their X-Forwarded-* "
+                      "headers); default 0",
     "SRS_INSTANCE_PATH": "folder for the SQLite file, generated secret and locks; "
                          "default instance/",
 }
@@ -53,9 +57,17 @@ def _secret_key(env_name: str, instance_path: Path) -> str:
         return path.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = path.with_name(f"secret_key.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
+    try:
+        # Atomic: of two processes starting together, the first link wins and both use it.
+        os.link(partial, path)
+    except FileExistsError:
+        key = path.read_text().strip()
+    finally:
+        partial.unlink()
     return key
 
 
@@ -77,8 +89,13 @@ def from_environment(instance_path: str) -> dict:
         raise ConfigError(f"SRS_PORT must be a port number, got {port_text!r}") from None
     if not 0 < port < 65536:
         raise ConfigError(f"SRS_PORT must be between 1 and 65535, got {port}")
+    hops_text = os.environ.get("SRS_PROXY_HOPS", "0")
+    if not hops_text.isdigit() or int(hops_text) > 5:
+        raise ConfigError(f"SRS_PROXY_HOPS must be a number of proxies from 0 to 5, "
+                          f"got {hops_text!r}")
     return {
         "SRS_ENV": env_name,
+        "SRS_PROXY_HOPS": int(hops_text),
         "SECRET_KEY": _secret_key(env_name, instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SRS_REDIS_URL": redis_url,
@@ -92,3 +109,16 @@ def from_environment(instance_path: str) -> dict:
         "REMEMBER_COOKIE_SECURE": production,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
     }
+
+
+def engine_options(database_url: str) -> dict:
+    """Connection pool sized for gunicorn's 32 threads plus the scheduler.
+
+    ``hide_parameters`` keeps client codes and free text out of logged SQL errors.
+    """
+    options = {"pool_pre_ping": True, "hide_parameters": True}
+    url = make_url(database_url)
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if not in_memory:  # an in-memory SQLite database has a single connection
+        options.update(pool_size=20, max_overflow=20, pool_timeout=10)
+    return options

@@ -5,7 +5,10 @@ Services raise these; API requests get the JSON shape DESIGN.md gives
 for htmx, a fragment.
 """
 
-from flask import current_app, jsonify, render_template, request
+import logging
+import traceback
+
+from flask import current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -48,6 +51,21 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _render_error(status: int, message: str, errors: dict):
+    """A full error page, or for htmx a fragment shown in the screen's message area."""
+    if is_htmx():
+        response = make_response(render_template("_error_fragment.html", status=status,
+                                                 message=message, errors=errors), status)
+        response.headers["HX-Retarget"] = "#flash"
+        response.headers["HX-Reswap"] = "innerHTML"
+        return response
+    return render_template("error.html", status=status, message=message, errors=errors), status
+
+
 def error_payload(code: str, status: int, message: str, errors: dict | None = None) -> dict:
     return {"code": code, "status": status, "message": message, "errors": errors or {}}
 
@@ -74,9 +92,7 @@ def handle_domain_error(error: DomainError):
         body = error_payload(error.code, error.status, error.message, error.errors)
         body.update(error.detail)
         return jsonify(body), error.status
-    template = "_error_fragment.html" if request.headers.get("HX-Request") else "error.html"
-    return render_template(template, status=error.status, message=error.message,
-                           errors=error.errors), error.status
+    return _render_error(error.status, error.message, error.errors)
 
 
 SERVER_ERROR = ("Something went wrong on the server. Check what the screen shows before "
@@ -92,11 +108,7 @@ def handle_http_exception(error: HTTPException):
     if error.code in FRIENDLY:
         error.description = FRIENDLY[error.code]
     if not wants_json():
-        if request.headers.get("HX-Request"):
-            return render_template("_error_fragment.html", status=error.code,
-                                   message=error.description, errors={}), error.code
-        return render_template("error.html", status=error.code, message=error.description,
-                               errors={}), error.code
+        return _render_error(error.code, error.description, {})
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages") or {}
     message = data.get("message") or error.description
@@ -112,14 +124,23 @@ def handle_http_exception(error: HTTPException):
     return response
 
 
+def log_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """Log an unexpected failure by type and stack only.
+
+    Exception messages can carry what a client typed or a database's detail
+    ("Key (code)=(F-ABCD-1984) already exists"): logs carry ids, never those.
+    """
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    logger.error("%s: %s\n%s", what, type(error).__name__, stack)
+
+
 def handle_unexpected(error: Exception):
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.url_rule)
+    log_failure(current_app.logger, f"unhandled error on {request.method} {request.url_rule}",
+                error)
     if wants_json():
         return jsonify(error_payload("internal_server_error", 500,
                                      SERVER_ERROR)), 500
-    return render_template("error.html", status=500,
-                           message=SERVER_ERROR,
-                           errors={}), 500
+    return _render_error(500, SERVER_ERROR, {})
 
 
 def init_app(app):

@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from srs.auth.service import lock_idle_sessions
 from srs.common import UTCDateTime, utcnow
+from srs.errors import log_failure
 from srs.extensions import db
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 # Arbitrary but fixed: the advisory lock key every SRS scheduler competes for.
 ADVISORY_LOCK_KEY = 0x5352_5301
 HEARTBEAT_SECONDS = 2
+LOCK_CHECK_SECONDS = 2
 # A heartbeat older than this means no scheduler is running: alarms cannot fire.
 HEARTBEAT_STALE_SECONDS = 15
 
@@ -83,6 +85,7 @@ class Job:
 # The table of jobs. Each calls one service function with ``now``.
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, "interval", {"seconds": HEARTBEAT_SECONDS}),
+    Job("lock_idle_sessions", lock_idle_sessions, "interval", {"seconds": 5}),
 )
 
 
@@ -132,6 +135,22 @@ class SchedulerLock:
         Path(self.app.instance_path).mkdir(parents=True, exist_ok=True)
         return Path(self.app.instance_path) / "scheduler.lock"
 
+    def still_held(self) -> bool:
+        """A session-level advisory lock lasts as long as its connection: ask that connection."""
+        if self._file is not None:
+            return True
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(text("SELECT 1"))
+            self._connection.commit()
+            return True
+        except Exception:  # any failure means the session, and so the lock, may be gone
+            log.exception("the connection holding the scheduler lock failed")
+            self._connection.invalidate()
+            self._connection = None
+            return False
+
     def release(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -147,10 +166,9 @@ def _run_in_app(app, func):
         with app.app_context():
             try:
                 func(now=utcnow())
-            except Exception:
+            except Exception as error:
                 db.session.rollback()
-                log.exception("scheduled job %s failed", getattr(func, "__name__", func))
-                raise
+                log_failure(log, f"scheduled job {func.__name__} failed", error)
             finally:
                 db.session.remove()
 
@@ -189,17 +207,25 @@ class SchedulerService:
         return True
 
     def run_forever(self) -> None:
-        """Block: wait as a standby until the lock is free, then run until stopped."""
+        """Block: wait as a standby until the lock is free, run, and keep checking the lock.
+
+        If the lock is lost (the PostgreSQL connection holding it died, so a
+        standby may already have taken over), stop at once and go back to waiting.
+        """
         announced = False
         while not self._stop.is_set():
-            if self.start_if_free():
-                break
-            if not announced:
-                log.info("another scheduler holds the lock; waiting as a standby")
-                announced = True
-            self._stop.wait(self.standby_poll_seconds)
-        while not self._stop.is_set():
-            time.sleep(0.5)
+            if not self.start_if_free():
+                if not announced:
+                    log.info("another scheduler holds the lock; waiting as a standby")
+                    announced = True
+                self._stop.wait(self.standby_poll_seconds)
+                continue
+            announced = False
+            while not self._stop.wait(LOCK_CHECK_SECONDS):
+                if not self.lock.still_held():
+                    log.error("scheduler lost its lock; stopping and waiting as a standby")
+                    self.shutdown()
+                    break
         self.shutdown()
 
     def stop(self) -> None:

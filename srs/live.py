@@ -10,12 +10,13 @@ import hashlib
 import logging
 
 import socketio as socketio_pkg
-from flask import g, request, session
+from flask import g, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
+from sqlalchemy import make_url
 
 from srs.common import utcnow
-from srs.extensions import socketio
+from srs.extensions import db, socketio
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,14 @@ log = logging.getLogger(__name__)
 def message_channel(database_url: str) -> str:
     """The Redis channel of one deployment: instances sharing a database share it.
 
-    Two deployments on one Redis (a training copy beside the live one) never
+    Built from the database's backend, host, port and name only (no driver, user
+    or password), so instances that spell the URL differently still meet, and
+    two deployments on one Redis (a training copy beside the live one) never
     hear each other's changes.
     """
-    return "srs-" + hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    url = make_url(database_url)
+    where = f"{url.get_backend_name()}://{url.host or ''}:{url.port or ''}/{url.database or ''}"
+    return "srs-" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 LOGIN_ROOM_PREFIX = "login:"
@@ -85,12 +90,11 @@ def _login_room(key: str) -> str:
 
 
 def _bearer(auth) -> str | None:
+    from srs.auth.service import bearer_token
+
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
         return auth["token"]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[len("Bearer "):]
-    return None
+    return bearer_token(request.headers.get("Authorization"))
 
 
 @socketio.on("connect")
@@ -99,6 +103,7 @@ def on_connect(auth=None):
     from srs.auth import service
 
     token = _bearer(auth)
+    login = None
     if token:
         staff = service.staff_for_token(token, now=utcnow())
         if staff is None:
@@ -107,13 +112,19 @@ def on_connect(auth=None):
         if not current_user.is_authenticated:
             raise ConnectionRefusedError("unauthorized")
         login = g.get("login_session")
-        if login is None or login.locked_at is not None:
+        # A screen idle past its limit is locked now, not admitted.
+        if login is None or service.note_activity(login, now=utcnow(), user_initiated=False):
             raise ConnectionRefusedError("locked")
         staff = current_user
-        join_room(_login_room(session["login_key"]))
+        join_room(_login_room(login.key))
     site_ids = sorted(staff.site_ids)
     for site_id in site_ids:
         join_room(_site_room(site_id))
+    if login is not None:
+        # A lock that landed between the check and the joins would have missed this socket.
+        db.session.refresh(login)
+        if login.locked_at is not None or login.ended_at is not None:
+            raise ConnectionRefusedError("locked")
     log.info("socket connected staff=%s sites=%s", staff.id, site_ids)
     return True
 

@@ -11,7 +11,8 @@ CSP = "; ".join([
     "style-src 'self'",
     "img-src 'self' data:",
     "media-src 'self'",
-    "connect-src 'self' ws: wss:",
+    # CSP 3: 'self' covers the page's own ws:/wss: origin, and nothing else.
+    "connect-src 'self'",
     "font-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",

@@ -61,6 +61,17 @@
     if (elt && elt.tagName === "BUTTON") clearBusy(elt);
   });
 
+  /* --- Refusals: shown in #flash until tapped, cleared by the next action that works */
+  var flash = document.getElementById("flash");
+  if (flash) {
+    flash.addEventListener("click", function () { flash.innerHTML = ""; });
+    body.addEventListener("htmx:afterRequest", function (evt) {
+      var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
+      var background = trigger && BACKGROUND_EVENTS.test(trigger.type);
+      if (evt.detail.successful && !background) flash.innerHTML = "";
+    });
+  }
+
   /* --- PIN keypad ----------------------------------------------------------- */
   document.querySelectorAll("[data-keypad-for]").forEach(function (pad) {
     var input = document.getElementById(pad.dataset.keypadFor);

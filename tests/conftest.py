@@ -181,7 +181,8 @@ class AuthActions:
         from factories import PASSWORD
 
         return self._client.post("/login", data={
-            "username": username, "password": password or PASSWORD,
+            "username": username,
+            "password": PASSWORD if password is None else password,
             "csrf_token": csrf_token(self._client), **kwargs})
 
     def logout(self):

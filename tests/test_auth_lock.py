@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from factories import PIN, make_site, make_staff
 
 from srs.auth import service
@@ -23,10 +24,16 @@ def _age(login: LoginSession, seconds: int) -> None:
     db.session.commit()
 
 
-def test_idle_past_the_site_limit_locks_on_the_next_request(client, auth):
+@pytest.fixture
+def nina_at_east(auth):
+    """Nurse nina, signed in at site "east", which locks a screen after 120 s idle."""
     site = make_site(slug="east", lock_after_seconds=120)
-    make_staff(site, role="nurse", username="nina")
-    auth.login("nina")
+    nina = make_staff(site, role="nurse", username="nina")
+    assert auth.login("nina").status_code == 302
+    return nina
+
+
+def test_idle_past_the_site_limit_locks_on_the_next_request(client, nina_at_east):
     assert client.get("/sites/east/floor").status_code == 200
     _age(_login_session("nina"), 121)
     response = client.get("/sites/east/floor")
@@ -39,20 +46,14 @@ def test_idle_past_the_site_limit_locks_on_the_next_request(client, auth):
     assert client.get("/sites/east/board").status_code == 302
 
 
-def test_activity_within_the_limit_keeps_the_screen_open(client, auth):
-    site = make_site(slug="east", lock_after_seconds=120)
-    make_staff(site, role="nurse", username="nina")
-    auth.login("nina")
+def test_activity_within_the_limit_keeps_the_screen_open(client, auth, nina_at_east):
     _age(_login_session("nina"), 100)
     assert auth.post("/activity").status_code == 204
     assert utcnow() - _login_session("nina").last_active_at < timedelta(seconds=5)
     assert client.get("/sites/east/floor").status_code == 200
 
 
-def test_background_refreshes_do_not_keep_the_screen_unlocked(client, auth):
-    site = make_site(slug="east", lock_after_seconds=120)
-    make_staff(site, role="nurse", username="nina")
-    auth.login("nina")
+def test_background_refreshes_do_not_keep_the_screen_unlocked(client, nina_at_east):
     _age(_login_session("nina"), 100)
     headers = {"HX-Request": "true", "X-SRS-Background": "1"}
     assert client.get("/sites/east/board", headers=headers).status_code == 200
@@ -147,8 +148,6 @@ def test_unlock_page_without_a_lock_goes_back(client, auth):
 
 
 def test_pin_rules(app):
-    import pytest
-
     from srs.errors import Invalid
 
     for bad in ("12345", "1234567", "abcdef", "111111", "123456"):

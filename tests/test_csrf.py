@@ -2,7 +2,7 @@
 
 import pytest
 from conftest import csrf_token
-from factories import PASSWORD, PIN, make_staff
+from factories import PASSWORD, make_staff
 from routes import (
     FLOOR_NURSE,
     PAGE_FORMS,
@@ -53,50 +53,39 @@ def test_there_are_form_posts_to_check():
                                                 "auth.unlock", "auth.activity"}
 
 
+# Posts that only do something from a locked screen: the refusal is checked from one.
+FROM_A_LOCKED_SCREEN = {"auth.unlock"}
+
+
 @pytest.mark.parametrize("route", PAGE_POSTS, ids=str)
 def test_every_form_post_refuses_a_missing_or_foreign_token(client, auth, route, bad_token):
     floor = make_floor()
     staff = sign_in_everywhere(floor, client, auth)
+    locked = route.endpoint in FROM_A_LOCKED_SCREEN
+    if locked:
+        assert auth.post("/lock").status_code == 302
     before = open_session(staff)
     state = (before.id, before.locked_at, before.ended_at, before.failed_pins)
+    assert (state[1] is not None) is locked
     audits = audit_count()
+    url, form = url_of(route, floor), PAGE_FORMS.get(route.endpoint, {})
 
-    response = client.open(url_of(route, floor), method=route.method,
-                           data={**PAGE_FORMS.get(route.endpoint, {}), **bad_token})
+    response = client.open(url, method=route.method, data={**form, **bad_token})
 
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True), "the page says why"
     assert audit_count() == audits, "a refused post wrote to the audit trail"
     after = open_session(staff)
     assert (after.id, after.locked_at, after.ended_at, after.failed_pins) == state
-    assert client.get("/").status_code == 200, "still signed in and unlocked"
+    if locked:
+        assert client.get("/").headers["Location"].startswith("/lock"), "still locked"
+    else:
+        assert client.get("/").status_code == 200, "still signed in and unlocked"
 
-
-def test_logout_without_a_token_leaves_the_screen_signed_in(client, auth):
-    floor = make_floor()
-    staff = sign_in_everywhere(floor, client, auth)
-    assert client.post("/logout").status_code == 400
-    assert open_session(staff).ended_at is None
-    assert client.get("/").status_code == 200
-    assert auth.logout().status_code == 302
-    assert client.get("/").status_code == 302
-
-
-def test_lock_without_a_token_leaves_the_screen_unlocked(client, auth):
-    floor = make_floor()
-    staff = sign_in_everywhere(floor, client, auth)
-    assert client.post("/lock").status_code == 400
-    assert open_session(staff).locked_at is None
-    assert client.get("/supervise").status_code == 200
-
-
-def test_unlock_without_a_token_leaves_the_screen_locked(client, auth):
-    floor = make_floor()
-    staff = sign_in_everywhere(floor, client, auth)
-    assert auth.post("/lock").status_code == 302
-    assert client.post("/unlock", data={"pin": PIN}).status_code == 400
-    assert open_session(staff).locked_at is not None
-    assert client.get("/supervise").headers["Location"].startswith("/lock")
+    # The token was the only thing wrong: with this browser's own token the post goes through.
+    accepted = client.open(url, method=route.method,
+                           data={**form, "csrf_token": csrf_token(client)})
+    assert accepted.status_code in (200, 204, 302, 303), accepted.get_data(as_text=True)
 
 
 def test_login_without_a_token_signs_nobody_in(client):

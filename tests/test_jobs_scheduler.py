@@ -6,7 +6,8 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT, app_config, server_env
+from conftest import ON_POSTGRES, ROOT, app_config, server_env
+from sqlalchemy import text
 
 from srs import create_app
 from srs.common import utcnow
@@ -118,3 +119,29 @@ def test_scheduler_started_twice_runs_once_and_the_standby_takes_over(scheduler_
                 process.wait(timeout=15)
         for log in logs:
             log.close()
+
+
+def test_a_scheduler_that_loses_its_lock_stops_and_waits(app):
+    """On PostgreSQL the lock lives on one connection: if that dies, so does the right to run."""
+    service = SchedulerService(app)
+    assert service.start_if_free()
+    try:
+        assert service.lock.still_held()
+        if ON_POSTGRES:
+            connection = service.lock._connection
+            backend = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+            connection.commit()
+            with db.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+                other.commit()
+            assert service.lock.still_held() is False
+            # The lock is free again: a standby would take it now.
+            standby = SchedulerService(app)
+            assert standby.start_if_free()
+            standby.shutdown()
+        else:
+            # A file lock is held by the open file itself: it is lost only with the process.
+            service.lock.release()
+            assert service.lock.still_held() is False
+    finally:
+        service.shutdown()

@@ -6,20 +6,12 @@ from flask import g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF
-from srs.auth.service import staff_for_token
+from srs.auth.service import bearer_token, staff_for_token
 from srs.common import utcnow
 from srs.sites.service import get_site
 
 # The OpenAPI security requirement of every operation.
 SECURITY = [{"bearerAuth": []}]
-
-
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
 
 
 def token_required(*roles: str):
@@ -31,7 +23,8 @@ def token_required(*roles: str):
     def decorator(func):
         @wraps(func)
         def wrapped(*args, **kwargs):
-            staff = staff_for_token(_bearer(), now=utcnow())
+            staff = staff_for_token(bearer_token(request.headers.get("Authorization")),
+                                     now=utcnow())
             if staff is None:
                 abort(401, message="A valid bearer token is required.")
             if roles:

@@ -7,10 +7,14 @@ class LoginForm(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    username = fields.String(required=True, validate=validate.Length(min=1, max=60),
-                             error_messages={"required": "Enter your username."})
-    password = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                             error_messages={"required": "Enter your password."})
+    username = fields.String(
+        required=True, error_messages={"required": "Enter your username."},
+        validate=[validate.Length(min=1, error="Enter your username."),
+                  validate.Length(max=60, error="A username has at most 60 characters.")])
+    password = fields.String(
+        required=True, error_messages={"required": "Enter your password."},
+        validate=[validate.Length(min=1, error="Enter your password."),
+                  validate.Length(max=200, error="A password has at most 200 characters.")])
     next = fields.String(load_default=None)
 
 

@@ -4,6 +4,7 @@ Callers: ``srs.auth.views``, ``srs.api``, ``srs.live`` and the CLI. Every
 function takes ``now`` where time matters and commits its own unit of work.
 """
 
+import functools
 import hashlib
 import re
 import secrets
@@ -13,8 +14,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from srs import live
 from srs.auth.models import ApiToken, AuditEvent, LoginSession, Role, Staff, StaffRole
-from srs.errors import DomainError, Invalid, NotFound
+from srs.errors import Conflict, DomainError, Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import TIMERS, Site
 
@@ -24,6 +26,8 @@ LOCKOUT = timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 # Idle activity is written at most this often, so a busy tablet does not write every request.
 ACTIVITY_WRITE_EVERY = timedelta(seconds=10)
+# A login lasts at most a long shift; yesterday's locked tablet needs a password, not a PIN.
+MAX_SESSION_AGE = timedelta(hours=14)
 _PIN = re.compile(r"^[0-9]{6}$")
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,59}$")
 
@@ -77,45 +81,58 @@ def record(actor: Actor, action: str, entity: str, entity_id=None, *, site_id=No
     return event
 
 
-def _format_until(until: datetime) -> str:
-    return until.strftime("%H:%M UTC")
+def _account_locked(until: datetime) -> AccountLocked:
+    return AccountLocked(
+        f"Too many failed attempts: this account is locked until {until.strftime('%H:%M UTC')}. "
+        f"Ask a supervisor or an admin if you need in sooner.")
+
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """Checked when the username is unknown, so a refusal takes as long either way."""
+    return generate_password_hash("not a password", method=method)
+
+
+def _count_failure(column, row_id: int) -> int:
+    """Add one to a failure counter in the database itself and return the new count.
+
+    Read-add-write in Python would lose increments when guesses arrive in parallel.
+    """
+    model = column.class_
+    db.session.execute(db.update(model).where(model.id == row_id).values({column: column + 1}))
+    return db.session.execute(db.select(column).where(model.id == row_id)).scalar_one()
 
 
 def authenticate(username: str, password: str, *, now: datetime, origin: str | None) -> Staff:
     """Check a username and password; raise LoginRefused or AccountLocked.
 
-    Five wrong passwords in a row lock the account for fifteen minutes. The
-    refusal never says whether the username exists.
+    Five wrong passwords in a row lock the account for fifteen minutes. A
+    refusal reads the same, and takes as long, whether or not the username exists.
     """
     staff = db.session.execute(
         db.select(Staff).filter_by(username=username.strip().lower())).scalar_one_or_none()
     refusal = LoginRefused("Wrong username or password.")
+    anonymous = Actor(None, "anonymous", origin)
     if staff is None or not staff.active:
-        record(Actor(None, "anonymous", origin), "login_failed", "staff", now=now)
+        check_password_hash(_dummy_hash(current_app.config["SRS_PASSWORD_HASH_METHOD"]),
+                            password)
+        record(anonymous, "login_failed", "staff", now=now)
         db.session.commit()
         raise refusal
     if staff.locked_until and staff.locked_until > now:
         db.session.rollback()
-        raise AccountLocked(
-            f"Too many failed attempts: this account is locked until "
-            f"{_format_until(staff.locked_until)}. Ask a supervisor or an admin if you need in "
-            f"sooner.")
+        raise _account_locked(staff.locked_until)
     if not check_password_hash(staff.password_hash, password):
-        staff.failed_logins += 1
-        record(Actor(None, "anonymous", origin), "login_failed", "staff", staff.id, now=now)
-        if staff.failed_logins >= MAX_FAILED_LOGINS:
+        failures = _count_failure(Staff.failed_logins, staff.id)
+        record(anonymous, "login_failed", "staff", staff.id, now=now)
+        if failures >= MAX_FAILED_LOGINS:
             staff.locked_until = now + LOCKOUT
             staff.failed_logins = 0
             record(Actor.system(), "account_locked", "staff", staff.id, now=now)
             db.session.commit()
-            raise AccountLocked(
-                f"Too many failed attempts: this account is locked until "
-                f"{_format_until(staff.locked_until)}. Ask a supervisor or an admin if you need "
-                f"in sooner.")
+            raise _account_locked(staff.locked_until)
         db.session.commit()
-        left = MAX_FAILED_LOGINS - staff.failed_logins
-        raise LoginRefused(f"Wrong username or password. {left} attempt"
-                           f"{'s' if left != 1 else ''} left before the account locks.")
+        raise refusal
     staff.failed_logins = 0
     staff.locked_until = None
     return staff
@@ -123,20 +140,22 @@ def authenticate(username: str, password: str, *, now: datetime, origin: str | N
 
 def begin_session(staff: Staff, *, now: datetime, origin: str | None,
                   replaces: str | None = None) -> LoginSession:
-    """Start a login session; end the one this screen had before (``replaces``)."""
-    if replaces:
-        previous = session_by_key(replaces)
-        if previous is not None and previous.ended_at is None:
-            previous.ended_at = now
-            record(Actor(previous.staff_id, previous.staff.username, origin), "logout",
-                   "login_session", previous.id, detail={"why": "another person signed in"},
-                   now=now)
+    """Start a login session; end the one this screen had before (``replaces``) and cut its
+    sockets."""
+    previous = session_by_key(replaces)
+    ended_previous = previous is not None and previous.ended_at is None
+    if ended_previous:
+        previous.ended_at = now
+        record(Actor.of(previous.staff, origin), "logout", "login_session", previous.id,
+               detail={"why": "another person signed in"}, now=now)
     login = LoginSession(key=secrets.token_urlsafe(32), staff_id=staff.id, started_at=now,
                          last_active_at=now, origin=origin)
     db.session.add(login)
     db.session.flush()
     record(Actor.of(staff, origin), "login", "login_session", login.id, now=now)
     db.session.commit()
+    if ended_previous:
+        live.end_login_sockets(previous.key, why="replaced")
     return login
 
 
@@ -146,10 +165,25 @@ def session_by_key(key: str | None) -> LoginSession | None:
     return db.session.execute(db.select(LoginSession).filter_by(key=key)).scalar_one_or_none()
 
 
+def usable_session(key: str | None, *, now: datetime) -> LoginSession | None:
+    """The login session behind a cookie, if it has not ended or outlived a shift."""
+    login = session_by_key(key)
+    if login is None or login.ended_at is not None or not login.staff.active:
+        return None
+    if now - login.started_at > MAX_SESSION_AGE:
+        end_session(login, now=now, why="too old")
+        return None
+    return login
+
+
 def lock_after_seconds(staff: Staff) -> int:
     """The idle limit for this person's screens: the strictest of their sites."""
     values = [role.site.lock_after_seconds for role in staff.roles]
     return min(values) if values else TIMERS["lock_after_seconds"].default
+
+
+def is_idle(login: LoginSession, *, now: datetime) -> bool:
+    return now - login.last_active_at > timedelta(seconds=lock_after_seconds(login.staff))
 
 
 def note_activity(login: LoginSession, *, now: datetime, user_initiated: bool) -> bool:
@@ -160,8 +194,7 @@ def note_activity(login: LoginSession, *, now: datetime, user_initiated: bool) -
     """
     if login.locked_at is not None:
         return True
-    limit = timedelta(seconds=lock_after_seconds(login.staff))
-    if now - login.last_active_at > limit:
+    if is_idle(login, now=now):
         lock_session(login, now=now, why="idle")
         return True
     if user_initiated and now - login.last_active_at >= ACTIVITY_WRITE_EVERY:
@@ -170,13 +203,29 @@ def note_activity(login: LoginSession, *, now: datetime, user_initiated: bool) -
     return False
 
 
+def lock_idle_sessions(*, now: datetime) -> int:
+    """Lock every open session idle past its limit, even with no request arriving.
+
+    A tablet whose page stopped running its timers would otherwise keep its
+    socket in the site's rooms. Called by the scheduler; returns how many it locked.
+    """
+    open_sessions = db.session.execute(db.select(LoginSession).where(
+        LoginSession.locked_at.is_(None), LoginSession.ended_at.is_(None))).scalars().all()
+    idle = [login for login in open_sessions if is_idle(login, now=now)]
+    for login in idle:
+        lock_session(login, now=now, why="idle")
+    return len(idle)
+
+
 def lock_session(login: LoginSession, *, now: datetime, why: str) -> None:
+    """Lock a session and cut its sockets; the same person unlocks with their PIN."""
     if login.locked_at is None and login.ended_at is None:
         login.locked_at = now
         login.failed_pins = 0
-        record(Actor(login.staff_id, login.staff.username, login.origin), "lock",
-               "login_session", login.id, detail={"why": why}, now=now)
+        record(Actor.of(login.staff, login.origin), "lock", "login_session", login.id,
+               detail={"why": why}, now=now)
         db.session.commit()
+        live.end_login_sockets(login.key, why="locked")
 
 
 def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
@@ -190,19 +239,20 @@ def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
     actor = Actor.of(staff, origin)
     if login.ended_at is not None:
         raise PinAttemptsExhausted("This session has ended. Sign in with your password.")
+    if login.locked_at is None:
+        raise Conflict("This screen is not locked.")
     if staff.pin_hash is None:
         raise WrongPin("You have no PIN set. Sign in with your password.")
     if not check_password_hash(staff.pin_hash, pin or ""):
-        login.failed_pins += 1
+        failures = _count_failure(LoginSession.failed_pins, login.id)
         record(actor, "unlock_failed", "login_session", login.id, now=now)
-        if login.failed_pins >= MAX_FAILED_PINS:
-            login.ended_at = now
-            record(Actor.system(), "pin_lockout", "login_session", login.id, now=now)
+        if failures >= MAX_FAILED_PINS:
             db.session.commit()
+            end_session(login, now=now, why="too many wrong PINs")
             raise PinAttemptsExhausted(
                 "Too many wrong PINs: this screen is signed out. Sign in with your password.")
         db.session.commit()
-        left = MAX_FAILED_PINS - login.failed_pins
+        left = MAX_FAILED_PINS - failures
         raise WrongPin(f"Wrong PIN. {left} attempt{'s' if left != 1 else ''} left before you "
                        f"must sign in with your password.")
     login.locked_at = None
@@ -213,11 +263,13 @@ def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
 
 
 def end_session(login: LoginSession, *, now: datetime, why: str = "logout") -> None:
+    """End a session for good and cut its sockets."""
     if login.ended_at is None:
         login.ended_at = now
-        record(Actor(login.staff_id, login.staff.username, login.origin), "logout",
-               "login_session", login.id, detail={"why": why}, now=now)
+        record(Actor.of(login.staff, login.origin), "logout", "login_session", login.id,
+               detail={"why": why}, now=now)
         db.session.commit()
+        live.end_login_sockets(login.key, why=why)
 
 
 def check_pin(pin: str) -> str:
@@ -275,6 +327,14 @@ def staff_by_username(username: str) -> Staff:
     if staff is None:
         raise NotFound(f"No staff member is called {username!r}.")
     return staff
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
 
 
 def _hash_token(raw: str) -> str:

@@ -16,13 +16,12 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
-from srs import live
 from srs.auth import service
 from srs.auth.access import public, staff_required
 from srs.auth.schemas import LoginForm, PinForm
 from srs.common import utcnow
-from srs.errors import DomainError
-from srs.extensions import db, limiter, login_manager
+from srs.errors import DomainError, is_htmx
+from srs.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__)
 
@@ -33,14 +32,26 @@ OPEN_WHEN_LOCKED = {"auth.login", "auth.logout", "auth.lock_screen", "auth.unloc
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """Return the staff member of this screen's login session, if it has not ended."""
-    login = service.session_by_key(session.get("login_key"))
-    if login is None or login.ended_at is not None or str(login.staff_id) != user_id:
-        return None
-    if not login.staff.active:
+    """Return the staff member of this screen's login session, if it is still usable."""
+    login = service.usable_session(session.get("login_key"), now=utcnow())
+    if login is None or str(login.staff_id) != user_id:
         return None
     g.login_session = login
     return login.staff
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    """Send a signed-out screen to the login page, and back here afterwards.
+
+    An htmx fragment request gets 401 with HX-Redirect, so the login page
+    replaces the whole screen rather than landing inside a partial.
+    """
+    if is_htmx():
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = url_for("auth.login", next=_current_page())
+        return response
+    return redirect(url_for("auth.login", next=_safe_next(request.full_path.rstrip("?"))))
 
 
 def current_login():
@@ -60,8 +71,10 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
+def _current_page() -> str | None:
+    """The page an htmx request came from (not the fragment's own URL)."""
+    current = urlsplit(request.headers.get("HX-Current-URL", ""))
+    return _safe_next(current.path + (f"?{current.query}" if current.query else ""))
 
 
 @bp.before_app_request
@@ -72,14 +85,11 @@ def enforce_idle_lock():
     login = current_login()
     if login is None:
         return None
-    was_locked = login.locked_at is not None
     user_initiated = request.headers.get("X-SRS-Background") != "1"
     locked = service.note_activity(login, now=utcnow(), user_initiated=user_initiated)
-    if locked and not was_locked:
-        live.end_login_sockets(login.key, why="locked")
     if locked and request.endpoint not in OPEN_WHEN_LOCKED:
         lock_url = url_for("auth.lock_screen", next=_next_for_lock())
-        if _is_htmx():
+        if is_htmx():
             response = make_response("", 401)
             response.headers["HX-Redirect"] = lock_url
             return response
@@ -88,9 +98,8 @@ def enforce_idle_lock():
 
 
 def _next_for_lock() -> str | None:
-    if _is_htmx():
-        current = urlsplit(request.headers.get("HX-Current-URL", ""))
-        return _safe_next(current.path + (f"?{current.query}" if current.query else ""))
+    if is_htmx():
+        return _current_page()
     return request.full_path.rstrip("?") if request.method == "GET" else None
 
 
@@ -112,11 +121,8 @@ def login():
     except DomainError as err:
         return render_template("auth/login.html", next=next_url, message=err.message,
                                errors={}, form={"username": data["username"]}), err.status
-    previous_key = session.get("login_key")
     login_session = service.begin_session(staff, now=utcnow(), origin=request.remote_addr,
-                                          replaces=previous_key)
-    if previous_key:
-        live.end_login_sockets(previous_key, why="replaced")
+                                          replaces=session.get("login_key"))
     session.clear()
     login_user(staff)
     session["login_key"] = login_session.key
@@ -129,7 +135,6 @@ def logout():
     login_session = current_login()
     if login_session is not None:
         service.end_session(login_session, now=utcnow())
-        live.end_login_sockets(login_session.key, why="logout")
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -152,7 +157,6 @@ def lock_screen():
 def lock_now():
     login_session = current_login()
     service.lock_session(login_session, now=utcnow(), why="by hand")
-    live.end_login_sockets(login_session.key, why="locked")
     return redirect(url_for("auth.lock_screen", next=_safe_next(request.form.get("next"))))
 
 
@@ -164,6 +168,8 @@ def unlock():
     if login_session is None:
         return redirect(url_for("auth.login"))
     next_url = _safe_next(request.form.get("next"))
+    if login_session.locked_at is None:  # a second tap on Unlock: already open
+        return redirect(next_url or url_for("sites.home"))
     try:
         data = PinForm().load(request.form)
     except ValidationError as err:
@@ -186,8 +192,7 @@ def unlock():
 @bp.post("/activity")
 @staff_required
 def activity():
-    """Count a touch on the screen as activity (the idle lock reads it)."""
-    db.session.commit()
+    """Count a touch on the screen as activity (``enforce_idle_lock`` has recorded it)."""
     return "", 204
 
 
