@@ -1,6 +1,6 @@
 """Entry point: build the app, start the one scheduler, serve.
 
-``python app.py`` serves with gunicorn (one worker, 32 threads, Socket.IO in
+``python app.py`` serves with gunicorn (one worker, ``SRS_THREADS`` threads, Socket.IO in
 threading mode) on ``SRS_HOST``:``SRS_PORT`` and runs the scheduler inside the
 worker when ``SRS_SCHEDULER`` is on. ``flask --app app ...`` uses ``app`` for
 the CLI and starts nothing.
@@ -72,7 +72,7 @@ def main():
     Server(app, {
         "bind": f"{host}:{port}",
         "workers": 1,
-        "threads": 32,
+        "threads": app.config["SRS_THREADS"],
         "worker_class": "gthread",
         "timeout": 60,
         "graceful_timeout": 5,

@@ -23,6 +23,7 @@ ENV_VARS = {
     "SRS_HOST": "address to listen on; default 127.0.0.1",
     "SRS_PORT": "port to listen on; default 5000",
     "SRS_SCHEDULER": "on or off: run the scheduler inside the web process; default on",
+    "SRS_THREADS": "gunicorn threads of the one worker (each live screen holds one); default 32",
     "SRS_PROXY_HOPS": "how many reverse proxies stand in front (trust their X-Forwarded-* "
                       "headers); default 0",
     "SRS_INSTANCE_PATH": "folder for the SQLite file, generated secret and locks; "
@@ -89,6 +90,9 @@ def from_environment(instance_path: str) -> dict:
         raise ConfigError(f"SRS_PORT must be a port number, got {port_text!r}") from None
     if not 0 < port < 65536:
         raise ConfigError(f"SRS_PORT must be between 1 and 65535, got {port}")
+    threads_text = os.environ.get("SRS_THREADS", "32")
+    if not threads_text.isdigit() or not 4 <= int(threads_text) <= 1000:
+        raise ConfigError(f"SRS_THREADS must be a number from 4 to 1000, got {threads_text!r}")
     hops_text = os.environ.get("SRS_PROXY_HOPS", "0")
     if not hops_text.isdigit() or int(hops_text) > 5:
         raise ConfigError(f"SRS_PROXY_HOPS must be a number of proxies from 0 to 5, "
@@ -96,6 +100,7 @@ def from_environment(instance_path: str) -> dict:
     return {
         "SRS_ENV": env_name,
         "SRS_PROXY_HOPS": int(hops_text),
+        "SRS_THREADS": int(threads_text),
         "SECRET_KEY": _secret_key(env_name, instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SRS_REDIS_URL": redis_url,

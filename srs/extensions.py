@@ -39,6 +39,8 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 def _sqlite_pragmas(dbapi_connection, _record):
     """WAL for readers beside the writer, foreign keys on, wait rather than fail when busy."""
     if isinstance(dbapi_connection, sqlite3.Connection):
+        # SQLAlchemy emits BEGIN itself (see _sqlite_begin_immediate).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -53,3 +55,24 @@ def render_migration_type(type_, obj, _autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_immediate(connection):
+    """Take SQLite's write lock at the start of every transaction.
+
+    A deferred transaction that reads, then writes after another thread's
+    commit fails at once with "database is locked" (the busy timeout cannot
+    help it). Beginning IMMEDIATE makes concurrent taps queue for the lock,
+    each then seeing the floor as the previous one left it. A process that
+    only watches a database others serve (a test beside a live server) sets
+    ``SRS_SQLITE_TRANSACTIONS = "autocommit"``: each statement stands alone
+    and never holds the lock between statements.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    from flask import current_app, has_app_context
+
+    mode = current_app.config.get("SRS_SQLITE_TRANSACTIONS") if has_app_context() else None
+    if mode != "autocommit":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

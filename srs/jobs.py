@@ -24,6 +24,7 @@ from srs.auth.service import lock_idle_sessions
 from srs.common import UTCDateTime, utcnow
 from srs.errors import log_failure
 from srs.extensions import db
+from srs.idempotency import forget_older_than
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Job:
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, "interval", {"seconds": HEARTBEAT_SECONDS}),
     Job("lock_idle_sessions", lock_idle_sessions, "interval", {"seconds": 5}),
+    Job("forget_idempotency_keys", forget_older_than, "interval", {"hours": 1}),
 )
 
 

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, make_url, text
 
@@ -95,6 +96,11 @@ def databases(tmp_path_factory):
     dbs.drop_all()
 
 
+# A test process writing and reading beside a server on the same SQLite file must not hold
+# the write lock between statements; the server keeps its own discipline.
+BESIDE_A_SERVER = {"SRS_SQLITE_TRANSACTIONS": "autocommit"}
+
+
 def app_config(database_url: str, **extra) -> dict:
     config = {
         "TESTING": True,
@@ -130,6 +136,10 @@ class IsolatedClient(FlaskClient):
     """
 
     def open(self, *args, **kwargs):
+        if has_app_context():
+            # End the test's own transaction: the request then sees what the test wrote,
+            # and the test's next read sees what the request wrote.
+            db.session.commit()
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
@@ -281,7 +291,7 @@ def live_server(databases, tmp_path):
     """A migrated database and the real server on it; ``.app`` writes test data to it."""
     url = databases.new_migrated("live")
     server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
-    server.app = create_app(app_config(url))
+    server.app = create_app(app_config(url, **BESIDE_A_SERVER))
     with server.app.app_context():
         yield server.start()
         server.stop()

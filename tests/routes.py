@@ -13,7 +13,9 @@ from factories import ACTOR, PASSWORD, PIN, make_booth, make_site, make_staff
 from srs import create_app
 from srs.auth.access import ANY_STAFF
 from srs.auth.models import Role
-from srs.auth.service import issue_token
+from srs.auth.service import Actor, issue_token
+from srs.booths import service as floor_service
+from srs.common import utcnow
 
 PUBLIC = "public"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -35,13 +37,39 @@ FLOOR_NURSE = "floor-nurse"
 PAGE_FORMS = {
     "auth.login": {"username": FLOOR_NURSE, "password": PASSWORD},
     "auth.unlock": {"pin": PIN},
+    "booths.check_in": {"code": "M-NEWC-1990"},
+    "booths.leave_queue": {"reason": "left"},
+    "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
+    "booths.set_out_of_service": {"reason": "Needle bin full"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
+# A valid minimal JSON body for every state-changing API operation; a callable gets the floor.
 API_BODIES = {
     "api_sites.update_site_settings": {"lock_after_seconds": 600},
     "api_booths.set_booth_out_of_service": {"reason": "Needle bin full"},
+    "api_booths.check_in_client": {"code": "M-NEWC-1990"},
+    "api_booths.assign_booth": lambda floor: {"booth_id": floor.free_booth.id},
+    "api_booths.record_consumption": {"substances": ["fentanyl"], "route": "injects"},
+    "api_booths.start_observation": None,
+    "api_booths.discharge_visit": {},
+    "api_booths.mark_booth_clean": None,
 }
+
+# Which open visit a route's ``visit_id`` names (the state its action starts from).
+VISIT_STATE_FOR = {
+    "api_booths.record_consumption": "in_booth",
+    "api_booths.start_observation": "in_booth",
+    "api_booths.discharge_visit": "observing",
+    "booths.consumption_dialog": "in_booth",
+    "booths.record_consumption": "in_booth",
+    "booths.start_observation": "in_booth",
+    "booths.discharge_dialog": "in_booth",
+    "booths.discharge": "observing",
+}
+
+# Which booth a route's ``booth_id`` names when not ``floor.booth`` (the one that needs cleaning).
+BOOTH_FOR = {"booths.assign_booth": "free_booth"}
 
 
 @dataclass(frozen=True)
@@ -80,12 +108,28 @@ def routes() -> tuple[Route, ...]:
 
 
 def make_floor() -> SimpleNamespace:
-    """A site with a booth and its own nurse, and a second site for the outsider."""
+    """A site with its own nurse, a visit in each open state, a free booth, a booth that
+    needs cleaning (``booth``, the one URLs name) and a second site for the outsider."""
     site = make_site(name="East", slug="east")
-    booth = make_booth(site, label="B1")
-    make_staff(site, role=Role.NURSE, username=FLOOR_NURSE)
+    booth = make_booth(site, label="B1", position=0)
+    free_booth = make_booth(site, label="B2", position=1)
+    busy_booth = make_booth(site, label="B3", position=2)
+    nurse = make_staff(site, role=Role.NURSE, username=FLOOR_NURSE)
+    actor, now = Actor.of(nurse), utcnow()
+
+    def arrive(code):
+        return floor_service.check_in(site, code=code, handle=None, actor=actor,
+                                      actor_roles={"nurse"}, now=now)
+
+    observing = floor_service.assign_booth(arrive("F-OBSV-1980"), booth, actor=actor, now=now)
+    floor_service.start_observation(observing, actor=actor, now=now)  # B1 now needs cleaning
+    in_booth = floor_service.assign_booth(arrive("F-BOTH-1981"), busy_booth, actor=actor,
+                                          now=now)
+    waiting = arrive("F-WAIT-1982")
     other_site = make_site(name="West", slug="west")
-    return SimpleNamespace(site=site, booth=booth, other_site=other_site)
+    return SimpleNamespace(site=site, booth=booth, free_booth=free_booth, other_site=other_site,
+                           visits={"waiting": waiting, "in_booth": in_booth,
+                                   "observing": observing})
 
 
 def make_principal(floor, principal: str):
@@ -99,8 +143,10 @@ def make_principal(floor, principal: str):
 
 def url_of(route: Route, floor, **overrides) -> str:
     """The route's URL at the floor's site and booth (``overrides`` replace parameters)."""
-    values = {"slug": floor.site.slug, "site_id": floor.site.id, "booth_id": floor.booth.id,
-              "filename": "srs.js", **overrides}
+    visit = floor.visits[VISIT_STATE_FOR.get(route.endpoint, "waiting")]
+    booth = getattr(floor, BOOTH_FOR.get(route.endpoint, "booth"))
+    values = {"slug": floor.site.slug, "site_id": floor.site.id, "booth_id": booth.id,
+              "visit_id": visit.id, "filename": "srs.js", **overrides}
 
     def fill(match):
         name = match.group(1)
@@ -115,14 +161,15 @@ def bearer(staff) -> dict:
     return {"Authorization": f"Bearer {issue_token(staff, actor=ACTOR)}"}
 
 
-def api_body(route: Route):
-    """The JSON body a call to ``route`` sends (None for reads)."""
+def api_body(route: Route, floor=None):
+    """The JSON body a call to ``route`` sends (None for reads and bodiless actions)."""
     if not route.changes_state:
         return None
     if route.endpoint not in API_BODIES:
         pytest.fail(f"{route} ({route.endpoint}) changes state but API_BODIES has no valid "
                     f"minimal body for it: add one in tests/routes.py")
-    return API_BODIES[route.endpoint]
+    body = API_BODIES[route.endpoint]
+    return body(floor) if callable(body) else body
 
 
 def assert_api_error(response, status: int, *fields: str) -> dict:

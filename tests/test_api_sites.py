@@ -2,11 +2,10 @@
 
 import base64
 import json
-from types import SimpleNamespace
 
 import pytest
 from factories import ACTOR, PASSWORD, make_booth, make_site, make_staff
-from routes import api_body, assert_api_error, bearer, routes, url_of
+from routes import api_body, assert_api_error, bearer, make_floor, routes, url_of
 
 from srs.auth.models import ApiToken, AuditEvent, Role
 from srs.auth.service import issue_token
@@ -188,11 +187,11 @@ def test_an_update_persists_and_is_audited_with_from_and_to(client, site, admin)
 
 @pytest.mark.parametrize("route", [r for r in routes() if r.is_api and "site_id" in r.arguments
                                    and r.method not in {"HEAD", "OPTIONS"}], ids=str)
-def test_an_unknown_site_is_a_json_404(client, site, route):
-    staff = make_staff(roles=[(site, role.value) for role in Role])
-    floor = SimpleNamespace(site=site, booth=make_booth(site))
+def test_an_unknown_site_is_a_json_404(client, route):
+    floor = make_floor()
+    staff = make_staff(roles=[(floor.site, role.value) for role in Role])
     response = client.open(url_of(route, floor, site_id=9999), method=route.method,
-                           headers=bearer(staff), json=api_body(route))
+                           headers=bearer(staff), json=api_body(route, floor))
     assert assert_api_error(response, 404)["code"] == "not_found"
 
 

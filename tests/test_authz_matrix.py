@@ -72,7 +72,7 @@ def test_authorization_matrix(app, client, auth, route, principal):
     if route.is_api:
         headers = bearer(staff) if staff else {}
         response = client.open(url, method=route.method, headers=headers,
-                               json=api_body(route))
+                               json=api_body(route, floor))
     else:
         if staff:
             assert auth.login(staff.username).status_code == 302

@@ -4,6 +4,7 @@ import pytest
 from factories import make_booth, make_client, make_site
 
 from srs.booths.models import BoothState, parse_client_code
+from srs.common import utcnow
 
 
 @pytest.mark.parametrize(("code", "gender", "year"), [
@@ -24,9 +25,12 @@ def test_a_new_client_takes_gender_and_birth_year_from_its_code(app):
     assert (client.gender, client.birth_year, client.handle) == ("trans female", 1979, "Sunny")
 
 
-def test_booth_state_is_derived_from_its_service_reason(app):
+def test_booth_state_is_derived_never_stored(app):
     site = make_site()
     booth = make_booth(site)
-    assert booth.state is BoothState.AVAILABLE
+    assert booth.state_with(None) is BoothState.AVAILABLE
+    booth.needs_cleaning_since = utcnow()
+    assert booth.state_with(None) is BoothState.NEEDS_CLEANING
     booth.out_of_service_reason = "Sharps bin full"
-    assert booth.state is BoothState.OUT_OF_SERVICE
+    assert booth.state_with(None) is BoothState.OUT_OF_SERVICE
+    assert booth.state_with(object()) is BoothState.OCCUPIED

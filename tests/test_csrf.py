@@ -121,7 +121,7 @@ def test_htmx_requests_may_send_the_token_in_a_header(client, auth):
 def test_api_changes_need_a_bearer_token_not_a_csrf_token(client, auth, route):
     floor = make_floor()
     staff = sign_in_everywhere(floor, client, auth)
-    url, body, token = url_of(route, floor), api_body(route), bearer(staff)
+    url, body, token = url_of(route, floor), api_body(route, floor), bearer(staff)
     audits = audit_count()
 
     # A signed-in browser's cookie, even with its CSRF token, is not an API credential.

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from conftest import ON_POSTGRES, ROOT, app_config, server_env
+from conftest import BESIDE_A_SERVER, ON_POSTGRES, ROOT, app_config, server_env
 from sqlalchemy import text
 
 from srs import create_app
@@ -78,7 +78,7 @@ def _wait_for(predicate, timeout: float, interval: float = 0.2):
 @pytest.fixture
 def scheduler_db(databases):
     url = databases.new_migrated("sched")
-    app = create_app(app_config(url))
+    app = create_app(app_config(url, **BESIDE_A_SERVER))
     with app.app_context():
         yield url
         db.session.remove()

@@ -5,7 +5,7 @@ other, and a logout on one cuts that person's socket on the other.
 """
 
 import pytest
-from conftest import LiveServer, app_config
+from conftest import BESIDE_A_SERVER, LiveServer, app_config
 from factories import make_site, make_staff
 from live_helpers import WAIT_SECONDS, Screen, WebSession, api_token, set_out_of_service
 
@@ -23,7 +23,7 @@ def two_instances(databases, tmp_path):
     first = LiveServer(url, tmp_path / "first.log", SRS_REDIS_URL=REDIS_URL, SRS_SCHEDULER="on")
     second = LiveServer(url, tmp_path / "second.log", SRS_REDIS_URL=REDIS_URL,
                         SRS_SCHEDULER="off")
-    app = create_app(app_config(url))
+    app = create_app(app_config(url, **BESIDE_A_SERVER))
     screens = []
     with app.app_context():
         first.start()

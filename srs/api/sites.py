@@ -30,7 +30,7 @@ def list_sites():
 @blp.response(200, BoardSchema)
 def get_site_board(site_id):
     """Booths of a site with their state."""
-    return site_board(service.get_site(site_id))
+    return site_board(service.get_site(site_id), now=utcnow())
 
 
 @blp.get("/sites/<int:site_id>/settings")

@@ -9,7 +9,18 @@ import re
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.common import UTCDateTime, utcnow
@@ -42,13 +53,19 @@ class Booth(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
     out_of_service_reason: Mapped[str | None] = mapped_column(String(200))
     out_of_service_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when a client leaves the booth, cleared when a nurse marks it clean.
+    needs_cleaning_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     site: Mapped["Site"] = relationship(back_populates="booths")  # noqa: F821
 
-    @property
-    def state(self) -> BoothState:
+    def state_with(self, holder: "Visit | None") -> BoothState:
+        """The booth's state, given the open visit in it (if any)."""
+        if holder is not None:
+            return BoothState.OCCUPIED
         if self.out_of_service_reason:
             return BoothState.OUT_OF_SERVICE
+        if self.needs_cleaning_since is not None:
+            return BoothState.NEEDS_CLEANING
         return BoothState.AVAILABLE
 
     def __repr__(self) -> str:
@@ -100,3 +117,134 @@ class Client(db.Model):
 
     def __repr__(self) -> str:
         return f"<Client {self.id}>"
+
+
+# --- Visits ------------------------------------------------------------------------------------
+
+
+class VisitState(StrEnum):
+    WAITING = "waiting"
+    IN_BOOTH = "in_booth"
+    OBSERVING = "observing"
+    DEPARTED = "departed"
+
+
+OPEN_STATES = (VisitState.WAITING, VisitState.IN_BOOTH, VisitState.OBSERVING)
+
+# Why a visit ended; "did not consume" exits need one of the first group.
+LEFT_QUEUE_REASONS = {
+    "left": "Left before a booth was free",
+    "wait_too_long": "Wait too long",
+    "changed_mind": "Changed their mind",
+    "used_elsewhere": "Went to use elsewhere",
+    "service_restricted": "Service restriction",
+    "other": "Other",
+}
+DISCHARGE_FROM_BOOTH_REASONS = {
+    "declined_aftercare": "Declined after-care",
+    "did_not_consume": "Did not consume",
+    "transferred_ems": "Left with EMS",
+    "asked_to_leave": "Asked to leave",
+    "other": "Other",
+}
+
+SUBSTANCES = {
+    "fentanyl": "Fentanyl",
+    "heroin": "Heroin",
+    "hydromorphone": "Hydromorphone",
+    "other_opioid": "Other opioid",
+    "methamphetamine": "Methamphetamine",
+    "cocaine": "Cocaine",
+    "crack": "Crack cocaine",
+    "benzodiazepine": "Benzodiazepine",
+    "other": "Other",
+    "unknown": "Unknown",
+}
+# Route codes after the Australian standard.
+ROUTES = {
+    "injects": "Injects",
+    "smokes": "Smokes",
+    "inhales_vapour": "Inhales vapour",
+    "sniffs": "Sniffs",
+    "ingests": "Ingests",
+    "other": "Other",
+    "not_stated": "Not stated",
+}
+# Smoke only where the air is extracted; injecting only at an injection booth.
+ROUTES_BY_BOOTH_KIND = {
+    BoothKind.INJECTION: {"injects", "ingests", "sniffs", "other", "not_stated"},
+    BoothKind.INHALATION: {"smokes", "inhales_vapour", "ingests", "sniffs", "other",
+                           "not_stated"},
+}
+STRIP_RESULTS = {"positive": "Positive", "negative": "Negative", "not_done": "Not done"}
+
+
+class Visit(db.Model):
+    """One client's stay, from arrival to departure: the spine of the floor.
+
+    ``waiting -> in_booth -> observing -> departed``, or ``waiting -> departed``.
+    Every transition keeps its own timestamp. The database holds the rules a
+    race could break: at most one visit in a booth, one open visit per client
+    at a site; ``version`` makes a stale transition fail instead of overwrite.
+    """
+
+    __tablename__ = "visit"
+    __table_args__ = (
+        Index("uq_visit_booth_in_use", "booth_id", unique=True,
+              sqlite_where=text("state = 'in_booth'"),
+              postgresql_where=text("state = 'in_booth'")),
+        Index("uq_visit_client_open", "site_id", "client_id", unique=True,
+              sqlite_where=text("state <> 'departed'"),
+              postgresql_where=text("state <> 'departed'")),
+        Index("ix_visit_site_state", "site_id", "state"),
+        Index("ix_visit_site_arrived", "site_id", "arrived_at"),
+        CheckConstraint("state IN ('waiting', 'in_booth', 'observing', 'departed')",
+                        name="state_known"),
+        CheckConstraint("state <> 'in_booth' OR booth_id IS NOT NULL", name="booth_when_in_booth"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default=VisitState.WAITING)
+    booth_id: Mapped[int | None] = mapped_column(ForeignKey("booth.id"))
+    arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    booth_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Due time: the end of the site's minimum observation, fixed when after-care starts.
+    observation_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    departed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    departure_reason: Mapped[str | None] = mapped_column(String(40))
+    consumed: Mapped[bool | None] = mapped_column()
+    checked_in_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    override_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+    client: Mapped[Client] = relationship()
+    booth: Mapped[Booth | None] = relationship()
+    consumptions: Mapped[list["Consumption"]] = relationship(
+        back_populates="visit", order_by="Consumption.recorded_at")
+
+    def __repr__(self) -> str:
+        return f"<Visit {self.id} {self.state}>"
+
+
+class Consumption(db.Model):
+    """What was used in the booth, how, and what the drug check showed."""
+
+    __tablename__ = "consumption"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    substances: Mapped[list] = mapped_column(JSON)
+    route: Mapped[str] = mapped_column(String(20))
+    fentanyl_strip: Mapped[str] = mapped_column(String(10), default="not_done")
+    benzo_strip: Mapped[str] = mapped_column(String(10), default="not_done")
+    split_or_shared: Mapped[bool] = mapped_column(default=False)
+    peer_assisted: Mapped[bool] = mapped_column(default=False)
+
+    visit: Mapped[Visit] = relationship(back_populates="consumptions")

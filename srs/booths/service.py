@@ -1,23 +1,399 @@
-"""The floor's operations. Callers: booths and API views, the CLI."""
+"""The floor's operations: check-in, queue, booths, consumption, after-care, discharge.
 
-from datetime import datetime
+Callers: booths and API views, the CLI. Each function is one unit of work:
+check, change, commit, then announce. Each takes ``now`` and an ``Actor``,
+and raises a DomainError the app turns into a 409 or 422 with a message.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import exc
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from srs import live
+from srs.auth.models import Role
 from srs.auth.service import Actor, record
-from srs.booths.models import Booth, BoothKind, BoothState
-from srs.common import utcnow
-from srs.errors import Invalid, NotFound
+from srs.booths.models import (
+    DISCHARGE_FROM_BOOTH_REASONS,
+    LEFT_QUEUE_REASONS,
+    ROUTES_BY_BOOTH_KIND,
+    Booth,
+    BoothKind,
+    BoothState,
+    Client,
+    Consumption,
+    Visit,
+    VisitState,
+    parse_client_code,
+)
+from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
 
+# A handle is a nickname: never a full name or a phone number.
+_PHONE = re.compile(r"(\d[\s().-]*){7,}")
+_FULL_NAME = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?\s+[A-Z][a-z]+")
 
-def site_board(site: Site) -> dict:
-    """What every screen of a site shows: its booths in floor order, with their state."""
+
+class BoothTaken(Conflict):
+    code = "booth_taken"
+
+
+class VisitStateConflict(Conflict):
+    code = "visit_state"
+
+
+def _conflict(visit: Visit, doing: str) -> VisitStateConflict:
+    return VisitStateConflict(f"Cannot {doing}: this visit is {visit.state.replace('_', ' ')}.",
+                              current_state=visit.state, visit_id=visit.id)
+
+
+# --- Reading the floor ---------------------------------------------------------------------
+
+
+@dataclass
+class BoothView:
+    """A booth as a screen shows it: its derived state and the visit holding it."""
+
+    booth: Booth
+    state: BoothState
+    visit: Visit | None
+
+    def __getattr__(self, name):
+        return getattr(self.booth, name)
+
+
+def site_board(site: Site, *, now: datetime) -> dict:
+    """What every screen of a site shows: booths with their state and holder, the queue,
+    after-care, and today's figures."""
     booths = list(db.session.execute(
         db.select(Booth).filter_by(site_id=site.id).order_by(Booth.position, Booth.label)
     ).scalars())
-    counts = {state: sum(1 for b in booths if b.state == state) for state in BoothState}
-    return {"site": site, "booths": booths, "counts": counts, "generated_at": utcnow()}
+    open_visits = list(db.session.execute(
+        db.select(Visit).where(Visit.site_id == site.id, Visit.state != VisitState.DEPARTED)
+        .options(selectinload(Visit.client), selectinload(Visit.consumptions))
+        .order_by(Visit.arrived_at, Visit.id)
+    ).scalars())
+    holders = {v.booth_id: v for v in open_visits if v.state == VisitState.IN_BOOTH}
+    views = [BoothView(b, b.state_with(holders.get(b.id)), holders.get(b.id)) for b in booths]
+    counts = {state: sum(1 for v in views if v.state == state) for state in BoothState}
+    queue = [v for v in open_visits if v.state == VisitState.WAITING]
+    aftercare = [v for v in open_visits if v.state == VisitState.OBSERVING]
+    return {"site": site, "booths": views, "counts": counts, "queue": queue,
+            "aftercare": aftercare, "today": todays_figures(site, now=now, booths=views),
+            "generated_at": now}
+
+
+def _start_of_day(site: Site, now: datetime) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    local = now.astimezone(ZoneInfo(site.timezone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dict:
+    """Visits, unique clients, waiting now, average wait and booths in use, since local
+    midnight at the site."""
+    since = _start_of_day(site, now)
+    visits = list(db.session.execute(
+        db.select(Visit).where(Visit.site_id == site.id, Visit.arrived_at >= since)).scalars())
+    waits = [(v.booth_at - v.arrived_at).total_seconds() for v in visits if v.booth_at]
+    return {
+        "visits": len(visits),
+        "unique_clients": len({v.client_id for v in visits}),
+        "waiting_now": sum(1 for v in visits if v.state == VisitState.WAITING),
+        "average_wait_minutes": round(sum(waits) / len(waits) / 60, 1) if waits else None,
+        "booths_in_use": sum(1 for b in booths if b.state == BoothState.OCCUPIED),
+        "booths_total": len(booths),
+    }
+
+
+def get_booth(site: Site, booth_id: int) -> Booth:
+    booth = db.session.get(Booth, booth_id)
+    if booth is None or booth.site_id != site.id:
+        raise NotFound(f"Site {site.slug} has no booth with id {booth_id}.")
+    return booth
+
+
+def get_visit(site: Site, visit_id: int) -> Visit:
+    visit = db.session.get(Visit, visit_id)
+    if visit is None or visit.site_id != site.id:
+        raise NotFound(f"Site {site.slug} has no visit with id {visit_id}.")
+    return visit
+
+
+def find_clients(site: Site, prefix: str, *, actor: Actor, limit: int = 8) -> list[Client]:
+    """Known codes starting with ``prefix`` (at least 2 characters), for autocomplete."""
+    prefix = (prefix or "").strip().upper()
+    if len(prefix) < 2:
+        return []
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    clients = list(db.session.execute(
+        db.select(Client).where(Client.code.like(f"{escaped}%", escape="\\"))
+        .order_by(Client.code).limit(limit)).scalars())
+    if clients:
+        record(actor, "client_search", "client", None, site_id=site.id,
+               detail={"shown": [c.id for c in clients]})
+        db.session.commit()
+    return clients
+
+
+def client_flags(client: Client, *, today: date) -> dict:
+    """What staff must see before a visit starts."""
+    restricted = client.restricted_until is not None and client.restricted_until >= today
+    return {
+        "restricted": restricted,
+        "restricted_until": client.restricted_until if restricted else None,
+        "restriction_reason": client.restriction_reason if restricted else None,
+        "note": client.flag_note,
+    }
+
+
+def view_client(site: Site, code: str, *, actor: Actor, now: datetime) -> Client | None:
+    """Open a client's record by code (flags before check-in); the read is audited."""
+    client = db.session.execute(
+        db.select(Client).filter_by(code=code.strip().upper())).scalar_one_or_none()
+    if client is not None:
+        record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
+        db.session.commit()
+    return client
+
+
+# --- Check-in and the queue ----------------------------------------------------------------
+
+
+def _check_code(site: Site, code: str) -> str:
+    code = (code or "").strip().upper()
+    if not re.fullmatch(site.client_code_pattern, code):
+        raise Invalid("That client code does not have this site's form.", {"code": [
+            "Use the site's code form, e.g. F-ABCD-1984: gender (M, F, TM, TF or X), "
+            "four letters, year of birth."]})
+    return code
+
+
+def _check_handle(handle: str | None) -> str | None:
+    handle = (handle or "").strip() or None
+    if handle is None:
+        return None
+    if len(handle) > 40:
+        raise Invalid("Handle too long.", {"handle": ["A handle has at most 40 characters."]})
+    if _PHONE.search(handle):
+        raise Invalid("A handle cannot be a phone number.", {"handle": [
+            "That looks like a phone number. Use a nickname that does not identify the person."]})
+    if _FULL_NAME.match(handle):
+        raise Invalid("A handle cannot be a full name.", {"handle": [
+            "That looks like a full name. Use a nickname or leave it empty."]})
+    return handle
+
+
+def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_roles: set[str],
+             now: datetime, override_reason: str | None = None) -> Visit:
+    """Start a visit in ``waiting`` for a known or new client code.
+
+    A client under an active service restriction is checked in only when a
+    supervisor overrides it (the actor is a supervisor at the site and gives a
+    reason); the override is audited. Raises Invalid, Forbidden or Conflict.
+    """
+    code = _check_code(site, code)
+    handle = _check_handle(handle)
+    client = db.session.execute(db.select(Client).filter_by(code=code)).scalar_one_or_none()
+    if client is None:
+        gender, birth_year = parse_client_code(code)
+        client = Client(code=code, handle=handle, gender=gender, birth_year=birth_year,
+                        created_at=now)
+        db.session.add(client)
+        db.session.flush()
+        record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
+    else:
+        record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
+    flags = client_flags(client, today=now.date())
+    override_by = None
+    if flags["restricted"]:
+        if Role.SUPERVISOR not in actor_roles:
+            db.session.commit()  # the read of the record stays audited
+            raise Forbidden(
+                f"This client is under a service restriction until "
+                f"{flags['restricted_until']:%d %b %Y}. A supervisor must check them in.",
+                {"code": ["Service restriction: a supervisor override is needed."]})
+        if not (override_reason or "").strip():
+            db.session.commit()
+            raise Invalid("Give the reason for overriding the restriction.", {
+                "override_reason": ["Say why the restriction is overridden today."]})
+        override_by = actor.staff_id
+    if handle and handle != client.handle:
+        client.handle = handle
+    visit = Visit(site_id=site.id, client_id=client.id, state=VisitState.WAITING,
+                  arrived_at=now, checked_in_by=actor.staff_id, override_by=override_by)
+    db.session.add(visit)
+    try:
+        db.session.flush()
+    except exc.IntegrityError:
+        db.session.rollback()
+        raise Conflict("This client is already checked in and has not left yet.",
+                       {"code": ["Already on the floor: find them in the queue, a booth or "
+                                 "after-care."]}) from None
+    record(actor, "visit_checked_in", "visit", visit.id, site_id=site.id, now=now,
+           detail={"override": bool(override_by)})
+    if override_by:
+        record(actor, "restriction_overridden", "client", client.id, site_id=site.id, now=now,
+               detail={"visit": visit.id, "reason_given": True})
+    _commit()
+    live.announce(site.id, "queue")
+    return visit
+
+
+def _commit() -> None:
+    """Commit, turning a lost race into a 409 rather than an overwrite."""
+    try:
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        raise Conflict("Someone else changed this visit a moment ago. The screen will show "
+                       "where it is now.") from None
+
+
+def leave_queue(visit: Visit, *, reason: str, actor: Actor, now: datetime) -> Visit:
+    """A waiting client leaves without using: ``departed``, did not consume, with a reason."""
+    if reason not in LEFT_QUEUE_REASONS:
+        raise Invalid("Choose why they left.", {"reason": [
+            f"Choose one of: {', '.join(LEFT_QUEUE_REASONS)}."]})
+    if visit.state != VisitState.WAITING:
+        raise _conflict(visit, "take them out of the queue")
+    visit.state = VisitState.DEPARTED
+    visit.departed_at = now
+    visit.departure_reason = reason
+    visit.consumed = False
+    record(actor, "visit_left_queue", "visit", visit.id, site_id=visit.site_id, now=now,
+           detail={"reason": reason})
+    _commit()
+    live.announce(visit.site_id, "queue")
+    return visit
+
+
+# --- Booths ---------------------------------------------------------------------------------
+
+
+def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> Visit:
+    """Put a waiting client in a free booth. Raises BoothTaken (409 naming what holds it)."""
+    if visit.state != VisitState.WAITING:
+        raise _conflict(visit, "assign a booth")
+    if booth.site_id != visit.site_id:
+        raise NotFound("That booth is not at this visit's site.")
+    holder = holder_of(booth)
+    if holder is not None:
+        raise _taken(booth, holder)
+    if booth.out_of_service_reason:
+        raise BoothTaken(f"Booth {booth.label} is out of service: {booth.out_of_service_reason}.",
+                         booth=booth.label, booth_state=BoothState.OUT_OF_SERVICE.value)
+    if booth.needs_cleaning_since is not None:
+        raise BoothTaken(f"Booth {booth.label} needs cleaning first.", booth=booth.label,
+                         booth_state=BoothState.NEEDS_CLEANING.value)
+    visit.state = VisitState.IN_BOOTH
+    visit.booth_id = booth.id
+    visit.booth_at = now
+    try:
+        db.session.flush()
+    except exc.IntegrityError:
+        # Another nurse put someone in this booth between our check and our write.
+        db.session.rollback()
+        raise _taken(booth, holder_of(booth)) from None
+    except StaleDataError:
+        db.session.rollback()
+        raise _conflict(db.session.get(Visit, visit.id), "assign a booth") from None
+    record(actor, "booth_assigned", "visit", visit.id, site_id=visit.site_id, now=now,
+           detail={"booth": booth.id})
+    _commit()
+    live.announce(visit.site_id, "board")
+    return visit
+
+
+def holder_of(booth: Booth) -> Visit | None:
+    """The open visit in this booth, if any."""
+    return db.session.execute(db.select(Visit).where(
+        Visit.booth_id == booth.id, Visit.state == VisitState.IN_BOOTH)).scalar_one_or_none()
+
+
+def _taken(booth: Booth, holder: Visit | None) -> BoothTaken:
+    who = f" by {holder.client.code}" if holder is not None else ""
+    return BoothTaken(f"Booth {booth.label} is already taken{who}.", booth=booth.label,
+                      booth_state=BoothState.OCCUPIED.value,
+                      held_by_visit=holder.id if holder is not None else None)
+
+
+def record_consumption(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Consumption:
+    """Record what was used, how, and the drug-check results, for a client in a booth."""
+    if visit.state != VisitState.IN_BOOTH:
+        raise _conflict(visit, "record consumption")
+    allowed = ROUTES_BY_BOOTH_KIND[BoothKind(visit.booth.kind)]
+    if data["route"] not in allowed:
+        raise Invalid("That route is not allowed in this booth.", {"route": [
+            f"Booth {visit.booth.label} is an {visit.booth.kind} booth: use one of "
+            f"{', '.join(sorted(allowed))}."]})
+    entry = Consumption(visit_id=visit.id, recorded_at=now, recorded_by=actor.staff_id, **data)
+    db.session.add(entry)
+    visit.consumed = True
+    db.session.flush()
+    record(actor, "consumption_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
+           detail={"consumption": entry.id})
+    _commit()
+    live.announce(visit.site_id, "board")
+    return entry
+
+
+def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
+    """The client leaves the booth for after-care; the booth needs cleaning."""
+    if visit.state != VisitState.IN_BOOTH:
+        raise _conflict(visit, "start after-care")
+    site = db.session.get(Site, visit.site_id)
+    visit.state = VisitState.OBSERVING
+    visit.observation_at = now
+    visit.observation_ends_at = now + timedelta(seconds=site.min_observation_seconds)
+    visit.booth.needs_cleaning_since = now
+    record(actor, "observation_started", "visit", visit.id, site_id=visit.site_id, now=now)
+    _commit()
+    live.announce(visit.site_id, "board")
+    return visit
+
+
+def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) -> Visit:
+    """End a visit. From after-care no reason is needed; straight from a booth, or from the
+    queue (did not consume), it is."""
+    if visit.state == VisitState.IN_BOOTH:
+        if reason not in DISCHARGE_FROM_BOOTH_REASONS:
+            raise Invalid("Say why they leave straight from the booth.", {"reason": [
+                f"Choose one of: {', '.join(DISCHARGE_FROM_BOOTH_REASONS)}."]})
+        visit.booth.needs_cleaning_since = now
+        if reason == "did_not_consume":
+            visit.consumed = False
+    elif visit.state == VisitState.OBSERVING:
+        reason = reason or "discharged"
+    elif visit.state == VisitState.WAITING:
+        return leave_queue(visit, reason=reason, actor=actor, now=now)
+    else:
+        raise _conflict(visit, "discharge")
+    visit.state = VisitState.DEPARTED
+    visit.departed_at = now
+    visit.departure_reason = reason
+    record(actor, "visit_discharged", "visit", visit.id, site_id=visit.site_id, now=now,
+           detail={"reason": reason})
+    _commit()
+    live.announce(visit.site_id, "board")
+    return visit
+
+
+def mark_booth_clean(booth: Booth, *, actor: Actor, now: datetime) -> Booth:
+    """A nurse wiped the booth: it is free again."""
+    if booth.needs_cleaning_since is None:
+        raise Conflict(f"Booth {booth.label} is already clean.",
+                       booth=booth.label, booth_state=booth.state_with(holder_of(booth)).value)
+    booth.needs_cleaning_since = None
+    record(actor, "booth_cleaned", "booth", booth.id, site_id=booth.site_id, now=now)
+    db.session.commit()
+    live.announce(booth.site_id, "board")
+    return booth
 
 
 def create_booth(site: Site, *, label: str, kind: str, position: int, actor: Actor) -> Booth:
@@ -31,13 +407,6 @@ def create_booth(site: Site, *, label: str, kind: str, position: int, actor: Act
     return booth
 
 
-def get_booth(site: Site, booth_id: int) -> Booth:
-    booth = db.session.get(Booth, booth_id)
-    if booth is None or booth.site_id != site.id:
-        raise NotFound(f"Site {site.slug} has no booth with id {booth_id}.")
-    return booth
-
-
 def set_booth_out_of_service(booth: Booth, *, reason: str | None, actor: Actor,
                              now: datetime) -> Booth:
     """Take a booth out of service with a reason, or back in (``reason=None``); announce."""
@@ -46,6 +415,9 @@ def set_booth_out_of_service(booth: Booth, *, reason: str | None, actor: Actor,
         if not reason:
             raise Invalid("A reason is required.", {"reason": [
                 "Say why the booth is out of service."]})
+        holder = holder_of(booth)
+        if holder is not None:
+            raise _taken(booth, holder)
         booth.out_of_service_reason = reason
         booth.out_of_service_since = now
         action = "booth_out_of_service"

@@ -1,21 +1,397 @@
-"""The nurse's floor tablet and the board fragment every screen refreshes."""
+"""The nurse's floor tablet: check-in, queue, booths, after-care, and the fragments every
+screen of a site re-fetches when it changes.
 
-from flask import Blueprint, render_template
+Two kinds of fragment, one URL each: the read-only board, queue and after-care that the
+supervisor's dashboard shows (``/sites/<slug>/board``), and the same with their actions for
+the floor tablet (``/sites/<slug>/floor/board``). Every action is a form post that parses
+with a schema from ``forms.py``, calls one service function and answers with the floor's
+fragments swapped out of band; a refusal the service raises goes to ``#flash`` (errors.py),
+a field the form got wrong comes back beside the field with what was entered.
+"""
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+from marshmallow import ValidationError
 
 from srs.auth.access import site_role_required
 from srs.auth.models import Role
+from srs.auth.service import Actor
 from srs.booths import service
+from srs.booths.forms import (
+    CheckInForm,
+    ConsumptionForm,
+    DischargeForm,
+    LeaveQueueForm,
+    OutOfServiceForm,
+    form_input,
+)
+from srs.booths.models import (
+    DISCHARGE_FROM_BOOTH_REASONS,
+    LEFT_QUEUE_REASONS,
+    ROUTES,
+    ROUTES_BY_BOOTH_KIND,
+    STRIP_RESULTS,
+    SUBSTANCES,
+    BoothKind,
+    VisitState,
+)
+from srs.common import utcnow
+from srs.errors import Conflict, Forbidden, Invalid
+from srs.idempotency import idempotent
 
 bp = Blueprint("booths", __name__)
 
+# Who acts on the floor, and who may also watch it.
+FLOOR = (Role.NURSE, Role.SUPERVISOR)
+WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
+
+# Quick reasons for taking a booth out of service: a tablet has no keyboard to spare.
+OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixture",
+                          "Out of supplies", "Maintenance")
+
+
+def _actor() -> Actor:
+    return Actor.of(current_user, request.remote_addr)
+
+
+def _board(site) -> dict:
+    return service.site_board(site, now=utcnow())
+
+
+# --- Time on screen: the first render; srs.js ticks on from the data- timestamps ------------
+
+
+def _seconds(since: datetime, until: datetime) -> int:
+    return int((until - since).total_seconds())
+
+
+@bp.app_template_filter("iso")
+def iso(moment: datetime) -> str:
+    """A UTC timestamp to the millisecond, as srs.js reads it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@bp.app_template_filter("labels")
+def labels(values, names: dict) -> str:
+    return ", ".join(names.get(value, value) for value in values)
+
+
+@bp.after_app_request
+def server_time(response):
+    """Say when the server answered, so a screen with a wrong clock still counts right."""
+    response.headers.setdefault("X-SRS-Now", iso(utcnow()))
+    return response
+
+
+@bp.app_template_filter("minutes_since")
+def minutes_since(moment: datetime, now: datetime) -> str:
+    return f"{max(0, _seconds(moment, now)) // 60} min"
+
+
+@bp.app_template_filter("clock_since")
+def clock_since(moment: datetime, now: datetime) -> str:
+    seconds = max(0, _seconds(moment, now))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@bp.app_template_filter("clock_until")
+def clock_until(moment: datetime, now: datetime) -> str:
+    seconds = _seconds(now, moment)
+    if seconds <= 0:
+        return "Ready"
+    return f"{seconds // 60}:{seconds % 60:02d} left"
+
+
+@bp.app_context_processor
+def floor_vocabulary():
+    """The floor's lists, so templates label codes the way the models define them."""
+    return {"SUBSTANCES": SUBSTANCES, "ROUTES": ROUTES, "STRIP_RESULTS": STRIP_RESULTS,
+            "LEFT_QUEUE_REASONS": LEFT_QUEUE_REASONS,
+            "DISCHARGE_FROM_BOOTH_REASONS": DISCHARGE_FROM_BOOTH_REASONS,
+            "VisitState": VisitState}
+
+
+# --- Pages and read-only fragments -----------------------------------------------------------
+
 
 @bp.get("/sites/<slug>/floor")
-@site_role_required(Role.NURSE, Role.SUPERVISOR)
+@site_role_required(*FLOOR)
 def floor(site):
-    return render_template("booths/floor.html", board=service.site_board(site))
+    return render_template("booths/floor.html", board=_board(site), floor=True,
+                           checkin=_checkin_context(site))
 
 
 @bp.get("/sites/<slug>/board")
-@site_role_required(Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
+@site_role_required(*WATCHERS)
 def board(site):
-    return render_template("booths/_board.html", board=service.site_board(site))
+    return render_template("booths/_board.html", board=_board(site), floor=False)
+
+
+@bp.get("/sites/<slug>/queue")
+@site_role_required(*WATCHERS)
+def queue(site):
+    return render_template("booths/_queue.html", board=_board(site), floor=False)
+
+
+@bp.get("/sites/<slug>/aftercare")
+@site_role_required(*WATCHERS)
+def aftercare(site):
+    return render_template("booths/_aftercare.html", board=_board(site), floor=False)
+
+
+@bp.get("/sites/<slug>/floor/board")
+@site_role_required(*FLOOR)
+def floor_board(site):
+    return render_template("booths/_board.html", board=_board(site), floor=True)
+
+
+@bp.get("/sites/<slug>/floor/queue")
+@site_role_required(*FLOOR)
+def floor_queue(site):
+    return render_template("booths/_queue.html", board=_board(site), floor=True)
+
+
+@bp.get("/sites/<slug>/floor/aftercare")
+@site_role_required(*FLOOR)
+def floor_aftercare(site):
+    return render_template("booths/_aftercare.html", board=_board(site), floor=True)
+
+
+def _floor_update(site):
+    """The answer to a floor action: every floor fragment, swapped out of band.
+
+    The acting tablet sees the result at once even if its socket is down; the other screens
+    follow on the announcement. The main content is empty, which closes an open dialog.
+    """
+    return render_template("booths/_floor_update.html", board=_board(site), floor=True,
+                           oob=True)
+
+
+# --- Check-in --------------------------------------------------------------------------------
+
+
+def _checkin_context(site, *, form=None, errors=None, message=None, client=None, flags=None,
+                     done=None, position=None) -> dict:
+    form = form.to_dict() if hasattr(form, "to_dict") else dict(form or {})
+    return {"site": site, "form": form, "errors": errors or {}, "message": message,
+            "client": client, "flags": flags, "done": done, "position": position,
+            "supervisor": current_user.has_role(site.id, Role.SUPERVISOR)}
+
+
+def _checkin_panel(site, status: int = 200, **context):
+    return render_template("booths/_checkin.html", checkin=_checkin_context(site, **context)), \
+        status
+
+
+@bp.get("/sites/<slug>/floor/clients")
+@site_role_required(*FLOOR)
+def client_suggestions(site):
+    """Known codes for the code field once it holds 2 characters; each with its flags."""
+    clients = service.find_clients(site, request.args.get("code", ""), actor=_actor())
+    today = utcnow().date()
+    return render_template("booths/_suggestions.html", site=site, suggestions=[
+        (client, service.client_flags(client, today=today)) for client in clients])
+
+
+@bp.get("/sites/<slug>/floor/check-in")
+@site_role_required(*FLOOR)
+def checkin_panel(site):
+    """The check-in panel, empty or (``?code=``) with a known client's flags to review."""
+    code = request.args.get("code", "").strip().upper()
+    if not code:
+        return _checkin_panel(site)
+    client = service.view_client(site, code, actor=_actor(), now=utcnow())
+    flags = service.client_flags(client, today=utcnow().date()) if client else None
+    return _checkin_panel(site, form={"code": code, "handle": client.handle if client else ""},
+                          client=client, flags=flags)
+
+
+def _needs_review(flags: dict | None) -> bool:
+    return bool(flags and (flags["restricted"] or flags["note"]))
+
+
+@bp.post("/sites/<slug>/floor/check-in")
+@site_role_required(*FLOOR)
+@idempotent
+def check_in(site):
+    """Start a visit in the queue. A known client with flags is shown first, once: the
+    tablet's second tap (``reviewed`` = the code) checks them in."""
+    try:
+        data = CheckInForm().load(form_input(request.form))
+    except ValidationError as err:
+        return _checkin_panel(site, 422, form=request.form, errors=err.messages)
+    now = utcnow()
+    if data["reviewed"] != data["code"]:
+        client = service.view_client(site, data["code"], actor=_actor(), now=now)
+        flags = service.client_flags(client, today=now.date()) if client else None
+        if _needs_review(flags):
+            return _checkin_panel(site, form=request.form, client=client, flags=flags)
+    try:
+        visit = service.check_in(site, code=data["code"], handle=data["handle"],
+                                 override_reason=data["override_reason"], actor=_actor(),
+                                 actor_roles=current_user.roles_at(site.id), now=now)
+    except (Invalid, Forbidden, Conflict) as err:
+        if not err.errors:
+            raise
+        return _checkin_panel(site, err.status, form=request.form, errors=err.errors,
+                              message=err.message)
+    board = _board(site)
+    position = next((i for i, v in enumerate(board["queue"], 1) if v.id == visit.id), None)
+    return render_template(
+        "booths/_checkin_done.html", board=board, floor=True, oob=True,
+        checkin=_checkin_context(site, done=visit, position=position,
+                                 flags=service.client_flags(visit.client, today=now.date())))
+
+
+# --- The queue and the booths ----------------------------------------------------------------
+
+
+def _dialog(template: str, status: int = 200, **context):
+    return render_template(f"booths/{template}", **context), status
+
+
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/leave")
+@site_role_required(*FLOOR)
+def leave_queue_dialog(site, visit_id):
+    return _dialog("_leave_dialog.html", site=site, visit=service.get_visit(site, visit_id),
+                   errors={})
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/leave")
+@site_role_required(*FLOOR)
+@idempotent
+def leave_queue(site, visit_id):
+    visit = service.get_visit(site, visit_id)
+    try:
+        data = LeaveQueueForm().load(request.form)
+    except ValidationError as err:
+        return _dialog("_leave_dialog.html", 422, site=site, visit=visit, errors=err.messages)
+    service.leave_queue(visit, reason=data["reason"], actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/booth/<int:booth_id>")
+@site_role_required(*FLOOR)
+@idempotent
+def assign_booth(site, visit_id, booth_id):
+    """The second tap: the client chosen in the queue goes to this booth."""
+    visit = service.get_visit(site, visit_id)
+    booth = service.get_booth(site, booth_id)
+    service.assign_booth(visit, booth, actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+def _in_booth(site, visit_id: int):
+    visit = service.get_visit(site, visit_id)
+    if visit.state != VisitState.IN_BOOTH:
+        raise Conflict(f"{visit.client.code} is no longer in a booth.",
+                       current_state=visit.state, visit_id=visit.id)
+    return visit
+
+
+def _consumption_dialog(site, visit, status: int = 200, *, form=None, errors=None):
+    allowed = ROUTES_BY_BOOTH_KIND[BoothKind(visit.booth.kind)]
+    return _dialog("_consumption_dialog.html", status, site=site, visit=visit,
+                   routes=[r for r in ROUTES if r in allowed], errors=errors or {},
+                   form=form if form is not None else {
+                       "substances": [], "fentanyl_strip": "not_done",
+                       "benzo_strip": "not_done"})
+
+
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/consumption")
+@site_role_required(*FLOOR)
+def consumption_dialog(site, visit_id):
+    return _consumption_dialog(site, _in_booth(site, visit_id))
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/consumption")
+@site_role_required(*FLOOR)
+@idempotent
+def record_consumption(site, visit_id):
+    visit = service.get_visit(site, visit_id)
+    entered = form_input(request.form, "substances")
+    try:
+        data = ConsumptionForm().load(entered)
+        service.record_consumption(visit, data, actor=_actor(), now=utcnow())
+    except ValidationError as err:
+        return _consumption_dialog(site, _in_booth(site, visit_id), 422, form=entered,
+                                   errors=err.messages)
+    except Invalid as err:
+        # A route this booth's kind does not allow: beside the field and in the flash.
+        return _consumption_dialog(site, visit, err.status, form=entered, errors={
+            **err.errors, "_flash": err.message})
+    return _floor_update(site)
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/observation")
+@site_role_required(*FLOOR)
+@idempotent
+def start_observation(site, visit_id):
+    """Leaves the booth: after-care starts, the booth needs cleaning."""
+    service.start_observation(service.get_visit(site, visit_id), actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/discharge")
+@site_role_required(*FLOOR)
+def discharge_dialog(site, visit_id):
+    """Why a client leaves straight from the booth."""
+    return _dialog("_discharge_dialog.html", site=site, visit=_in_booth(site, visit_id),
+                   errors={})
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/discharge")
+@site_role_required(*FLOOR)
+@idempotent
+def discharge(site, visit_id):
+    visit = service.get_visit(site, visit_id)
+    try:
+        data = DischargeForm().load(request.form)
+    except ValidationError as err:
+        return _dialog("_discharge_dialog.html", 422, site=site, visit=visit,
+                       errors=err.messages)
+    service.discharge(visit, reason=data["reason"], actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+@bp.post("/sites/<slug>/floor/booths/<int:booth_id>/clean")
+@site_role_required(*FLOOR)
+@idempotent
+def mark_booth_clean(site, booth_id):
+    service.mark_booth_clean(service.get_booth(site, booth_id), actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+def _out_of_service_dialog(site, booth, status: int = 200, *, form=None, errors=None):
+    return _dialog("_out_of_service_dialog.html", status, site=site, booth=booth,
+                   reasons=OUT_OF_SERVICE_REASONS, form=form or {}, errors=errors or {})
+
+
+@bp.get("/sites/<slug>/floor/booths/<int:booth_id>/out-of-service")
+@site_role_required(*FLOOR)
+def out_of_service_dialog(site, booth_id):
+    return _out_of_service_dialog(site, service.get_booth(site, booth_id))
+
+
+@bp.post("/sites/<slug>/floor/booths/<int:booth_id>/out-of-service")
+@site_role_required(*FLOOR)
+@idempotent
+def set_out_of_service(site, booth_id):
+    booth = service.get_booth(site, booth_id)
+    try:
+        data = OutOfServiceForm().load(request.form)
+    except ValidationError as err:
+        return _out_of_service_dialog(site, booth, 422, form=request.form, errors=err.messages)
+    service.set_booth_out_of_service(booth, reason=data["reason"], actor=_actor(), now=utcnow())
+    return _floor_update(site)
+
+
+@bp.post("/sites/<slug>/floor/booths/<int:booth_id>/in-service")
+@site_role_required(*FLOOR)
+@idempotent
+def set_in_service(site, booth_id):
+    service.set_booth_out_of_service(service.get_booth(site, booth_id), reason=None,
+                                     actor=_actor(), now=utcnow())
+    return _floor_update(site)

@@ -1,9 +1,10 @@
-"""The home page and the supervisor's dashboard shell."""
+"""The home page and the supervisor's dashboard: every site's figures, board, queue and
+after-care, read-only and live."""
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from srs.auth.access import any_site_role_required, staff_required
+from srs.auth.access import any_site_role_required, site_role_required, staff_required
 from srs.auth.models import Role
 from srs.booths import service as booths
 from srs.common import utcnow
@@ -11,6 +12,8 @@ from srs.jobs import scheduler_status
 from srs.sites import service
 
 bp = Blueprint("sites", __name__)
+
+SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
 
 
 @bp.get("/")
@@ -26,10 +29,19 @@ def home():
 
 
 @bp.get("/supervise")
-@any_site_role_required(Role.SUPERVISOR, Role.ADMIN)
+@any_site_role_required(*SUPERVISING)
 def supervise():
+    """Each site the person supervises or administers, one section each, on one page."""
+    now = utcnow()
     sites = [s for s in service.sites_for(current_user)
-             if current_user.has_role(s.id, Role.SUPERVISOR, Role.ADMIN)]
-    boards = [booths.site_board(site) for site in sites]
-    return render_template("sites/supervise.html", boards=boards,
-                           scheduler=scheduler_status(now=utcnow()))
+             if current_user.has_role(s.id, *SUPERVISING)]
+    return render_template("sites/supervise.html",
+                           boards=[booths.site_board(site, now=now) for site in sites],
+                           scheduler=scheduler_status(now=now), floor=False)
+
+
+@bp.get("/sites/<slug>/today")
+@site_role_required(*SUPERVISING)
+def today(site):
+    """Today's figures of one site: the dashboard re-fetches it when the site changes."""
+    return render_template("sites/_today.html", board=booths.site_board(site, now=utcnow()))

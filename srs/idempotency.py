@@ -1,0 +1,153 @@
+"""Idempotency keys: a repeated tap or retried call returns the first answer.
+
+Every state-changing form renders a fresh key in a hidden ``idempotency_key``
+field (``new_idempotency_key()`` in templates); API callers send an
+``Idempotency-Key`` header. The first request with a key is recorded and its
+answer kept; a repeat with the same key gets that answer back and changes
+nothing.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import g, make_response, request
+from flask_login import current_user
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.exceptions import HTTPException
+
+from srs.common import UTCDateTime, utcnow
+from srs.errors import Conflict, DomainError, Invalid, handle_domain_error, handle_http_exception
+from srs.extensions import db
+
+# A request still marked in progress after this long died mid-way: its key may be reused.
+STALE_AFTER = timedelta(seconds=60)
+MAX_KEY_LENGTH = 80
+
+
+class IdempotentRequest(db.Model):
+    __tablename__ = "idempotent_request"
+    __table_args__ = (UniqueConstraint("staff_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[str | None] = mapped_column(Text)
+
+
+def new_idempotency_key() -> str:
+    return uuid.uuid4().hex
+
+
+def _key() -> str | None:
+    key = request.headers.get("Idempotency-Key") or request.form.get("idempotency_key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise Invalid("Bad idempotency key.", {"Idempotency-Key": [
+            f"Send 1 to {MAX_KEY_LENGTH} characters, new for each action."]})
+    return key
+
+
+def _staff_id() -> int | None:
+    staff = g.get("api_staff")
+    if staff is not None:
+        return staff.id
+    return current_user.id if current_user.is_authenticated else None
+
+
+def _replay(row: IdempotentRequest):
+    if row.method != request.method or row.path != request.path:
+        raise Invalid("This idempotency key was used for another action.", {
+            "Idempotency-Key": ["Send a new key for each action."]})
+    if row.status_code is None:
+        raise Conflict("This action is still being processed; wait a moment.")
+    response = make_response(row.body or "", row.status_code)
+    if row.content_type:
+        response.headers["Content-Type"] = row.content_type
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
+    """Record this request as in progress; return the earlier one if the key is taken."""
+    existing = db.session.execute(db.select(IdempotentRequest).filter_by(
+        staff_id=staff_id, key=key)).scalar_one_or_none()
+    if existing is not None and existing.status_code is None and (
+            now - existing.created_at > STALE_AFTER):
+        db.session.delete(existing)
+        db.session.flush()
+        existing = None
+    if existing is not None:
+        return existing
+    db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
+                                     path=request.path, created_at=now))
+    try:
+        db.session.commit()
+    except exc.IntegrityError:  # the same key arrived twice at once
+        db.session.rollback()
+        return db.session.execute(db.select(IdempotentRequest).filter_by(
+            staff_id=staff_id, key=key)).scalar_one()
+    return None
+
+
+def idempotent(view):
+    """Make a state-changing view answer a repeated key with its first answer."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        key, staff_id = _key(), _staff_id()
+        if key is None or staff_id is None:
+            return view(*args, **kwargs)
+        earlier = _claim(staff_id, key, utcnow())
+        if earlier is not None:
+            return _replay(earlier)
+        try:
+            response = make_response(view(*args, **kwargs))
+        except DomainError as error:
+            db.session.rollback()
+            response = make_response(handle_domain_error(error))
+        except HTTPException as error:
+            db.session.rollback()
+            response = make_response(handle_http_exception(error))
+        except Exception:
+            db.session.rollback()
+            _forget(staff_id, key)
+            raise
+        if response.status_code >= 500 or response.direct_passthrough:
+            _forget(staff_id, key)
+            return response
+        row = db.session.execute(db.select(IdempotentRequest).filter_by(
+            staff_id=staff_id, key=key)).scalar_one()
+        row.status_code = response.status_code
+        row.content_type = response.headers.get("Content-Type")
+        row.body = response.get_data(as_text=True)
+        db.session.commit()
+        return response
+
+    return wrapped
+
+
+def _forget(staff_id: int, key: str) -> None:
+    """A request that failed on the server may be tried again with the same key."""
+    db.session.execute(db.delete(IdempotentRequest).filter_by(staff_id=staff_id, key=key))
+    db.session.commit()
+
+
+def forget_older_than(*, now: datetime, age: timedelta = timedelta(days=2)) -> int:
+    """Drop kept answers nobody will repeat any more (a scheduled job)."""
+    result = db.session.execute(db.delete(IdempotentRequest).where(
+        IdempotentRequest.created_at < now - age))
+    db.session.commit()
+    return result.rowcount
+
+
+def init_app(app) -> None:
+    app.jinja_env.globals["new_idempotency_key"] = new_idempotency_key

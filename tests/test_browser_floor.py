@@ -1,0 +1,321 @@
+"""A whole visit in real Chromium: a nurse's tablet (1280x800, touch) runs it, the supervisor's
+dashboard (1920x1080) shows each step within 2 s, and a dashboard that lost its connection is
+right again once it is back."""
+
+from datetime import timedelta
+
+import pytest
+from factories import make_booth, make_site, make_staff
+from live_helpers import WAIT_SECONDS, ConsoleWatch, sign_in
+from playwright.sync_api import Page, expect
+
+from srs.auth.service import Actor
+from srs.booths import service
+from srs.booths.models import Consumption
+from srs.common import utcnow
+from srs.extensions import db
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+TIMEOUT_MS = WAIT_SECONDS * 1000
+STEP_MS = 2000  # the dashboard shows each step within 2 s
+RECONNECT_TIMEOUT_MS = 15_000  # Socket.IO's back-off after a failed attempt, plus jitter
+OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
+
+
+class Screen:
+    def __init__(self, page: Page, site):
+        self.page, self.site = page, site
+        self.console = ConsoleWatch(page)
+        page.set_default_timeout(TIMEOUT_MS)
+
+    def tile(self, label: str):
+        booth = next(b for b in self.site.booths if b.label == label)
+        return self.page.locator(f'.tile[data-booth-id="{booth.id}"]')
+
+    def fragment(self, name: str):
+        return self.page.locator(f"#{name}-{self.site.id}")
+
+    def wait_until_live(self) -> None:
+        self.page.wait_for_function("() => window.srsSocket && window.srsSocket.connected",
+                                    timeout=TIMEOUT_MS)
+        self.page.evaluate("() => { window.srsNotReloaded = true; }")
+
+    def was_not_reloaded(self) -> bool:
+        return self.page.evaluate("() => window.srsNotReloaded === true")
+
+    def unexpected_console(self) -> list[str]:
+        return [e for e in self.console.errors if OFFLINE_NOISE not in e]
+
+
+@pytest.fixture
+def site(live_server):
+    # B1 and B2 inject, B3 is the smoking booth; a 2-minute after-care to count down.
+    return make_site(slug="east", name="East Side", booths=3, min_observation_seconds=120)
+
+
+@pytest.fixture
+def tablet_screen(live_server, site, tablet) -> Screen:
+    make_staff(site, role="nurse", username="nina")
+    screen = Screen(tablet.new_page(), site)
+    sign_in(screen.page, live_server.url, "nina")  # a nurse of one site lands on its floor
+    expect(screen.page.locator(".tile")).to_have_count(3)
+    screen.wait_until_live()
+    return screen
+
+
+@pytest.fixture
+def dashboard(live_server, site, browser) -> Screen:
+    make_staff(site, role="supervisor", username="sam")
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    screen = Screen(context.new_page(), site)
+    sign_in(screen.page, live_server.url, "sam")
+    screen.page.goto(f"{live_server.url}/supervise")
+    expect(screen.page.get_by_role("heading", name="East Side")).to_be_visible()
+    expect(screen.page.locator(".tile")).to_have_count(3)
+    screen.wait_until_live()
+    yield screen
+    context.close()
+
+
+# Records the label of every button that goes busy (disabled, aria-busy) from now on.
+WATCH_BUSY = """() => {
+  window.srsBusySeen = [];
+  new MutationObserver(changes => changes.forEach(change => {
+    const el = change.target;
+    if (el.tagName === "BUTTON" && el.disabled && el.getAttribute("aria-busy") === "true") {
+      window.srsBusySeen.push(el.textContent.trim());
+    }
+  })).observe(document.body, {attributes: true, subtree: true,
+                               attributeFilter: ["disabled", "aria-busy"]});
+}"""
+
+
+def tap(locator) -> None:
+    locator.tap()
+
+
+def shot(page: Page, path, *, full_page: bool = False) -> None:
+    # caret="initial": hiding the caret takes an inline style, which the CSP refuses.
+    page.screenshot(path=path, full_page=full_page, caret="initial")
+
+
+def check_in(tablet: Screen, code: str, handle: str | None = None) -> None:
+    page = tablet.page
+    page.get_by_label("Client code").fill(code)
+    if handle:
+        page.get_by_label("Handle").fill(handle)
+    tap(page.get_by_test_id("checkin-submit"))
+    expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
+
+
+def assign(tablet: Screen, code: str, booth: str) -> None:
+    page = tablet.page
+    tap(tablet.fragment("queue").locator(f'[data-code="{code}"]'))
+    expect(page.locator("[data-assign-hint]")).to_contain_text(code)
+    tap(tablet.tile(booth).get_by_role("button", name="Assign here"))
+    expect(tablet.tile(booth)).to_have_class("tile tile--occupied")
+
+
+def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
+        live_server, site, tablet_screen, dashboard, output_dir):
+    tablet, page = tablet_screen, tablet_screen.page
+    code = "F-ABCD-1984"
+
+    # Check in a new code: it waits in the queue on both screens.
+    check_in(tablet, code, handle="Sparrow")
+    expect(tablet.fragment("queue")).to_contain_text(code)
+    expect(dashboard.fragment("queue")).to_contain_text(code, timeout=STEP_MS)
+    expect(dashboard.page.get_by_test_id("figure-waiting")).to_have_text("1", timeout=STEP_MS)
+
+    # Tap the client, then a free booth.
+    assign(tablet, code, "B1")
+    expect(tablet.tile("B1")).to_contain_text("Sparrow")
+    expect(dashboard.tile("B1")).to_have_class("tile tile--occupied", timeout=STEP_MS)
+    expect(dashboard.tile("B1")).to_contain_text(code, timeout=STEP_MS)
+    expect(dashboard.fragment("queue")).not_to_contain_text(code, timeout=STEP_MS)
+    # The booth's time ticks in the browser, without asking the server.
+    elapsed = tablet.tile("B1").get_by_test_id("booth-elapsed")
+    first = elapsed.inner_text()
+    expect(elapsed).not_to_have_text(first, timeout=3000)
+
+    # Record what was used: big toggles, no keyboard.
+    tap(tablet.tile("B1").get_by_role("button", name="Record use"))
+    dialog = page.locator(".dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("label", has_text="Smokes")).to_have_count(0)  # an injection booth
+    tap(dialog.locator("label", has_text="Fentanyl").first)
+    tap(dialog.locator("label", has_text="Injects"))
+    tap(dialog.locator('label[for="use-fentanyl_strip-positive"]'))
+    shot(page, output_dir / "tablet-record-use.png")
+    page.evaluate(WATCH_BUSY)
+    dialog.get_by_test_id("save-use").dblclick()  # a double tap
+    expect(dialog).to_have_count(0)
+    # The button said it was working and could not be tapped again; one record, no refusal.
+    assert "Saving…" in page.evaluate("() => window.srsBusySeen")
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count(Consumption.id))) == 1
+    expect(page.locator("#flash")).to_be_empty()
+    expect(tablet.tile("B1").get_by_test_id("booth-use")).to_have_text("Fentanyl · Injects")
+    expect(dashboard.tile("B1")).to_contain_text("Fentanyl · Injects", timeout=STEP_MS)
+    expect(dashboard.tile("B1")).to_contain_text("Fentanyl strip +", timeout=STEP_MS)
+
+    # A second client waits; the tablet as the nurse sees it mid-shift.
+    check_in(tablet, "M-WXYZ-1990")
+    expect(dashboard.fragment("queue")).to_contain_text("M-WXYZ-1990", timeout=STEP_MS)
+    tap(tablet.fragment("queue").locator('[data-code="M-WXYZ-1990"]'))
+    shot(page, output_dir / "tablet-assigning.png")
+    tap(page.locator("[data-pick-cancel]"))
+    expect(page.locator("[data-assign-hint]")).to_be_hidden()
+
+    # Leaves the booth: after-care counts down, the booth needs cleaning.
+    tap(tablet.tile("B1").get_by_role("button", name="Leaves booth"))
+    expect(tablet.fragment("aftercare")).to_contain_text(code)
+    expect(dashboard.fragment("aftercare")).to_contain_text(code, timeout=STEP_MS)
+    expect(dashboard.tile("B1")).to_have_class("tile tile--needs_cleaning", timeout=STEP_MS)
+    countdown = dashboard.fragment("aftercare").get_by_test_id("aftercare-countdown")
+    expect(countdown).to_contain_text("left")
+    shown = countdown.inner_text()
+    expect(countdown).not_to_have_text(shown, timeout=3000)
+    shot(page, output_dir / "tablet-floor.png")
+    shot(dashboard.page, output_dir / "dashboard.png", full_page=True)
+
+    # Cleaned: free again.
+    tap(tablet.tile("B1").get_by_role("button", name="Cleaned"))
+    expect(tablet.tile("B1")).to_have_class("tile tile--available")
+    expect(dashboard.tile("B1")).to_have_class("tile tile--available", timeout=STEP_MS)
+
+    # Discharge from after-care.
+    tap(tablet.fragment("aftercare").get_by_role("button", name="Discharge"))
+    expect(tablet.fragment("aftercare")).not_to_contain_text(code)
+    expect(dashboard.fragment("aftercare")).not_to_contain_text(code, timeout=STEP_MS)
+    expect(dashboard.page.get_by_test_id("figure-visits")).to_have_text("2", timeout=STEP_MS)
+
+    # The dashboard loses its connection while the nurse carries on.
+    dashboard.page.context.set_offline(True)
+    dashboard.page.evaluate("() => window.srsSocket.io.engine.close()")
+    expect(dashboard.page.locator("#connection-banner")).to_be_visible()
+    assign(tablet, "M-WXYZ-1990", "B2")
+    check_in(tablet, "TF-QRST-2001")
+    expect(dashboard.tile("B2")).to_have_class("tile tile--available")  # no hint can reach it
+
+    dashboard.page.context.set_offline(False)
+    expect(dashboard.page.locator("#connection-banner")).to_be_hidden(
+        timeout=RECONNECT_TIMEOUT_MS)
+    # On reconnect it re-fetches everything it shows.
+    expect(dashboard.tile("B2")).to_have_class("tile tile--occupied")
+    expect(dashboard.tile("B2")).to_contain_text("M-WXYZ-1990")
+    expect(dashboard.fragment("queue")).to_contain_text("TF-QRST-2001")
+    expect(dashboard.fragment("queue")).not_to_contain_text("M-WXYZ-1990")
+    expect(dashboard.page.get_by_test_id("figure-visits")).to_have_text("3")
+    expect(dashboard.page.get_by_test_id("figure-in-use")).to_contain_text("1")
+    assert dashboard.was_not_reloaded() and tablet.was_not_reloaded()
+    shot(dashboard.page, output_dir / "dashboard-after-reconnect.png", full_page=True)
+    shot(page, output_dir / "tablet-end.png")
+
+    assert tablet.unexpected_console() == []
+    assert dashboard.unexpected_console() == []
+
+
+def test_a_refusal_shows_in_the_flash_and_the_tablet_catches_up(
+        live_server, site, tablet_screen, output_dir):
+    """Another tablet takes the booth first: this one says so and shows the floor as it is."""
+    tablet, page = tablet_screen, tablet_screen.page
+    check_in(tablet, "F-ABCD-1984")
+    tap(tablet.fragment("queue").locator('[data-code="F-ABCD-1984"]'))
+    # Meanwhile another tablet takes B1, and no hint reaches this one before the tap.
+    page.evaluate("() => window.srsSocket.disconnect()")
+    booth = site.booths[0]
+    other = service.check_in(site, code="M-WXYZ-1990", handle=None, actor=Actor.system(),
+                             actor_roles={"nurse"}, now=utcnow())
+    service.assign_booth(other, booth, actor=Actor.system(), now=utcnow())
+    expect(tablet.tile("B1")).to_have_class("tile tile--available")
+
+    tap(tablet.tile("B1").get_by_role("button", name="Assign here"))
+    expect(page.locator("#flash")).to_contain_text("Booth B1 is already taken by M-WXYZ-1990")
+    # The 409 makes the screen re-fetch: B1 shows who holds it, our client still waits.
+    expect(tablet.tile("B1")).to_have_class("tile tile--occupied")
+    expect(tablet.tile("B1")).to_contain_text("M-WXYZ-1990")
+    expect(tablet.fragment("queue")).to_contain_text("F-ABCD-1984")
+    shot(page, output_dir / "tablet-refused.png")
+    tap(page.locator("#flash"))
+    expect(page.locator("#flash")).to_be_empty()
+    # The browser reports the refused request itself; nothing else may go wrong.
+    assert all("409" in error for error in tablet.unexpected_console())
+
+
+TOUCH_TARGETS = """() => Array.from(document.querySelectorAll(
+    'button, .btn, label.toggle, .suggestion, input:not([type=hidden]):not(.toggle__input)'))
+  .filter(el => el.offsetParent !== null)
+  .map(el => { const r = el.getBoundingClientRect();
+               return {text: (el.textContent || el.name || '').trim().slice(0, 30),
+                       width: Math.round(r.width), height: Math.round(r.height)}; })
+  .filter(box => box.width < 48 || box.height < 48)"""
+
+
+def test_a_busy_floor_fits_the_tablet_with_big_targets(
+        live_server, tablet_screen, dashboard, output_dir):
+    """Eight booths in every state, a queue and after-care: nothing cramped at 1280x800."""
+    tablet, page, site = tablet_screen, tablet_screen.page, tablet_screen.site
+    actor, now = Actor.system(), utcnow()
+    for n in range(4, 9):
+        make_booth(site, label=f"B{n}", kind="injection" if n % 3 else "inhalation", position=n)
+    booths = {b.label: b for b in service.site_board(site, now=now)["booths"]}
+
+    def arrive(code, handle=None, minutes_ago=0):
+        return service.check_in(site, code=code, handle=handle, actor=actor,
+                                actor_roles={"nurse"}, now=now - timedelta(minutes=minutes_ago))
+
+    for code, label, handle in [("F-ABCD-1984", "B1", "Sparrow"), ("M-EFGH-1975", "B2", None),
+                                ("TF-IJKL-1999", "B3", "Moonbeam"), ("X-MNOP-1988", "B4", None)]:
+        visit = service.assign_booth(arrive(code, handle, 12), booths[label].booth, actor=actor,
+                                     now=now - timedelta(minutes=9))
+        if label != "B4":
+            kind = booths[label].kind
+            service.record_consumption(visit, {
+                "substances": ["fentanyl", "crack"] if label == "B1" else ["methamphetamine"],
+                "route": "injects" if kind == "injection" else "smokes",
+                "fentanyl_strip": "positive" if label == "B1" else "negative",
+                "benzo_strip": "not_done", "split_or_shared": label == "B1",
+                "peer_assisted": False}, actor=actor, now=now)
+    for code, label in [("M-QRST-1960", "B5"), ("F-UVWX-2000", "B6")]:
+        visit = service.assign_booth(arrive(code, None, 30), booths[label].booth, actor=actor,
+                                     now=now - timedelta(minutes=25))
+        started = now - timedelta(minutes=20 if label == "B5" else 1)
+        service.start_observation(visit, actor=actor, now=started)
+    service.mark_booth_clean(booths["B5"].booth, actor=actor, now=now)
+    service.set_booth_out_of_service(booths["B7"].booth, reason="Needle bin full", actor=actor,
+                                     now=now)
+    for n, (code, handle) in enumerate([("F-AAAA-1990", "Robin"), ("M-BBBB-1982", None),
+                                        ("TM-CCCC-1995", "Jay"), ("F-DDDD-1979", None)]):
+        arrive(code, handle, 8 - 2 * n)
+
+    page.reload()
+    expect(page.locator(".tile")).to_have_count(8)
+    expect(tablet.fragment("queue").get_by_test_id("queue-item")).to_have_count(4)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate(TOUCH_TARGETS) == []
+    shot(page, output_dir / "tablet-busy.png")
+
+    tap(tablet.tile("B1").get_by_role("button", name="Add use"))
+    expect(page.locator(".dialog")).to_be_visible()
+    assert page.evaluate(TOUCH_TARGETS) == []
+    panel = page.locator(".dialog__panel").bounding_box()
+    assert panel["height"] <= 800 - 32, "the whole form fits without scrolling"
+    shot(page, output_dir / "tablet-busy-use.png")
+    tap(page.locator(".dialog").get_by_role("button", name="Close"))
+
+    tap(tablet.tile("B2").get_by_role("button", name="Discharge…"))
+    expect(page.locator(".dialog")).to_contain_text("Declined after-care")
+    assert page.evaluate(TOUCH_TARGETS) == []
+    shot(page, output_dir / "tablet-busy-discharge.png")
+    tap(page.locator(".dialog").get_by_role("button", name="Close"))
+
+    page.get_by_label("Client code").fill("F-A")
+    expect(page.get_by_test_id("suggestion")).to_have_count(2)
+    shot(page, output_dir / "tablet-busy-autocomplete.png")
+
+    dashboard.page.reload()
+    expect(dashboard.page.locator(".tile")).to_have_count(8)
+    shot(dashboard.page, output_dir / "dashboard-busy.png", full_page=True)
+    assert tablet.unexpected_console() == [] and dashboard.unexpected_console() == []
