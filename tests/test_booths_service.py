@@ -280,3 +280,13 @@ def test_todays_figures_start_at_local_midnight(floor):
     check_in(floor, "F-BBBB-1981", at=datetime(2026, 11, 24, 5, 1, tzinfo=UTC))   # 00:01 local
     board = service.site_board(floor["site"], now=NOW)
     assert board["today"]["visits"] == 1
+
+
+def test_a_restriction_ends_at_local_midnight_not_utc(floor):
+    make_client(code="F-ABCD-1984").restricted_until = date(2026, 11, 24)
+    db.session.commit()
+    # 02:00 UTC on the 25th is still 21:00 on the 24th in Toronto: restricted.
+    with pytest.raises(Forbidden):
+        check_in(floor, at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    # 05:30 UTC on the 25th is 00:30 local on the 25th: the restriction has ended.
+    assert check_in(floor, at=datetime(2026, 11, 25, 5, 30, tzinfo=UTC)).state == "waiting"

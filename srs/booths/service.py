@@ -8,6 +8,7 @@ and raises a DomainError the app turns into a 409 or 422 with a message.
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import exc
 from sqlalchemy.orm import selectinload
@@ -74,7 +75,8 @@ def site_board(site: Site, *, now: datetime) -> dict:
     ).scalars())
     open_visits = list(db.session.execute(
         db.select(Visit).where(Visit.site_id == site.id, Visit.state != VisitState.DEPARTED)
-        .options(selectinload(Visit.client), selectinload(Visit.consumptions))
+        .options(selectinload(Visit.client), selectinload(Visit.consumptions),
+                 selectinload(Visit.booth))
         .order_by(Visit.arrived_at, Visit.id)
     ).scalars())
     holders = {v.booth_id: v for v in open_visits if v.state == VisitState.IN_BOOTH}
@@ -88,10 +90,13 @@ def site_board(site: Site, *, now: datetime) -> dict:
 
 
 def _start_of_day(site: Site, now: datetime) -> datetime:
-    from zoneinfo import ZoneInfo
-
     local = now.astimezone(ZoneInfo(site.timezone))
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def local_date(site: Site, now: datetime) -> date:
+    """The calendar date at the site: a restriction "until the 1st" ends at local midnight."""
+    return now.astimezone(ZoneInfo(site.timezone)).date()
 
 
 def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dict:
@@ -209,7 +214,7 @@ def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_r
         record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
     else:
         record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
-    flags = client_flags(client, today=now.date())
+    flags = client_flags(client, today=local_date(site, now))
     override_by = None
     if flags["restricted"]:
         if Role.SUPERVISOR not in actor_roles:

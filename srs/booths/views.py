@@ -225,7 +225,8 @@ def check_in(site):
     now = utcnow()
     if data["reviewed"] != data["code"]:
         client = service.view_client(site, data["code"], actor=_actor(), now=now)
-        flags = service.client_flags(client, today=now.date()) if client else None
+        today = service.local_date(site, now)
+        flags = service.client_flags(client, today=today) if client else None
         if _needs_review(flags):
             return _checkin_panel(site, form=request.form, client=client, flags=flags)
     try:
@@ -241,8 +242,9 @@ def check_in(site):
     position = next((i for i, v in enumerate(board["queue"], 1) if v.id == visit.id), None)
     return render_template(
         "booths/_checkin_done.html", board=board, floor=True, oob=True,
-        checkin=_checkin_context(site, done=visit, position=position,
-                                 flags=service.client_flags(visit.client, today=now.date())))
+        checkin=_checkin_context(
+            site, done=visit, position=position,
+            flags=service.client_flags(visit.client, today=service.local_date(site, now))))
 
 
 # --- The queue and the booths ----------------------------------------------------------------
