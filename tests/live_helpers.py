@@ -14,6 +14,10 @@ from srs.auth.service import issue_token
 
 # The longest a test waits for the server or a screen before it fails.
 WAIT_SECONDS = 5
+TIMEOUT_MS = WAIT_SECONDS * 1000
+RECONNECT_TIMEOUT_MS = 15_000  # Socket.IO's back-off after a failed attempt, plus jitter
+# What Chromium logs while a test holds a screen offline on purpose.
+OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -135,3 +139,24 @@ class WebSession:
     @property
     def cookie(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
+
+
+class LiveScreen:
+    """A page with a live socket: wait until it is live, tell whether it reloaded."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.console = ConsoleWatch(page)
+
+    def wait_until_live(self) -> None:
+        """Wait for the page's socket to connect, so the next change comes as a live hint."""
+        self.page.wait_for_function("() => window.srsSocket && window.srsSocket.connected",
+                                    timeout=TIMEOUT_MS)
+        # Anything set on window survives only as long as this page is not reloaded.
+        self.page.evaluate("() => { window.srsNotReloaded = true; }")
+
+    def was_not_reloaded(self) -> bool:
+        return self.page.evaluate("() => window.srsNotReloaded === true")
+
+    def unexpected_console(self) -> list[str]:
+        return [e for e in self.console.errors if OFFLINE_NOISE not in e]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from factories import make_booth, make_site, make_staff
-from live_helpers import WAIT_SECONDS, ConsoleWatch, sign_in
+from live_helpers import RECONNECT_TIMEOUT_MS, TIMEOUT_MS, LiveScreen, sign_in
 from playwright.sync_api import Page, expect
 
 from srs.auth.service import Actor
@@ -17,16 +17,13 @@ from srs.extensions import db
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-TIMEOUT_MS = WAIT_SECONDS * 1000
 STEP_MS = 2000  # the dashboard shows each step within 2 s
-RECONNECT_TIMEOUT_MS = 15_000  # Socket.IO's back-off after a failed attempt, plus jitter
-OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
 
 
-class Screen:
+class Screen(LiveScreen):
     def __init__(self, page: Page, site):
-        self.page, self.site = page, site
-        self.console = ConsoleWatch(page)
+        super().__init__(page)
+        self.site = site
         page.set_default_timeout(TIMEOUT_MS)
 
     def tile(self, label: str):
@@ -35,17 +32,6 @@ class Screen:
 
     def fragment(self, name: str):
         return self.page.locator(f"#{name}-{self.site.id}")
-
-    def wait_until_live(self) -> None:
-        self.page.wait_for_function("() => window.srsSocket && window.srsSocket.connected",
-                                    timeout=TIMEOUT_MS)
-        self.page.evaluate("() => { window.srsNotReloaded = true; }")
-
-    def was_not_reloaded(self) -> bool:
-        return self.page.evaluate("() => window.srsNotReloaded === true")
-
-    def unexpected_console(self) -> list[str]:
-        return [e for e in self.console.errors if OFFLINE_NOISE not in e]
 
 
 @pytest.fixture

@@ -3,40 +3,22 @@ change without reloading, and a screen that lost its connection says so and catc
 
 import pytest
 from factories import make_site, make_staff
-from live_helpers import WAIT_SECONDS, ConsoleWatch, api_token, set_out_of_service, sign_in
-from playwright.sync_api import Page, expect
+from live_helpers import (
+    RECONNECT_TIMEOUT_MS,
+    TIMEOUT_MS,
+    LiveScreen,
+    api_token,
+    set_out_of_service,
+    sign_in,
+)
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-TIMEOUT_MS = WAIT_SECONDS * 1000
-# Socket.IO's reconnection back-off is up to about 5 s after a failed attempt, plus jitter.
-RECONNECT_TIMEOUT_MS = 15_000
-# What Chromium logs while it is offline; anything else in the console is a fault.
-OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
 
-
-class Screen:
-    """One signed-in screen and what its console reported."""
-
-    def __init__(self, page: Page):
-        self.page = page
-        self.console = ConsoleWatch(page)
-
+class Screen(LiveScreen):
     def tile(self, booth):
         return self.page.locator(f'.tile[data-booth-id="{booth.id}"]')
-
-    def wait_until_live(self) -> None:
-        """Wait for the page's socket to connect, so the next change comes as a live hint."""
-        self.page.wait_for_function("() => window.srsSocket && window.srsSocket.connected",
-                                    timeout=TIMEOUT_MS)
-        # Anything set on window survives only as long as this page is not reloaded.
-        self.page.evaluate("() => { window.srsNotReloaded = true; }")
-
-    def was_not_reloaded(self) -> bool:
-        return self.page.evaluate("() => window.srsNotReloaded === true")
-
-    def unexpected_console(self) -> list[str]:
-        return [e for e in self.console.errors if OFFLINE_NOISE not in e]
 
 
 @pytest.fixture
