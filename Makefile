@@ -44,6 +44,11 @@ test-postgres: $(STAMP) browser
 	SRS_TEST_DATABASE_URL=$${SRS_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## The floor benchmark against the real server: BENCH_ARGS="--database-url postgresql+psycopg://...".
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python -m bench.floor $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check srs tests app.py
 
