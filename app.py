@@ -10,10 +10,9 @@ import logging
 import sys
 import threading
 
-from gunicorn.app.base import BaseApplication
-
 from srs import create_app
 from srs.config import ConfigError
+from srs.serving import GunicornServer
 
 log = logging.getLogger("srs")
 
@@ -36,22 +35,6 @@ def start_scheduler(flask_app):
     return service
 
 
-class Server(BaseApplication):
-    """gunicorn, configured here so `python app.py` and `make run` serve alike."""
-
-    def __init__(self, flask_app, options):
-        self.flask_app = flask_app
-        self.options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self.flask_app
-
-
 def _post_worker_init(_worker):
     _worker.srs_scheduler = start_scheduler(app)
 
@@ -69,7 +52,7 @@ def _when_ready(_server):
 
 def main():
     host, port = app.config["SRS_HOST"], app.config["SRS_PORT"]
-    Server(app, {
+    GunicornServer(app, {
         "bind": f"{host}:{port}",
         "workers": 1,
         "threads": app.config["SRS_THREADS"],

@@ -18,7 +18,8 @@ import time
 
 from flask import Flask, jsonify
 from flask_socketio import SocketIO, join_room
-from gunicorn.app.base import BaseApplication
+
+from srs.serving import GunicornServer
 
 ROOM = "site:1"
 
@@ -55,27 +56,13 @@ def create_bare_app() -> Flask:
     return app
 
 
-class BareServer(BaseApplication):
-    def __init__(self, app, options):
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self.application
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=32)
     args = parser.parse_args()
     # The options of app.py's Server, minus SRS's scheduler hooks.
-    BareServer(create_bare_app(), {
+    GunicornServer(create_bare_app(), {
         "bind": f"127.0.0.1:{args.port}",
         "workers": 1,
         "threads": args.threads,
