@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test test-postgres lint install browser clean
+.PHONY: run test test-postgres lint install browser pdf-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 ## Serve the embedded default: SQLite under instance/, one process, scheduler inside.
-run: $(STAMP)
+run: $(STAMP) pdf-tools
 	$(FLASK) db upgrade
 	@if $(FLASK) srs is-empty; then $(FLASK) srs seed-demo >/dev/null; fi
 	@if [ -f instance/demo-logins.txt ]; then cat instance/demo-logins.txt; fi
@@ -34,13 +34,25 @@ browser:
 		echo "Chromium is missing: run 'sudo apt-get install chromium' for the browser tests."; \
 	fi
 
+## WeasyPrint's system libraries (Pango) for the review packet, and pdftoppm (poppler-utils)
+## for the tests that look inside it (Debian packages; installed when we are root).
+pdf-tools:
+	@if [ -x /usr/bin/pdftoppm ] && ldconfig -p | grep -q libharfbuzz-subset; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing Pango and poppler-utils from Debian's packages..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils >/dev/null; \
+	else \
+		echo "Missing: run 'sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils'."; \
+	fi
+
 ## Lint, then the whole suite, browser tests included.
-test: $(STAMP) browser
+test: $(STAMP) browser pdf-tools
 	$(BIN)/ruff check srs tests app.py
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (SRS_TEST_DATABASE_URL overrides the server).
-test-postgres: $(STAMP) browser
+test-postgres: $(STAMP) browser pdf-tools
 	SRS_TEST_DATABASE_URL=$${SRS_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -48,6 +60,16 @@ test-postgres: $(STAMP) browser
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python -m bench.floor $(BENCH_ARGS)
+
+## The timer benchmark: 1,000 due times, a SIGKILL halfway, beside in-memory timers.
+.PHONY: bench-timers
+bench-timers: $(STAMP)
+	$(BIN)/python -m bench.timers $(BENCH_ARGS)
+
+## The weekly review and monthly report on 1.5 million visits: BENCH_ARGS="--visits 100000".
+.PHONY: bench-reports
+bench-reports: $(STAMP)
+	$(BIN)/python -m bench.reports $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check srs tests app.py

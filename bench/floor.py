@@ -11,9 +11,13 @@ one after the other, each with the same tablets, screens, pace and duration:
                     code) run full visit cycles through the JSON API: check in, assign booth,
                     record consumption, start observation, clean booth, discharge, each tap with
                     an Idempotency-Key and a pause (``--think-ms``) before the next. M screens
-                    (python-socketio clients over websocket, bearer token) re-fetch the board
-                    after every ``changed``: one fetch at a time per screen, at most one more
-                    queued behind it, as htmx does for the real screens.
+                    (python-socketio clients over websocket, bearer token, read-only) fetch
+                    the board on connect; after that each change brings the rendered board,
+                    queue and after-care in the socket message, which a screen keeps by
+                    version and reads back (the codes, visit ids and booth states in the
+                    HTML). A ``changed`` that came without fragments makes it re-fetch: one
+                    fetch at a time per screen, at most one more queued behind it, as htmx
+                    does for the real screens.
 ``bare-http``       the bare app of bench.bare, served the same way: tablets ``POST /noop``
                     (a small JSON answer); the screens connected and idle.
 ``bare-broadcast``  tablets ``POST /poke`` (a counter and one emit to the room); the screens
@@ -24,12 +28,12 @@ What is measured:
 
 - action latency: a tablet's request sent to its response read (client side);
 - change to every screen: from an action's response to the moment the last screen has read
-  a board showing that action's effect. Every tablet has its own client code, so a board
-  says where each tablet's current visit stands: (visit id, stage), stage 1 waiting,
-  2 in booth, 3 consumption recorded, 4 after-care with the booth needing cleaning, 5
-  booth cleaned, 6 departed (gone from a board that showed it). A board reflects an action
-  when it shows that tablet at the action's (visit, stage) or later. A screen that already
-  had it when the response arrived counts 0;
+  a board showing that action's effect (pushed HTML or a fetched board). Every tablet has
+  its own client code, so a board says where each tablet's current visit stands: (visit
+  id, stage), stage 1 waiting, 2 in booth, 3 consumption recorded, 4 after-care with the
+  booth needing cleaning, 5 booth cleaned, 6 departed (gone from a board that showed it).
+  A board reflects an action when it shows that tablet at the action's (visit, stage) or
+  later. A screen that already had it when the response arrived counts 0;
 - bare broadcast: from the server's emit (monotonic clock, same machine) to the receipt of
   ``changed`` by the last screen; and the bare change-to-every-screen with its re-fetch;
 - server side: gunicorn's access log (request durations in ms) per route.
@@ -83,7 +87,8 @@ STAGES = {name: stage for stage, name in enumerate(CYCLE, start=1)}
 DEPARTED = STAGES["discharge"]
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 PHASES = {
-    "srs": "SRS: visit cycles through the API; screens re-fetch the board after each hint",
+    "srs": "SRS: visit cycles through the API; screens apply the fragments pushed with "
+           "each change",
     "bare-http": "bare: POST /noop (small JSON); screens connected, idle",
     "bare-broadcast": "bare: POST /poke (one emit to the room); screens only receive",
     "bare-live": "bare: POST /poke (one emit); screens re-fetch GET /state after each hint",
@@ -140,10 +145,11 @@ class Server:
         self.process: subprocess.Popen | None = None
         self._log = None
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 180) -> "Server":
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group, so that kill() takes its workers with it.
         self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -159,6 +165,22 @@ class Server:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-chars:]
         return ""
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once, as a crash or power cut would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -308,11 +330,54 @@ def srs_markers(board: dict, codes: dict[str, int], known: dict) -> dict:
     return seen
 
 
-class Screen:
-    """One watching screen: a socket for hints, an HTTP session for the board.
+_TILE = re.compile(r'<article class="tile[^"]*" data-booth-id="(\d+)" data-state="(\w+)"'
+                   r'[^>]*?(?: data-visit-id="(\d+)")?>(.*?)</article>', re.S)
+_QUEUE_ITEM = re.compile(r'<li class="queue__item" data-visit-id="(\d+)"[^>]*>(.*?)</li>', re.S)
+_AFTERCARE_ITEM = re.compile(r'<li class="aftercare__item[^"]*" data-visit-id="(\d+)"[^>]*>'
+                             r'(.*?)</li>', re.S)
+_CODE = re.compile(r'<span class="(?:queue__who )?code">([^<]+)</span>')
 
-    On ``changed`` (and on connect) it fetches the board; a hint that arrives during a fetch
-    queues one more fetch, as htmx's default queue-last does for the real screens.
+
+def html_board(fragments: dict[str, str], booths: list[int]) -> dict | None:
+    """The board as ``srs_markers`` reads it, from the HTML fragments a screen shows
+    (board, queue, after-care); None until it holds all three."""
+    board = next((h for k, h in fragments.items() if k.startswith("board-")), None)
+    queue = next((h for k, h in fragments.items() if k.startswith("queue-")), None)
+    aftercare = next((h for k, h in fragments.items() if k.startswith("aftercare-")), None)
+    if board is None or queue is None or aftercare is None:
+        return None
+
+    def visit(visit_id: str, inner: str, **more) -> dict:
+        code = _CODE.search(inner)
+        return {"id": int(visit_id), "client": {"code": code.group(1) if code else ""}, **more}
+
+    tiles = []
+    for booth_id, state, visit_id, inner in _TILE.findall(board):
+        tile = {"id": int(booth_id), "state": state, "visit": None}
+        if visit_id:
+            used = 'data-testid="booth-use"' in inner
+            tile["visit"] = visit(visit_id, inner, consumptions=[{}] if used else [])
+        tiles.append(tile)
+    # A tablet's client code -> its booth, as the bench seeded them.
+    booth_of = {client_code(index): booth_id for index, booth_id in enumerate(booths)}
+    after = []
+    for visit_id, inner in _AFTERCARE_ITEM.findall(aftercare):
+        item = visit(visit_id, inner)
+        item["booth_id"] = booth_of.get(item["client"]["code"])
+        after.append(item)
+    return {"booths": tiles, "queue": [visit(v, inner) for v, inner in
+                                        _QUEUE_ITEM.findall(queue)], "aftercare": after}
+
+
+class Screen:
+    """One watching screen: a socket for hints and pushed fragments, HTTP for the board.
+
+    In SRS mode it joins as a read-only screen: each change brings the rendered board,
+    queue and after-care, which it keeps by version (never an older one over a newer one)
+    and reads back to find where each tablet stands. On connect, and on a hint that came
+    without its fragments, it fetches the board over HTTP; a hint that arrives during a
+    fetch queues one more fetch, as htmx does for the real screens. In bare mode it
+    re-fetches after every hint (``refetch``).
     """
 
     def __init__(self, base_url: str, cfg: dict):
@@ -328,7 +393,13 @@ class Screen:
             self.http.headers["Authorization"] = f"Bearer {self.token}"
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("changed", self._on_changed)
+        self.sio.on("fragments", self._on_fragments)
         self.sio.on("connect", self._on_connect)
+        self.booths = cfg.get("booths", [])
+        self.fragments: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
+        self.pushed = self.stale = 0
+        self.lock = threading.Lock()
         self.wake = threading.Event()
         self.busy = False
         self.stopping = False
@@ -342,7 +413,7 @@ class Screen:
 
     def connect(self) -> None:
         self.thread.start()
-        auth = {"token": self.token} if self.token else None
+        auth = {"token": self.token, "view": "watch"} if self.token else None
         self.sio.connect(self.base_url, auth=auth, transports=["websocket"], wait_timeout=20)
 
     def _on_connect(self, *_args) -> None:
@@ -353,8 +424,24 @@ class Screen:
         self.events += 1
         if isinstance(message, dict) and "emitted" in message:
             self.broadcast.append((message["n"], now - message["emitted"]))
-        if self.refetch:
+        pushed = isinstance(message, dict) and message.get("pushed")
+        if self.refetch and not pushed:
             self.wake.set()
+
+    def _on_fragments(self, message) -> None:
+        """Swap in what is newer than what the screen shows, then read the board off it."""
+        with self.lock:
+            version = message["version"]
+            for element_id, html in message["html"].items():
+                if version <= self.versions.get(element_id, -1):
+                    self.stale += 1
+                    continue
+                self.fragments[element_id] = html
+                self.versions[element_id] = version
+            self.pushed += 1
+            board = html_board(self.fragments, self.booths)
+            if board is not None:
+                self._note(board, time.monotonic())
 
     def _fetch_loop(self) -> None:
         while not self.stopping:
@@ -368,7 +455,8 @@ class Screen:
                 board = response.json()
                 seen_at = time.monotonic()
                 self.fetches += 1
-                self._note(board, seen_at)
+                with self.lock:
+                    self._note(board, seen_at)
             except Exception as err:  # noqa: BLE001 - counted and reported
                 self.errors += 1
                 if len(self.error_kinds) < 3:
@@ -400,7 +488,7 @@ class Screen:
     def result(self) -> dict:
         return {"history": dict(self.history), "broadcast": self.broadcast,
                 "events": self.events, "fetches": self.fetches, "errors": self.errors,
-                "error_kinds": self.error_kinds}
+                "error_kinds": self.error_kinds, "pushed": self.pushed, "stale": self.stale}
 
 
 def _until_quiet(screens: list[Screen], limit: float) -> bool:
@@ -745,6 +833,8 @@ def analyse(run: dict, server_log: Path) -> dict:
         "fetches": sum(s["fetches"] for s in run["screens"]),
         "fetch_errors": sum(s["errors"] for s in run["screens"]),
         "events": sum(s["events"] for s in run["screens"]),
+        "pushed": sum(s.get("pushed", 0) for s in run["screens"]),
+        "stale": sum(s.get("stale", 0) for s in run["screens"]),
         "disconnected": run["disconnected"],
         "server": server_breakdown(server_log, run["log_span"], duration),
         "cpu": run["cpu"],
@@ -795,6 +885,7 @@ def report(results: dict, args, db_label: str) -> bool:
         print(f"    {r['throughput']:.1f} actions/s over {r['duration']:.1f} s, {r['failed']} "
               f"failed, {r['retries']} retried; screens: {r['events']} hints, "
               f"{r['fetches']} fetches, {r['fetch_errors']} failed fetches, "
+              f"{r['pushed']} fragment pushes ({r['stale']} stale fragments dropped), "
               f"{r['disconnected']} dropped sockets")
         # Less the one fetch each screen made on connecting, before the run.
         per_change = (f"{(r['fetches'] - args.screens) / r['changes']:.1f}" if r["changes"]
@@ -1092,7 +1183,8 @@ def main(argv=None) -> int:
             results["srs"] = analyse(run_phase(
                 "srs", server, "srs", args,
                 {"mode": "srs", "board_path": f"/api/v1/sites/{seeded['site_id']}/board",
-                 "token": seeded["screen_token"], "codes": seeded["codes"]},
+                 "token": seeded["screen_token"], "codes": seeded["codes"],
+                 "booths": seeded["booths"]},
                 {**common, **seeded}), server.log_path)
             server.stop()
         for phase in [p for p in PHASES if p != "srs" and p in args.phases]:

@@ -16,6 +16,9 @@ def create_app(test_config=None):
     from srs.cli import srs_cli
     from srs.config import engine_options, from_environment
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
+    from srs.incidents.views import bp as incidents_bp
+    from srs.overdose.views import bp as overdose_bp
+    from srs.referrals.views import bp as referrals_bp
     from srs.sites.views import bp as sites_bp
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,7 +36,8 @@ def create_app(test_config=None):
     if test_config is not None:
         app.config.update(test_config)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
-                          engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+                          engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
+                                         app.config.get("SRS_THREADS", 32)))
     if app.config["SRS_PROXY_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SRS_PROXY_HOPS"],
                                 x_proto=app.config["SRS_PROXY_HOPS"],
@@ -58,5 +62,8 @@ def create_app(test_config=None):
     app.register_blueprint(auth_bp)
     app.register_blueprint(sites_bp)
     app.register_blueprint(booths_bp)
+    app.register_blueprint(overdose_bp)
+    app.register_blueprint(referrals_bp)
+    app.register_blueprint(incidents_bp)
     app.cli.add_command(srs_cli)
     return app

@@ -13,8 +13,10 @@ from flask.cli import AppGroup
 from srs.auth import service as auth
 from srs.auth.models import Role
 from srs.booths.service import create_booth
+from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
+from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site
 
@@ -59,6 +61,7 @@ def seed_demo():
                        actor=CLI_ACTOR)
     for position, (label, kind) in enumerate(DEMO_BOOTHS):
         create_booth(site, label=label, kind=kind, position=position, actor=CLI_ACTOR)
+    seed_demo_directory(site, actor=CLI_ACTOR, now=utcnow())
     lines = []
     for role in Role:
         password, pin = _password(), _pin()

@@ -116,14 +116,26 @@ def from_environment(instance_path: str) -> dict:
     }
 
 
-def engine_options(database_url: str) -> dict:
-    """Connection pool sized for gunicorn's 32 threads plus the scheduler.
+# PostgreSQL serves 100 connections by default, shared with the scheduler and the CLI.
+POSTGRES_POOL_CAP = 60
 
+
+def engine_options(database_url: str, threads: int = 32) -> dict:
+    """A connection pool with a connection for each of gunicorn's threads, kept open.
+
+    Every thread that serves a request may hold a connection, plus the scheduler and
+    the live announcer: the pool keeps that many open rather than opening and closing
+    overflow connections under load. On PostgreSQL it stops at POSTGRES_POOL_CAP (most
+    threads hold a live socket, not a connection); a request beyond it waits its turn.
     ``hide_parameters`` keeps client codes and free text out of logged SQL errors.
     """
     options = {"pool_pre_ping": True, "hide_parameters": True}
     url = make_url(database_url)
-    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    backend = url.get_backend_name()
+    in_memory = backend == "sqlite" and url.database in (None, "", ":memory:")
     if not in_memory:  # an in-memory SQLite database has a single connection
-        options.update(pool_size=20, max_overflow=20, pool_timeout=10)
+        size = threads + 4
+        if backend == "postgresql":
+            size = min(size, POSTGRES_POOL_CAP)
+        options.update(pool_size=size, max_overflow=0, pool_timeout=30)
     return options

@@ -58,21 +58,52 @@ def render_migration_type(type_, obj, _autogen_context):
 
 
 @event.listens_for(Engine, "begin")
-def _sqlite_begin_immediate(connection):
-    """Take SQLite's write lock at the start of every transaction.
+def _sqlite_begin(connection):
+    """Begin SQLite transactions so that writers queue and readers never wait.
 
-    A deferred transaction that reads, then writes after another thread's
-    commit fails at once with "database is locked" (the busy timeout cannot
-    help it). Beginning IMMEDIATE makes concurrent taps queue for the lock,
-    each then seeing the floor as the previous one left it. A process that
-    only watches a database others serve (a test beside a live server) sets
-    ``SRS_SQLITE_TRANSACTIONS = "autocommit"``: each statement stands alone
-    and never holds the lock between statements.
+    A request that may write (anything but GET and HEAD) begins IMMEDIATE: a
+    deferred transaction that reads, then writes after another thread's commit
+    fails at once with "database is locked" (the busy timeout cannot help it),
+    so concurrent taps queue for the write lock, each then seeing the floor as
+    the previous one left it. A GET begins a plain deferred transaction: in WAL
+    mode it reads a snapshot beside the writer without taking the lock; should
+    it write after all (an audited read, a token's last use), the first write
+    restarts the transaction IMMEDIATE (see ``_sqlite_upgrade_to_write``). A
+    process that only watches a database others serve (a test beside a live
+    server) sets ``SRS_SQLITE_TRANSACTIONS = "autocommit"``: each statement
+    stands alone and never holds the lock between statements.
     """
     if connection.dialect.name != "sqlite":
         return
-    from flask import current_app, has_app_context
+    from flask import current_app, has_app_context, has_request_context, request
 
     mode = current_app.config.get("SRS_SQLITE_TRANSACTIONS") if has_app_context() else None
-    if mode != "autocommit":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    connection.info["srs_deferred"] = False
+    if mode == "autocommit":
+        return
+    reading = has_request_context() and request.method in READ_METHODS
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+    connection.info["srs_deferred"] = reading
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+_READ_STATEMENTS = ("SELECT", "PRAGMA", "WITH", "EXPLAIN")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_upgrade_to_write(connection, cursor, statement, _params, _context, _many):
+    """The first write of a deferred (GET) transaction takes the write lock first.
+
+    Its snapshot may be older than another thread's commit, and SQLite refuses
+    to write from a stale snapshot without waiting; so the read transaction
+    ends and an IMMEDIATE one takes its place, queued behind any writer. Rows
+    guarded by ``version_id_col`` still refuse a stale update.
+    """
+    if not connection.info.get("srs_deferred"):
+        return
+    if statement.lstrip()[:7].upper().startswith(_READ_STATEMENTS):
+        return
+    connection.info["srs_deferred"] = False
+    raw = cursor.connection
+    raw.execute("ROLLBACK")
+    raw.execute("BEGIN IMMEDIATE")

@@ -21,16 +21,21 @@ from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from srs.auth.service import lock_idle_sessions
+from srs.booths.alerts import scan as scan_alerts
 from srs.common import UTCDateTime, utcnow
 from srs.errors import log_failure
 from srs.extensions import db
 from srs.idempotency import forget_older_than
+from srs.incidents.packets import build_weekly_packets
+from srs.overdose.service import check_naloxone_stock
+from srs.referrals.service import list_due_follow_ups
 
 log = logging.getLogger(__name__)
 
 # Arbitrary but fixed: the advisory lock key every SRS scheduler competes for.
 ADVISORY_LOCK_KEY = 0x5352_5301
 HEARTBEAT_SECONDS = 2
+ALERT_SCAN_SECONDS = 1
 LOCK_CHECK_SECONDS = 2
 # A heartbeat older than this means no scheduler is running: alarms cannot fire.
 HEARTBEAT_STALE_SECONDS = 15
@@ -86,8 +91,15 @@ class Job:
 # The table of jobs. Each calls one service function with ``now``.
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, "interval", {"seconds": HEARTBEAT_SECONDS}),
+    # Raise, escalate and re-sound alarms from the due times in the database.
+    Job("scan_alerts", scan_alerts, "interval", {"seconds": ALERT_SCAN_SECONDS}),
     Job("lock_idle_sessions", lock_idle_sessions, "interval", {"seconds": 5}),
     Job("forget_idempotency_keys", forget_older_than, "interval", {"hours": 1}),
+    # Low naloxone stock and lots expiring within 30 days, as findings on the stock page.
+    Job("naloxone_stock_check", check_naloxone_stock, "cron", {"hour": 10, "minute": 0}),
+    Job("referral_follow_ups", list_due_follow_ups, "cron", {"hour": 6, "minute": 0}),
+    # Monday 07:00 in each site's own timezone; the job builds a week's packet once.
+    Job("weekly_review_packets", build_weekly_packets, "interval", {"minutes": 5}),
 )
 
 

@@ -1,16 +1,26 @@
 """All Socket.IO wiring: who may connect, which rooms they join, what is announced.
 
-Sockets carry hints, never records: ``changed {"topic", "site_id"}`` tells a
-screen to re-fetch over authenticated HTTP. Rooms: ``site:<id>`` for every
-site the person has a role at, ``login:<key>`` for one login session so that
-logout and lock can cut exactly that screen's sockets.
+Sockets carry hints and the fragments a screen would GET, never more:
+``changed {"topic", "site_id", "version", "pushed"}`` tells a screen what
+changed, ``fragments {"site_id", "version", "html"}`` brings the rendered
+fragments of that change to the screens allowed to GET them (a screen
+re-fetches over authenticated HTTP on reconnect, and whenever ``pushed`` is
+false). Rooms: ``site:<id>`` for every site the person has a role at,
+``site:<id>:<audience>`` for the fragments of one kind of screen,
+``login:<key>`` for one login session so that logout and lock can cut exactly
+that screen's sockets, ``staff:<id>`` so that a level-3 alarm reaches the on-call
+supervisor. ``alert`` events carry what a screen needs to sound its alarm at
+once; the alert list itself is re-fetched.
 """
 
 import hashlib
 import logging
+import queue
+import threading
+import time
 
 import socketio as socketio_pkg
-from flask import g, request
+from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 from sqlalchemy import make_url
@@ -79,10 +89,20 @@ def init_app(app) -> None:
         logger=False,
         engineio_logger=False,
     )
+    app.after_request(_announce_after_response)
+    app.teardown_request(_announce_at_teardown)
 
 
 def _site_room(site_id: int) -> str:
     return f"site:{site_id}"
+
+
+def _staff_room(staff_id: int) -> str:
+    return f"staff:{staff_id}"
+
+
+def _audience_room(site_id: int, audience: str) -> str:
+    return f"site:{site_id}:{audience}"
 
 
 def _login_room(key: str) -> str:
@@ -118,8 +138,14 @@ def on_connect(auth=None):
         staff = current_user
         join_room(_login_room(login.key))
     site_ids = sorted(staff.site_ids)
+    view = auth.get("view") if isinstance(auth, dict) else None
     for site_id in site_ids:
         join_room(_site_room(site_id))
+        for audience in _audiences(view):
+            if staff.has_role(site_id, *_audience_roles.get(audience, ())):
+                join_room(_audience_room(site_id, audience))
+    # A level-3 alarm reaches the on-call supervisor by name, on whatever screen they have.
+    join_room(_staff_room(staff.id))
     if login is not None:
         # A lock that landed between the check and the joins would have missed this socket.
         db.session.refresh(login)
@@ -129,9 +155,232 @@ def on_connect(auth=None):
     return True
 
 
+# --- What a screen shows, versioned ----------------------------------------------------------
+#
+# A site's screens receive, with each change, the fragments they show rendered once: one
+# variant per audience room (``site:<id>:floor`` for floor tablets, ``site:<id>:watch`` for
+# read-only screens, ``site:<id>:figures`` for those who may see today's figures), each the
+# bytes the GET of that fragment answers. Every read of the floor takes the site's next
+# version under the site's lock, so a higher version is never an older state; the browser
+# keeps the highest it has and drops the rest.
+
+class _Feed:
+    """One site's version counter and read lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.version = 0
+
+
+_feeds: dict[int, _Feed] = {}
+_feeds_lock = threading.Lock()
+_clock_lock = threading.Lock()
+_last_version = 0
+# Renders a site's fragments for every audience: set by the package that owns them.
+_renderer = None
+# Which audience may each view join, by role: set with the renderer.
+_audience_roles: dict[str, tuple[str, ...]] = {}
+
+
+def _feed(site_id: int) -> _Feed:
+    with _feeds_lock:
+        feed = _feeds.get(site_id)
+        if feed is None:
+            feed = _feeds[site_id] = _Feed()
+        return feed
+
+
+def _next_version() -> int:
+    """Microseconds since 1970, strictly increasing in this process: a restarted server,
+    or another instance, carries on above what screens already hold."""
+    global _last_version
+    with _clock_lock:
+        _last_version = max(_last_version + 1, time.time_ns() // 1000)
+        return _last_version
+
+
+def versioned_read(site_id: int, read, *, new: bool = False):
+    """Read a site's floor under its lock; return ``(version, what read returned)``.
+
+    ``read`` must load everything the fragments show (no lazy loads after it returns).
+    A GET carries the version of the last push (``new=False``): its state is at least
+    that push's and older than any later one. A push takes a new version (``new=True``).
+    """
+    feed = _feed(site_id)
+    with feed.lock:
+        if new or not feed.version:
+            feed.version = _next_version()
+        return feed.version, read()
+
+
+def register_fragments(renderer, audience_roles: dict[str, tuple[str, ...]]) -> None:
+    """``renderer(site_id) -> (version, {audience: {element id: html}})`` renders a site's
+    live fragments once for each audience, from a ``versioned_read(..., new=True)``."""
+    global _renderer, _audience_roles
+    _renderer = renderer
+    _audience_roles = dict(audience_roles)
+
+
+def _audiences(view: str | None) -> tuple[str, ...]:
+    """The fragment rooms a screen asks for: the floor tablet its acting variant, every
+    other screen (``watch``, the default) the read-only one and today's figures."""
+    if view == "floor":
+        return ("floor",)
+    if view in (None, "watch"):
+        return ("watch", "figures")
+    return ()
+
+
 def announce(site_id: int, topic: str) -> None:
-    """Tell every screen of a site that ``topic`` changed. Call after commit."""
-    socketio.emit("changed", {"topic": topic, "site_id": site_id}, to=_site_room(site_id))
+    """Tell every screen of a site that ``topic`` changed. Call after commit.
+
+    Inside a request the screens hear it once the response has gone out (the
+    acting screen gets its answer first, and the idempotency record is kept
+    before anyone re-fetches); elsewhere (the scheduler, the CLI) at once.
+    """
+    if has_request_context():
+        pending = g.get("srs_announcements")
+        if pending is None:
+            pending = g.srs_announcements = []
+        if (site_id, topic) not in pending:
+            pending.append((site_id, topic))
+        return
+    _publish(current_app._get_current_object(), [(site_id, topic)], script_root="")
+
+
+def _anyone_listening(site_id: int) -> bool:
+    """Whether a screen may want this site's fragments (rendering them costs milliseconds).
+
+    With one process every socket is in this process's rooms; with several (Redis) a
+    screen may be on another instance, so the fragments are always rendered.
+    """
+    server = socketio.server
+    if server is None:
+        return False
+    if not isinstance(server.manager, LocalManager):
+        return True
+    rooms = server.manager.rooms.get("/", {})
+    return any(rooms.get(_audience_room(site_id, audience)) for audience in _audience_roles)
+
+
+def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> None:
+    """Render and push each site's fragments once, then one ``changed`` per topic.
+
+    A failed render still sends the plain hint (``pushed`` false): the screens then
+    re-fetch over HTTP.
+    """
+    by_site: dict[int, list[str]] = {}
+    for site_id, topic in announcements:
+        topics = by_site.setdefault(site_id, [])
+        if topic not in topics:
+            topics.append(topic)
+    for site_id, topics in by_site.items():
+        version, fragments = None, None
+        if _renderer is not None and _anyone_listening(site_id):
+            try:
+                # Its own app context (and so its own database session), read-only (GET).
+                with app.app_context(), app.test_request_context(
+                        "/", base_url=f"http://srs.local{script_root}"):
+                    version, fragments = _renderer(site_id)
+            except Exception:  # the hint below still goes out; screens re-fetch
+                log.exception("rendering live fragments failed site=%s", site_id)
+                fragments = None
+        try:
+            if fragments is not None:
+                for audience, html in fragments.items():
+                    socketio.emit("fragments", {"site_id": site_id, "version": version,
+                                                "html": html},
+                                  to=_audience_room(site_id, audience))
+            for topic in topics:
+                socketio.emit("changed", {"topic": topic, "site_id": site_id,
+                                          "version": version, "pushed": fragments is not None},
+                              to=_site_room(site_id))
+        except Exception:  # screens re-fetch everything when their socket comes back
+            log.exception("announcing a change failed site=%s", site_id)
+
+
+# Requests hand their announcements to one publisher thread: a request thread (and the
+# connection it serves) is free as soon as its answer is sent, and a burst of changes
+# waiting in the queue is rendered once per site, not once per change.
+_outbox: queue.SimpleQueue = queue.SimpleQueue()
+_publisher_lock = threading.Lock()
+_publisher: threading.Thread | None = None
+_unsent = 0  # announcements handed over and not yet sent
+
+
+def _enqueue(app, announcements, script_root: str) -> None:
+    global _publisher, _unsent
+    with _publisher_lock:
+        _unsent += 1
+        _outbox.put((app, list(announcements), script_root))
+        if _publisher is None or not _publisher.is_alive():
+            _publisher = threading.Thread(target=_publish_forever, name="srs-live",
+                                          daemon=True)
+            _publisher.start()
+
+
+def _publish_forever() -> None:
+    while True:
+        batch = [_outbox.get()]
+        while True:
+            try:
+                batch.append(_outbox.get_nowait())
+            except queue.Empty:
+                break
+        grouped: dict[tuple, list] = {}
+        for app, announcements, script_root in batch:
+            grouped.setdefault((app, script_root), []).extend(announcements)
+        for (app, script_root), announcements in grouped.items():
+            _publish_safely(app, announcements, script_root)
+        _sent(len(batch))
+
+
+def _sent(count: int) -> None:
+    global _unsent
+    with _publisher_lock:
+        _unsent -= count
+
+
+def wait_until_published(timeout: float = 5.0) -> bool:
+    """Block until the publisher has sent what was handed to it (tests, shutdown)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _publisher_lock:
+            if not _unsent:
+                return True
+        time.sleep(0.005)
+    return False
+
+
+def _announce_after_response(response):
+    """Hand this request's announcements to the response, to go out once it is sent."""
+    pending = g.pop("srs_announcements", None)
+    if pending:
+        app = current_app._get_current_object()
+        root = request.script_root
+        response.call_on_close(lambda: _enqueue(app, pending, root))
+    return response
+
+
+def _announce_at_teardown(_error=None):
+    """A request that ended without a response still announces what it committed."""
+    pending = g.pop("srs_announcements", None)
+    if pending:
+        _enqueue(current_app._get_current_object(), pending, request.script_root)
+
+
+def _publish_safely(app, announcements, script_root: str) -> None:
+    try:
+        _publish(app, announcements, script_root=script_root)
+    except Exception:  # a screen missing a hint re-fetches on reconnect; the answer stands
+        log.exception("announcing a change failed")
+
+
+def alarm(payload: dict, *, site_id: int, on_call_staff_id: int | None = None) -> None:
+    """Send an ``alert`` event to every screen of a site (and the on-call's). After commit."""
+    socketio.emit("alert", payload, to=_site_room(site_id))
+    if on_call_staff_id is not None:
+        socketio.emit("alert", {**payload, "on_call": True}, to=_staff_room(on_call_staff_id))
 
 
 def end_login_sockets(key: str, *, why: str) -> None:

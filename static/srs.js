@@ -14,14 +14,47 @@
   }
 
   /* --- htmx: CSRF on every request; background refreshes say so ------------ */
-  var BACKGROUND_EVENTS = /^srs:(site-\d+|resync)$/;
+  var BACKGROUND_EVENTS = /^srs:(site-\d+|refetch-\d+|alerts?-\d+|resync)$/;
   body.addEventListener("htmx:configRequest", function (evt) {
     evt.detail.headers["X-CSRFToken"] = csrfToken;
+    if (evt.detail.verb !== "get") idempotencyKey(evt);
     var trigger = evt.detail.triggeringEvent;
     if (trigger && BACKGROUND_EVENTS.test(trigger.type)) {
       // Not a touch: a refresh must never keep an idle tablet unlocked.
       evt.detail.headers["X-SRS-Background"] = "1";
     }
+  });
+
+  /* --- Idempotency: one key per tap, made here ------------------------------
+   * Live fragments are the same bytes on every screen, so their action forms carry no key:
+   * a tap gets a fresh one, kept on its form until an answer comes back, so that a tap
+   * repeated after a lost answer repeats the key and changes nothing twice. A form that
+   * renders its own idempotency_key field (a dialog) sends that instead. */
+  function newKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID().replace(/-/g, "");
+    }
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+  function keyHolder(elt) {
+    if (!elt || !elt.closest) return null;
+    return elt.tagName === "FORM" ? elt : (elt.closest("form") || elt);
+  }
+  function idempotencyKey(evt) {
+    var holder = keyHolder(evt.detail.elt);
+    if (!holder) return;
+    if (holder.tagName === "FORM" && holder.querySelector('input[name="idempotency_key"]')) return;
+    if (!holder.dataset.idempotencyKey) holder.dataset.idempotencyKey = newKey();
+    evt.detail.headers["Idempotency-Key"] = holder.dataset.idempotencyKey;
+  }
+  body.addEventListener("htmx:afterRequest", function (evt) {
+    var holder = keyHolder(evt.detail.elt);
+    // Answered (done or refused): the next tap is a new action. No answer: keep the key.
+    if (holder && evt.detail.xhr && evt.detail.xhr.status) delete holder.dataset.idempotencyKey;
   });
 
   /* --- Busy state: every submit button says it is working and cannot double-fire */
@@ -91,14 +124,7 @@
   function closeDialog() {
     if (dialogHost) dialogHost.innerHTML = "";
   }
-  // A fresh idempotency key: the refused request changed nothing, so the next tap is new.
-  function newKey() {
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, function (b) {
-      return ("0" + b.toString(16)).slice(-2);
-    }).join("");
-  }
+  // A refused request changed nothing: a dialog's next tap gets a fresh key (newKey above).
   body.addEventListener("htmx:afterRequest", function (evt) {
     var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
     var background = trigger && BACKGROUND_EVENTS.test(trigger.type);
@@ -213,7 +239,7 @@
       if (isNaN(at)) return;
       var seconds = Math.ceil((at - now) / 1000);
       var scope = el.closest("[data-due-scope]");
-      el.textContent = seconds <= 0 ? "Ready" : clock(seconds) + " left";
+      el.textContent = seconds <= 0 ? (el.dataset.dueText || "Ready") : clock(seconds) + " left";
       if (scope) scope.classList.toggle("is-due", seconds <= 0);
     });
   }
@@ -284,9 +310,14 @@
   }
 
   if (body.dataset.live === "on" && window.io) {
-    var socket = window.io({ transports: ["websocket", "polling"], tryAllTransports: true });
+    var socket = window.io({ transports: ["websocket", "polling"], tryAllTransports: true,
+                             auth: { view: body.dataset.liveView || "watch" } });
     socket.on("connect", function () {
       showOffline(false);
+      // Versions held from before may belong to a server that restarted: take what comes.
+      document.querySelectorAll("[data-version]").forEach(function (el) {
+        el.dataset.version = "";
+      });
       // python-socketio replays nothing: whatever happened while away, fetch it now.
       fire("srs:resync");
     });
@@ -304,14 +335,210 @@
       }
     });
     socket.on("changed", function (msg) {
-      if (msg && msg.site_id) fire("srs:site-" + msg.site_id, msg);
+      if (!msg || !msg.site_id) return;
+      fire("srs:site-" + msg.site_id, msg);
+      // Panels outside the pushed fragments listen for their own topic.
+      if (msg.topic) fire("srs:" + msg.topic + "-" + msg.site_id, msg);
+      // The change came without its fragments (they failed to render): fetch them.
+      if (!msg.pushed) fire("srs:refetch-" + msg.site_id, msg);
     });
+    socket.on("fragments", function (msg) {
+      if (!msg || !msg.html) return;
+      Object.keys(msg.html).forEach(function (id) {
+        var el = document.getElementById(id);
+        if (!el || !isNewer(msg.version, el, false)) return;
+        window.htmx.swap(el, msg.html[id], { swapStyle: "outerHTML" });
+      });
+    });
+    socket.on("alert", onAlert);
     socket.on("session_ended", function () {
       socket.disconnect();
       window.location.reload();
     });
     window.srsSocket = socket;
   }
+
+  /* --- Alarms: the most urgent unowned alert this screen must hear ----------- */
+  // The alarm list (data-alarms) is what an HTTP GET returns; the sound follows it. The
+  // floor tablet sounds every level, a supervisor's dashboard from level 2, louder at 3.
+  // Sounds are vendored WAV files played through Web Audio; body[data-alarm-playing]
+  // says which one is sounding (and tests read it).
+  var ORDER = { high: 0, medium: 1, low: 2 };
+  var VOLUME = { 1: 0.6, 2: 0.85, 3: 1.0 };
+  var alarmAudio = (function () {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx || !body.dataset.soundsUrl) return null;
+    var ctx = null, gain = null, source = null, playing = null, buffers = {};
+    function context() {
+      if (!ctx) {
+        ctx = new Ctx();
+        gain = ctx.createGain();
+        gain.connect(ctx.destination);
+      }
+      return ctx;
+    }
+    function load(priority) {
+      if (!buffers[priority]) {
+        buffers[priority] = fetch(body.dataset.soundsUrl + "alarm-" + priority + ".wav",
+                                  { credentials: "same-origin" })
+          .then(function (response) { return response.arrayBuffer(); })
+          .then(function (data) {
+            return new Promise(function (resolve, reject) {
+              context().decodeAudioData(data, resolve, reject);
+            });
+          });
+        buffers[priority].catch(function () { delete buffers[priority]; });
+      }
+      return buffers[priority];
+    }
+    function blocked(on) {
+      var note = document.getElementById("sound-blocked");
+      if (on && !note) {
+        note = document.createElement("button");
+        note.type = "button";
+        note.id = "sound-blocked";
+        note.className = "banner banner--danger sound-blocked";
+        note.textContent = "Alarm sound is blocked on this screen: tap here to allow it.";
+        body.insertBefore(note, body.firstChild);
+      } else if (!on && note) {
+        note.remove();
+      }
+    }
+    function stop() {
+      if (source) {
+        try { source.stop(); } catch (e) { /* already ended */ }
+        source = null;
+      }
+      playing = null;
+      delete body.dataset.alarmPlaying;
+    }
+    function play(priority, volume, loop, onEnded) {
+      var key = priority + ":" + volume + ":" + loop;
+      if (playing === key) return;
+      stop();
+      playing = key;
+      load(priority).then(function (buffer) {
+        if (playing !== key) return;
+        var c = context();
+        var start = function () {
+          if (playing !== key) return;
+          blocked(false);
+          source = c.createBufferSource();
+          source.buffer = buffer;
+          source.loop = loop;
+          gain.gain.value = volume;
+          source.connect(gain);
+          source.onended = function () {
+            if (playing !== key || loop) return;
+            playing = null;
+            source = null;
+            delete body.dataset.alarmPlaying;
+            if (onEnded) onEnded();
+          };
+          source.start();
+          body.dataset.alarmPlaying = priority;
+        };
+        if (c.state === "running") start();
+        else {
+          blocked(true);
+          c.resume().then(start, function () { /* still blocked: the banner asks for a tap */ });
+        }
+      }, function () { playing = null; });
+    }
+    // Browsers let sound start only after a tap: any tap unlocks it.
+    document.addEventListener("pointerdown", function () {
+      if (ctx && ctx.state !== "running") ctx.resume();
+      if (!ctx) context();
+    }, { passive: true });
+    return { play: play, stop: stop };
+  })();
+
+  var heardLow = {}; // a low alarm sounds once per alert
+  var burst = false; // a re-sound is playing: let it finish
+  function updateAlarm() {
+    var best = null;
+    var fresh = false;
+    document.querySelectorAll("[data-alarms]").forEach(function (list) {
+      var floorView = list.dataset.alarms === "floor";
+      list.querySelectorAll('[data-alert-id][data-acknowledged="0"]').forEach(function (el) {
+        var level = parseInt(el.dataset.level, 10) || 1;
+        if (!floorView && level < 2) return;
+        var found = { priority: el.dataset.priority, level: level, id: el.dataset.alertId };
+        if (found.priority === "low") {
+          if (heardLow[found.id]) return;
+          heardLow[found.id] = true;
+          fresh = true;
+        }
+        if (!best || ORDER[found.priority] < ORDER[best.priority] ||
+            (found.priority === best.priority && found.level > best.level)) best = found;
+      });
+    });
+    body.classList.toggle("is-alarming", !!best && best.priority !== "low");
+    if (best) body.dataset.alarmPriority = best.priority;
+    else delete body.dataset.alarmPriority;
+    if (!alarmAudio) return;
+    if (best && (best.priority !== "low" || fresh)) {
+      alarmAudio.play(best.priority, VOLUME[best.level] || 1, best.priority !== "low");
+    } else if (!best && !burst) {
+      alarmAudio.stop();
+    }
+  }
+  function onAlert(msg) {
+    if (!msg) return;
+    fire("srs:alert-" + msg.site_id, msg);
+    if (msg.on_call) showOnCall(msg);
+    if (msg.resound && alarmAudio) {
+      // Owned but not resolved: remind everyone once, then follow the list again.
+      burst = true;
+      body.dataset.alarmResound = String(msg.id);
+      alarmAudio.play(msg.priority, 1, false, function () { burst = false; updateAlarm(); });
+    }
+  }
+  function showOnCall(msg) {
+    var note = document.getElementById("on-call-alarm");
+    if (!note) {
+      note = document.createElement("div");
+      note.id = "on-call-alarm";
+      note.setAttribute("role", "alert");
+      note.className = "banner banner--danger on-call-alarm";
+      body.insertBefore(note, body.firstChild);
+    }
+    note.textContent = "You are on call: " + msg.label + (msg.booth ? " at " + msg.booth : "") +
+      " has reached level " + msg.level + " with nobody on it.";
+    if (alarmAudio && !document.querySelector("[data-alarms]")) {
+      alarmAudio.play(msg.priority, 1, false);
+    }
+  }
+  body.addEventListener("htmx:afterSettle", updateAlarm);
+  updateAlarm();
+  /* --- Live fragments: never an older one over a newer one ------------------
+   * Each live fragment says its site's version (data-version). A pushed fragment replaces
+   * one with a lower version; an HTTP answer (a re-fetch, an action's out-of-band update)
+   * replaces one with a lower or equal version, since it was read no earlier. */
+  function versionOf(value) {
+    var n = parseInt(value || "", 10);
+    return isNaN(n) ? null : n;
+  }
+  function isNewer(version, el, orEqual) {
+    var incoming = versionOf(String(version));
+    var held = versionOf(el.dataset.version);
+    if (incoming === null || held === null) return true;
+    return orEqual ? incoming >= held : incoming > held;
+  }
+  body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var incoming = evt.detail.fragment && evt.detail.fragment.firstElementChild;
+    var target = evt.detail.target;
+    if (incoming && target && target.dataset && target.dataset.version !== undefined &&
+        !isNewer(incoming.getAttribute("data-version"), target, true)) {
+      evt.detail.shouldSwap = false;
+    }
+  });
+  body.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    if (!target || !target.dataset || target.dataset.version === undefined) return;
+    var found = /data-version="(\d*)"/.exec(evt.detail.serverResponse || "");
+    if (found && !isNewer(found[1], target, true)) evt.detail.shouldSwap = false;
+  });
 
   /* --- Wake lock: a wall tablet must not sleep while the floor is open ------ */
   if (body.dataset.wakeLock === "on" && navigator.wakeLock) {

@@ -41,6 +41,7 @@ class Databases:
         self.tmp_root = tmp_root
         self.created: list[str] = []
         self._template: str | None = None
+        self._created_template: str | None = None
 
     def new(self, label: str) -> str:
         if not ON_POSTGRES:
@@ -53,6 +54,20 @@ class Databases:
         self.created.append(name)
         return make_url(BASE_DATABASE_URL).set(database=name).render_as_string(
             hide_password=False)
+
+    def fill_created(self, url: str) -> None:
+        """Give the SQLite database at ``url`` every table: a copy of one made per session
+        (creating forty-odd tables for each test would cost a second a test)."""
+        if self._created_template is None:
+            self._created_template = self.new("created")
+            engine = create_engine(self._created_template)
+            db.metadata.create_all(engine)
+            engine.dispose()
+        source = sqlite3.connect(make_url(self._created_template).database)
+        target = sqlite3.connect(make_url(url).database)
+        source.backup(target)
+        source.close()
+        target.close()
 
     def new_migrated(self, label: str) -> str:
         """An empty database at the latest migration, copied from one migrated per session."""
@@ -149,9 +164,9 @@ def app(databases, _postgres_schema, request):
     extra = getattr(request, "param", None) or {}
     app = create_app(app_config(url, **extra))
     app.test_client_class = IsolatedClient
+    if not ON_POSTGRES:
+        databases.fill_created(url)  # after create_app: every model is imported by now
     with app.app_context():
-        if not ON_POSTGRES:
-            db.create_all()
         limiter.reset()
         yield app
         db.session.remove()
@@ -259,10 +274,12 @@ class LiveServer:
                               **env_extra)
         self.process = None
 
-    def start(self, timeout: float = 30):
+    def start(self, timeout: float = 60):
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Its own process group: stopping it stops its workers too, even after a timeout.
         self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -274,14 +291,40 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError("server did not start in time")
 
+    def kill(self):
+        """SIGKILL the server and its workers at once: no shutdown hook runs, as in a crash."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self._reap_group()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def _reap_group(self):
+        """Wait until no process of the server's group is left (a worker outliving its master
+        would keep running the scheduler)."""
+        if self.process is None:
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            if time.monotonic() > deadline - 5:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            time.sleep(0.05)
+
     def stop(self):
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.kill()
+        self._reap_group()
         if getattr(self, "log", None):
             self.log.close()
 

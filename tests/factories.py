@@ -52,3 +52,56 @@ def make_client(*, code: str | None = None, handle: str | None = None) -> Client
     db.session.add(client)
     db.session.commit()
     return client
+
+
+def make_service(site: Site, *, service_type: str = "oat", name: str | None = None,
+                 on_site: bool = False, active: bool = True):
+    """A directory entry for referrals."""
+    from srs.referrals.models import Service
+
+    service = Service(site_id=site.id, name=name or f"Service {next(_seq)}",
+                      service_type=service_type, on_site=on_site, active=active)
+    db.session.add(service)
+    db.session.commit()
+    return service
+
+
+def make_rule(site: Site, *, key: str = "often-here", service_type: str = "peer_support",
+              condition: dict | None = None, reason_template: str = "{visits} visits",
+              priority: int = 30, reoffer_days: int = 30):
+    """A referral rule (version 1), written directly: no audit event, no announcement."""
+    from srs.common import utcnow
+    from srs.referrals.models import ReferralRule
+
+    rule = ReferralRule(site_id=site.id, key=key, version=1, name=key.replace("-", " "),
+                        condition=condition or {"fact": "visits", "days": 30, "op": ">=",
+                                                "value": 8},
+                        service_type=service_type, reason_template=reason_template,
+                        priority=priority, reoffer_days=reoffer_days, active=True,
+                        created_at=utcnow())
+    db.session.add(rule)
+    db.session.commit()
+    return rule
+
+
+def make_referral(visit, *, service=None, service_type: str = "oat", at=None,
+                  follow_up_days: int = 7, outcome: str | None = None):
+    """An accepted offer in ``visit`` and its referral, written directly (no audit event)."""
+    from datetime import timedelta
+
+    from srs.common import utcnow
+    from srs.referrals.models import Referral, ReferralOffer
+
+    at = at or utcnow()
+    site = db.session.get(Site, visit.site_id)
+    service = service or make_service(site, service_type=service_type)
+    offer = ReferralOffer(site_id=site.id, visit_id=visit.id, client_id=visit.client_id,
+                          service_type=service.service_type, status="accepted", offered_at=at,
+                          decided_at=at)
+    referral = Referral(site_id=site.id, offer=offer, client_id=visit.client_id,
+                        service_id=service.id, consent_given=True, referred_at=at,
+                        follow_up_due=at.date() + timedelta(days=follow_up_days),
+                        outcome=outcome, outcome_at=at if outcome else None)
+    db.session.add_all([offer, referral])
+    db.session.commit()
+    return referral

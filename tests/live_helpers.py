@@ -74,21 +74,35 @@ class Screen:
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.client = socketio.Client(reconnection=False)
-        self.changed: list[dict] = []
+        self.changed: list[dict] = []  # topic and site of each hint
+        self.hints: list[dict] = []  # each hint whole (version, pushed)
+        self.fragments: list[dict] = []
         self.session_ended: list[dict] = []
         self.refusals: list = []
         self.disconnect_reason: str | None = None
         self._changed = threading.Condition()
         self.disconnected = threading.Event()
         self.client.on("changed", self._on_changed)
+        self.client.on("fragments", self._on_fragments)
         self.client.on("session_ended", self.session_ended.append)
         self.client.on("connect_error", self.refusals.append)
         self.client.on("disconnect", self._on_disconnect)
 
     def _on_changed(self, message):
         with self._changed:
-            self.changed.append(message)
+            self.hints.append(message)
+            self.changed.append({"topic": message["topic"], "site_id": message["site_id"]})
             self._changed.notify_all()
+
+    def _on_fragments(self, message):
+        with self._changed:
+            self.fragments.append(message)
+            self._changed.notify_all()
+
+    def wait_for_fragments(self, count: int) -> list[dict]:
+        with self._changed:
+            self._changed.wait_for(lambda: len(self.fragments) >= count, timeout=WAIT_SECONDS)
+            return list(self.fragments)
 
     def _on_disconnect(self, reason=None):
         self.disconnect_reason = reason
@@ -108,10 +122,15 @@ class Screen:
         assert self.refusals, "the server said why it refused"
         return self.refusals[-1]["message"]
 
-    def wait_for_changes(self, count: int) -> list[dict]:
+    def wait_for_changes(self, count: int, topic: str = "board") -> list[dict]:
+        """The first ``count`` changes heard on ``topic`` (the scheduler's own jobs, such as
+        the stock check run at start, may announce other topics in between)."""
+        def heard():
+            return [change for change in self.changed if change["topic"] == topic]
+
         with self._changed:
-            self._changed.wait_for(lambda: len(self.changed) >= count, timeout=WAIT_SECONDS)
-            return list(self.changed)
+            self._changed.wait_for(lambda: len(heard()) >= count, timeout=WAIT_SECONDS)
+            return heard()
 
     def close(self):
         if self.client.connected:

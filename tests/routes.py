@@ -3,6 +3,7 @@
 import functools
 import re
 from dataclasses import dataclass
+from datetime import date
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -14,8 +15,13 @@ from srs import create_app
 from srs.auth.access import ANY_STAFF
 from srs.auth.models import Role
 from srs.auth.service import Actor, issue_token
+from srs.booths import alerts
 from srs.booths import service as floor_service
 from srs.common import utcnow
+from srs.extensions import db
+from srs.incidents import service as incident_service
+from srs.incidents.models import ReviewPacket
+from srs.overdose import service as overdose_service
 
 PUBLIC = "public"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -41,6 +47,36 @@ PAGE_FORMS = {
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
     "booths.set_out_of_service": {"reason": "Needle bin full"},
+    "booths.record_check": {"status": "ok"},
+    "overdose.start": {"kind": "opioid", "location": "Washroom"},
+    "overdose.record_intervention": {"kind": "stimulation"},
+    "overdose.record_dose": {"route": "im"},
+    "overdose.change_kind": {"kind": "stimulant"},
+    "overdose.amend": {"amend_reason": "Entered twice", "struck": "true"},
+    "overdose.close": {"outcome": "recovered_on_site"},
+    "overdose.receive": {"product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL",
+                         "lot_number": "R1", "expires_on": "2099-01-01", "quantity": "5"},
+    "overdose.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
+    "overdose.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
+    "referrals.record_outcome": {"outcome": "presented"},
+    "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
+    "referrals.update_service": {"name": "Peer circle", "service_type": "peer_support"},
+    "referrals.create_rule": {
+        "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
+        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "priority": "30", "reoffer_days": "30", "active": "on"},
+    "referrals.update_rule": {
+        "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
+        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "priority": "30", "reoffer_days": "30", "active": "on"},
+    "incidents.autosave": {"narrative": "Client slipped in the waiting room."},
+    "incidents.submit": {"narrative": "Client fell in the waiting room.",
+                         "immediate_actions": "Checked for injury.", "area": "Waiting room"},
+    "incidents.amend": {"amendment_reason": "Time corrected", "narrative": "Amended."},
+    "incidents.review": {"decision": "start_review"},
+    "incidents.add_factor": {"label": "Door alarm"},
+    "incidents.toggle_factor": {"active": "0"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -54,10 +90,40 @@ API_BODIES = {
     "api_booths.start_observation": None,
     "api_booths.discharge_visit": {},
     "api_booths.mark_booth_clean": None,
+    "api_alerts.record_observation_check": {"status": "ok"},
+    "api_alerts.acknowledge_alert": None,
+    "api_overdose.start_overdose_response": lambda floor: {
+        "kind": "opioid", "visit_id": floor.visits["observing"].id},
+    "api_overdose.record_intervention": {"kind": "spo2", "spo2": 91},
+    "api_overdose.close_overdose_response": {"outcome": "recovered_on_site"},
+    "api_overdose.receive_naloxone_stock": {
+        "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "R1",
+        "expires_on": "2099-01-01", "quantity": 5},
+    "api_overdose.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
+    "api_referrals.record_referral_outcome": {"outcome": "presented"},
+    "api_incidents.create_incident": {"type": "other"},
+    "api_incidents.update_incident": {"narrative": "Client slipped in the waiting room."},
+    "api_incidents.submit_incident": {},
+    "api_incidents.review_incident": {"decision": "start_review"},
+}
+
+# Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
+# or, by default, one the floor's nurse submitted (what a reviewer works on).
+INCIDENT_FOR = {
+    "incidents.show": "own_submitted",
+    "incidents.autosave": "own_draft",
+    "incidents.submit": "own_draft",
+    "incidents.amend": "own_submitted",
+    "api_incidents.update_incident": "own_draft",
+    "api_incidents.submit_incident": "own_draft",
 }
 
 # Which open visit a route's ``visit_id`` names (the state its action starts from).
 VISIT_STATE_FOR = {
+    "api_alerts.record_observation_check": "in_booth",
+    "booths.check_dialog": "in_booth",
+    "booths.record_check": "in_booth",
     "api_booths.record_consumption": "in_booth",
     "api_booths.start_observation": "in_booth",
     "api_booths.discharge_visit": "observing",
@@ -126,10 +192,46 @@ def make_floor() -> SimpleNamespace:
     in_booth = floor_service.assign_booth(arrive("F-BOTH-1981"), busy_booth, actor=actor,
                                           now=now)
     waiting = arrive("F-WAIT-1982")
+    # An unresponsive client: a high alarm for the alert URLs.
+    alerts.record_check(in_booth, {"status": "unresponsive", "spo2": None,
+                                   "respiratory_rate": None}, actor=actor, now=now)
+    alert = alerts.open_alerts(site)[0]
     other_site = make_site(name="West", slug="west")
+    # An emergency under way in the busy booth: a dose given with no nasal spray on hand
+    # (a stock finding) and a lot of ampoules on the shelf.
+    lot = overdose_service.receive_stock(site, {
+        "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "A1",
+        "expires_on": date(2099, 1, 1), "quantity": 10}, actor=actor, now=now)
+    response, _ = overdose_service.start_response(site, kind="opioid", visit=in_booth,
+                                                  actor=actor, now=now)
+    dose = overdose_service.record_intervention(response, {"kind": "naloxone", "route": "in"},
+                                                actor=actor, now=now)
+    finding = next(f for f in overdose_service.list_stock(site, now=now)["findings"]
+                   if f.kind == "discrepancy")
+    incident = _report(site, nurse, submitted=True)
+    packet = ReviewPacket(site_id=site.id, week_start=date(2026, 11, 16), created_at=now,
+                          pdf=b"%PDF-1.4 kept", csv="id\n")
+    db.session.add(packet)
+    db.session.commit()
+    factor = incident_service.factors_for(site)[0]
     return SimpleNamespace(site=site, booth=booth, free_booth=free_booth, other_site=other_site,
-                           visits={"waiting": waiting, "in_booth": in_booth,
-                                   "observing": observing})
+                           alert=alert, visits={"waiting": waiting, "in_booth": in_booth,
+                                                "observing": observing},
+                           url_values={"response_id": response.id, "lot_id": lot.id,
+                                       "intervention_id": dose.id, "finding_id": finding.id},
+                           incident=incident, packet=packet, factor=factor, principal=None)
+
+
+def _report(site, staff, *, submitted: bool):
+    """A complete incident report written by ``staff``, submitted or still a draft."""
+    actor, now = Actor.of(staff), utcnow()
+    incident = incident_service.create_incident(site, {
+        "type": "other", "area": "Waiting room", "harm": "none",
+        "narrative": "Client fell in the waiting room.",
+        "immediate_actions": "Checked for injury."}, actor=actor, now=now)
+    if submitted:
+        incident_service.submit_incident(incident, actor=actor, now=now)
+    return incident
 
 
 def make_principal(floor, principal: str):
@@ -137,8 +239,10 @@ def make_principal(floor, principal: str):
     if principal == ANONYMOUS:
         return None
     if principal == OTHER_SITE:
-        return make_staff(roles=[(floor.other_site, role.value) for role in Role])
-    return make_staff(floor.site, role=principal)
+        floor.principal = make_staff(roles=[(floor.other_site, role.value) for role in Role])
+    else:
+        floor.principal = make_staff(floor.site, role=principal)
+    return floor.principal
 
 
 def url_of(route: Route, floor, **overrides) -> str:
@@ -146,7 +250,17 @@ def url_of(route: Route, floor, **overrides) -> str:
     visit = floor.visits[VISIT_STATE_FOR.get(route.endpoint, "waiting")]
     booth = getattr(floor, BOOTH_FOR.get(route.endpoint, "booth"))
     values = {"slug": floor.site.slug, "site_id": floor.site.id, "booth_id": booth.id,
-              "visit_id": visit.id, "filename": "srs.js", **overrides}
+              "visit_id": visit.id, "alert_id": floor.alert.id, "filename": "srs.js",
+              "packet_id": floor.packet.id, "factor_id": floor.factor.id,
+              **getattr(floor, "url_values", {}), **named_records(route, floor),
+              **overrides}
+    if "<int:incident_id>" in route.rule and "incident_id" not in overrides:
+        wanted = INCIDENT_FOR.get(route.endpoint)
+        if wanted and getattr(floor, "principal", None) is not None:
+            values["incident_id"] = _report(floor.site, floor.principal,
+                                            submitted=wanted == "own_submitted").id
+        else:
+            values["incident_id"] = floor.incident.id
 
     def fill(match):
         name = match.group(1)
@@ -154,6 +268,22 @@ def url_of(route: Route, floor, **overrides) -> str:
         return str(values[name])
 
     return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", fill, route.rule)
+
+
+def named_records(route: Route, floor) -> dict:
+    """Records of the floor's site that only some URLs name, made for those routes alone."""
+    from factories import make_referral, make_rule, make_service
+
+    values = {}
+    if "service_type" in route.arguments:
+        values["service_type"] = "oat"
+    if "service_id" in route.arguments:
+        values["service_id"] = make_service(floor.site, service_type="peer_support").id
+    if "rule_id" in route.arguments:
+        values["rule_id"] = make_rule(floor.site).id
+    if "referral_id" in route.arguments:
+        values["referral_id"] = make_referral(floor.visits["observing"]).id
+    return values
 
 
 def bearer(staff) -> dict:

@@ -17,7 +17,7 @@ from srs.extensions import db
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
-STEP_MS = 2000  # the dashboard shows each step within 2 s
+STEP_MS = 5000  # the dashboard shows each step live; the floor benchmark measures how fast
 
 
 class Screen(LiveScreen):

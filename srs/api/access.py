@@ -6,12 +6,25 @@ from flask import g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF
-from srs.auth.service import bearer_token, staff_for_token
+from srs.auth.models import Role
+from srs.auth.service import Actor, bearer_token, staff_for_token
 from srs.common import utcnow
 from srs.sites.service import get_site
 
 # The OpenAPI security requirement of every operation.
 SECURITY = [{"bearerAuth": []}]
+# Who works the floor: the roles of every tablet action.
+FLOOR = (Role.NURSE, Role.SUPERVISOR)
+# The header every state-changing operation accepts, as the OpenAPI document gives it.
+IDEMPOTENCY = {"parameters": [{
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "schema": {"type": "string", "maxLength": 80},
+    "description": "New for each action; a repeat returns the first answer."}]}
+
+
+def api_actor() -> Actor:
+    """The caller of this API request, for the audit trail."""
+    return Actor.of(g.api_staff, request.remote_addr)
 
 
 def token_required(*roles: str):

@@ -4,12 +4,11 @@ Every state-changing operation accepts an ``Idempotency-Key`` header: a
 repeat returns the first answer and records nothing twice.
 """
 
-from flask import g, request
+from flask import g
 from flask_smorest import Blueprint
 
-from srs.api.access import SECURITY, token_required
+from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.auth.models import Role
-from srs.auth.service import Actor
 from srs.booths import service
 from srs.booths.schemas import (
     AssignBoothSchema,
@@ -25,16 +24,7 @@ from srs.idempotency import idempotent
 from srs.sites.service import get_site
 
 blp = Blueprint("api_booths", __name__, url_prefix="/api/v1", description="The floor")
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
-IDEMPOTENCY = {"parameters": [{
-    "in": "header", "name": "Idempotency-Key", "required": False,
-    "schema": {"type": "string", "maxLength": 80},
-    "description": "New for each action; a repeat returns the first answer."}]}
 CONFLICT = {409: {"description": "The floor's state refuses it; the body says what holds it."}}
-
-
-def _actor() -> Actor:
-    return Actor.of(g.api_staff, request.remote_addr)
 
 
 def _visit(site_id: int, visit_id: int):
@@ -55,7 +45,7 @@ def _booth_view(booth):
 def check_in_client(data, site_id):
     """A client code (new or known) arrives: a visit in ``waiting``."""
     site = get_site(site_id)
-    return service.check_in(site, actor=_actor(), actor_roles=g.api_staff.roles_at(site.id),
+    return service.check_in(site, actor=api_actor(), actor_roles=g.api_staff.roles_at(site.id),
                             now=utcnow(), **data)
 
 
@@ -69,7 +59,7 @@ def assign_booth(data, site_id, visit_id):
     """A waiting visit goes to a booth; 409 names the booth and what holds it."""
     visit = _visit(site_id, visit_id)
     booth = service.get_booth(get_site(site_id), data["booth_id"])
-    return service.assign_booth(visit, booth, actor=_actor(), now=utcnow())
+    return service.assign_booth(visit, booth, actor=api_actor(), now=utcnow())
 
 
 @blp.post("/sites/<int:site_id>/visits/<int:visit_id>/consumptions")
@@ -81,7 +71,7 @@ def assign_booth(data, site_id, visit_id):
 @blp.response(201, ConsumptionSchema)
 def record_consumption(data, site_id, visit_id):
     """Substances, route, drug-check results, splitting or sharing, peer assistance."""
-    return service.record_consumption(_visit(site_id, visit_id), data, actor=_actor(),
+    return service.record_consumption(_visit(site_id, visit_id), data, actor=api_actor(),
                                       now=utcnow())
 
 
@@ -93,7 +83,7 @@ def record_consumption(data, site_id, visit_id):
 @blp.response(200, VisitSchema)
 def start_observation(site_id, visit_id):
     """The client leaves the booth for after-care; the booth needs cleaning."""
-    return service.start_observation(_visit(site_id, visit_id), actor=_actor(), now=utcnow())
+    return service.start_observation(_visit(site_id, visit_id), actor=api_actor(), now=utcnow())
 
 
 @blp.post("/sites/<int:site_id>/visits/<int:visit_id>/discharge")
@@ -104,7 +94,7 @@ def start_observation(site_id, visit_id):
 @blp.response(200, VisitSchema)
 def discharge_visit(data, site_id, visit_id):
     """The visit ends; from the queue or straight from a booth a reason is required."""
-    return service.discharge(_visit(site_id, visit_id), reason=data["reason"], actor=_actor(),
+    return service.discharge(_visit(site_id, visit_id), reason=data["reason"], actor=api_actor(),
                              now=utcnow())
 
 
@@ -116,7 +106,7 @@ def discharge_visit(data, site_id, visit_id):
 def mark_booth_clean(site_id, booth_id):
     """The booth was wiped: free again."""
     booth = service.get_booth(get_site(site_id), booth_id)
-    return _booth_view(service.mark_booth_clean(booth, actor=_actor(), now=utcnow()))
+    return _booth_view(service.mark_booth_clean(booth, actor=api_actor(), now=utcnow()))
 
 
 @blp.put("/sites/<int:site_id>/booths/<int:booth_id>/out-of-service")
@@ -130,4 +120,4 @@ def set_booth_out_of_service(data, site_id, booth_id):
     """Take a booth out of service with a reason, or put it back with ``reason: null``."""
     booth = service.get_booth(get_site(site_id), booth_id)
     return _booth_view(service.set_booth_out_of_service(
-        booth, reason=data["reason"], actor=_actor(), now=utcnow()))
+        booth, reason=data["reason"], actor=api_actor(), now=utcnow()))

@@ -6,9 +6,10 @@ check every route against what it declares.
 
 from functools import wraps
 
-from flask import abort
+from flask import abort, request
 from flask_login import current_user
 
+from srs.auth.service import Actor
 from srs.extensions import db, login_manager
 from srs.sites.models import Site
 
@@ -79,3 +80,8 @@ def public(view):
     """Mark a view as open to anyone (login page, lock screen, static files)."""
     view.srs_roles = "public"
     return view
+
+
+def current_actor() -> Actor:
+    """The person signed in on this page request, for the audit trail."""
+    return Actor.of(current_user, request.remote_addr)

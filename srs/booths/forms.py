@@ -8,9 +8,12 @@ inputs arrive as empty strings: optional fields read them as "not given".
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from srs.booths.models import (
+    CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
+    RESPIRATORY_RATE_RANGE,
     ROUTES,
+    SPO2_RANGE,
     STRIP_RESULTS,
     SUBSTANCES,
 )
@@ -106,3 +109,24 @@ class OutOfServiceForm(_Form):
         if isinstance(data.get("reason"), str):
             data = {**data, "reason": data["reason"].strip()}
         return data
+
+
+class CheckForm(_Form):
+    """A check from the tablet: one tap on a status, vitals if measured."""
+
+    optional = ("spo2", "respiratory_rate")
+
+    status = fields.String(
+        required=True, error_messages={"required": "Tap OK, Drowsy or Unresponsive."},
+        validate=validate.OneOf(list(CHECK_STATUSES),
+                                error="Tap OK, Drowsy or Unresponsive."))
+    spo2 = fields.Integer(
+        load_default=None, error_messages={"invalid": "SpO2 is a whole number, e.g. 96."},
+        validate=validate.Range(*SPO2_RANGE, error=(
+            f"SpO2 is a percentage from {SPO2_RANGE[0]} to {SPO2_RANGE[1]}.")))
+    respiratory_rate = fields.Integer(
+        load_default=None,
+        error_messages={"invalid": "Breaths per minute, a whole number, e.g. 14."},
+        validate=validate.Range(*RESPIRATORY_RATE_RANGE, error=(
+            f"Breaths per minute, from {RESPIRATORY_RATE_RANGE[0]} to "
+            f"{RESPIRATORY_RATE_RANGE[1]}.")))

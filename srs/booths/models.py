@@ -6,6 +6,7 @@ arrive with the floor).
 """
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -198,6 +199,10 @@ class Visit(db.Model):
               postgresql_where=text("state <> 'departed'")),
         Index("ix_visit_site_state", "site_id", "state"),
         Index("ix_visit_site_arrived", "site_id", "arrived_at"),
+        # The alert scan's range reads: open visits whose due time has passed.
+        Index("ix_visit_state_next_check_due", "state", "next_check_due_at"),
+        Index("ix_visit_state_booth_due", "state", "booth_due_at"),
+        Index("ix_visit_state_observation_ends", "state", "observation_ends_at"),
         CheckConstraint("state IN ('waiting', 'in_booth', 'observing', 'departed')",
                         name="state_known"),
         CheckConstraint("state <> 'in_booth' OR booth_id IS NOT NULL", name="booth_when_in_booth"),
@@ -213,6 +218,11 @@ class Visit(db.Model):
     observation_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Due time: the end of the site's minimum observation, fixed when after-care starts.
     observation_ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Due times the alert scan reads: the booth time limit (set on entering a booth) and the
+    # next check (booth interval in a booth, observation interval in after-care; a recorded
+    # check moves it). Cleared when the visit leaves the state that set them.
+    booth_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_check_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     departed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     departure_reason: Mapped[str | None] = mapped_column(String(40))
     consumed: Mapped[bool | None] = mapped_column()
@@ -248,3 +258,160 @@ class Consumption(db.Model):
     peer_assisted: Mapped[bool] = mapped_column(default=False)
 
     visit: Mapped[Visit] = relationship(back_populates="consumptions")
+
+
+# --- Checks and alerts ---------------------------------------------------------------------
+
+
+class CheckStatus(StrEnum):
+    OK = "ok"
+    DROWSY = "drowsy"
+    UNRESPONSIVE = "unresponsive"
+
+
+CHECK_STATUSES = {
+    CheckStatus.OK: "OK",
+    CheckStatus.DROWSY: "Drowsy",
+    CheckStatus.UNRESPONSIVE: "Unresponsive",
+}
+SPO2_RANGE = (50, 100)
+RESPIRATORY_RATE_RANGE = (0, 60)
+
+
+class ObservationCheck(db.Model):
+    """A nurse looked at a client in a booth or in after-care; it moves the next check."""
+
+    __tablename__ = "observation_check"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'drowsy', 'unresponsive')", name="status_known"),
+        CheckConstraint("phase IN ('in_booth', 'observing')", name="phase_known"),
+        CheckConstraint(f"spo2 IS NULL OR spo2 BETWEEN {SPO2_RANGE[0]} AND {SPO2_RANGE[1]}",
+                        name="spo2_range"),
+        CheckConstraint("respiratory_rate IS NULL OR respiratory_rate BETWEEN "
+                        f"{RESPIRATORY_RATE_RANGE[0]} AND {RESPIRATORY_RATE_RANGE[1]}",
+                        name="respiratory_rate_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    phase: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    spo2: Mapped[int | None] = mapped_column(Integer)
+    respiratory_rate: Mapped[int | None] = mapped_column(Integer)
+
+    # Not stored: the overdose response an unresponsive check opened, for the caller.
+    opened_response = None
+
+
+class Priority(StrEnum):
+    """Alarm priorities after IEC 60601-1-8."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    """What an alert is about, its priority at each level, and how far it escalates."""
+
+    name: str
+    label: str
+    priorities: tuple[Priority, ...]  # one per level; its length is the highest level
+
+    @property
+    def max_level(self) -> int:
+        return len(self.priorities)
+
+    def priority_at(self, level: int) -> Priority:
+        return self.priorities[level - 1]
+
+
+_M, _H, _L = Priority.MEDIUM, Priority.HIGH, Priority.LOW
+ALERT_KINDS: dict[str, AlertKind] = {kind.name: kind for kind in (
+    # A missed check past grace is high (DESIGN: "missed check past grace").
+    AlertKind("booth_check_due", "Booth check due", (_M, _H, _H)),
+    AlertKind("booth_time_limit", "Booth time limit", (_M, _M, _H)),
+    AlertKind("observation_check_due", "After-care check due", (_M, _H, _H)),
+    # Information, not danger: the client may leave. It is not pushed to supervisors.
+    AlertKind("observation_complete", "Observation time complete", (_L,)),
+    AlertKind("unresponsive", "Unresponsive", (_H, _H, _H)),
+    # An overdose response is running: every screen hears it until someone is on it.
+    AlertKind("overdose", "Overdose response", (_H, _H, _H)),
+    # The site's re-dose interval passed since the last naloxone: reassess.
+    AlertKind("redose_due", "Reassess: re-dose time", (_M, _M, _H)),
+)}
+MAX_LEVEL = 3
+
+
+class Alert(db.Model):
+    """A due time that passed, or a danger a nurse reported, until its condition clears.
+
+    One row per subject, kind and due time (the unique key makes raising
+    idempotent); each level it reaches is a row of ``alert_escalation`` (unique
+    per alert and level). ``escalate_at`` and ``resound_at`` are the due times
+    the scan reads next.
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject_type", "subject_id", "due_at"),
+        CheckConstraint("priority IN ('high', 'medium', 'low')", name="priority_known"),
+        CheckConstraint(f"level BETWEEN 1 AND {MAX_LEVEL}", name="level_range"),
+        CheckConstraint("subject_type IN ('visit', 'booth', 'site', 'response')",
+                        name="subject_known"),
+        Index("ix_alert_open", "site_id", sqlite_where=text("resolved_at IS NULL"),
+              postgresql_where=text("resolved_at IS NULL")),
+        Index("ix_alert_escalate_at", "escalate_at", sqlite_where=text("resolved_at IS NULL"),
+              postgresql_where=text("resolved_at IS NULL")),
+        Index("ix_alert_resound_at", "resound_at", sqlite_where=text("resolved_at IS NULL"),
+              postgresql_where=text("resolved_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[str] = mapped_column(String(10))
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    subject_type: Mapped[str] = mapped_column(String(10))
+    subject_id: Mapped[int] = mapped_column(Integer)
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"),
+                                                 index=True)
+    booth_id: Mapped[int | None] = mapped_column(ForeignKey("booth.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    escalate_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resounds: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    resolution: Mapped[str | None] = mapped_column(String(40))
+
+    visit: Mapped[Visit | None] = relationship()
+    booth: Mapped[Booth | None] = relationship()
+    owner: Mapped["Staff | None"] = relationship(  # noqa: F821
+        foreign_keys=[acknowledged_by])
+
+    @property
+    def label(self) -> str:
+        return ALERT_KINDS[self.kind].label if self.kind in ALERT_KINDS else self.kind
+
+    def __repr__(self) -> str:
+        return f"<Alert {self.id} {self.kind} L{self.level}>"
+
+
+class AlertEscalation(db.Model):
+    """When an alert reached a level: who was told what, and when."""
+
+    __tablename__ = "alert_escalation"
+    __table_args__ = (UniqueConstraint("alert_id", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"))
+    level: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())

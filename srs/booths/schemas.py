@@ -3,9 +3,13 @@
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
 from srs.booths.models import (
+    ALERT_KINDS,
+    CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
+    RESPIRATORY_RATE_RANGE,
     ROUTES,
+    SPO2_RANGE,
     STRIP_RESULTS,
     SUBSTANCES,
     BoothState,
@@ -55,6 +59,10 @@ class VisitSchema(Schema):
     booth_at = fields.AwareDateTime(allow_none=True)
     observation_at = fields.AwareDateTime(allow_none=True)
     observation_ends_at = fields.AwareDateTime(allow_none=True)
+    booth_due_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When the booth time limit passes (in a booth only)."})
+    next_check_due_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When the next check on the client is due (booth or after-care)."})
     departed_at = fields.AwareDateTime(allow_none=True)
     departure_reason = fields.String(allow_none=True)
     consumed = fields.Boolean(allow_none=True)
@@ -134,3 +142,50 @@ class OutOfServiceSchema(Schema):
                            metadata={"description": "Why the booth is out of service; null "
                                                     "puts it back in service."})
 
+
+
+class CheckSchema(Schema):
+    """A check on a client in a booth or in after-care."""
+
+    class Meta:
+        unknown = RAISE
+
+    id = fields.Integer(dump_only=True)
+    visit_id = fields.Integer(dump_only=True)
+    recorded_at = fields.AwareDateTime(dump_only=True)
+    phase = fields.String(dump_only=True, metadata={"description": "in_booth or observing"})
+    status = fields.String(required=True, validate=validate.OneOf(
+        list(CHECK_STATUSES), error="Choose ok, drowsy or unresponsive."),
+        metadata={"description": "ok, drowsy or unresponsive (raises a high alarm)."})
+    spo2 = fields.Integer(
+        strict=True, load_default=None, allow_none=True,
+        validate=validate.Range(*SPO2_RANGE, error=(
+            f"SpO2 is a percentage from {SPO2_RANGE[0]} to {SPO2_RANGE[1]}.")),
+        metadata={"description": "Oxygen saturation, %, optional."})
+    respiratory_rate = fields.Integer(
+        strict=True, load_default=None, allow_none=True,
+        validate=validate.Range(*RESPIRATORY_RATE_RANGE, error=(
+            "Breaths per minute, from "
+            f"{RESPIRATORY_RATE_RANGE[0]} to {RESPIRATORY_RATE_RANGE[1]}.")),
+        metadata={"description": "Breaths per minute, optional."})
+
+
+class AlertSchema(Schema):
+    id = fields.Integer()
+    site_id = fields.Integer()
+    kind = fields.String(metadata={"description": f"One of: {', '.join(ALERT_KINDS)}."})
+    label = fields.String()
+    priority = fields.String(metadata={"description": "high, medium or low (IEC 60601-1-8)."})
+    level = fields.Integer(metadata={
+        "description": "1 the site's tablets, 2 supervisors too, 3 the on-call supervisor."})
+    booth = fields.Function(lambda a: a.booth.label if a.booth is not None else None,
+                            allow_none=True)
+    visit_id = fields.Integer(allow_none=True)
+    due_at = fields.AwareDateTime()
+    raised_at = fields.AwareDateTime()
+    acknowledged_at = fields.AwareDateTime(allow_none=True)
+    acknowledged_by = fields.Function(
+        lambda a: a.owner.display_name if a.owner is not None else None, allow_none=True,
+        metadata={"description": "Who owns the alert (the first to acknowledge)."})
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    resolution = fields.String(allow_none=True)

@@ -7,16 +7,19 @@ and raises a DomainError the app turns into a 409 or 422 with a message.
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exc
+from sqlalchemy import Float, exc
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.expression import FunctionElement
 
 from srs import live
 from srs.auth.models import Role
 from srs.auth.service import Actor, record
+from srs.booths import alerts
 from srs.booths.models import (
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
@@ -101,19 +104,40 @@ def local_date(site: Site, now: datetime) -> date:
 
 def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dict:
     """Visits, unique clients, waiting now, average wait and booths in use, since local
-    midnight at the site."""
+    midnight at the site: counted by the database in one query, not by loading the day."""
     since = _start_of_day(site, now)
-    visits = list(db.session.execute(
-        db.select(Visit).where(Visit.site_id == site.id, Visit.arrived_at >= since)).scalars())
-    waits = [(v.booth_at - v.arrived_at).total_seconds() for v in visits if v.booth_at]
+    visits, unique_clients, waiting_now, average_wait = db.session.execute(
+        db.select(db.func.count(Visit.id), db.func.count(Visit.client_id.distinct()),
+                  db.func.count(Visit.id).filter(Visit.state == VisitState.WAITING),
+                  db.func.avg(epoch_seconds(Visit.booth_at) - epoch_seconds(Visit.arrived_at)))
+        .where(Visit.site_id == site.id, Visit.arrived_at >= since)).one()
     return {
-        "visits": len(visits),
-        "unique_clients": len({v.client_id for v in visits}),
-        "waiting_now": sum(1 for v in visits if v.state == VisitState.WAITING),
-        "average_wait_minutes": round(sum(waits) / len(waits) / 60, 1) if waits else None,
+        "visits": visits,
+        "unique_clients": unique_clients,
+        "waiting_now": waiting_now,
+        # AVG skips visits not yet in a booth (their wait is NULL).
+        "average_wait_minutes": (round(float(average_wait) / 60, 1)
+                                 if average_wait is not None else None),
         "booths_in_use": sum(1 for b in booths if b.state == BoothState.OCCUPIED),
         "booths_total": len(booths),
     }
+
+
+class epoch_seconds(FunctionElement):  # noqa: N801 - an SQL function, named as SQL's are
+    """Seconds since 1970 of a UTC timestamp column, as SQLite and PostgreSQL each say it."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds)
+def _epoch_seconds_postgresql(element, compiler, **kw):
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element, compiler, **kw):
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
 
 
 def get_booth(site: Site, booth_id: int) -> Booth:
@@ -148,12 +172,16 @@ def find_clients(site: Site, prefix: str, *, actor: Actor, limit: int = 8) -> li
 
 def client_flags(client: Client, *, today: date) -> dict:
     """What staff must see before a visit starts."""
+    from srs.overdose.service import RECENT_OVERDOSE, recent_overdose
+
     restricted = client.restricted_until is not None and client.restricted_until >= today
+    since = datetime.combine(today, datetime.min.time(), UTC) - RECENT_OVERDOSE
     return {
         "restricted": restricted,
         "restricted_until": client.restricted_until if restricted else None,
         "restriction_reason": client.restriction_reason if restricted else None,
         "note": client.flag_note,
+        "recent_overdose": client.id is not None and recent_overdose(client.id, since=since),
     }
 
 
@@ -296,9 +324,12 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     if booth.needs_cleaning_since is not None:
         raise BoothTaken(f"Booth {booth.label} needs cleaning first.", booth=booth.label,
                          booth_state=BoothState.NEEDS_CLEANING.value)
+    site = db.session.get(Site, visit.site_id)
     visit.state = VisitState.IN_BOOTH
     visit.booth_id = booth.id
     visit.booth_at = now
+    visit.booth_due_at = now + timedelta(seconds=site.booth_time_limit_seconds)
+    visit.next_check_due_at = now + timedelta(seconds=site.booth_check_interval_seconds)
     try:
         db.session.flush()
     except exc.IntegrityError:
@@ -356,10 +387,14 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
     visit.state = VisitState.OBSERVING
     visit.observation_at = now
     visit.observation_ends_at = now + timedelta(seconds=site.min_observation_seconds)
+    visit.booth_due_at = None
+    visit.next_check_due_at = now + timedelta(seconds=site.observation_check_interval_seconds)
     visit.booth.needs_cleaning_since = now
+    alerts.resolve_alerts(visit, why="left_booth", now=now, kinds=alerts.BOOTH_KINDS)
     record(actor, "observation_started", "visit", visit.id, site_id=visit.site_id, now=now)
     _commit()
     live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, "alerts")
     return visit
 
 
@@ -382,10 +417,13 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
     visit.state = VisitState.DEPARTED
     visit.departed_at = now
     visit.departure_reason = reason
+    visit.booth_due_at = visit.next_check_due_at = None
+    alerts.resolve_alerts(visit, why="discharged", now=now)
     record(actor, "visit_discharged", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"reason": reason})
     _commit()
     live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, "alerts")
     return visit
 
 

@@ -11,15 +11,16 @@ a field the form got wrong comes back beside the field with what was entered.
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from srs.auth.access import site_role_required
+from srs import live
+from srs.auth.access import current_actor, site_role_required
 from srs.auth.models import Role
-from srs.auth.service import Actor
-from srs.booths import service
+from srs.booths import alerts, service
 from srs.booths.forms import (
+    CheckForm,
     CheckInForm,
     ConsumptionForm,
     DischargeForm,
@@ -28,6 +29,7 @@ from srs.booths.forms import (
     form_input,
 )
 from srs.booths.models import (
+    CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
     ROUTES,
@@ -39,7 +41,9 @@ from srs.booths.models import (
 )
 from srs.common import utcnow
 from srs.errors import Conflict, Forbidden, Invalid
+from srs.extensions import db
 from srs.idempotency import idempotent
+from srs.sites.models import Site
 
 bp = Blueprint("booths", __name__)
 
@@ -52,12 +56,45 @@ OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixtu
                           "Out of supplies", "Maintenance")
 
 
-def _actor() -> Actor:
-    return Actor.of(current_user, request.remote_addr)
-
-
 def _board(site) -> dict:
-    return service.site_board(site, now=utcnow())
+    return live_board(site)
+
+
+def live_board(site, *, new_version: bool = False) -> dict:
+    """The site's board, read under its live lock and stamped with its version (the
+    fragments carry it as ``data-version``; a screen keeps the highest it has seen)."""
+    version, board = live.versioned_read(
+        site.id, lambda: service.site_board(site, now=utcnow()), new=new_version)
+    board["version"] = version
+    return board
+
+
+# The fragments every screen of a site shows, by audience: one render per change goes to
+# the screens that would GET the same bytes (see srs.live).
+LIVE_FRAGMENTS = {
+    "floor": (("board", "booths/_board.html"), ("queue", "booths/_queue.html"),
+              ("aftercare", "booths/_aftercare.html")),
+    "watch": (("board", "booths/_board.html"), ("queue", "booths/_queue.html"),
+              ("aftercare", "booths/_aftercare.html")),
+    "figures": (("today", "sites/_today.html"),),
+}
+
+
+def render_live_fragments(site_id: int) -> tuple[int, dict]:
+    """Render a site's live fragments once per audience, from one new versioned read."""
+    site = db.session.get(Site, site_id)
+    board = live_board(site, new_version=True)
+    html = {}
+    for audience, fragments in LIVE_FRAGMENTS.items():
+        html[audience] = {
+            f"{name}-{site.id}": render_template(template, board=board,
+                                                 floor=audience == "floor")
+            for name, template in fragments}
+    return board["version"], html
+
+
+live.register_fragments(render_live_fragments, {
+    "floor": FLOOR, "watch": WATCHERS, "figures": (Role.SUPERVISOR, Role.ADMIN)})
 
 
 # --- Time on screen: the first render; srs.js ticks on from the data- timestamps ------------
@@ -97,10 +134,10 @@ def clock_since(moment: datetime, now: datetime) -> str:
 
 
 @bp.app_template_filter("clock_until")
-def clock_until(moment: datetime, now: datetime) -> str:
+def clock_until(moment: datetime, now: datetime, done: str = "Ready") -> str:
     seconds = _seconds(now, moment)
     if seconds <= 0:
-        return "Ready"
+        return done
     return f"{seconds // 60}:{seconds % 60:02d} left"
 
 
@@ -120,7 +157,7 @@ def floor_vocabulary():
 @site_role_required(*FLOOR)
 def floor(site):
     return render_template("booths/floor.html", board=_board(site), floor=True,
-                           checkin=_checkin_context(site))
+                           checkin=_checkin_context(site), alerts=alerts.open_alerts(site))
 
 
 @bp.get("/sites/<slug>/board")
@@ -189,7 +226,7 @@ def _checkin_panel(site, status: int = 200, **context):
 @site_role_required(*FLOOR)
 def client_suggestions(site):
     """Known codes for the code field once it holds 2 characters; each with its flags."""
-    clients = service.find_clients(site, request.args.get("code", ""), actor=_actor())
+    clients = service.find_clients(site, request.args.get("code", ""), actor=current_actor())
     today = utcnow().date()
     return render_template("booths/_suggestions.html", site=site, suggestions=[
         (client, service.client_flags(client, today=today)) for client in clients])
@@ -202,14 +239,14 @@ def checkin_panel(site):
     code = request.args.get("code", "").strip().upper()
     if not code:
         return _checkin_panel(site)
-    client = service.view_client(site, code, actor=_actor(), now=utcnow())
+    client = service.view_client(site, code, actor=current_actor(), now=utcnow())
     flags = service.client_flags(client, today=utcnow().date()) if client else None
     return _checkin_panel(site, form={"code": code, "handle": client.handle if client else ""},
                           client=client, flags=flags)
 
 
 def _needs_review(flags: dict | None) -> bool:
-    return bool(flags and (flags["restricted"] or flags["note"]))
+    return bool(flags and (flags["restricted"] or flags["note"] or flags["recent_overdose"]))
 
 
 @bp.post("/sites/<slug>/floor/check-in")
@@ -224,14 +261,14 @@ def check_in(site):
         return _checkin_panel(site, 422, form=request.form, errors=err.messages)
     now = utcnow()
     if data["reviewed"] != data["code"]:
-        client = service.view_client(site, data["code"], actor=_actor(), now=now)
+        client = service.view_client(site, data["code"], actor=current_actor(), now=now)
         today = service.local_date(site, now)
         flags = service.client_flags(client, today=today) if client else None
         if _needs_review(flags):
             return _checkin_panel(site, form=request.form, client=client, flags=flags)
     try:
         visit = service.check_in(site, code=data["code"], handle=data["handle"],
-                                 override_reason=data["override_reason"], actor=_actor(),
+                                 override_reason=data["override_reason"], actor=current_actor(),
                                  actor_roles=current_user.roles_at(site.id), now=now)
     except (Invalid, Forbidden, Conflict) as err:
         if not err.errors:
@@ -270,7 +307,7 @@ def leave_queue(site, visit_id):
         data = LeaveQueueForm().load(request.form)
     except ValidationError as err:
         return _dialog("_leave_dialog.html", 422, site=site, visit=visit, errors=err.messages)
-    service.leave_queue(visit, reason=data["reason"], actor=_actor(), now=utcnow())
+    service.leave_queue(visit, reason=data["reason"], actor=current_actor(), now=utcnow())
     return _floor_update(site)
 
 
@@ -281,7 +318,7 @@ def assign_booth(site, visit_id, booth_id):
     """The second tap: the client chosen in the queue goes to this booth."""
     visit = service.get_visit(site, visit_id)
     booth = service.get_booth(site, booth_id)
-    service.assign_booth(visit, booth, actor=_actor(), now=utcnow())
+    service.assign_booth(visit, booth, actor=current_actor(), now=utcnow())
     return _floor_update(site)
 
 
@@ -316,7 +353,7 @@ def record_consumption(site, visit_id):
     entered = form_input(request.form, "substances")
     try:
         data = ConsumptionForm().load(entered)
-        service.record_consumption(visit, data, actor=_actor(), now=utcnow())
+        service.record_consumption(visit, data, actor=current_actor(), now=utcnow())
     except ValidationError as err:
         return _consumption_dialog(site, _in_booth(site, visit_id), 422, form=entered,
                                    errors=err.messages)
@@ -332,7 +369,8 @@ def record_consumption(site, visit_id):
 @idempotent
 def start_observation(site, visit_id):
     """Leaves the booth: after-care starts, the booth needs cleaning."""
-    service.start_observation(service.get_visit(site, visit_id), actor=_actor(), now=utcnow())
+    service.start_observation(service.get_visit(site, visit_id), actor=current_actor(),
+                              now=utcnow())
     return _floor_update(site)
 
 
@@ -354,7 +392,7 @@ def discharge(site, visit_id):
     except ValidationError as err:
         return _dialog("_discharge_dialog.html", 422, site=site, visit=visit,
                        errors=err.messages)
-    service.discharge(visit, reason=data["reason"], actor=_actor(), now=utcnow())
+    service.discharge(visit, reason=data["reason"], actor=current_actor(), now=utcnow())
     return _floor_update(site)
 
 
@@ -362,7 +400,7 @@ def discharge(site, visit_id):
 @site_role_required(*FLOOR)
 @idempotent
 def mark_booth_clean(site, booth_id):
-    service.mark_booth_clean(service.get_booth(site, booth_id), actor=_actor(), now=utcnow())
+    service.mark_booth_clean(service.get_booth(site, booth_id), actor=current_actor(), now=utcnow())
     return _floor_update(site)
 
 
@@ -386,7 +424,8 @@ def set_out_of_service(site, booth_id):
         data = OutOfServiceForm().load(request.form)
     except ValidationError as err:
         return _out_of_service_dialog(site, booth, 422, form=request.form, errors=err.messages)
-    service.set_booth_out_of_service(booth, reason=data["reason"], actor=_actor(), now=utcnow())
+    service.set_booth_out_of_service(booth, reason=data["reason"], actor=current_actor(),
+                                     now=utcnow())
     return _floor_update(site)
 
 
@@ -395,5 +434,77 @@ def set_out_of_service(site, booth_id):
 @idempotent
 def set_in_service(site, booth_id):
     service.set_booth_out_of_service(service.get_booth(site, booth_id), reason=None,
-                                     actor=_actor(), now=utcnow())
+                                     actor=current_actor(), now=utcnow())
     return _floor_update(site)
+
+
+# --- Checks and alarms -----------------------------------------------------------------------
+
+
+def _checkable(site, visit_id: int):
+    visit = service.get_visit(site, visit_id)
+    if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
+        raise Conflict(f"{visit.client.code} is neither in a booth nor in after-care now.",
+                       current_state=visit.state, visit_id=visit.id)
+    return visit
+
+
+def _check_dialog(site, visit, status: int = 200, *, form=None, errors=None):
+    return _dialog("_check_dialog.html", status, site=site, visit=visit,
+                   statuses=CHECK_STATUSES, form=form or {}, errors=errors or {})
+
+
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/check")
+@site_role_required(*FLOOR)
+def check_dialog(site, visit_id):
+    """OK, drowsy or unresponsive, with SpO2 and breathing rate if measured."""
+    return _check_dialog(site, _checkable(site, visit_id))
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/check")
+@site_role_required(*FLOOR)
+@idempotent
+def record_check(site, visit_id):
+    visit = service.get_visit(site, visit_id)
+    try:
+        data = CheckForm().load(request.form)
+    except ValidationError as err:
+        return _check_dialog(site, _checkable(site, visit_id), 422, form=request.form,
+                             errors=err.messages)
+    check = alerts.record_check(visit, data, actor=current_actor(), now=utcnow())
+    if check.opened_response is not None:
+        # Unresponsive: straight to the overdose console, as its own start button does.
+        url = url_for("overdose.console", slug=site.slug, response_id=check.opened_response.id)
+        answer = make_response(render_template("overdose/_opening.html", url=url), 200)
+        answer.headers["HX-Redirect"] = url
+        return answer
+    return _floor_update(site)
+
+
+def _alerts(site, *, floor: bool, status: int = 200):
+    return render_template("booths/_alerts.html", site=site, alerts=alerts.open_alerts(site),
+                           floor=floor, now=utcnow(),
+                           can_acknowledge=current_user.has_role(site.id, *FLOOR)), status
+
+
+@bp.get("/sites/<slug>/alerts")
+@site_role_required(*WATCHERS)
+def alert_list(site):
+    """Open alarms as a supervisor's dashboard shows them (sounding from level 2)."""
+    return _alerts(site, floor=False)
+
+
+@bp.get("/sites/<slug>/floor/alerts")
+@site_role_required(*FLOOR)
+def floor_alerts(site):
+    """Open alarms as the floor tablet shows them (sounding from level 1)."""
+    return _alerts(site, floor=True)
+
+
+@bp.post("/sites/<slug>/alerts/<int:alert_id>/acknowledge")
+@site_role_required(*FLOOR)
+@idempotent
+def acknowledge_alert(site, alert_id):
+    """Own an alarm: it stops sounding and escalating; every screen shows who owns it."""
+    alerts.acknowledge(alerts.get_alert(site, alert_id), actor=current_actor(), now=utcnow())
+    return _alerts(site, floor=request.form.get("view") == "floor")

@@ -4,10 +4,11 @@ Every duration is stored in seconds so that a test site can run a 2-second
 observation and a real site its 15 minutes with the same code.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.common import UTCDateTime, utcnow
@@ -31,13 +32,13 @@ TIMER_SETTINGS: tuple[TimerSetting, ...] = (
                  "Idle time before a shared tablet locks"),
     TimerSetting("booth_time_limit_seconds", 900, 10, 7200,
                  "Time a client may stay in a booth (BC overdose prevention sites: 15 min)"),
-    TimerSetting("booth_check_interval_seconds", 180, 5, 1800,
+    TimerSetting("booth_check_interval_seconds", 180, 2, 1800,
                  "Time between checks on a client in a booth"),
-    TimerSetting("observation_check_interval_seconds", 300, 5, 3600,
+    TimerSetting("observation_check_interval_seconds", 300, 2, 3600,
                  "Time between checks on a client in after-care"),
     TimerSetting("min_observation_seconds", 900, 0, 14400,
                  "Minimum time in after-care after use"),
-    TimerSetting("escalation_grace_seconds", 60, 5, 900,
+    TimerSetting("escalation_grace_seconds", 60, 2, 900,
                  "Grace before an unacknowledged alarm escalates a level"),
     TimerSetting("naloxone_redose_seconds", 150, 10, 600,
                  "Time after a naloxone dose before the console prompts to reassess"),
@@ -45,6 +46,12 @@ TIMER_SETTINGS: tuple[TimerSetting, ...] = (
 TIMERS = {setting.name: setting for setting in TIMER_SETTINGS}
 
 DEFAULT_CLIENT_CODE_PATTERN = r"^(M|F|TM|TF|X)-[A-Z]{4}-[0-9]{4}$"
+
+# Naloxone: a daily check flags stock under this many doses of a form.
+DEFAULT_NALOXONE_LOW_STOCK = 10
+NALOXONE_LOW_STOCK_MAX = 1000
+# Where someone who never checked in may be found: the overdose console's start list.
+DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
 
 def _timer_column(name: str):
@@ -55,10 +62,11 @@ def _timer_column(name: str):
 
 class Site(db.Model):
     __tablename__ = "site"
-    __table_args__ = tuple(
+    __table_args__ = (*(
         CheckConstraint(f"{s.name} BETWEEN {s.minimum} AND {s.maximum}", name=f"{s.name}_range")
         for s in TIMER_SETTINGS
-    )
+    ), CheckConstraint(f"naloxone_low_stock BETWEEN 0 AND {NALOXONE_LOW_STOCK_MAX}",
+                       name="naloxone_low_stock_range"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -77,6 +85,15 @@ class Site(db.Model):
     min_observation_seconds: Mapped[int] = _timer_column("min_observation_seconds")
     escalation_grace_seconds: Mapped[int] = _timer_column("escalation_grace_seconds")
     naloxone_redose_seconds: Mapped[int] = _timer_column("naloxone_redose_seconds")
+    # The supervisor a level-3 alarm reaches by name (DESIGN: tablet, supervisor, named backup).
+    on_call_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="SET NULL"))
+    naloxone_low_stock: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_NALOXONE_LOW_STOCK,
+        server_default=str(DEFAULT_NALOXONE_LOW_STOCK), nullable=False)
+    overdose_locations: Mapped[list] = mapped_column(
+        JSON, default=lambda: list(DEFAULT_OVERDOSE_LOCATIONS),
+        server_default=json.dumps(DEFAULT_OVERDOSE_LOCATIONS), nullable=False)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")

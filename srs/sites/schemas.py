@@ -13,7 +13,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from srs.sites.models import TIMER_SETTINGS
+from srs.sites.models import NALOXONE_LOW_STOCK_MAX, TIMER_SETTINGS
 
 
 class SiteSchema(Schema):
@@ -47,6 +47,22 @@ class SiteSettingsSchema(_TimerFields):
     client_code_pattern = fields.String(
         validate=validate.Length(min=1, max=200),
         metadata={"description": "Regular expression a client code must match."})
+    naloxone_low_stock = fields.Integer(
+        strict=True, validate=validate.Range(
+            min=0, max=NALOXONE_LOW_STOCK_MAX,
+            error=f"Must be between 0 and {NALOXONE_LOW_STOCK_MAX}."),
+        metadata={"description": "Usable naloxone doses of a kind (injectable, nasal) under "
+                                 "which the daily stock check flags low stock."})
+    overdose_locations = fields.List(
+        fields.String(validate=validate.Length(min=1, max=80)),
+        validate=validate.Length(min=1, max=20, error="Give 1 to 20 places."),
+        metadata={"description": "Places where someone not checked in may be found "
+                                 "(washroom, doorway...): the console's start list."})
+
+    on_call_staff_id = fields.Integer(
+        strict=True, allow_none=True,
+        metadata={"description": "Staff id of the supervisor a level-3 alarm reaches by name; "
+                                 "null for nobody."})
 
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):
@@ -54,6 +70,12 @@ class SiteSettingsSchema(_TimerFields):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValidationError(f"{value!r} is not a known time zone.") from None
+
+    @validates("overdose_locations")
+    def _distinct_places(self, value, **_kwargs):
+        names = [v.strip() for v in value]
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise ValidationError("Each place once, with a name.")
 
     @validates("client_code_pattern")
     def _compiles(self, value, **_kwargs):

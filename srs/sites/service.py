@@ -3,9 +3,9 @@
 from datetime import datetime
 
 from srs import live
-from srs.auth.models import Staff
+from srs.auth.models import Role, Staff
 from srs.auth.service import Actor, record
-from srs.errors import NotFound
+from srs.errors import Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
 
@@ -35,7 +35,16 @@ def create_site(*, name: str, slug: str, timezone: str, actor: Actor) -> Site:
 
 
 def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -> Site:
-    """Apply validated setting changes, audit each old and new value, announce."""
+    """Apply validated setting changes, audit each old and new value, announce.
+
+    Raises Invalid when the on-call person is not a supervisor at the site.
+    """
+    on_call = changes.get("on_call_staff_id")
+    if on_call is not None:
+        staff = db.session.get(Staff, on_call)
+        if staff is None or not staff.active or not staff.has_role(site.id, Role.SUPERVISOR):
+            raise Invalid("The on-call person must be a supervisor at this site.", {
+                "on_call_staff_id": ["Choose an active supervisor of this site."]})
     changed = {}
     for name, value in changes.items():
         old = getattr(site, name)

@@ -6,7 +6,8 @@ from flask_login import current_user
 
 from srs.auth.access import any_site_role_required, site_role_required, staff_required
 from srs.auth.models import Role
-from srs.booths import service as booths
+from srs.booths.alerts import open_alerts
+from srs.booths.views import live_board
 from srs.common import utcnow
 from srs.jobs import scheduler_status
 from srs.sites import service
@@ -36,7 +37,8 @@ def supervise():
     sites = [s for s in service.sites_for(current_user)
              if current_user.has_role(s.id, *SUPERVISING)]
     return render_template("sites/supervise.html",
-                           boards=[booths.site_board(site, now=now) for site in sites],
+                           boards=[live_board(site) for site in sites],
+                           alerts_by_site={site.id: open_alerts(site) for site in sites},
                            scheduler=scheduler_status(now=now), floor=False)
 
 
@@ -44,4 +46,4 @@ def supervise():
 @site_role_required(*SUPERVISING)
 def today(site):
     """Today's figures of one site: the dashboard re-fetches it when the site changes."""
-    return render_template("sites/_today.html", board=booths.site_board(site, now=utcnow()))
+    return render_template("sites/_today.html", board=live_board(site))

@@ -1,0 +1,258 @@
+"""The reports benchmark: the weekly review page and the monthly report on five years of one
+site's records.
+
+``make bench-reports`` runs ``python -m bench.reports`` (``BENCH_ARGS`` passes options). It
+builds a fresh, migrated database (a temp SQLite file, or a throw-away database on the server
+of ``--database-url``), fills it with bulk inserts (executemany, in batches): one site in
+America/Vancouver with 12 booths, ``--clients`` client codes, ``--visits`` visits (1.5 million
+by default) spread over ``--years`` years, one consumption per consuming visit, and
+``--incidents`` submitted-or-later incident reports (30,000 by default). Then, through the
+app's own pages as a signed-in reviewer (Flask's test client, no network), it times:
+
+- the weekly review page (``/sites/<slug>/incidents/week``) for the last full week: the
+  week's reports by stage, 12 weeks of trends, four charts drawn by matplotlib;
+- the monthly report page (``/sites/<slug>/reports/monthly``) for the last full month;
+- the same two through the API's getMonthlyReport, and the weekly packet's PDF, once each.
+
+Goal: each page <= 1 s. Each is timed ``--repeat`` times; the median and the worst are shown.
+"""
+
+import argparse
+import random
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+from srs import create_app
+from srs.auth.service import Actor, create_staff, issue_token
+from srs.booths.models import Booth, Client, Consumption, Visit, parse_client_code
+from srs.extensions import db
+from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, Incident
+from srs.sites.models import Site
+
+PASSWORD = "benchmark password"
+BATCH = 20_000
+_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+SUBSTANCE_MIX = (["fentanyl"], ["fentanyl"], ["fentanyl", "crack"], ["methamphetamine"],
+                 ["heroin"], ["cocaine"], ["fentanyl", "benzodiazepine"], ["crack"])
+STAGES = ("closed",) * 8 + ("submitted", "under_review", "awaiting_approval")
+
+
+def _options():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=None,
+                        help="a PostgreSQL server URL (a throw-away database is made on it); "
+                             "default: a temp SQLite file")
+    parser.add_argument("--visits", type=int, default=1_500_000)
+    parser.add_argument("--incidents", type=int, default=30_000)
+    parser.add_argument("--clients", type=int, default=8_000)
+    parser.add_argument("--years", type=float, default=5)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args()
+
+
+def _fresh_database(server_url: str | None, workdir: Path) -> tuple[str, callable]:
+    if not server_url:
+        return f"sqlite:///{workdir / 'reports.sqlite3'}", lambda: None
+    name = f"srs_bench_reports_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def _batches(rows, size=BATCH):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _code(n: int) -> str:
+    letters = "".join(chr(65 + (n // 26 ** i) % 26) for i in range(4))
+    gender = ("M", "F", "M", "F", "TM", "TF", "X")[n % 7]
+    return f"{gender}-{letters}-{1950 + n % 55}"
+
+
+def populate(options, end: datetime) -> dict:
+    """Fill the database; return what the timings need."""
+    rng = random.Random(options.seed)
+    site = Site(name="Bench", slug="bench", timezone="America/Vancouver")
+    db.session.add(site)
+    db.session.flush()
+    booths = [Booth(site_id=site.id, label=f"B{n + 1}", position=n,
+                    kind="inhalation" if n >= 10 else "injection") for n in range(12)]
+    db.session.add_all(booths)
+    reviewer = create_staff("bench-reviewer", display_name="Bench reviewer", password=PASSWORD,
+                            pin=None, roles=[(site, "reviewer"), (site, "nurse")],
+                            actor=Actor.system("bench"))
+    db.session.commit()
+    booth_ids = [b.id for b in booths]
+
+    started = time.perf_counter()
+    connection = db.session.connection()
+    connection.execute(Client.__table__.insert(), [
+        {"code": _code(n), "gender": parse_client_code(_code(n))[0],
+         "birth_year": parse_client_code(_code(n))[1], "created_at": end}
+        for n in range(options.clients)])
+    first_client = db.session.scalar(db.select(db.func.min(Client.id)))
+    db.session.commit()
+
+    span = timedelta(days=365 * options.years).total_seconds()
+    start = end - timedelta(seconds=span)
+    step = span / options.visits
+    next_visit = db.session.scalar(db.select(db.func.coalesce(db.func.max(Visit.id), 0))) + 1
+
+    def visits():
+        for n in range(options.visits):
+            arrived = start + timedelta(seconds=n * step + rng.random() * step)
+            consumed = rng.random() < 0.9
+            yield {"id": next_visit + n, "site_id": site.id,
+                   "client_id": first_client + rng.randrange(options.clients),
+                   "state": "departed", "booth_id": rng.choice(booth_ids),
+                   "arrived_at": arrived, "booth_at": arrived + timedelta(minutes=4),
+                   "departed_at": arrived + timedelta(minutes=40), "consumed": consumed,
+                   "version": 1}
+
+    inserted = 0
+    for batch in _batches(visits()):
+        connection = db.session.connection()
+        connection.execute(Visit.__table__.insert(), batch)
+        connection.execute(Consumption.__table__.insert(), [
+            {"visit_id": v["id"], "recorded_at": v["booth_at"],
+             "substances": rng.choice(SUBSTANCE_MIX),
+             "route": "injects" if v["booth_id"] not in booth_ids[10:] else "smokes",
+             "fentanyl_strip": "not_done", "benzo_strip": "not_done",
+             "split_or_shared": rng.random() < 0.05, "peer_assisted": rng.random() < 0.03}
+            for v in batch if v["consumed"]])
+        db.session.commit()
+        inserted += len(batch)
+    visits_seconds = time.perf_counter() - started
+
+    types = list(INCIDENT_TYPES)
+    weights = [30 if t in ("overdose", "violence") else 5 for t in types]
+
+    def incidents():
+        for _ in range(options.incidents):
+            at = start + timedelta(seconds=rng.random() * span)
+            stage = rng.choice(STAGES)
+            yield {"site_id": site.id, "stage": stage, "type": rng.choices(types, weights)[0],
+                   "occurred_at": at, "booth_id": rng.choice(booth_ids + [None]),
+                   "area": "Waiting room", "harm": rng.choice(list(HARM_GRADES)[:4]),
+                   "narrative": "F-ABCD-1984 was found unresponsive; recovered.",
+                   "immediate_actions": "Oxygen; naloxone.", "ems_involved": False,
+                   "police_involved": False, "follow_up_needed": False,
+                   "reported_by": reviewer.id, "created_at": at, "updated_at": at,
+                   "submitted_at": at, "closed_at": at if stage == "closed" else None,
+                   "lessons_learned": "", "feedback": "", "version": 1}
+
+    for batch in _batches(incidents()):
+        db.session.connection().execute(Incident.__table__.insert(), batch)
+        db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
+    else:
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+    return {"site": site, "reviewer": reviewer, "inserted": inserted,
+            "fill_seconds": time.perf_counter() - started, "visits_seconds": visits_seconds}
+
+
+def _timed(client, url: str, repeat: int, **kwargs) -> tuple[list[float], list[float]]:
+    """Wall-clock and this process's CPU time of each request (the CPU figure is what a
+    busy shared machine cannot inflate; on PostgreSQL it leaves out the server's work)."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url, **kwargs)
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+        assert response.status_code == 200, (url, response.status_code)
+    return wall, cpu
+
+
+def _line(label: str, timed: tuple[list[float], list[float]]) -> str:
+    wall, cpu = timed
+    verdict = "ok" if statistics.median(wall) <= 1.0 else "OVER 1 s"
+    return (f"  {label:<34} median {statistics.median(wall) * 1000:7.0f} ms   "
+            f"worst {max(wall) * 1000:7.0f} ms   cpu median "
+            f"{statistics.median(cpu) * 1000:6.0f} ms   ({len(wall)} runs) {verdict}")
+
+
+def main() -> None:
+    options = _options()
+    workdir = Path(tempfile.mkdtemp(prefix="srs-bench-reports-"))
+    url, drop = _fresh_database(options.database_url, workdir)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True,
+                      "SRS_SCHEDULER": False, "SRS_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+                      "RATELIMIT_ENABLED": False})
+    try:
+        with app.app_context():
+            from flask_migrate import upgrade
+
+            upgrade()
+            end = datetime.now(UTC).replace(microsecond=0)
+            print(f"database: {db.engine.dialect.name}; filling {options.visits:,} visits, "
+                  f"{options.incidents:,} incidents over {options.years:g} years...", flush=True)
+            filled = populate(options, end)
+            print(f"filled in {filled['fill_seconds']:.0f} s "
+                  f"(visits and consumptions {filled['visits_seconds']:.0f} s)", flush=True)
+            site, reviewer = filled["site"], filled["reviewer"]
+            token = issue_token(reviewer, actor=Actor.system("bench"))
+            site_id, slug, username = site.id, site.slug, reviewer.username
+            db.session.remove()
+
+        client = app.test_client()
+        login_page = client.get("/login").get_data(as_text=True)
+        response = client.post("/login", data={"csrf_token": _CSRF.search(login_page).group(1),
+                                               "username": username, "password": PASSWORD})
+        assert response.status_code == 302, response.status_code
+        local_end = end.astimezone(__import__("zoneinfo").ZoneInfo("America/Vancouver"))
+        week = (local_end.date() - timedelta(days=local_end.weekday() + 7)).isoformat()
+        month = (local_end.date().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        repeat = options.repeat
+        client.get(f"/sites/{slug}/incidents/week?week={week}")  # warm: imports, templates
+        results = [
+            ("weekly review page", _timed(client, f"/sites/{slug}/incidents/week?week={week}",
+                                          repeat)),
+            ("weekly review, filtered (overdose)", _timed(
+                client, f"/sites/{slug}/incidents/week?week={week}&type=overdose", repeat)),
+            ("monthly report page", _timed(client, f"/sites/{slug}/reports/monthly?month="
+                                                   f"{month}", repeat)),
+            ("getMonthlyReport (API)", _timed(
+                client, f"/api/v1/sites/{site_id}/reports/monthly?month={month}", repeat,
+                headers={"Authorization": f"Bearer {token}"})),
+            ("weekly packet PDF", _timed(client, f"/sites/{slug}/incidents/week.pdf?week={week}",
+                                         1)),
+        ]
+        print(f"\nweek of {week}, month {month}; {filled['inserted']:,} visits on "
+              f"{url.split(':')[0]}")
+        for label, times in results:
+            print(_line(label, times))
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        drop()
+
+
+if __name__ == "__main__":
+    main()

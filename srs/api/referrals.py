@@ -1,0 +1,63 @@
+"""Referral suggestions for a visit, and what became of them.
+
+Every state-changing operation accepts an ``Idempotency-Key`` header: a
+repeat returns the first answer and records nothing twice.
+"""
+
+from flask_smorest import Blueprint
+
+from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
+from srs.booths.service import get_visit
+from srs.common import utcnow
+from srs.idempotency import idempotent
+from srs.referrals import service
+from srs.referrals.schemas import (
+    OfferDumpSchema,
+    OfferSchema,
+    OutcomeSchema,
+    ReferralSchema,
+    SuggestionsSchema,
+)
+from srs.sites.service import get_site
+
+blp = Blueprint("api_referrals", __name__, url_prefix="/api/v1",
+                description="Referral suggestions and referrals")
+CONFLICT = {409: {"description": "Already answered; the body gives the current status."}}
+
+
+@blp.get("/sites/<int:site_id>/visits/<int:visit_id>/referral-suggestions")
+@blp.doc(operationId="listReferralSuggestions", security=SECURITY)
+@token_required(*FLOOR)
+@blp.response(200, SuggestionsSchema)
+def list_referral_suggestions(site_id, visit_id):
+    """At most three suggestions for the visit's client, highest priority first, each with
+    its reason and the rule version behind it; and what was already answered this visit."""
+    visit = get_visit(get_site(site_id), visit_id)
+    ranked, answered = service.suggestions(visit, actor=api_actor(), now=utcnow())
+    return {"suggestions": ranked, "answered": answered}
+
+
+@blp.post("/sites/<int:site_id>/visits/<int:visit_id>/referrals")
+@blp.doc(operationId="recordReferral", security=SECURITY, responses=CONFLICT, **IDEMPOTENCY)
+@token_required(*FLOOR)
+@idempotent
+@blp.arguments(OfferSchema)
+@blp.response(201, OfferDumpSchema)
+def record_referral(data, site_id, visit_id):
+    """Record a suggestion as offered, then accepted (a referral with consent and a
+    follow-up date), declined or not now."""
+    visit = get_visit(get_site(site_id), visit_id)
+    return service.record_offer(visit, data, actor=api_actor(), now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/referrals/<int:referral_id>/outcome")
+@blp.doc(operationId="recordReferralOutcome", security=SECURITY, responses=CONFLICT,
+         **IDEMPOTENCY)
+@token_required(*FLOOR)
+@idempotent
+@blp.arguments(OutcomeSchema)
+@blp.response(200, ReferralSchema)
+def record_referral_outcome(data, site_id, referral_id):
+    """Whether the client presented for assessment: presented, did_not_present, unknown."""
+    referral = service.get_referral(get_site(site_id), referral_id)
+    return service.record_outcome(referral, data["outcome"], actor=api_actor(), now=utcnow())

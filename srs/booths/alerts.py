@@ -1,0 +1,390 @@
+"""Checks on clients, and the alerts that due times and dangers raise.
+
+Timers are rows: a visit carries its due times (``next_check_due_at``,
+``booth_due_at``, ``observation_ends_at``), and :func:`scan`, run by the one
+scheduler about every second, raises an alert for each that passed, escalates
+alerts nobody acknowledged, and re-sounds acknowledged high alarms that are
+still unresolved. Raising is idempotent (a unique key per subject, kind and due
+time; one row per level reached), so a scan run twice, or after a crash, raises
+nothing twice. Each function commits, then announces.
+
+Callers: booths views and the API (checks, acknowledgement), the floor's
+service (due times, resolution), the scheduler (scan).
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from srs import live
+from srs.auth.models import Staff
+from srs.auth.service import Actor, record
+from srs.booths.models import (
+    ALERT_KINDS,
+    Alert,
+    AlertEscalation,
+    CheckStatus,
+    ObservationCheck,
+    Priority,
+    Visit,
+    VisitState,
+)
+from srs.errors import Conflict, NotFound
+from srs.extensions import db
+from srs.overdose.models import OverdoseResponse
+from srs.sites.models import Site
+
+log = logging.getLogger(__name__)
+
+# Which due time of an open visit raises which kind of alert.
+VISIT_DUE_TIMES = (
+    ("booth_check_due", VisitState.IN_BOOTH, "next_check_due_at"),
+    ("booth_time_limit", VisitState.IN_BOOTH, "booth_due_at"),
+    ("observation_check_due", VisitState.OBSERVING, "next_check_due_at"),
+    ("observation_complete", VisitState.OBSERVING, "observation_ends_at"),
+)
+BOOTH_KINDS = ("booth_check_due", "booth_time_limit")
+CHECK_KINDS = ("booth_check_due", "observation_check_due")
+
+
+class AlertConflict(Conflict):
+    code = "alert_state"
+
+
+# --- Raising and resolving -------------------------------------------------------------------
+
+
+def _insert_ignoring_duplicates(values: dict) -> int | None:
+    """Insert an alert unless its key exists; return the new id or None (both dialects)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = (insert(Alert).values(**values)
+                 .on_conflict_do_nothing(
+                     index_elements=["kind", "subject_type", "subject_id", "due_at"])
+                 .returning(Alert.id))
+    return db.session.execute(statement).scalar_one_or_none()
+
+
+def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
+                visit: Visit | None = None, booth_id: int | None = None,
+                subject_type: str = "visit", subject_id: int | None = None,
+                visit_id: int | None = None) -> Alert | None:
+    """Raise an alert at level 1 unless the same subject, kind and due time already has one.
+
+    Returns the new alert, or None when it existed. The caller commits and then
+    calls :func:`sound` with what was raised.
+    """
+    spec = ALERT_KINDS[kind]
+    grace = timedelta(seconds=site.escalation_grace_seconds)
+    if visit is not None:
+        subject_type, subject_id, visit_id = "visit", visit.id, visit.id
+        booth_id = booth_id if booth_id is not None else visit.booth_id
+    alert_id = _insert_ignoring_duplicates({
+        "site_id": site.id, "kind": kind, "priority": spec.priority_at(1).value, "level": 1,
+        "subject_type": subject_type, "subject_id": subject_id,
+        "visit_id": visit_id, "booth_id": booth_id,
+        "due_at": due_at, "raised_at": now,
+        "escalate_at": due_at + grace if spec.max_level > 1 else None, "resounds": 0,
+    })
+    if alert_id is None:
+        return None
+    db.session.add(AlertEscalation(alert_id=alert_id, level=1, raised_at=now))
+    return db.session.get(Alert, alert_id)
+
+
+def resolve_alerts(visit: Visit, *, why: str, now: datetime, kinds=None,
+                   by: int | None = None) -> list[int]:
+    """The condition cleared (a check, leaving the booth, discharge): close the visit's alerts.
+
+    Part of the caller's unit of work; returns the ids resolved.
+    """
+    return _resolve(Alert.visit_id == visit.id, why=why, now=now, kinds=kinds, by=by)
+
+
+def resolve_response_alerts(response_id: int, *, why: str, now: datetime, kinds=None,
+                            by: int | None = None) -> list[int]:
+    """An overdose response moved on (a dose given, closed): close its alerts."""
+    return _resolve((Alert.subject_type == "response") & (Alert.subject_id == response_id),
+                    why=why, now=now, kinds=kinds, by=by)
+
+
+def _resolve(which, *, why: str, now: datetime, kinds, by: int | None) -> list[int]:
+    statement = (update(Alert)
+                 .where(which, Alert.resolved_at.is_(None))
+                 .values(resolved_at=now, resolution=why, resolved_by=by,
+                         escalate_at=None, resound_at=None)
+                 .returning(Alert.id))
+    if kinds is not None:
+        statement = statement.where(Alert.kind.in_(kinds))
+    ids = list(db.session.execute(statement, execution_options={
+        "synchronize_session": False}).scalars())
+    return ids
+
+
+def raise_for_response(response: OverdoseResponse, site: Site, kind: str, *,
+                       due_at: datetime, now: datetime) -> Alert | None:
+    """Raise an alert about an overdose response (it started; its re-dose time passed)."""
+    return raise_alert(site=site, kind=kind, due_at=due_at, now=now, subject_type="response",
+                       subject_id=response.id, visit_id=response.visit_id,
+                       booth_id=response.booth_id)
+
+
+# --- Checks ----------------------------------------------------------------------------------
+
+
+def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> ObservationCheck:
+    """A nurse checked a client in a booth or in after-care; the next check is due later.
+
+    ``data``: status (ok, drowsy, unresponsive), optional spo2 and
+    respiratory_rate, already validated. Unresponsive raises a high alarm at
+    once and opens an overdose response for the visit (its console takes over the
+    alarm); the check's ``opened_response`` is that response. Raises a 409 when the
+    visit is neither in a booth nor in after-care.
+    """
+    if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
+        raise Conflict(f"Cannot record a check: this visit is {visit.state.replace('_', ' ')}.",
+                       current_state=visit.state, visit_id=visit.id)
+    site = db.session.get(Site, visit.site_id)
+    interval = (site.booth_check_interval_seconds if visit.state == VisitState.IN_BOOTH
+                else site.observation_check_interval_seconds)
+    check = ObservationCheck(visit_id=visit.id, site_id=visit.site_id, recorded_at=now,
+                             recorded_by=actor.staff_id, phase=visit.state, **data)
+    db.session.add(check)
+    visit.next_check_due_at = now + timedelta(seconds=interval)
+    resolve_alerts(visit, why="check_recorded", now=now, kinds=CHECK_KINDS, by=actor.staff_id)
+    raised = []
+    if data["status"] == CheckStatus.UNRESPONSIVE:
+        alert = raise_alert(site=site, kind="unresponsive", due_at=now, now=now, visit=visit)
+        if alert is not None:
+            raised.append(alert)
+    else:
+        resolve_alerts(visit, why="responsive_again", now=now, kinds=("unresponsive",),
+                       by=actor.staff_id)
+    db.session.flush()
+    record(actor, "check_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
+           detail={"check": check.id, "status": data["status"]})
+    from srs.booths.service import _commit
+
+    _commit()
+    sound(raised, site)
+    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, "alerts")
+    if data["status"] == CheckStatus.UNRESPONSIVE:
+        from srs.overdose.service import start_response
+
+        check.opened_response, _new = start_response(
+            site, kind="opioid", visit=visit, source="check", actor=actor, now=now)
+    return check
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+def open_alerts(site: Site) -> list[Alert]:
+    """Every unresolved alert of a site, the most urgent first."""
+    alerts = list(db.session.execute(
+        select(Alert).where(Alert.site_id == site.id, Alert.resolved_at.is_(None))
+        .options(selectinload(Alert.owner), selectinload(Alert.booth),
+                 selectinload(Alert.visit).selectinload(Visit.client))
+    ).scalars())
+    order = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+    alerts.sort(key=lambda a: (a.acknowledged_at is not None, order[a.priority], -a.level,
+                               a.due_at))
+    return alerts
+
+
+def get_alert(site: Site, alert_id: int) -> Alert:
+    alert = db.session.get(Alert, alert_id)
+    if alert is None or alert.site_id != site.id:
+        raise NotFound(f"Site {site.slug} has no alert with id {alert_id}.")
+    return alert
+
+
+# --- Acknowledging ---------------------------------------------------------------------------
+
+
+def acknowledge(alert: Alert, *, actor: Actor, now: datetime) -> Alert:
+    """The first person to acknowledge owns the alert; escalation stops.
+
+    A high alarm acknowledged but not resolved re-sounds after the grace time.
+    Raises AlertConflict (409) naming the owner when someone was first, or
+    saying why it was resolved.
+    """
+    site = db.session.get(Site, alert.site_id)
+    resound_at = (now + timedelta(seconds=site.escalation_grace_seconds)
+                  if alert.priority == Priority.HIGH else None)
+    done = db.session.execute(
+        update(Alert).where(Alert.id == alert.id, Alert.acknowledged_at.is_(None),
+                            Alert.resolved_at.is_(None))
+        .values(acknowledged_by=actor.staff_id, acknowledged_at=now, escalate_at=None,
+                resound_at=resound_at),
+        execution_options={"synchronize_session": False}).rowcount
+    if not done:
+        db.session.rollback()
+        db.session.refresh(alert)
+        raise _already(alert)
+    record(actor, "alert_acknowledged", "alert", alert.id, site_id=alert.site_id, now=now,
+           detail={"kind": alert.kind, "level": alert.level})
+    db.session.commit()
+    db.session.refresh(alert)
+    live.announce(alert.site_id, "alerts")
+    return alert
+
+
+def _already(alert: Alert) -> AlertConflict:
+    if alert.resolved_at is not None:
+        return AlertConflict(f"This alert was already resolved ({_why(alert.resolution)}).",
+                             current_state="resolved", alert_id=alert.id)
+    owner = db.session.get(Staff, alert.acknowledged_by)
+    name = owner.display_name if owner is not None else "someone"
+    return AlertConflict(f"{name} already owns this alert.", current_state="acknowledged",
+                         alert_id=alert.id, owner=name)
+
+
+RESOLUTIONS = {
+    "check_recorded": "a check was recorded",
+    "responsive_again": "the client responded at a check",
+    "left_booth": "the client left the booth",
+    "discharged": "the client was discharged",
+    "response_started": "an overdose response took over",
+    "dose_given": "another dose was given",
+    "response_closed": "the overdose response was closed",
+}
+
+
+def _why(resolution: str | None) -> str:
+    return RESOLUTIONS.get(resolution or "", resolution or "resolved")
+
+
+# --- The scan --------------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    raised: list[int] = field(default_factory=list)
+    escalated: list[int] = field(default_factory=list)
+    resounded: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.raised or self.escalated or self.resounded)
+
+
+def scan(*, now: datetime) -> ScanResult:
+    """Raise what is due, escalate what nobody owns, re-sound owned high alarms; commit; sound.
+
+    The scheduler's job, about every second. Idempotent: run twice with the
+    same ``now`` it changes nothing the second time.
+    """
+    started = time.perf_counter()
+    result = ScanResult()
+    sites: dict[int, Site] = {}
+
+    def site_of(site_id: int) -> Site:
+        if site_id not in sites:
+            sites[site_id] = db.session.get(Site, site_id)
+        return sites[site_id]
+
+    for kind, state, column_name in VISIT_DUE_TIMES:
+        column = getattr(Visit, column_name)
+        already = (select(Alert.id).where(
+            Alert.kind == kind, Alert.subject_type == "visit", Alert.subject_id == Visit.id,
+            Alert.due_at == column).exists())
+        due = db.session.execute(
+            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars()
+        for visit in due:
+            alert = raise_alert(site=site_of(visit.site_id), kind=kind,
+                                due_at=getattr(visit, column_name), now=now, visit=visit)
+            if alert is not None:
+                result.raised.append(alert.id)
+
+    already = (select(Alert.id).where(
+        Alert.kind == "redose_due", Alert.subject_type == "response",
+        Alert.subject_id == OverdoseResponse.id,
+        Alert.due_at == OverdoseResponse.redose_due_at).exists())
+    for response in db.session.execute(select(OverdoseResponse).where(
+            OverdoseResponse.redose_due_at <= now, OverdoseResponse.closed_at.is_(None),
+            ~already)).scalars():
+        alert = raise_for_response(response, site_of(response.site_id), "redose_due",
+                                   due_at=response.redose_due_at, now=now)
+        if alert is not None:
+            result.raised.append(alert.id)
+
+    for alert in db.session.execute(select(Alert).where(
+            Alert.resolved_at.is_(None), Alert.escalate_at <= now)).scalars().all():
+        if _escalate(alert, site_of(alert.site_id), now):
+            result.escalated.append(alert.id)
+
+    for alert in db.session.execute(select(Alert).where(
+            Alert.resolved_at.is_(None), Alert.resound_at <= now)).scalars().all():
+        grace = timedelta(seconds=site_of(alert.site_id).escalation_grace_seconds)
+        done = db.session.execute(
+            update(Alert).where(Alert.id == alert.id, Alert.resound_at == alert.resound_at)
+            .values(resound_at=now + grace, resounds=Alert.resounds + 1),
+            execution_options={"synchronize_session": False}).rowcount
+        if done:
+            result.resounded.append(alert.id)
+
+    db.session.commit()
+    if result:
+        db.session.expire_all()
+        alerts = db.session.execute(select(Alert).where(Alert.id.in_(
+            result.raised + result.escalated + result.resounded))).scalars().all()
+        for alert in alerts:
+            sound([alert], site_of(alert.site_id), resound=alert.id in result.resounded)
+        for site_id in {a.site_id for a in alerts}:
+            live.announce(site_id, "alerts")
+        log.info("alert scan raised=%d escalated=%d resounded=%d ms=%.1f", len(result.raised),
+                 len(result.escalated), len(result.resounded),
+                 (time.perf_counter() - started) * 1000)
+    return result
+
+
+def _escalate(alert: Alert, site: Site, now: datetime) -> bool:
+    """Move an unowned alert to the level its age calls for (catching up after downtime)."""
+    spec = ALERT_KINDS[alert.kind]
+    grace = site.escalation_grace_seconds
+    overdue = (now - alert.due_at).total_seconds()
+    target = min(spec.max_level, 1 + math.floor(overdue / grace))
+    if alert.acknowledged_at is not None or target <= alert.level:
+        return False
+    next_at = (alert.due_at + timedelta(seconds=grace * target)
+               if target < spec.max_level else None)
+    done = db.session.execute(
+        update(Alert).where(Alert.id == alert.id, Alert.level == alert.level,
+                            Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
+        .values(level=target, priority=spec.priority_at(target).value, escalate_at=next_at),
+        execution_options={"synchronize_session": False}).rowcount
+    if not done:
+        return False
+    for level in range(alert.level + 1, target + 1):
+        db.session.add(AlertEscalation(alert_id=alert.id, level=level, raised_at=now))
+    return True
+
+
+# --- Telling the screens ---------------------------------------------------------------------
+
+
+def alert_payload(alert: Alert, *, resound: bool = False) -> dict:
+    """The socket ``alert`` event (DESIGN.md), plus a label and whether it is a re-sound."""
+    return {
+        "id": alert.id, "site_id": alert.site_id, "kind": alert.kind, "label": alert.label,
+        "priority": alert.priority, "level": alert.level,
+        "booth": alert.booth.label if alert.booth is not None else None,
+        "visit_id": alert.visit_id, "due_at": alert.due_at.isoformat(),
+        "raised_at": alert.raised_at.isoformat(), "resound": resound,
+    }
+
+
+def sound(alerts: list[Alert], site: Site, *, resound: bool = False) -> None:
+    """After commit: send each alert to the site's screens; level 3 also to the on-call."""
+    for alert in alerts:
+        on_call = site.on_call_staff_id if alert.level >= 3 else None
+        live.alarm(alert_payload(alert, resound=resound), site_id=site.id,
+                   on_call_staff_id=on_call)

@@ -1,0 +1,342 @@
+"""The weekly review's figures and the regulator's monthly report, computed from the records.
+
+Weeks run Monday to Sunday and months from the 1st, both in the site's timezone;
+a visit counts in the week, month and time band of its arrival.
+
+The monthly report is a table of figures: each row is a name, a label and a
+small function of one ``MonthData``. A figure that another record feeds (an
+overdose response, a naloxone dose, a referral) is one more row.
+"""
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func
+from sqlalchemy.orm import aliased, selectinload
+
+from srs.booths.models import GENDERS, SUBSTANCES, Booth, Client, Consumption, Visit
+from srs.extensions import db
+from srs.incidents.models import (
+    HARM_GRADES,
+    INCIDENT_TYPES,
+    OVERDOSE_TYPES,
+    STAGE_LABELS,
+    TIME_BANDS,
+    Incident,
+    IncidentAction,
+    Stage,
+    time_band,
+)
+from srs.sites.models import Site
+
+TREND_WEEKS = 12
+AGE_BANDS = ("<20", "20-29", "30-39", "40-49", "50-59", "60+", "unknown")
+
+
+def local_zone(site: Site) -> ZoneInfo:
+    return ZoneInfo(site.timezone)
+
+
+def band_of(moment: datetime, zone: ZoneInfo) -> str:
+    return time_band(moment.astimezone(zone).hour)
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def week_start_of(site: Site, moment: datetime) -> date:
+    """The Monday of the site's local week that holds ``moment``."""
+    day = moment.astimezone(local_zone(site)).date()
+    return day - timedelta(days=day.weekday())
+
+
+def week_bounds(site: Site, monday: date) -> tuple[datetime, datetime]:
+    """The UTC instants of local Monday 00:00 and the next Monday 00:00."""
+    zone = local_zone(site)
+    return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)
+
+
+def last_full_month(site: Site, now: datetime) -> date:
+    """The first day of the month before the one the site is in at ``now``."""
+    first = now.astimezone(local_zone(site)).date().replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+def month_bounds(site: Site, month: date) -> tuple[datetime, datetime]:
+    zone = local_zone(site)
+    first = month.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return _local_midnight(first, zone), _local_midnight(following, zone)
+
+
+# --- The weekly review -----------------------------------------------------------------------
+
+
+@dataclass
+class WeeklyReview:
+    site: Site
+    week_start: date
+    filters: dict
+    incidents: list[Incident]
+    by_stage: dict
+    overdue_actions: list[IncidentAction]
+    trend_weeks: list[date]
+    type_per_week: dict
+    by_band: Counter
+    by_booth: Counter
+    visits_per_week: list[int]
+    overdoses_per_week: list[int]
+    booths: list[Booth]
+
+    @property
+    def week_end(self) -> date:
+        return self.week_start + timedelta(days=6)
+
+    @property
+    def overdoses_per_1000_visits(self) -> list[float | None]:
+        return [round(o * 1000 / v, 2) if v else None
+                for o, v in zip(self.overdoses_per_week, self.visits_per_week, strict=True)]
+
+
+def _matches(incident: Incident, filters: dict, zone: ZoneInfo) -> bool:
+    if filters.get("type") and incident.type != filters["type"]:
+        return False
+    if filters.get("harm") and incident.harm != filters["harm"]:
+        return False
+    if filters.get("booth_id") and incident.booth_id != filters["booth_id"]:
+        return False
+    return not (filters.get("band") and band_of(incident.occurred_at, zone) != filters["band"])
+
+
+def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -> WeeklyReview:
+    """The week's submitted reports by stage (filtered), open actions past due, and the
+    12-week trends the charts draw."""
+    zone = local_zone(site)
+    start, end = week_bounds(site, week_start)
+    first_week = week_start - timedelta(weeks=TREND_WEEKS - 1)
+    trend_start, _ = week_bounds(site, first_week)
+    weeks = [first_week + timedelta(weeks=i) for i in range(TREND_WEEKS)]
+    rows = list(db.session.execute(
+        db.select(Incident).where(Incident.site_id == site.id, Incident.stage != Stage.DRAFT,
+                                  Incident.occurred_at >= trend_start,
+                                  Incident.occurred_at < end)
+        .options(selectinload(Incident.booth))
+        .order_by(Incident.occurred_at)).scalars())
+    this_week = [i for i in rows if start <= i.occurred_at < end and _matches(i, filters, zone)]
+    by_stage = {stage: [i for i in this_week if i.stage == stage]
+                for stage in STAGE_LABELS if stage != Stage.DRAFT}
+    type_per_week = {t: [0] * TREND_WEEKS for t in INCIDENT_TYPES}
+    overdoses = [0] * TREND_WEEKS
+    by_band, by_booth = Counter(), Counter()
+    for incident in rows:
+        local_day = incident.occurred_at.astimezone(zone).date()
+        index = (local_day - first_week).days // 7
+        type_per_week[incident.type][index] += 1
+        if incident.type in OVERDOSE_TYPES:
+            overdoses[index] += 1
+        by_band[band_of(incident.occurred_at, zone)] += 1
+        by_booth[incident.booth.label if incident.booth else "Elsewhere"] += 1
+    visits = []
+    for monday in weeks:
+        w_start, w_end = week_bounds(site, monday)
+        visits.append(db.session.scalar(db.select(func.count(Visit.id)).where(
+            Visit.site_id == site.id, Visit.arrived_at >= w_start, Visit.arrived_at < w_end)))
+    from srs.incidents.service import overdue_actions
+
+    booths = list(db.session.execute(db.select(Booth).filter_by(site_id=site.id)
+                                     .order_by(Booth.position, Booth.label)).scalars())
+    return WeeklyReview(site=site, week_start=week_start, filters=filters, incidents=this_week,
+                        by_stage=by_stage, overdue_actions=overdue_actions(site, today=today),
+                        trend_weeks=weeks, type_per_week=type_per_week, by_band=by_band,
+                        by_booth=by_booth, visits_per_week=visits,
+                        overdoses_per_week=overdoses, booths=booths)
+
+
+CSV_COLUMNS = ("id", "stage", "type", "occurred_at_local", "time_band", "location", "harm",
+               "client_codes", "staff_involved", "ems_involved", "police_involved",
+               "follow_up_needed", "narrative", "immediate_actions", "contributing_factors",
+               "actions", "lessons_learned", "feedback", "submitted_at", "closed_at")
+
+
+def _csv_safe(value) -> str:
+    """Keep a spreadsheet from running a cell as a formula."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def incidents_csv(site: Site, incidents: list[Incident]) -> str:
+    zone = local_zone(site)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for i in incidents:
+        writer.writerow([_csv_safe(v) for v in (
+            i.id, i.stage, INCIDENT_TYPES[i.type],
+            i.occurred_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            band_of(i.occurred_at, zone), i.location, HARM_GRADES[i.harm],
+            " ".join(c.code for c in i.clients), i.staff_involved or "",
+            "yes" if i.ems_involved else "no", "yes" if i.police_involved else "no",
+            "yes" if i.follow_up_needed else "no", i.narrative, i.immediate_actions,
+            "; ".join(f.full_label for f in i.factors),
+            "; ".join(f"{a.description} ({a.owner.display_name}, due {a.due_on:%Y-%m-%d}"
+                      f"{', done' if a.done_at else ''})" for a in i.actions),
+            i.lessons_learned, i.feedback,
+            i.submitted_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if i.submitted_at else "",
+            i.closed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if i.closed_at else "")])
+    return out.getvalue()
+
+
+# --- The monthly report ----------------------------------------------------------------------
+
+
+class MonthData:
+    """One site's records for one local month, each loaded once when a figure asks."""
+
+    def __init__(self, site: Site, month: date):
+        self.site = site
+        self.month = month.replace(day=1)
+        self.start, self.end = month_bounds(site, self.month)
+        self.zone = local_zone(site)
+
+    def _in_month(self):
+        return and_(Visit.site_id == self.site.id, Visit.arrived_at >= self.start,
+                    Visit.arrived_at < self.end)
+
+    @cached_property
+    def visits(self) -> list:
+        return db.session.execute(db.select(Visit.id, Visit.client_id, Visit.arrived_at,
+                                            Visit.booth_id).where(self._in_month())).all()
+
+    @cached_property
+    def clients(self) -> list:
+        """(id, gender, birth_year) of each client who visited, once."""
+        ids = db.select(Visit.client_id).where(self._in_month()).distinct().subquery()
+        return db.session.execute(db.select(Client.id, Client.gender, Client.birth_year)
+                                  .join(ids, ids.c.client_id == Client.id)).all()
+
+    @cached_property
+    def consumptions(self) -> list:
+        return db.session.execute(
+            db.select(Consumption.visit_id, Consumption.substances,
+                      Consumption.split_or_shared, Consumption.peer_assisted)
+            .join(Visit, Visit.id == Consumption.visit_id).where(self._in_month())).all()
+
+    @cached_property
+    def new_client_count(self) -> int:
+        earlier = aliased(Visit)
+        before = exists().where(earlier.client_id == Visit.client_id,
+                                earlier.site_id == self.site.id,
+                                earlier.arrived_at < self.start)
+        return db.session.scalar(db.select(func.count(func.distinct(Visit.client_id)))
+                                 .where(self._in_month(), ~before))
+
+    @cached_property
+    def incidents(self) -> list:
+        return db.session.execute(db.select(Incident.type, Incident.harm).where(
+            Incident.site_id == self.site.id, Incident.stage != Stage.DRAFT,
+            Incident.occurred_at >= self.start, Incident.occurred_at < self.end)).all()
+
+
+def _visits_by_band(m: MonthData) -> dict:
+    counts = Counter(time_band(v.arrived_at.astimezone(m.zone).hour) for v in m.visits)
+    return {band: counts[band] for band in TIME_BANDS}
+
+
+def _age_band(month: date, birth_year: int | None) -> str:
+    if birth_year is None:
+        return "unknown"
+    age = month.year - birth_year
+    if age < 20:
+        return "<20"
+    if age >= 60:
+        return "60+"
+    low = age // 10 * 10
+    return f"{low}-{low + 9}"
+
+
+def _clients_by_age(m: MonthData) -> dict:
+    counts = Counter(_age_band(m.month, c.birth_year) for c in m.clients)
+    return {band: counts[band] for band in AGE_BANDS}
+
+
+def _clients_by_gender(m: MonthData) -> dict:
+    counts = Counter(c.gender or "unknown" for c in m.clients)
+    return {g: counts[g] for g in (*GENDERS.values(), "unknown")}
+
+
+def _drugs_by_type(m: MonthData) -> dict:
+    """Visits in which each substance was used (a visit counts once per substance)."""
+    per_visit: dict[int, set] = {}
+    for c in m.consumptions:
+        per_visit.setdefault(c.visit_id, set()).update(c.substances or [])
+    counts = Counter(s for substances in per_visit.values() for s in substances)
+    return {SUBSTANCES[s]: counts[s] for s in SUBSTANCES}
+
+
+def _visits_where(m: MonthData, attribute: str) -> int:
+    return len({c.visit_id for c in m.consumptions if getattr(c, attribute)})
+
+
+def _incidents_by_type(m: MonthData) -> dict:
+    counts = Counter(i.type for i in m.incidents)
+    return {label: counts[key] for key, label in INCIDENT_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    label: str
+    compute: object  # MonthData -> int | dict[str, int]
+
+
+# Health Canada's monthly indicators and Ontario's additions, in the order the forms ask.
+FIGURES: tuple[Figure, ...] = (
+    Figure("total_visits", "Total visits", lambda m: len(m.visits)),
+    Figure("unique_clients", "Unique clients (once per site per month)",
+           lambda m: len(m.clients)),
+    Figure("new_clients", "New clients (first visit at this site in the month)",
+           lambda m: m.new_client_count),
+    Figure("clients_by_gender", "Unique clients by gender", _clients_by_gender),
+    Figure("clients_by_age_band", "Unique clients by age band (from the code's birth year)",
+           _clients_by_age),
+    Figure("visits_by_time_band", "Visits by time band (arrival, site time)", _visits_by_band),
+    Figure("visits_with_consumption", "Visits with consumption recorded",
+           lambda m: len({c.visit_id for c in m.consumptions})),
+    Figure("drugs_consumed_by_type", "Drugs consumed, by type (visits)", _drugs_by_type),
+    Figure("split_or_shared_visits", "Visits with splitting or sharing",
+           lambda m: _visits_where(m, "split_or_shared")),
+    Figure("peer_assisted_visits", "Peer-assisted visits",
+           lambda m: _visits_where(m, "peer_assisted")),
+    Figure("booths_in_operation", "Booths in operation (used at least once)",
+           lambda m: len({v.booth_id for v in m.visits if v.booth_id is not None})),
+    Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type),
+)
+
+
+def monthly_report(site: Site, month: date) -> dict:
+    """Every figure of the table for ``site`` and the local month holding ``month``."""
+    data = MonthData(site, month)
+    return {"site": site, "month": data.month, "start": data.start, "end": data.end,
+            "figures": [(f, f.compute(data)) for f in FIGURES]}
+
+
+def monthly_csv(report: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("site", "month", "figure", "breakdown", "value"))
+    month = report["month"].strftime("%Y-%m")
+    for figure, value in report["figures"]:
+        if isinstance(value, dict):
+            for key, count in value.items():
+                writer.writerow((report["site"].slug, month, figure.name, key, count))
+        else:
+            writer.writerow((report["site"].slug, month, figure.name, "", value))
+    return out.getvalue()

@@ -1,0 +1,298 @@
+"""Input and output schemas for incident reports: the JSON API's and the HTML forms'.
+
+The API's schemas raise on unknown fields; the forms' exclude them (they carry
+the CSRF token and the idempotency key). Empty form inputs mean "not given".
+"""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+)
+
+from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS, TIME_BANDS
+from srs.incidents.service import TRANSITIONS
+
+TEXT_MAX = 20_000
+
+
+def _one_of(values, what: str):
+    return validate.OneOf(list(values), error=f"Choose a {what}: one of {', '.join(values)}.")
+
+
+class _ReportFields(Schema):
+    type = fields.String(validate=_one_of(INCIDENT_TYPES, "type"),
+                         metadata={"description": f"One of: {', '.join(INCIDENT_TYPES)}."})
+    booth_id = fields.Integer(allow_none=True, strict=True)
+    area = fields.String(allow_none=True, validate=validate.Length(max=80))
+    client_codes = fields.List(fields.String(validate=validate.Length(max=40)),
+                               validate=validate.Length(max=20),
+                               metadata={"description": "Clients involved, by code."})
+    staff_involved = fields.String(allow_none=True, validate=validate.Length(max=300),
+                                   metadata={"description": "Roles or staff usernames."})
+    harm = fields.String(validate=_one_of(HARM_GRADES, "harm grade"),
+                         metadata={"description": f"One of: {', '.join(HARM_GRADES)}."})
+    narrative = fields.String(validate=validate.Length(max=TEXT_MAX))
+    immediate_actions = fields.String(validate=validate.Length(max=TEXT_MAX))
+    ems_involved = fields.Boolean()
+    police_involved = fields.Boolean()
+    follow_up_needed = fields.Boolean()
+
+
+class IncidentCreateSchema(_ReportFields):
+    """A new draft: any field may still be missing."""
+
+    occurred_at = fields.AwareDateTime(load_default=None)
+
+    class Meta:
+        unknown = RAISE
+
+
+class IncidentUpdateSchema(_ReportFields):
+    """A draft's changes, or an amendment to a submitted report (with its reason)."""
+
+    occurred_at = fields.AwareDateTime()
+    amendment_reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+    identifiers_checked = fields.Boolean(load_default=False, metadata={
+        "description": "The reporter has checked the text's flagged words: not identifiers."})
+
+    class Meta:
+        unknown = RAISE
+
+
+class SubmitSchema(Schema):
+    identifiers_checked = fields.Boolean(load_default=False)
+
+    class Meta:
+        unknown = RAISE
+
+
+class NewActionSchema(Schema):
+    description = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    owner_id = fields.Integer(required=True, strict=True)
+    due_on = fields.Date(required=True)
+
+    class Meta:
+        unknown = RAISE
+
+
+class ReviewSchema(Schema):
+    decision = fields.String(load_default=None, allow_none=True,
+                             validate=_one_of(TRANSITIONS, "decision"))
+    decision_note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    factor_ids = fields.List(fields.Integer(strict=True), load_default=None)
+    new_actions = fields.List(fields.Nested(NewActionSchema), load_default=None)
+    done_action_ids = fields.List(fields.Integer(strict=True), load_default=None)
+    lessons_learned = fields.String(load_default=None, validate=validate.Length(max=TEXT_MAX))
+    feedback = fields.String(load_default=None, validate=validate.Length(max=TEXT_MAX))
+
+    class Meta:
+        unknown = RAISE
+
+
+class ListQuerySchema(Schema):
+    type = fields.String(load_default=None, validate=_one_of(INCIDENT_TYPES, "type"))
+    harm = fields.String(load_default=None, validate=_one_of(HARM_GRADES, "harm grade"))
+    stage = fields.String(load_default=None, validate=_one_of(
+        [s.value for s in STAGE_LABELS], "stage"))
+    booth_id = fields.Integer(load_default=None)
+    band = fields.String(load_default=None, validate=_one_of(TIME_BANDS, "time band"))
+    since = fields.AwareDateTime(load_default=None)
+    until = fields.AwareDateTime(load_default=None)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+    class Meta:
+        unknown = RAISE
+
+
+class MonthQuerySchema(Schema):
+    month = fields.String(load_default=None, validate=validate.Regexp(
+        r"^\d{4}-(0[1-9]|1[0-2])$", error="Give the month as YYYY-MM."),
+        metadata={"description": "YYYY-MM; the last full month at the site if left out."})
+
+    class Meta:
+        unknown = RAISE
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+
+class ActionOutSchema(Schema):
+    id = fields.Integer()
+    description = fields.String()
+    owner_id = fields.Integer()
+    due_on = fields.Date()
+    done_at = fields.AwareDateTime(allow_none=True)
+
+
+class HistoryOutSchema(Schema):
+    at = fields.AwareDateTime()
+    staff_id = fields.Integer(allow_none=True)
+    kind = fields.String()
+    stage_from = fields.String(allow_none=True)
+    stage_to = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    changes = fields.Dict(allow_none=True)
+
+
+class IncidentSchema(Schema):
+    id = fields.Integer()
+    site_id = fields.Integer()
+    stage = fields.String()
+    type = fields.String()
+    occurred_at = fields.AwareDateTime()
+    booth_id = fields.Integer(allow_none=True)
+    area = fields.String(allow_none=True)
+    location = fields.String()
+    client_codes = fields.Function(lambda i: [c.code for c in i.clients])
+    staff_involved = fields.String(allow_none=True)
+    harm = fields.String()
+    narrative = fields.String()
+    immediate_actions = fields.String()
+    ems_involved = fields.Boolean()
+    police_involved = fields.Boolean()
+    follow_up_needed = fields.Boolean()
+    response_id = fields.Integer(allow_none=True)
+    reported_by = fields.Integer()
+    submitted_at = fields.AwareDateTime(allow_none=True)
+    reviewer_id = fields.Integer(allow_none=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+    closed_by = fields.Integer(allow_none=True)
+    factors = fields.Function(lambda i: [{"id": f.id, "label": f.full_label}
+                                         for f in i.factors])
+    actions = fields.List(fields.Nested(ActionOutSchema))
+    lessons_learned = fields.String()
+    feedback = fields.String()
+    history = fields.List(fields.Nested(HistoryOutSchema))
+
+
+class IncidentPageSchema(Schema):
+    items = fields.List(fields.Nested(IncidentSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class FigureOutSchema(Schema):
+    name = fields.String()
+    label = fields.String()
+    value = fields.Raw(metadata={"description": "A count, or {breakdown: count}."})
+
+
+class MonthlyReportSchema(Schema):
+    site_id = fields.Integer()
+    month = fields.String()
+    figures = fields.List(fields.Nested(FigureOutSchema))
+
+
+# --- HTML forms -----------------------------------------------------------------------------
+
+
+class IncidentForm(Schema):
+    """The report form; ``occurred_at`` is the site's local time from a datetime-local input."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    type = fields.String(validate=_one_of(INCIDENT_TYPES, "type"))
+    occurred_at = fields.NaiveDateTime(format="%Y-%m-%dT%H:%M", error_messages={
+        "invalid": "Give the date and time it happened."})
+    booth_id = fields.Integer(allow_none=True)
+    area = fields.String(allow_none=True, validate=validate.Length(max=80))
+    client_codes = fields.String(validate=validate.Length(max=900))
+    staff_involved = fields.String(allow_none=True, validate=validate.Length(max=300))
+    harm = fields.String(validate=_one_of(HARM_GRADES, "harm grade"))
+    narrative = fields.String(validate=validate.Length(max=TEXT_MAX))
+    immediate_actions = fields.String(validate=validate.Length(max=TEXT_MAX))
+    ems_involved = fields.Boolean(load_default=False)
+    police_involved = fields.Boolean(load_default=False)
+    follow_up_needed = fields.Boolean(load_default=False)
+    amendment_reason = fields.String(load_default=None)
+    identifiers_checked = fields.Boolean(load_default=False)
+
+    @pre_load
+    def _blanks(self, data, **_kwargs):
+        data = dict(data)
+        for name in ("booth_id", "area", "staff_involved", "amendment_reason"):
+            if isinstance(data.get(name), str) and not data[name].strip():
+                data[name] = None
+        if data.get("occurred_at") == "":
+            data.pop("occurred_at")
+        return data
+
+    @post_load
+    def _codes(self, data, **_kwargs):
+        if "client_codes" in data:
+            data["client_codes"] = [c for c in data["client_codes"].replace(",", " ").split()]
+        return data
+
+
+def local_to_utc(moment: datetime, timezone: str) -> datetime:
+    return moment.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+class ReviewForm(Schema):
+    """The reviewer's panel: factors as checkboxes, one new action at a time."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    decision = fields.String(load_default=None, allow_none=True,
+                             validate=_one_of(TRANSITIONS, "decision"))
+    factor_ids = fields.List(fields.Integer(), load_default=list)
+    done_action_ids = fields.List(fields.Integer(), load_default=list)
+    lessons_learned = fields.String(load_default=None)
+    feedback = fields.String(load_default=None)
+    action_description = fields.String(load_default=None)
+    action_owner_id = fields.Integer(load_default=None, allow_none=True)
+    action_due_on = fields.Date(load_default=None, allow_none=True)
+
+    @pre_load
+    def _blanks(self, data, **_kwargs):
+        data = dict(data)
+        for name in ("decision", "action_description", "action_owner_id", "action_due_on"):
+            if isinstance(data.get(name), str) and not data[name].strip():
+                data[name] = None
+        return data
+
+    @post_load
+    def _action(self, data, **_kwargs):
+        description = data.pop("action_description")
+        owner, due = data.pop("action_owner_id"), data.pop("action_due_on")
+        if description or owner or due:
+            missing = {}
+            if not description:
+                missing["action_description"] = ["Say what must be done."]
+            if not owner:
+                missing["action_owner_id"] = ["Choose who owns it."]
+            if not due:
+                missing["action_due_on"] = ["Choose when it is due."]
+            if missing:
+                raise ValidationError(missing)
+            data["new_actions"] = [{"description": description.strip(), "owner_id": owner,
+                                    "due_on": due}]
+        return data
+
+
+class FactorForm(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    label = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    parent_id = fields.Integer(load_default=None, allow_none=True)
+
+    @pre_load
+    def _blanks(self, data, **_kwargs):
+        data = dict(data)
+        if data.get("parent_id") == "":
+            data["parent_id"] = None
+        return data

@@ -1,0 +1,1 @@
+"""Overdose response: the console's record, naloxone stock and take-home kits."""

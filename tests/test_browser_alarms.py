@@ -1,0 +1,95 @@
+"""An alarm in real Chromium: a 3-second check comes due on the nurse's tablet and sounds there;
+unowned, it reaches the supervisor's dashboard at level 2; "I'm on it" on the tablet silences
+both screens and names the owner; the client leaving the booth clears it everywhere."""
+
+import pytest
+from factories import make_site, make_staff
+from live_helpers import TIMEOUT_MS, LiveScreen, sign_in
+from playwright.sync_api import expect
+
+from srs.auth.service import Actor
+from srs.booths import service
+from srs.common import utcnow
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+CHECK_SECONDS = 3
+GRACE_SECONDS = 10
+# Due time + one scan (about a second) + the socket and the re-fetch, on a loaded machine.
+ALARM_MS = 8000
+
+
+def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser, output_dir):
+    site = make_site(slug="east", name="East Side", booths=2,
+                     booth_check_interval_seconds=CHECK_SECONDS,
+                     escalation_grace_seconds=GRACE_SECONDS)
+    nurse = make_staff(site, role="nurse", username="nina")
+    make_staff(site, role="supervisor", username="sam")
+
+    floor = LiveScreen(tablet.new_page())
+    floor.page.set_default_timeout(TIMEOUT_MS)
+    sign_in(floor.page, live_server.url, "nina")
+    floor.wait_until_live()
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    board = LiveScreen(context.new_page())
+    board.page.set_default_timeout(TIMEOUT_MS)
+    sign_in(board.page, live_server.url, "sam")
+    board.page.goto(f"{live_server.url}/supervise")
+    board.wait_until_live()
+
+    # The client goes into booth B1: the first check is due in 3 seconds.
+    actor = Actor.of(nurse)
+    visit = service.check_in(site, code="F-ABCD-1984", handle="Sparrow", actor=actor,
+                             actor_roles={"nurse"}, now=utcnow())
+    service.assign_booth(visit, site.booths[0], actor=actor, now=utcnow())
+    # Set up outside the server (no live hint from here): both screens load the floor anew.
+    for screen in (floor, board):
+        screen.page.reload()
+        screen.wait_until_live()
+
+    tablet_alarm = floor.page.locator('[data-testid="alarm"]')
+    expect(tablet_alarm).to_have_count(1, timeout=ALARM_MS)
+    expect(tablet_alarm).to_have_attribute("data-priority", "medium")
+    expect(tablet_alarm).to_contain_text("Booth check due")
+    expect(tablet_alarm).to_contain_text("F-ABCD-1984")
+    expect(floor.page.locator("body")).to_have_attribute("data-alarm-playing", "medium",
+                                                         timeout=ALARM_MS)
+    expect(floor.page.locator('[data-testid="booth-next-check"]')).to_contain_text("due now")
+    floor.page.screenshot(path=output_dir / "tablet-alarm-level-1.png")
+
+    # Level 1 is the floor's: the dashboard lists it but stays quiet.
+    dashboard_alarm = board.page.locator('[data-testid="alarm"]')
+    expect(dashboard_alarm).to_have_count(1)
+    expect(dashboard_alarm.locator('[data-testid="alarm-level"]')).to_contain_text("Level 1")
+    assert board.page.locator("body").get_attribute("data-alarm-playing") is None
+
+    # Nobody took it: after the grace it is level 2, high, and the dashboard sounds too.
+    expect(dashboard_alarm.locator('[data-testid="alarm-level"]')).to_contain_text(
+        "Level 2", timeout=GRACE_SECONDS * 1000 + ALARM_MS)
+    expect(dashboard_alarm).to_have_attribute("data-priority", "high")
+    expect(board.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
+                                                         timeout=ALARM_MS)
+    expect(floor.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
+                                                         timeout=ALARM_MS)
+    board.page.screenshot(path=output_dir / "dashboard-alarm-level-2.png")
+
+    # The nurse takes it on the tablet: both screens go quiet and say who owns it.
+    floor.page.locator('[data-testid="acknowledge"]').click()
+    owner = f"Owned by {nurse.display_name}"
+    expect(floor.page.locator('[data-testid="alarm-owner"]')).to_have_text(owner)
+    expect(board.page.locator('[data-testid="alarm-owner"]')).to_have_text(owner,
+                                                                           timeout=ALARM_MS)
+    expect(floor.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
+    expect(board.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
+    assert floor.page.locator("body").get_attribute("data-alarm-playing") is None
+    assert board.page.locator("body").get_attribute("data-alarm-playing") is None
+    floor.page.screenshot(path=output_dir / "tablet-alarm-owned.png")
+    board.page.screenshot(path=output_dir / "dashboard-alarm-owned.png")
+
+    # The client leaves the booth: the condition clears, and the alarm leaves every screen.
+    floor.page.locator('[data-testid="leaves-booth"]').click()
+    expect(floor.page.locator('[data-testid="alarm"]')).to_have_count(0)
+    expect(board.page.locator('[data-testid="alarm"]')).to_have_count(0, timeout=ALARM_MS)
+    expect(floor.page.locator('[data-testid="aftercare-next-check"]')).to_contain_text("left")
+    assert floor.unexpected_console() == [] and board.unexpected_console() == []
+    context.close()

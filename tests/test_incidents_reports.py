@@ -1,0 +1,253 @@
+"""The monthly report against hand-counted records, the weekly review, the packet job and
+its PDF."""
+
+import csv
+import io
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from factories import make_booth, make_site, make_staff
+
+from srs.auth.service import Actor
+from srs.booths.models import Client, Consumption, Visit
+from srs.extensions import db
+from srs.incidents import packets, reports, service
+from srs.incidents.models import ReviewerNotice, ReviewPacket
+
+TORONTO = ZoneInfo("America/Toronto")
+
+
+def local(zone, *args) -> datetime:
+    return datetime(*args, tzinfo=zone).astimezone(UTC)
+
+
+def visit(site, client, arrived, *, booth=None, minutes=40, consumptions=()):
+    row = Visit(site_id=site.id, client_id=client.id, state="departed", arrived_at=arrived,
+                booth_id=booth.id if booth else None, departed_at=arrived + timedelta(
+                    minutes=minutes), consumed=bool(consumptions))
+    db.session.add(row)
+    db.session.flush()
+    for substances, extra in consumptions:
+        db.session.add(Consumption(visit_id=row.id, recorded_at=arrived, substances=substances,
+                                   route="injects", **extra))
+    return row
+
+
+def report_incident(site, staff, occurred_at, type_, *, submit=True, booth=None):
+    actor = Actor.of(staff)
+    incident = service.create_incident(site, {
+        "type": type_, "occurred_at": occurred_at, "harm": "low",
+        "booth_id": booth.id if booth else None, "area": None if booth else "Waiting room",
+        "narrative": "F-ABCD-1984 was involved.", "immediate_actions": "Responded."},
+        actor=actor, now=occurred_at)
+    if submit:
+        service.submit_incident(incident, actor=actor, now=occurred_at)
+    return incident
+
+
+@pytest.fixture
+def november(app):
+    """Hand-counted records for November 2026 at a Toronto site (DST ends on Nov 1)."""
+    site = make_site(name="Queen St", slug="queen")
+    b1, b2 = make_booth(site, label="B1", position=0), make_booth(site, label="B2", position=1)
+    a = Client(code="F-AAAA-2000")   # female, 26: 20-29; has visited before November
+    b = Client(code="M-BBBB-1960")   # male, 66: 60+
+    c = Client(code="TF-CCCC-2008")  # trans female, 18: <20
+    d = Client(code="ANON-0001")     # a site's own code form: gender and age unknown
+    db.session.add_all([a, b, c, d])
+    db.session.flush()
+    visit(site, a, local(TORONTO, 2026, 10, 20, 10, 0))
+    # Across midnight into November (UTC already says November): counts in October.
+    visit(site, a, local(TORONTO, 2026, 10, 31, 23, 30), minutes=70)
+    # Arrives 06:59, in a booth after 07:00: the 03-07 band, by arrival. First visit of B.
+    visit(site, b, local(TORONTO, 2026, 11, 3, 6, 59), minutes=30)
+    visit(site, b, local(TORONTO, 2026, 11, 3, 16, 59))
+    visit(site, c, local(TORONTO, 2026, 11, 10, 22, 0), booth=b1, consumptions=[
+        (["fentanyl", "crack"], {"split_or_shared": True})])
+    # The month's last minutes, leaving in December: counts in November, 22-03.
+    visit(site, c, local(TORONTO, 2026, 11, 30, 23, 50), minutes=80)
+    visit(site, d, local(TORONTO, 2026, 11, 15, 12, 0), booth=b2, consumptions=[
+        (["fentanyl"], {"peer_assisted": True}), (["fentanyl"], {})])
+    visit(site, a, local(TORONTO, 2026, 11, 20, 7, 0), booth=b1, consumptions=[(["heroin"], {})])
+    visit(site, a, local(TORONTO, 2026, 12, 1, 0, 10))
+    other = make_site(name="Elsewhere", slug="elsewhere")
+    visit(other, b, local(TORONTO, 2026, 11, 12, 12, 0))
+    db.session.commit()
+    nurse = make_staff(site, role="nurse")
+    report_incident(site, nurse, local(TORONTO, 2026, 11, 12, 14, 0), "overdose")
+    report_incident(site, nurse, local(TORONTO, 2026, 11, 13, 14, 0), "threat", submit=False)
+    report_incident(site, nurse, local(TORONTO, 2026, 10, 31, 23, 0), "violence")
+    return site
+
+
+EXPECTED_NOVEMBER = {
+    "total_visits": 6,
+    "unique_clients": 4,
+    "new_clients": 3,
+    "clients_by_gender": {"male": 1, "female": 1, "trans male": 0, "trans female": 1,
+                          "other": 0, "unknown": 1},
+    "clients_by_age_band": {"<20": 1, "20-29": 1, "30-39": 0, "40-49": 0, "50-59": 0,
+                            "60+": 1, "unknown": 1},
+    "visits_by_time_band": {"07-12": 1, "12-17": 2, "17-22": 0, "22-03": 2, "03-07": 1},
+    "visits_with_consumption": 3,
+    "split_or_shared_visits": 1,
+    "peer_assisted_visits": 1,
+    "booths_in_operation": 2,
+}
+
+
+def test_every_monthly_figure_matches_the_hand_count(november):
+    figures = {f.name: value for f, value in
+               reports.monthly_report(november, date(2026, 11, 1))["figures"]}
+    for name, expected in EXPECTED_NOVEMBER.items():
+        assert figures[name] == expected, name
+    drugs = figures["drugs_consumed_by_type"]
+    assert (drugs["Fentanyl"], drugs["Crack cocaine"], drugs["Heroin"]) == (2, 1, 1)
+    assert sum(drugs.values()) == 4
+    incidents = figures["incident_reports_by_type"]
+    assert incidents["Overdose"] == 1 and sum(incidents.values()) == 1
+
+
+def test_october_holds_the_visit_that_crossed_midnight(november):
+    figures = {f.name: value for f, value in
+               reports.monthly_report(november, date(2026, 10, 1))["figures"]}
+    assert figures["total_visits"] == 2
+    assert figures["unique_clients"] == 1 and figures["new_clients"] == 1
+    assert figures["visits_by_time_band"]["22-03"] == 1
+    assert figures["incident_reports_by_type"]["Violence or aggression"] == 1
+
+
+def test_the_monthly_csv_and_page_and_api_agree(november, client, auth):
+    reviewer = make_staff(november, role="reviewer")
+    auth.login(reviewer.username)
+    page = client.get("/sites/queen/reports/monthly?month=2026-11")
+    assert page.status_code == 200
+    assert b'data-figure="total_visits"' in page.data
+    response = client.get("/sites/queen/reports/monthly.csv?month=2026-11")
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    by_key = {(r["figure"], r["breakdown"]): int(r["value"]) for r in rows}
+    assert by_key[("total_visits", "")] == 6
+    assert by_key[("visits_by_time_band", "03-07")] == 1
+    assert by_key[("clients_by_age_band", "unknown")] == 1
+
+    from routes import bearer
+
+    body = client.get(f"/api/v1/sites/{november.id}/reports/monthly?month=2026-11",
+                      headers=bearer(reviewer)).get_json()
+    api = {f["name"]: f["value"] for f in body["figures"]}
+    assert body["month"] == "2026-11"
+    for name, expected in EXPECTED_NOVEMBER.items():
+        assert api[name] == expected, name
+
+
+# --- The weekly review and its packet --------------------------------------------------------
+
+
+@pytest.fixture
+def two_sites(app):
+    vancouver = make_site(name="Hastings", slug="hastings")
+    vancouver.timezone = "America/Vancouver"
+    zurich = make_site(name="Selnau", slug="selnau")
+    zurich.timezone = "Europe/Zurich"
+    db.session.commit()
+    for site in (vancouver, zurich):
+        make_booth(site, label="B1")
+    reviewers = {vancouver.id: make_staff(vancouver, role="reviewer"),
+                 zurich.id: make_staff(zurich, role="reviewer")}
+    nurse_v, nurse_z = make_staff(vancouver, role="nurse"), make_staff(zurich, role="nurse")
+    # Sunday 23:30 in Vancouver is Monday 07:30 UTC: still the week of Nov 9 there.
+    report_incident(vancouver, nurse_v, local(ZoneInfo("America/Vancouver"),
+                                              2026, 11, 15, 23, 30), "overdose")
+    # Monday 00:30 in Zurich is Sunday 23:30 UTC: already the week of Nov 16 there.
+    report_incident(zurich, nurse_z, local(ZoneInfo("Europe/Zurich"), 2026, 11, 16, 0, 30),
+                    "violence")
+    report_incident(zurich, nurse_z, local(ZoneInfo("Europe/Zurich"), 2026, 11, 12, 9, 0),
+                    "complaint")
+    return vancouver, zurich, reviewers
+
+
+def packet_weeks(site) -> set[date]:
+    return set(db.session.execute(db.select(ReviewPacket.week_start).filter_by(
+        site_id=site.id)).scalars())
+
+
+def csv_ids(packet) -> list[str]:
+    return [row["id"] for row in csv.DictReader(io.StringIO(packet.csv))]
+
+
+def test_the_weekly_job_builds_each_sites_packet_at_its_own_monday_seven(two_sites):
+    vancouver, zurich, reviewers = two_sites
+    week = date(2026, 11, 9)
+    # Monday 07:00 in Zurich is 06:00 UTC; in Vancouver it is still Sunday night.
+    packets.build_weekly_packets(now=datetime(2026, 11, 16, 5, 59, tzinfo=UTC))
+    assert week not in packet_weeks(zurich)
+    packets.build_weekly_packets(now=datetime(2026, 11, 16, 6, 0, tzinfo=UTC))
+    assert week in packet_weeks(zurich)
+    assert week not in packet_weeks(vancouver)
+    # Monday 07:00 in Vancouver is 15:00 UTC.
+    built = packets.build_weekly_packets(now=datetime(2026, 11, 16, 15, 0, tzinfo=UTC))
+    assert [(p.site_id, p.week_start) for p in built] == [(vancouver.id, week)]
+
+    kept = {p.site_id: p for p in db.session.execute(
+        db.select(ReviewPacket).filter_by(week_start=week)).scalars()}
+    assert len(csv_ids(kept[vancouver.id])) == 1  # the Sunday-night overdose
+    assert len(csv_ids(kept[zurich.id])) == 1     # the complaint; not Monday 00:30
+    for site in (vancouver, zurich):
+        notice = db.session.execute(db.select(ReviewerNotice).filter_by(
+            packet_id=kept[site.id].id)).scalar_one()
+        assert notice.staff_id == reviewers[site.id].id and notice.read_at is None
+
+
+def test_a_second_run_builds_nothing(two_sites):
+    vancouver, zurich, _ = two_sites
+    monday = datetime(2026, 11, 16, 15, 30, tzinfo=UTC)
+    first = packets.build_weekly_packets(now=monday)
+    assert {p.site_id for p in first} == {vancouver.id, zurich.id}
+    count = db.session.scalar(db.select(db.func.count(ReviewPacket.id)))
+    assert packets.build_weekly_packets(now=monday) == []
+    assert packets.build_weekly_packets(now=monday + timedelta(days=3)) == []
+    assert db.session.scalar(db.select(db.func.count(ReviewPacket.id))) == count
+    assert db.session.scalar(db.select(db.func.count(ReviewerNotice.id))) == count
+
+
+def test_the_week_runs_monday_to_sunday_in_site_time(two_sites):
+    vancouver, zurich, _ = two_sites
+    today = date(2026, 11, 20)
+    v = reports.weekly_review(vancouver, date(2026, 11, 9), {}, today=today)
+    assert len(v.incidents) == 1 and v.by_stage["submitted"] == v.incidents
+    z = reports.weekly_review(zurich, date(2026, 11, 16), {}, today=today)
+    assert [i.type for i in z.incidents] == ["violence"]
+    assert z.by_band["22-03"] == 1  # 00:30 local
+    filtered = reports.weekly_review(zurich, date(2026, 11, 9), {"type": "violence"},
+                                     today=today)
+    assert filtered.incidents == []
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) missing")
+def test_the_packet_pdf_opens_and_holds_the_charts(two_sites, tmp_path, output_dir):
+    from PIL import Image
+
+    vancouver, _zurich, _ = two_sites
+    [packet] = [p for p in packets.build_weekly_packets(
+        now=datetime(2026, 11, 16, 15, 0, tzinfo=UTC)) if p.site_id == vancouver.id]
+    assert packet.pdf.startswith(b"%PDF")
+    pdf = tmp_path / "packet.pdf"
+    pdf.write_bytes(packet.pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert pages, "pdftoppm rendered no page"
+    coloured = 0
+    for page in pages:
+        shutil.copy(page, output_dir / page.name)
+        pixels = Image.open(page).convert("RGB").tobytes()
+        # The charts' bars and lines are the only saturated colour in the packet.
+        coloured += sum(1 for i in range(0, len(pixels), 3)
+                        if max(pixels[i:i + 3]) - min(pixels[i:i + 3]) > 60)
+    assert coloured > 500, f"no chart drawn in {len(pages)} pages ({coloured} coloured pixels)"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Incidents by type per week" in text and "Hastings" in text

@@ -1,0 +1,173 @@
+"""Live fragments: each change is rendered once and pushed, as the bytes a GET answers;
+reads never queue behind a writer on SQLite; today's figures are counted by the database."""
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from factories import ACTOR, make_booth, make_site, make_staff
+
+from srs import live
+from srs.booths import service
+from srs.booths import views as booth_views
+from srs.extensions import db
+
+HTMX = {"HX-Request": "true"}
+# One moment for the push and the GET alike: their countdowns are then the same bytes.
+FIXED_NOW = datetime(2026, 3, 2, 15, 30, 12, 345000, tzinfo=UTC)
+
+
+@pytest.fixture
+def floor(app, client, auth, monkeypatch):
+    monkeypatch.setattr(booth_views, "utcnow", lambda: FIXED_NOW)
+    site = make_site(name="East Side", slug="east")
+    for n, label in enumerate(("B1", "B2")):
+        make_booth(site, label=label, position=n)
+    nurse = make_staff(site, role="nurse", username="nina")
+    assert auth.login(nurse.username).status_code == 302
+    return site
+
+
+def _pushed(socket) -> dict:
+    """The html of the last ``fragments`` message this socket received."""
+    messages = [m for m in socket.get_received() if m["name"] == "fragments"]
+    assert messages, "the change's fragments were pushed"
+    return messages[-1]["args"][0]
+
+
+def test_a_pushed_fragment_is_what_the_get_answers_for_that_screen(floor, client, auth,
+                                                                    socket_client):
+    tablet = socket_client(auth={"view": "floor"})
+    watcher = socket_client(auth={"view": "watch"})
+    tablet.get_received(), watcher.get_received()
+
+    response = auth.post(f"/sites/{floor.slug}/floor/check-in",
+                         data={"code": "F-ABCD-1984", "handle": "Sparrow"}, headers=HTMX)
+    assert response.status_code == 200
+    response.close()  # a real server closes the response once sent: then the push goes
+    assert live.wait_until_published()
+    pushed = {"/floor": _pushed(tablet), "": _pushed(watcher)}
+    for prefix, message in pushed.items():
+        assert set(message["html"]) == {f"board-{floor.id}", f"queue-{floor.id}",
+                                        f"aftercare-{floor.id}"}
+        assert "F-ABCD-1984" in message["html"][f"queue-{floor.id}"]
+        for name in ("board", "queue", "aftercare"):
+            got = client.get(f"/sites/{floor.slug}{prefix}/{name}", headers=HTMX)
+            assert got.get_data(as_text=True) == message["html"][f"{name}-{floor.id}"]
+            assert f'data-version="{message["version"]}"' in got.get_data(as_text=True)
+
+    # The tablet's variant has the floor's actions; the watcher's is read-only.
+    queue = f"queue-{floor.id}"
+    assert 'data-testid="left-queue"' in pushed["/floor"]["html"][queue]
+    assert 'data-testid="left-queue"' not in pushed[""]["html"][queue]
+
+
+def test_each_push_carries_a_higher_version(floor, socket_client):
+    watcher = socket_client(auth={"view": "watch"})  # the nurse: no figures for her
+    watcher.get_received()
+    first = service.check_in(floor, code="F-ABCD-1984", handle=None, actor=ACTOR,
+                             actor_roles={"nurse"}, now=FIXED_NOW)
+    service.leave_queue(first, reason="left", actor=ACTOR, now=FIXED_NOW)
+    pushed = [m["args"][0] for m in watcher.get_received() if m["name"] == "fragments"]
+    assert len(pushed) == 2 and pushed[0]["version"] < pushed[1]["version"]
+    assert all(f"today-{floor.id}" not in message["html"] for message in pushed)
+
+
+def test_a_supervisors_dashboard_gets_todays_figures_as_its_get_answers(
+        app, client, auth, socket_client, monkeypatch):
+    monkeypatch.setattr(booth_views, "utcnow", lambda: FIXED_NOW)
+    site = make_site(slug="west")
+    supervisor = make_staff(site, role="supervisor", username="sue")
+    assert auth.login(supervisor.username).status_code == 302
+    dashboard = socket_client(auth={"view": "watch"})
+    dashboard.get_received()
+    service.check_in(site, code="M-WXYZ-1990", handle=None, actor=ACTOR,
+                     actor_roles={"nurse"}, now=FIXED_NOW)
+    pushed = [m["args"][0]["html"] for m in dashboard.get_received() if m["name"] == "fragments"]
+    today = next(html for html in pushed if f"today-{site.id}" in html)[f"today-{site.id}"]
+    assert today == client.get(f"/sites/{site.slug}/today",
+                               headers=HTMX).get_data(as_text=True)
+    assert 'data-testid="figure-visits">1<' in today
+
+
+def test_a_failed_render_still_sends_the_hint(floor, socket_client, monkeypatch):
+    watcher = socket_client(auth={"view": "watch"})
+    watcher.get_received()
+
+    def broken(_template, **_context):
+        raise RuntimeError("template broke")
+
+    monkeypatch.setattr(booth_views, "render_template", broken)
+    service.check_in(floor, code="F-ABCD-1984", handle=None, actor=ACTOR,
+                     actor_roles={"nurse"}, now=FIXED_NOW)
+    received = watcher.get_received()
+    assert [m["name"] for m in received] == ["changed"]
+    assert received[0]["args"][0]["pushed"] is False
+
+
+def test_a_read_does_not_wait_for_a_writer_on_sqlite(floor, client, app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    holding, release = threading.Event(), threading.Event()
+
+    path, url = db.engine.url.database, f"/sites/{floor.slug}/floor/board"
+    db.session.commit()  # this test's own session holds nothing either
+
+    def writer():  # another tablet's transaction, mid-way
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            holding.set()
+            release.wait(60)
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        response = client.get(url, headers={**HTMX, "X-SRS-Background": "1"})
+        # A read queued for the write lock would have given up after the busy timeout
+        # (5 s) with "database is locked" while the writer still held it.
+        assert response.status_code == 200
+        assert not release.is_set()
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_todays_figures_match_a_hand_count(app):
+    site = make_site(slug="count", booths=0)
+    booths = [make_booth(site, label=f"B{n}", position=n) for n in range(3)]
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = service._start_of_day(site, now)
+    # Yesterday's visit counts for nothing today.
+    old = service.check_in(site, code="F-OLDS-1970", handle=None, actor=ACTOR,
+                           actor_roles={"nurse"}, now=start - timedelta(hours=2))
+    service.leave_queue(old, reason="left", actor=ACTOR, now=start - timedelta(hours=1))
+    t0 = max(start + timedelta(seconds=1), now - timedelta(minutes=50))
+    waits = []
+    a = service.check_in(site, code="F-AAAA-1980", handle=None, actor=ACTOR,
+                         actor_roles={"nurse"}, now=t0)
+    service.assign_booth(a, booths[0], actor=ACTOR, now=t0 + timedelta(minutes=4))
+    waits.append(4 * 60)
+    b = service.check_in(site, code="F-BBBB-1980", handle=None, actor=ACTOR,
+                         actor_roles={"nurse"}, now=t0 + timedelta(minutes=1))
+    service.assign_booth(b, booths[1], actor=ACTOR, now=t0 + timedelta(minutes=11, seconds=40))
+    waits.append(10 * 60 + 40)
+    service.start_observation(b, actor=ACTOR, now=t0 + timedelta(minutes=20))
+    service.discharge(b, reason=None, actor=ACTOR, now=t0 + timedelta(minutes=30))
+    # The same client again later: two visits, one client.
+    b2 = service.check_in(site, code="F-BBBB-1980", handle=None, actor=ACTOR,
+                          actor_roles={"nurse"}, now=t0 + timedelta(minutes=31))
+    service.check_in(site, code="F-CCCC-1980", handle=None, actor=ACTOR,
+                     actor_roles={"nurse"}, now=t0 + timedelta(minutes=32))
+    service.leave_queue(b2, reason="left", actor=ACTOR, now=t0 + timedelta(minutes=33))
+
+    board = service.site_board(site, now=t0 + timedelta(minutes=40))
+    assert board["today"] == {
+        "visits": 4, "unique_clients": 3, "waiting_now": 1,
+        "average_wait_minutes": round(sum(waits) / len(waits) / 60, 1),
+        "booths_in_use": 1, "booths_total": 3}

@@ -1,0 +1,301 @@
+"""Referrals through the test client: the admin's forms, the tablet's panel, follow-ups,
+uptake, and the JSON API."""
+
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from factories import make_booth, make_referral, make_service, make_site, make_staff
+from live_helpers import api_token
+
+from srs.auth.service import Actor
+from srs.booths import service as floor
+from srs.common import utcnow
+from srs.extensions import db
+from srs.overdose.models import OverdoseResponse
+from srs.referrals import service
+from srs.referrals.models import Referral, ReferralOffer, ReferralRule
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def site(app):
+    site = make_site(slug="east", name="East")
+    service.seed_default_rules(site, actor=Actor.system("test"), now=utcnow())
+    return site
+
+
+@pytest.fixture
+def nurse(site):
+    return make_staff(site, role="nurse", username="nina")
+
+
+@pytest.fixture
+def overdosed_visit(site, nurse):
+    """A client with an opioid overdose last week, checked in now."""
+    visit = floor.check_in(site, code="F-ABCD-1984", handle=None, actor=Actor.of(nurse),
+                           actor_roles={"nurse"}, now=utcnow())
+    db.session.add(OverdoseResponse(
+        site_id=site.id, client_id=visit.client_id, kind="opioid", source="booth",
+        started_at=utcnow() - timedelta(days=7), closed_at=utcnow() - timedelta(days=7),
+        outcome="recovered_on_site"))
+    db.session.commit()
+    return visit
+
+
+def text(response) -> str:
+    return re.sub(r"\s+", " ", response.get_data(as_text=True))
+
+
+# --- Admin: rules ---------------------------------------------------------------------------
+
+RULE = {"name": "Often here", "service_type": "peer_support",
+        "reason_template": "{visits} visits in 30 days",
+        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "priority": "30", "reoffer_days": "30", "active": "on"}
+
+
+@pytest.fixture
+def admin(site, client, auth):
+    staff = make_staff(site, role="admin", username="ada")
+    auth.login("ada")
+    return staff
+
+
+@pytest.mark.parametrize(("change", "field_message"), [
+    ({"condition": '{"fact": "overdose", "days": 30, "op": ">=", "value": 1}'},
+     "Unknown fact &#39;overdose&#39;"),
+    ({"condition": '{"fact": "visits", "op": ">=", "value": 1'}, "This is not valid JSON"),
+    ({"condition": '{"all": [{"fact": "housing", "op": "==", "value": "tent"}]}'},
+     "all[0]: value: &#39;housing&#39; is one of"),
+    ({"reason_template": "Seen {often}"}, "Unknown placeholder {often}"),
+    ({"priority": "250"}, "A priority from 0 (lowest) to 100."),
+])
+def test_a_malformed_rule_is_refused_with_a_message_beside_its_field(
+        site, client, auth, admin, change, field_message):
+    response = auth.post(f"/sites/{site.slug}/referrals/rules", {**RULE, **change})
+    assert response.status_code == 422
+    page = text(response)
+    assert "The rule was not saved" in page
+    assert field_message in page
+    assert 'aria-invalid="true"' in page
+    assert db.session.scalar(db.select(db.func.count(ReferralRule.id)).filter_by(
+        name="Often here")) == 0
+
+
+def test_an_admin_adds_and_changes_a_rule_as_versions(site, client, auth, admin):
+    created = auth.post(f"/sites/{site.slug}/referrals/rules", RULE)
+    assert created.status_code == 303
+    v1 = db.session.execute(db.select(ReferralRule).filter_by(name="Often here")).scalar_one()
+    assert (v1.key, v1.version, v1.condition["value"]) == ("often-here", 1, 8)
+    changed = auth.post(f"/sites/{site.slug}/referrals/rules/{v1.id}",
+                        {**RULE, "condition": RULE["condition"].replace("8", "10")})
+    assert changed.status_code == 303
+    page = text(client.get(changed.headers["Location"]))
+    assert "v2" in page and "Save as version 3" in page
+    db.session.expire_all()
+    assert [r.version for r in service.rule_history(v1)] == [2, 1]
+    current = next(r for r in service.current_rules(site) if r.key == "often-here")
+    assert (current.version, current.condition["value"]) == (2, 10)
+
+
+def test_a_new_site_gets_the_defaults_with_one_button(client, auth):
+    site = make_site(slug="north")
+    make_staff(site, role="admin", username="ada")
+    auth.login("ada")
+    assert "No rules yet" in text(client.get("/sites/north/referrals/rules"))
+    assert auth.post("/sites/north/referrals/rules/defaults").status_code == 303
+    assert len(service.current_rules(site)) == len(service.DEFAULT_RULES)
+
+
+def test_the_service_directory_form(site, client, auth, admin):
+    refused = auth.post(f"/sites/{site.slug}/referrals/services", {"service_type": "oat"})
+    assert refused.status_code == 422 and "Name the service." in text(refused)
+    added = auth.post(f"/sites/{site.slug}/referrals/services", {
+        "name": "Rapid access OAT", "service_type": "oat", "contact": "Walk in",
+        "hours": "Mon-Fri 9-3", "active": "on"})
+    assert added.status_code == 303
+    page = text(client.get(f"/sites/{site.slug}/referrals/services"))
+    assert "Rapid access OAT" in page and "Outside" in page and "Walk in" in page
+
+
+# --- The tablet -----------------------------------------------------------------------------
+
+@pytest.fixture
+def tablet(client, auth, nurse):
+    auth.login("nina")
+    return client
+
+
+def test_the_panel_shows_the_oat_suggestion_with_its_reason(site, tablet, overdosed_visit):
+    last_week = (utcnow() - timedelta(days=7)).astimezone(ZoneInfo(site.timezone))
+    page = text(tablet.get(
+        f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}/suggestions", headers=HTMX))
+    # No HCV test on record either: three suggestions, highest priority first.
+    assert page.count('data-testid="suggestion-card"') == 3
+    assert page.index("Opioid agonist treatment") < page.index("Naloxone training") < \
+        page.index("HIV, HCV and STI testing")
+    assert (f"Overdose on {last_week.day} {last_week:%b %Y}, not on OAT: OAT cuts the risk "
+            f"of another") in page
+
+
+def test_offered_then_accepted_makes_a_referral(site, tablet, auth, overdosed_visit):
+    clinic = make_service(site, service_type="oat", name="Rapid access OAT")
+    base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"
+    rule = next(r for r in service.current_rules(site) if r.key == "overdose-oat")
+    offered = auth.post(f"{base}/offers", {"service_type": "oat", "status": "offered",
+                                           "rule_id": rule.id}, headers=HTMX)
+    assert offered.status_code == 200 and "Accepted…" in text(offered)
+    dialog = text(tablet.get(f"{base}/referral/oat?rule_id={rule.id}", headers=HTMX))
+    assert "Rapid access OAT" in dialog and "The client agrees to be referred" in dialog
+    refused = auth.post(f"{base}/offers", {
+        "from": "dialog", "service_type": "oat", "status": "accepted", "rule_id": rule.id,
+        "service_id": clinic.id, "follow_up_days": "7"}, headers=HTMX)
+    assert refused.status_code == 422
+    assert "Record that the client agreed to this referral." in text(refused)
+    accepted = auth.post(f"{base}/offers", {
+        "from": "dialog", "service_type": "oat", "status": "accepted", "rule_id": rule.id,
+        "service_id": clinic.id, "consent": "on", "follow_up_days": "7"}, headers=HTMX)
+    assert accepted.status_code == 200
+    assert 'hx-swap-oob="true"' in text(accepted)
+    assert "Opioid agonist treatment (OAT) accepted (follow up" in text(accepted)
+    referral = db.session.execute(db.select(Referral)).scalar_one()
+    assert (referral.service_id, referral.offer.rule_id, referral.consent_given) == (
+        clinic.id, rule.id, True)
+
+
+def test_a_second_answer_is_refused_in_the_flash(site, tablet, auth, overdosed_visit):
+    base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"
+    auth.post(f"{base}/offers", {"service_type": "oat", "status": "declined"}, headers=HTMX)
+    again = auth.post(f"{base}/offers", {"service_type": "oat", "status": "not_now"},
+                      headers=HTMX)
+    assert again.status_code == 409
+    assert again.headers["HX-Retarget"] == "#flash"
+    assert "already recorded as declined" in text(again)
+
+
+def test_the_care_profile_dialog_changes_what_is_suggested(site, tablet, auth,
+                                                           overdosed_visit):
+    base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"
+    assert "On OAT now" in text(tablet.get(f"{base}/care-profile", headers=HTMX))
+    bad = auth.post(f"{base}/care-profile", {"last_hcv_test": "last spring"}, headers=HTMX)
+    assert bad.status_code == 422 and "Enter a date like 2026-03-01." in text(bad)
+    saved = auth.post(f"{base}/care-profile", {"oat_medication": "methadone",
+                                               "housing": "no_fixed_address"}, headers=HTMX)
+    assert saved.status_code == 200
+    page = text(saved)
+    assert "Opioid agonist treatment" not in page
+    assert "No fixed address" in page
+
+
+# --- Follow-ups and uptake ------------------------------------------------------------------
+
+def test_a_due_follow_up_is_listed_and_its_outcome_recorded(site, tablet, auth,
+                                                            overdosed_visit):
+    referral = make_referral(overdosed_visit, at=utcnow() - timedelta(days=8),
+                             follow_up_days=7)
+    page = text(tablet.get(f"/sites/{site.slug}/referrals/follow-ups"))
+    assert 'data-testid="follow-up"' in page and "F-ABCD-1984" in page
+    done = auth.post(f"/sites/{site.slug}/referrals/{referral.id}/outcome",
+                     {"outcome": "presented"})
+    assert done.status_code == 303
+    assert "No follow-up is due." in text(tablet.get(f"/sites/{site.slug}/referrals/follow-ups"))
+    db.session.expire_all()
+    assert db.session.get(Referral, referral.id).outcome == "presented"
+
+
+def test_reviewers_see_uptake_per_month_and_type(site, client, auth, overdosed_visit):
+    make_referral(overdosed_visit, service=make_service(site, service_type="testing",
+                                                        on_site=True), outcome="presented")
+    make_staff(site, role="reviewer", username="rita")
+    auth.login("rita")
+    page = text(client.get(f"/sites/{site.slug}/referrals/uptake"))
+    this_month = re.search(r'data-month="[0-9-]+".*?</section>', page).group(0)
+    assert 'data-testid="uptake-offered">1<' in this_month
+    assert 'data-testid="uptake-presented">1<' in this_month
+    assert 'data-testid="uptake-inside">1<' in this_month
+    assert "HIV, HCV and STI testing" in this_month
+
+
+# --- The API --------------------------------------------------------------------------------
+
+def test_api_lists_suggestions_and_records_a_referral(site, client, nurse, overdosed_visit):
+    headers = {"Authorization": f"Bearer {api_token(nurse)}"}
+    url = f"/api/v1/sites/{site.id}/visits/{overdosed_visit.id}"
+    listed = client.get(f"{url}/referral-suggestions", headers=headers).get_json()
+    first = listed["suggestions"][0]
+    assert (first["service_type"], first["rule_key"], first["rule_version"], first["status"]) \
+        == ("oat", "overdose-oat", 1, None)
+    assert first["reason"].startswith("Overdose on ")
+    clinic = make_service(site, service_type="oat")
+    body = {"service_type": "oat", "status": "accepted", "rule_id": first["rule_id"],
+            "service_id": clinic.id, "consent": True, "follow_up_days": 14}
+    made = client.post(f"{url}/referrals", json=body,
+                       headers={**headers, "Idempotency-Key": "k1"})
+    assert made.status_code == 201, made.get_json()
+    offer = made.get_json()
+    assert (offer["status"], offer["rule_version"], offer["referral"]["service"]["id"]) == (
+        "accepted", 1, clinic.id)
+    replay = client.post(f"{url}/referrals", json=body,
+                         headers={**headers, "Idempotency-Key": "k1"})
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    again = client.post(f"{url}/referrals", json={**body, "status": "declined"},
+                        headers=headers)
+    assert again.status_code == 409 and again.get_json()["current_state"] == "accepted"
+    assert db.session.scalar(db.select(db.func.count(ReferralOffer.id))) == 1
+    outcome = client.post(f"/api/v1/sites/{site.id}/referrals/{offer['referral']['id']}/outcome",
+                          json={"outcome": "did_not_present"}, headers=headers)
+    assert outcome.status_code == 200 and outcome.get_json()["outcome"] == "did_not_present"
+
+
+def test_api_refuses_an_unknown_field_and_a_missing_consent(site, client, nurse,
+                                                            overdosed_visit):
+    headers = {"Authorization": f"Bearer {api_token(nurse)}"}
+    url = f"/api/v1/sites/{site.id}/visits/{overdosed_visit.id}/referrals"
+    unknown = client.post(url, json={"service_type": "oat", "status": "offered", "why": "x"},
+                          headers=headers)
+    assert unknown.status_code == 422 and "why" in unknown.get_json()["errors"]
+    clinic = make_service(site, service_type="oat")
+    no_consent = client.post(url, json={"service_type": "oat", "status": "accepted",
+                                        "service_id": clinic.id}, headers=headers)
+    assert no_consent.status_code == 422
+    assert no_consent.get_json()["errors"]["consent"]
+
+
+def test_the_operations_are_documented(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()
+           if isinstance(op, dict) and "operationId" in op}
+    assert {"listReferralSuggestions", "recordReferral", "recordReferralOutcome"} <= ids
+
+
+def test_in_after_care_the_offers_open_in_a_dialog_and_come_back_to_it(
+        site, tablet, auth, overdosed_visit, nurse):
+    actor = Actor.of(nurse)
+    booth = make_booth(site, label="B1")
+    floor.assign_booth(overdosed_visit, booth, actor=actor, now=utcnow())
+    floor.start_observation(overdosed_visit, actor=actor, now=utcnow())
+    floor_page = text(tablet.get(f"/sites/{site.slug}/floor"))
+    assert 'data-testid="offers"' in floor_page
+    base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"
+    dialog = text(tablet.get(f"{base}/suggestions/dialog", headers=HTMX))
+    assert 'role="dialog"' in dialog and "not on OAT" in dialog
+    assert '"in_dialog": "1"' in dialog  # its taps come back to the dialog
+    offered = text(auth.post(f"{base}/offers", {"service_type": "oat", "status": "offered",
+                                                "in_dialog": "1"}, headers=HTMX))
+    assert "back=dialog" in offered  # so does the Accepted dialog
+    clinic = make_service(site, service_type="oat")
+    answered = auth.post(f"{base}/offers", {
+        "from": "dialog", "back": "dialog", "service_type": "oat", "status": "accepted",
+        "service_id": clinic.id, "consent": "on"}, headers=HTMX)
+    assert answered.status_code == 200
+    page = text(answered)
+    assert 'role="dialog"' in page and "hx-swap-oob" not in page
+    assert "Opioid agonist treatment (OAT) accepted" in page
+    declined = auth.post(f"{base}/offers", {"service_type": "naloxone_training",
+                                            "status": "declined", "in_dialog": "1"},
+                         headers=HTMX)
+    assert declined.status_code == 200
+    assert '"in_dialog": "1"' in text(declined)  # the panel stays the dialog's
