@@ -14,6 +14,15 @@ app's own pages as a signed-in reviewer (Flask's test client, no network), it ti
 - the monthly report page (``/sites/<slug>/reports/monthly``) for the last full month;
 - the same two through the API's getMonthlyReport, and the weekly packet's PDF, once each.
 
+Each overdose report has its console record (an opioid or stimulant response with oxygen,
+stimulation and, for most opioid ones, one to three naloxone doses), and one visit in forty
+ends with a take-home naloxone kit, so the overdose, naloxone and kit figures do real work.
+
+Two baselines are measured in the same run: a bare Flask endpoint through the same test
+client (what any page costs here), and the raw SQL a report cannot avoid (counting the
+month's visits and the 12 weeks' incidents through their indexes). Each page's ratio to the
+raw SQL says how much of its time is SRS's own.
+
 Goal: each page <= 1 s. Each is timed ``--repeat`` times; the median and the worst are shown.
 """
 
@@ -34,6 +43,7 @@ from srs.auth.service import Actor, create_staff, issue_token
 from srs.booths.models import Booth, Client, Consumption, Visit, parse_client_code
 from srs.extensions import db
 from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, Incident
+from srs.overdose.models import Intervention, OverdoseResponse, TakeHomeKit
 from srs.sites.models import Site
 
 PASSWORD = "benchmark password"
@@ -166,14 +176,98 @@ def populate(options, end: datetime) -> dict:
     for batch in _batches(incidents()):
         db.session.connection().execute(Incident.__table__.insert(), batch)
         db.session.commit()
+    responses = _fill_responses(site, rng, first_client, options.clients)
+    kits = _fill_kits(site, rng, first_client, options.clients, start, end,
+                      count=options.visits // 40)
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
     else:
         db.session.execute(text("ANALYZE"))
         db.session.commit()
-    return {"site": site, "reviewer": reviewer, "inserted": inserted,
-            "fill_seconds": time.perf_counter() - started, "visits_seconds": visits_seconds}
+    return {"site": site, "reviewer": reviewer, "inserted": inserted, "responses": responses,
+            "kits": kits, "fill_seconds": time.perf_counter() - started,
+            "visits_seconds": visits_seconds}
+
+
+def _fill_responses(site, rng, first_client: int, clients: int) -> int:
+    """A console record for each overdose report: the response and its entries."""
+    overdoses = db.session.execute(db.select(Incident.occurred_at).where(
+        Incident.site_id == site.id, Incident.type.in_(("overdose", "stimulant_overdose")))
+        .order_by(Incident.occurred_at)).scalars().all()
+    next_id = db.session.scalar(
+        db.select(db.func.coalesce(db.func.max(OverdoseResponse.id), 0))) + 1
+    rows, entries = [], []
+    for n, at in enumerate(overdoses):
+        kind = "stimulant" if rng.random() < 0.15 else "opioid"
+        rows.append({"id": next_id + n, "site_id": site.id, "kind": kind, "source": "booth",
+                     "client_id": first_client + rng.randrange(clients), "started_at": at,
+                     "closed_at": at + timedelta(minutes=30), "outcome": "recovered_on_site",
+                     "version": 1})
+        steps = [("stimulation", 1), ("oxygen_on", 2)]
+        if kind == "opioid" and rng.random() < 0.8:
+            first = 1 + rng.random() * 5
+            steps += [("naloxone", first + 2.5 * d) for d in range(rng.randint(1, 3))]
+        for step, minutes in steps:
+            moment = at + timedelta(minutes=minutes)
+            entries.append({"response_id": next_id + n, "kind": step, "at": moment,
+                            "recorded_at": moment, "stock_discrepancy": False, "struck": False,
+                            "dose_mg": 0.4 if step == "naloxone" else None,
+                            "route": "im" if step == "naloxone" else None,
+                            "oxygen_lpm": 10 if step == "oxygen_on" else None})
+    for batch in _batches(rows):
+        db.session.connection().execute(OverdoseResponse.__table__.insert(), batch)
+    for batch in _batches(entries):
+        db.session.connection().execute(Intervention.__table__.insert(), batch)
+    db.session.commit()
+    return len(rows)
+
+
+def _fill_kits(site, rng, first_client: int, clients: int, start, end, *, count: int) -> int:
+    """``count`` take-home kits over the period."""
+    span = (end - start).total_seconds()
+    kits = ({"site_id": site.id, "client_id": first_client + rng.randrange(clients),
+             "form": rng.choice(("nasal", "injectable")), "number": 1,
+             "replaces_used": rng.random() < 0.3, "training_given": rng.random() < 0.6,
+             "given_at": start + timedelta(seconds=rng.random() * span),
+             "stock_discrepancy": False} for _ in range(count))
+    for batch in _batches(kits):
+        db.session.connection().execute(TakeHomeKit.__table__.insert(), batch)
+    db.session.commit()
+    return count
+
+
+def _bare_client():
+    """The baseline page: a bare Flask endpoint through the same test client."""
+    from flask import Flask
+
+    bare = Flask("bare")
+
+    @bare.get("/page")
+    def page():
+        return "<!doctype html><title>bare</title><p>ok</p>"
+
+    return bare.test_client()
+
+
+def _raw_sql(app, site_id: int, month_start, month_end, weeks_start, weeks_end,
+             repeat: int) -> tuple[list[float], list[float]]:
+    """The SQL a report cannot avoid: the month's visits and 12 weeks' incidents, counted."""
+    wall, cpu = [], []
+    with app.app_context():
+        for _ in range(repeat):
+            began, began_cpu = time.perf_counter(), time.process_time()
+            db.session.scalar(db.select(db.func.count(Visit.id)).where(
+                Visit.site_id == site_id, Visit.arrived_at >= month_start,
+                Visit.arrived_at < month_end))
+            db.session.scalar(db.select(db.func.count(Incident.id)).where(
+                Incident.site_id == site_id, Incident.occurred_at >= weeks_start,
+                Incident.occurred_at < weeks_end))
+            db.session.rollback()
+            wall.append(time.perf_counter() - began)
+            cpu.append(time.process_time() - began_cpu)
+        db.session.remove()
+    return wall, cpu
 
 
 def _timed(client, url: str, repeat: int, **kwargs) -> tuple[list[float], list[float]]:
@@ -192,9 +286,9 @@ def _timed(client, url: str, repeat: int, **kwargs) -> tuple[list[float], list[f
 def _line(label: str, timed: tuple[list[float], list[float]]) -> str:
     wall, cpu = timed
     verdict = "ok" if statistics.median(wall) <= 1.0 else "OVER 1 s"
-    return (f"  {label:<34} median {statistics.median(wall) * 1000:7.0f} ms   "
-            f"worst {max(wall) * 1000:7.0f} ms   cpu median "
-            f"{statistics.median(cpu) * 1000:6.0f} ms   ({len(wall)} runs) {verdict}")
+    return (f"  {label:<40} median {statistics.median(wall) * 1000:8.1f} ms   "
+            f"worst {max(wall) * 1000:8.1f} ms   cpu median "
+            f"{statistics.median(cpu) * 1000:7.1f} ms   ({len(wall)} runs) {verdict}")
 
 
 def main() -> None:
@@ -243,10 +337,30 @@ def main() -> None:
             ("weekly packet PDF", _timed(client, f"/sites/{slug}/incidents/week.pdf?week={week}",
                                          1)),
         ]
-        print(f"\nweek of {week}, month {month}; {filled['inserted']:,} visits on "
-              f"{url.split(':')[0]}")
+        zone = __import__("zoneinfo").ZoneInfo("America/Vancouver")
+        month_first = datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=zone)
+        month_next = (month_first + timedelta(days=32)).replace(day=1)
+        week_end = datetime.fromisoformat(week).replace(tzinfo=zone) + timedelta(days=7)
+        bare = _bare_client()
+        baselines = [
+            ("bare Flask endpoint", _timed(bare, "/page", repeat * 4)),
+            ("raw SQL: month visits, 12 weeks incidents", _raw_sql(
+                app, site_id, month_first.astimezone(UTC), month_next.astimezone(UTC),
+                (week_end - timedelta(weeks=12)).astimezone(UTC), week_end.astimezone(UTC),
+                repeat)),
+        ]
+        print(f"\nweek of {week}, month {month}; {filled['inserted']:,} visits, "
+              f"{filled['responses']:,} overdose responses, {filled['kits']:,} take-home kits "
+              f"on {url.split(':')[0]}")
         for label, times in results:
             print(_line(label, times))
+        print("baselines, same run:")
+        for label, times in baselines:
+            print(_line(label, times))
+        floor = statistics.median(baselines[1][1][0])
+        print("ratio of each page's median to the raw SQL's:")
+        for label, (wall, _cpu) in results:
+            print(f"  {label:<40} x{statistics.median(wall) / floor:,.0f}")
     finally:
         with app.app_context():
             db.session.remove()

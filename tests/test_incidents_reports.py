@@ -9,13 +9,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from factories import make_booth, make_site, make_staff
+from factories import make_booth, make_referral, make_service, make_site, make_staff
 
 from srs.auth.service import Actor
 from srs.booths.models import Client, Consumption, Visit
 from srs.extensions import db
+from srs.incidents import charts as charts_module
 from srs.incidents import packets, reports, service
 from srs.incidents.models import ReviewerNotice, ReviewPacket
+from srs.overdose.models import Intervention, OverdoseResponse, TakeHomeKit
 
 TORONTO = ZoneInfo("America/Toronto")
 
@@ -120,6 +122,150 @@ def test_october_holds_the_visit_that_crossed_midnight(november):
     assert figures["incident_reports_by_type"]["Violence or aggression"] == 1
 
 
+def overdose(site, client, started, kind="opioid", *, steps=(), outcome="recovered_on_site"):
+    """A closed response with its entries, each ``(kind, minutes after the start, extra)``."""
+    response = OverdoseResponse(site_id=site.id, client_id=client.id if client else None,
+                                kind=kind, source="booth" if client else "not_checked_in",
+                                location=None if client else "Washroom", started_at=started,
+                                closed_at=started + timedelta(minutes=30), outcome=outcome)
+    db.session.add(response)
+    db.session.flush()
+    for step, minutes, extra in steps:
+        at = started + timedelta(minutes=minutes)
+        db.session.add(Intervention(response_id=response.id, kind=step, at=at, recorded_at=at,
+                                    **extra))
+    db.session.flush()
+    return response
+
+
+NALOXONE = {"dose_mg": 0.4, "route": "im"}
+
+
+@pytest.fixture
+def november_emergencies(november):
+    """November's overdoses, kits and referrals at the Queen St site, counted by hand below."""
+    site = november
+    a, b, c = (db.session.execute(db.select(Client).filter_by(code=code)).scalar_one()
+               for code in ("F-AAAA-2000", "M-BBBB-1960", "TF-CCCC-2008"))
+    # 1. Opioid, two doses of naloxone (the first at 3 min), 911 called, taken to hospital.
+    overdose(site, c, local(TORONTO, 2026, 11, 10, 22, 30), steps=[
+        ("stimulation", 1, {}), ("naloxone", 3, NALOXONE), ("ems_called", 4, {}),
+        ("naloxone", 6, NALOXONE)], outcome="transferred_to_hospital")
+    # 2. Opioid, oxygen and rescue breaths only: recovered on site.
+    overdose(site, a, local(TORONTO, 2026, 11, 20, 7, 30), steps=[
+        ("oxygen_on", 1, {"oxygen_lpm": 10}), ("rescue_breaths", 2, {})])
+    # 3. Opioid, someone not checked in: one dose whose entry was struck (recorded in error),
+    #    then one real dose at 5 min; EMS treated on site.
+    wrong = overdose(site, None, local(TORONTO, 2026, 11, 21, 13, 0), steps=[
+        ("naloxone", 2, NALOXONE), ("naloxone", 5, NALOXONE)],
+        outcome="treated_by_ems_on_site")
+    first = min(wrong.interventions, key=lambda e: e.at)
+    db.session.add(Intervention(response_id=wrong.id, kind="naloxone", at=first.at,
+                                recorded_at=first.at, amends_id=first.id, struck=True,
+                                amend_reason="Recorded on the wrong response", **NALOXONE))
+    # 4. Stimulant overdose: cooling and 911, no naloxone.
+    overdose(site, b, local(TORONTO, 2026, 11, 3, 17, 30), kind="stimulant",
+             steps=[("ems_called", 2, {})], outcome="treated_by_ems_on_site")
+    # 5. Another medical emergency (a seizure): 911 called; not an overdose.
+    overdose(site, b, local(TORONTO, 2026, 11, 3, 18, 0), kind="other",
+             steps=[("ems_called", 1, {})], outcome="transferred_to_hospital")
+    # Not November: an October overdose with a dose.
+    overdose(site, a, local(TORONTO, 2026, 10, 31, 23, 40), steps=[("naloxone", 1, NALOXONE)])
+    for form, number, replaces, training in (("nasal", 2, True, True),
+                                             ("injectable", 1, False, True),
+                                             ("nasal", 1, False, False)):
+        db.session.add(TakeHomeKit(site_id=site.id, client_id=a.id, form=form, number=number,
+                                   replaces_used=replaces, training_given=training,
+                                   given_at=local(TORONTO, 2026, 11, 20, 8, 0)))
+    db.session.add(TakeHomeKit(site_id=site.id, client_id=a.id, form="nasal", number=5,
+                               given_at=local(TORONTO, 2026, 12, 1, 9, 0)))
+    db.session.commit()
+    c_10th, c_30th = db.session.execute(db.select(Visit).filter_by(client_id=c.id)
+                                        .order_by(Visit.arrived_at)).scalars()
+    a_december = db.session.execute(db.select(Visit).filter_by(client_id=a.id)
+                                    .order_by(Visit.arrived_at.desc())).scalars().first()
+    inside = make_service(site, service_type="wound_care", name="Nurse's room", on_site=True)
+    outside = make_service(site, service_type="oat", name="Rapid access OAT clinic")
+    make_referral(c_10th, service=outside, at=local(TORONTO, 2026, 11, 10, 23, 0))
+    make_referral(c_10th, service=inside, at=local(TORONTO, 2026, 11, 11, 9, 0))
+    make_referral(c_30th, service=outside, at=local(TORONTO, 2026, 11, 30, 23, 55))
+    make_referral(a_december, service=outside, at=local(TORONTO, 2026, 12, 1, 0, 15))
+    return site
+
+
+EXPECTED_EMERGENCIES = {
+    "overdoses": 4,
+    "opioid_overdoses": 3,
+    "stimulant_overdoses": 1,
+    "overdoses_with_naloxone": 2,
+    "overdoses_without_naloxone": 2,
+    "naloxone_doses": 3,
+    "overdoses_treated_by_ems": 3,
+    "ems_calls": 3,
+    "overdose_911_calls": 2,
+    "other_medical_emergencies": 1,
+    "deaths": 0,
+    "take_home_kits_by_form": {"Injectable": 1, "Nasal": 3},
+    "take_home_kits_replacing_used": 2,
+    "take_home_kits_with_training": 3,
+    "services_inside": 1,
+    "referrals_outside": 2,
+}
+
+
+def test_the_monthly_overdose_kit_and_referral_figures_match_the_hand_count(
+        november_emergencies):
+    figures = {f.name: value for f, value in
+               reports.monthly_report(november_emergencies, date(2026, 11, 1))["figures"]}
+    for name, expected in EXPECTED_EMERGENCIES.items():
+        assert figures[name] == expected, name
+    by_type = figures["referrals_by_service_type"]
+    assert by_type["Opioid agonist treatment (OAT)"] == 2
+    assert by_type["Wound care"] == 1 and sum(by_type.values()) == 3
+    october = {f.name: value for f, value in
+               reports.monthly_report(november_emergencies, date(2026, 10, 1))["figures"]}
+    assert (october["overdoses"], october["naloxone_doses"]) == (1, 1)
+
+
+def test_the_weekly_trends_give_naloxone_per_overdose_and_minutes_to_the_first_dose(
+        november_emergencies):
+    review = reports.weekly_review(november_emergencies, date(2026, 11, 16), {},
+                                   today=date(2026, 11, 24))
+    weeks = {monday: (per, minutes) for monday, per, minutes in zip(
+        review.trend_weeks, review.naloxone_per_overdose, review.minutes_to_naloxone,
+        strict=True)}
+    # Week of 16 Nov: overdose 2 (no dose) and overdose 3 (one dose left after the strike,
+    # at 5 min): 1 dose over 2 overdoses; the median of the one first dose is 5 minutes.
+    assert weeks[date(2026, 11, 16)] == (0.5, 5.0)
+    # Week of 9 Nov: overdose 1, two doses, the first at 3 min.
+    assert weeks[date(2026, 11, 9)] == (2.0, 3.0)
+    # Week of 2 Nov: the stimulant overdose only (the other emergency is not an overdose).
+    assert weeks[date(2026, 11, 2)] == (0.0, None)
+    # Week of 26 Oct holds the October overdose (Saturday 31st, site time).
+    assert weeks[date(2026, 10, 26)] == (1.0, 1.0)
+    assert weeks[date(2026, 10, 19)] == (None, None)
+    charts = {chart.name for chart in charts_module.weekly_charts(review)}
+    assert {"naloxone_per_overdose", "minutes_to_naloxone"} <= charts
+
+
+def test_the_opening_hours_come_from_the_site_settings(november, client):
+    from routes import assert_api_error, bearer
+
+    def stated():
+        figures = reports.monthly_report(november, date(2026, 11, 1))["figures"]
+        return {f.name: value for f, value in figures}["opening_hours"]
+
+    assert stated() == "not set"
+    admin = bearer(make_staff(november, role="admin"))
+    url = f"/api/v1/sites/{november.id}/settings"
+    changed = client.patch(url, headers=admin, json={"opening_hours": "Daily 09:00-21:00"})
+    assert changed.status_code == 200, changed.get_json()
+    db.session.expire_all()
+    assert stated() == "Daily 09:00-21:00"
+    assert_api_error(client.patch(url, headers=admin, json={"opening_hours": "x" * 121}), 422,
+                     "opening_hours")
+
+
 def test_the_monthly_csv_and_page_and_api_agree(november, client, auth):
     reviewer = make_staff(november, role="reviewer")
     auth.login(reviewer.username)
@@ -128,7 +274,9 @@ def test_the_monthly_csv_and_page_and_api_agree(november, client, auth):
     assert b'data-figure="total_visits"' in page.data
     response = client.get("/sites/queen/reports/monthly.csv?month=2026-11")
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    by_key = {(r["figure"], r["breakdown"]): int(r["value"]) for r in rows}
+    by_key = {(r["figure"], r["breakdown"]): r["value"] for r in rows}
+    assert by_key[("opening_hours", "")] == "not set"
+    by_key = {key: int(value) for key, value in by_key.items() if key[0] != "opening_hours"}
     assert by_key[("total_visits", "")] == 6
     assert by_key[("visits_by_time_band", "03-07")] == 1
     assert by_key[("clients_by_age_band", "unknown")] == 1

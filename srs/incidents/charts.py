@@ -105,7 +105,9 @@ def weekly_charts(review: WeeklyReview) -> list[Chart]:
     titles = {"by_type": "Incidents by type per week",
               "by_band": "Incidents by time band (12 weeks, site time)",
               "by_booth": "Incidents by booth (12 weeks)",
-              "overdose_rate": "Overdoses per 1,000 visits, per week"}
+              "overdose_rate": "Overdoses per 1,000 visits, per week",
+              "naloxone_per_overdose": "Naloxone doses per overdose, per week",
+              "minutes_to_naloxone": "Minutes from response start to first naloxone (median)"}
     return [
         Chart("by_type", titles["by_type"], _stacked(titles["by_type"], weeks, series)),
         Chart("by_band", titles["by_band"], _bars(
@@ -114,4 +116,8 @@ def weekly_charts(review: WeeklyReview) -> list[Chart]:
             titles["by_booth"], places, tuple(review.by_booth[p] for p in places))),
         Chart("overdose_rate", titles["overdose_rate"], _line(
             titles["overdose_rate"], weeks, rates)),
+        Chart("naloxone_per_overdose", titles["naloxone_per_overdose"], _line(
+            titles["naloxone_per_overdose"], weeks, tuple(review.naloxone_per_overdose))),
+        Chart("minutes_to_naloxone", titles["minutes_to_naloxone"], _line(
+            titles["minutes_to_naloxone"], weeks, tuple(review.minutes_to_naloxone))),
     ]

@@ -10,6 +10,7 @@ overdose response, a naloxone dose, a referral) is one more row.
 
 import csv
 import io
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -93,6 +94,10 @@ class WeeklyReview:
     visits_per_week: list[int]
     overdoses_per_week: list[int]
     booths: list[Booth]
+    # From the overdose console's records, per week: naloxone doses per overdose response,
+    # and the median minutes from a response's start to its first dose.
+    naloxone_per_overdose: list[float | None]
+    minutes_to_naloxone: list[float | None]
 
     @property
     def week_end(self) -> date:
@@ -148,14 +153,26 @@ def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -
         visits.append(db.session.scalar(db.select(func.count(Visit.id)).where(
             Visit.site_id == site.id, Visit.arrived_at >= w_start, Visit.arrived_at < w_end)))
     from srs.incidents.service import overdue_actions
+    from srs.overdose.service import naloxone_timing
 
+    per_week = [[] for _ in weeks]
+    for started_at, doses, minutes in naloxone_timing(site, start=trend_start, end=end):
+        per_week[(started_at.astimezone(zone).date() - first_week).days // 7].append(
+            (doses, minutes))
+    naloxone_per_overdose = [round(sum(d for d, _ in week) / len(week), 2) if week else None
+                             for week in per_week]
+    minutes_to_naloxone = [
+        round(statistics.median(m for _, m in week if m is not None), 1)
+        if any(m is not None for _, m in week) else None for week in per_week]
     booths = list(db.session.execute(db.select(Booth).filter_by(site_id=site.id)
                                      .order_by(Booth.position, Booth.label)).scalars())
     return WeeklyReview(site=site, week_start=week_start, filters=filters, incidents=this_week,
                         by_stage=by_stage, overdue_actions=overdue_actions(site, today=today),
                         trend_weeks=weeks, type_per_week=type_per_week, by_band=by_band,
                         by_booth=by_booth, visits_per_week=visits,
-                        overdoses_per_week=overdoses, booths=booths)
+                        overdoses_per_week=overdoses, booths=booths,
+                        naloxone_per_overdose=naloxone_per_overdose,
+                        minutes_to_naloxone=minutes_to_naloxone)
 
 
 CSV_COLUMNS = ("id", "stage", "type", "occurred_at_local", "time_band", "location", "harm",
@@ -245,6 +262,20 @@ class MonthData:
             Incident.occurred_at >= self.start, Incident.occurred_at < self.end)).all()
 
 
+    @cached_property
+    def overdoses(self) -> dict:
+        """The overdose console's counts for the month (responses, naloxone, EMS, kits)."""
+        from srs.overdose.service import monthly_figures
+
+        return monthly_figures(self.site, start=self.start, end=self.end)
+
+    @cached_property
+    def referrals(self) -> dict:
+        from srs.referrals.service import uptake
+
+        return uptake(self.site, self.start, self.end)
+
+
 def _visits_by_band(m: MonthData) -> dict:
     counts = Counter(time_band(v.arrived_at.astimezone(m.zone).hour) for v in m.visits)
     return {band: counts[band] for band in TIME_BANDS}
@@ -285,6 +316,20 @@ def _visits_where(m: MonthData, attribute: str) -> int:
     return len({c.visit_id for c in m.consumptions if getattr(c, attribute)})
 
 
+def _referrals_by_type(m: MonthData) -> dict:
+    return {row["label"]: row["accepted"] for row in m.referrals["by_type"].values()}
+
+
+def _kits_by_form(m: MonthData) -> dict:
+    from srs.overdose.models import KIT_FORMS
+
+    return {label: m.overdoses["take_home_kits"][form] for form, label in KIT_FORMS.items()}
+
+
+def _overdose(key: str):
+    return lambda m: m.overdoses[key]
+
+
 def _incidents_by_type(m: MonthData) -> dict:
     counts = Counter(i.type for i in m.incidents)
     return {label: counts[key] for key, label in INCIDENT_TYPES.items()}
@@ -317,6 +362,33 @@ FIGURES: tuple[Figure, ...] = (
            lambda m: _visits_where(m, "peer_assisted")),
     Figure("booths_in_operation", "Booths in operation (used at least once)",
            lambda m: len({v.booth_id for v in m.visits if v.booth_id is not None})),
+    Figure("opening_hours", "Opening hours (site setting)",
+           lambda m: m.site.opening_hours or "not set"),
+    Figure("services_inside", "Services given inside the site (referrals made to them)",
+           lambda m: m.referrals["services_inside"]),
+    Figure("referrals_outside", "Referrals outside the site",
+           lambda m: m.referrals["referrals_outside"]),
+    Figure("referrals_by_service_type", "Referrals made, by service type", _referrals_by_type),
+    Figure("overdoses", "Overdoses (opioid and stimulant)", _overdose("overdoses")),
+    Figure("opioid_overdoses", "Opioid overdoses", _overdose("opioid_overdoses")),
+    Figure("stimulant_overdoses", "Stimulant overdoses", _overdose("stimulant_overdoses")),
+    Figure("overdoses_with_naloxone", "Overdoses needing naloxone (treated with staff naloxone)",
+           _overdose("overdoses_with_naloxone")),
+    Figure("overdoses_without_naloxone",
+           "Overdoses treated only with oxygen, rescue breathing or stimulation",
+           _overdose("overdoses_without_naloxone")),
+    Figure("naloxone_doses", "Naloxone doses given by staff", _overdose("naloxone_doses")),
+    Figure("overdoses_treated_by_ems", "Overdoses treated by EMS", _overdose("treated_by_ems")),
+    Figure("ems_calls", "EMS calls (911), every emergency", _overdose("ems_calls")),
+    Figure("overdose_911_calls", "Overdose 911 calls", _overdose("overdose_ems_calls")),
+    Figure("other_medical_emergencies", "Other medical emergencies",
+           _overdose("other_medical_emergencies")),
+    Figure("deaths", "Deaths", _overdose("deaths")),
+    Figure("take_home_kits_by_form", "Take-home naloxone kits given, by form", _kits_by_form),
+    Figure("take_home_kits_replacing_used", "Take-home kits replacing a used kit",
+           _overdose("take_home_kits_replacing_used")),
+    Figure("take_home_kits_with_training", "Take-home kits given with training",
+           _overdose("take_home_kits_with_training")),
     Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type),
 )
 

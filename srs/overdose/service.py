@@ -1010,6 +1010,22 @@ def monthly_figures(site: Site, *, start: datetime, end: datetime) -> dict:
     }
 
 
+def naloxone_timing(site: Site, *, start: datetime, end: datetime) -> list[tuple]:
+    """Each overdose started in [start, end): (started_at, naloxone doses, minutes from the
+    start to the first dose or None), read from the entries as amended."""
+    responses = db.session.execute(db.select(OverdoseResponse).where(
+        OverdoseResponse.site_id == site.id, OverdoseResponse.started_at >= start,
+        OverdoseResponse.started_at < end, OverdoseResponse.kind != ResponseKind.OTHER)
+        .options(selectinload(OverdoseResponse.interventions))).scalars()
+    out = []
+    for response in responses:
+        doses = [e.at for e in effective_entries(response)
+                 if e.kind == "naloxone" and not e.struck]
+        minutes = ((min(doses) - response.started_at).total_seconds() / 60) if doses else None
+        out.append((response.started_at, len(doses), minutes))
+    return out
+
+
 def day_bounds(site: Site, day: date) -> tuple[datetime, datetime]:
     zone = ZoneInfo(site.timezone)
     start = datetime.combine(day, time.min, zone)

@@ -94,6 +94,8 @@ class Site(db.Model):
     overdose_locations: Mapped[list] = mapped_column(
         JSON, default=lambda: list(DEFAULT_OVERDOSE_LOCATIONS),
         server_default=json.dumps(DEFAULT_OVERDOSE_LOCATIONS), nullable=False)
+    # As the site states them ("Daily 09:00-21:00"): Ontario's monthly report asks for them.
+    opening_hours: Mapped[str | None] = mapped_column(String(120))
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")

@@ -59,6 +59,11 @@ class SiteSettingsSchema(_TimerFields):
         metadata={"description": "Places where someone not checked in may be found "
                                  "(washroom, doorway...): the console's start list."})
 
+    opening_hours = fields.String(
+        allow_none=True, validate=validate.Length(min=1, max=120),
+        metadata={"description": "The site's opening hours as stated to clients, e.g. "
+                                 "\"Daily 09:00-21:00\"; the monthly report gives them."})
+
     on_call_staff_id = fields.Integer(
         strict=True, allow_none=True,
         metadata={"description": "Staff id of the supervisor a level-3 alarm reaches by name; "
