@@ -10,11 +10,15 @@ outside the page's CSP, and WeasyPrint draws SVG images.
 import base64
 import functools
 import io
+import logging
 from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: render to files only
+# Labels such as "07-12" and "Nov 16" are categories on purpose; matplotlib says so at INFO
+# level on every chart.
+logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
 from matplotlib.figure import Figure  # noqa: E402
 
