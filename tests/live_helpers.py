@@ -38,6 +38,7 @@ def submit_login_form(page: Page, username: str, password: str = PASSWORD) -> No
     else:
         sign_in_button.click()
     expect(page.get_by_label("Username")).to_have_count(0, timeout=WAIT_SECONDS * 1000)
+    page.wait_for_load_state("load")  # the next page as shown: stylesheet and scripts in
 
 
 def api_token(staff) -> str:

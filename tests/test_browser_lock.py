@@ -172,6 +172,9 @@ def test_another_person_signs_in_from_the_lock_screen(live_server, site, page):
 def test_touch_targets_are_at_least_48_px_tall(live_server, site, page):
     def height(locator) -> float:
         expect(locator).to_be_visible()
+        # The page's elements exist before its stylesheet has arrived (a form's redirect
+        # does not wait for it): measure the page as it is shown, styled.
+        locator.page.wait_for_load_state("load")
         return locator.bounding_box()["height"]
 
     page.goto(f"{live_server.url}/login")
