@@ -374,9 +374,10 @@ def test_the_week_runs_monday_to_sunday_in_site_time(two_sites):
     assert filtered.incidents == []
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) missing")
 def test_the_packet_pdf_opens_and_holds_the_charts(two_sites, tmp_path, output_dir):
     from PIL import Image
+
+    assert shutil.which("pdftoppm"), "pdftoppm is missing: `make pdf-tools` installs it"
 
     vancouver, _zurich, _ = two_sites
     [packet] = [p for p in packets.build_weekly_packets(

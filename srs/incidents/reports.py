@@ -127,6 +127,11 @@ def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -
     first_week = week_start - timedelta(weeks=TREND_WEEKS - 1)
     trend_start, _ = week_bounds(site, first_week)
     weeks = [first_week + timedelta(weeks=i) for i in range(TREND_WEEKS)]
+
+    def week_of(moment: datetime) -> int:
+        """Which of the 12 trend weeks a moment falls in, by the site's calendar."""
+        return (moment.astimezone(zone).date() - first_week).days // 7
+
     rows = list(db.session.execute(
         db.select(Incident).where(Incident.site_id == site.id, Incident.stage != Stage.DRAFT,
                                   Incident.occurred_at >= trend_start,
@@ -140,8 +145,7 @@ def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -
     overdoses = [0] * TREND_WEEKS
     by_band, by_booth = Counter(), Counter()
     for incident in rows:
-        local_day = incident.occurred_at.astimezone(zone).date()
-        index = (local_day - first_week).days // 7
+        index = week_of(incident.occurred_at)
         type_per_week[incident.type][index] += 1
         if incident.type in OVERDOSE_TYPES:
             overdoses[index] += 1
@@ -157,8 +161,7 @@ def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -
 
     per_week = [[] for _ in weeks]
     for started_at, doses, minutes in naloxone_timing(site, start=trend_start, end=end):
-        per_week[(started_at.astimezone(zone).date() - first_week).days // 7].append(
-            (doses, minutes))
+        per_week[week_of(started_at)].append((doses, minutes))
     naloxone_per_overdose = [round(sum(d for d, _ in week) / len(week), 2) if week else None
                              for week in per_week]
     minutes_to_naloxone = [
