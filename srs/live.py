@@ -214,8 +214,9 @@ def versioned_read(site_id: int, read, *, new: bool = False):
 
 
 def register_fragments(renderer, audience_roles: dict[str, tuple[str, ...]]) -> None:
-    """``renderer(site_id) -> (version, {audience: {element id: html}})`` renders a site's
-    live fragments once for each audience, from a ``versioned_read(..., new=True)``."""
+    """``renderer(site_id, topics, audiences) -> (version, {audience: {element id: html}})``
+    renders, once for each of those audiences, a site's live fragments that the topics
+    changed, from a ``versioned_read(..., new=True)``; ``(None, {})`` when none."""
     global _renderer, _audience_roles
     _renderer = renderer
     _audience_roles = dict(audience_roles)
@@ -248,23 +249,26 @@ def announce(site_id: int, topic: str) -> None:
     _publish(current_app._get_current_object(), [(site_id, topic)], script_root="")
 
 
-def _anyone_listening(site_id: int) -> bool:
-    """Whether a screen may want this site's fragments (rendering them costs milliseconds).
+def _listening(site_id: int) -> tuple[str, ...]:
+    """The audiences of a site with a screen to receive their fragments (rendering them
+    costs milliseconds).
 
     With one process every socket is in this process's rooms; with several (Redis) a
-    screen may be on another instance, so the fragments are always rendered.
+    screen may be on another instance, so every audience is rendered.
     """
     server = socketio.server
     if server is None:
-        return False
+        return ()
     if not isinstance(server.manager, LocalManager):
-        return True
+        return tuple(_audience_roles)
     rooms = server.manager.rooms.get("/", {})
-    return any(rooms.get(_audience_room(site_id, audience)) for audience in _audience_roles)
+    return tuple(audience for audience in _audience_roles
+                 if rooms.get(_audience_room(site_id, audience)))
 
 
 def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> None:
-    """Render and push each site's fragments once, then one ``changed`` per topic.
+    """Render and push, once per site, the fragments its announced topics changed, then
+    one ``changed`` per topic (``pushed``: nothing is left for the screens to fetch).
 
     A failed render still sends the plain hint (``pushed`` false): the screens then
     re-fetch over HTTP.
@@ -275,22 +279,24 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
         if topic not in topics:
             topics.append(topic)
     for site_id, topics in by_site.items():
-        version, fragments = None, None
-        if _renderer is not None and _anyone_listening(site_id):
+        version, fragments = None, {}
+        audiences = _listening(site_id) if _renderer is not None else ()
+        if audiences:
             try:
                 # Its own app context (and so its own database session), read-only (GET).
                 with app.app_context(), app.test_request_context(
                         "/", base_url=f"http://srs.local{script_root}"):
-                    version, fragments = _renderer(site_id)
+                    version, fragments = _renderer(site_id, topics, audiences)
             except Exception:  # the hint below still goes out; screens re-fetch
                 log.exception("rendering live fragments failed site=%s", site_id)
                 fragments = None
         try:
-            if fragments is not None:
-                for audience, html in fragments.items():
-                    socketio.emit("fragments", {"site_id": site_id, "version": version,
-                                                "html": html},
-                                  to=_audience_room(site_id, audience))
+            for audience, html in (fragments or {}).items():
+                socketio.emit("fragments", {"site_id": site_id, "version": version,
+                                            "html": html},
+                              to=_audience_room(site_id, audience))
+            if version is None:
+                version = _feed(site_id).version or None
             for topic in topics:
                 socketio.emit("changed", {"topic": topic, "site_id": site_id,
                                           "version": version, "pushed": fragments is not None},

@@ -1,6 +1,7 @@
 """Live fragments: each change is rendered once and pushed, as the bytes a GET answers;
 reads never queue behind a writer on SQLite; today's figures are counted by the database."""
 
+import re
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from sqlalchemy.pool import NullPool
 from srs import live
 from srs.booths import service
 from srs.booths import views as booth_views
+from srs.booths.models import Booth, Visit
 from srs.extensions import db
 
 HTMX = {"HX-Request": "true"}
@@ -38,6 +40,74 @@ def _pushed(socket) -> dict:
     return messages[-1]["args"][0]
 
 
+def _pushes(socket) -> list[dict]:
+    return [m["args"][0] for m in socket.get_received() if m["name"] == "fragments"]
+
+
+_VERSION = re.compile(r' data-version="\d*"')
+
+
+def test_a_screen_that_only_applies_pushes_shows_what_a_get_answers(floor, client, auth,
+                                                                    socket_client):
+    """Each floor action pushes only the fragments it changed; a tablet and a dashboard
+    that swap in nothing but those pushes show, after every step, the bytes a fresh GET
+    answers (their version aside: an untouched fragment keeps the version it came with)."""
+    tablet = socket_client(auth={"view": "floor"})
+    watcher = socket_client(auth={"view": "watch"})
+    shown = {}
+    for prefix in ("/floor", ""):
+        for name in ("board", "queue", "aftercare"):
+            shown[prefix, name] = client.get(f"/sites/{floor.slug}{prefix}/{name}",
+                                             headers=HTMX).get_data(as_text=True)
+    tablet.get_received(), watcher.get_received()
+    booth = db.session.execute(
+        db.select(Booth).filter_by(site_id=floor.id, label="B1")).scalar_one()
+    steps = [
+        ("check in", lambda: auth.post(f"/sites/{floor.slug}/floor/check-in", headers=HTMX,
+                                       data={"code": "F-ABCD-1984", "handle": "Sparrow"}),
+         {"queue"}),
+        ("assign", lambda visit: auth.post(
+            f"/sites/{floor.slug}/floor/visits/{visit}/booth/{booth.id}", headers=HTMX),
+         {"queue", "board"}),
+        ("record use", lambda visit: auth.post(
+            f"/sites/{floor.slug}/floor/visits/{visit}/consumption", headers=HTMX,
+            data={"substances": "fentanyl", "route": "injects", "fentanyl_strip": "positive",
+                  "benzo_strip": "not_done"}),
+         {"board"}),
+        ("leaves booth", lambda visit: auth.post(
+            f"/sites/{floor.slug}/floor/visits/{visit}/observation", headers=HTMX),
+         {"board", "aftercare"}),
+        ("cleaned", lambda visit: auth.post(
+            f"/sites/{floor.slug}/floor/booths/{booth.id}/clean", headers=HTMX), {"board"}),
+        ("discharge", lambda visit: auth.post(
+            f"/sites/{floor.slug}/floor/visits/{visit}/discharge", headers=HTMX),
+         {"aftercare"}),
+    ]
+    visit = None
+    for step, act, changed in steps:
+        response = act() if visit is None else act(visit)
+        assert response.status_code == 200, (step, response.get_data(as_text=True)[:300])
+        response.close()  # a real server closes the response once sent: then the push goes
+        assert live.wait_until_published()
+        if visit is None:
+            visit = db.session.execute(db.select(Visit.id)).scalar_one()
+        for prefix, socket in (("/floor", tablet), ("", watcher)):
+            pushes = _pushes(socket)
+            assert len(pushes) == 1, step
+            assert {key.rsplit("-", 1)[0] for key in pushes[0]["html"]} == changed, step
+            for key, html in pushes[0]["html"].items():
+                shown[prefix, key.rsplit("-", 1)[0]] = html
+            for name in ("board", "queue", "aftercare"):
+                got = client.get(f"/sites/{floor.slug}{prefix}/{name}", headers=HTMX)
+                assert (_VERSION.sub("", shown[prefix, name])
+                        == _VERSION.sub("", got.get_data(as_text=True))), (step, prefix, name)
+            if step == "leaves booth":
+                assert "F-ABCD-1984" in shown[prefix, "aftercare"]
+                assert 'data-state="needs_cleaning"' in shown[prefix, "board"]
+    assert "Nobody in after-care." in shown["", "aftercare"]
+    assert "Nobody is waiting." in shown["", "queue"]
+
+
 def test_a_pushed_fragment_is_what_the_get_answers_for_that_screen(floor, client, auth,
                                                                     socket_client):
     tablet = socket_client(auth={"view": "floor"})
@@ -51,18 +121,26 @@ def test_a_pushed_fragment_is_what_the_get_answers_for_that_screen(floor, client
     assert live.wait_until_published()
     pushed = {"/floor": _pushed(tablet), "": _pushed(watcher)}
     for prefix, message in pushed.items():
-        assert set(message["html"]) == {f"board-{floor.id}", f"queue-{floor.id}",
-                                        f"aftercare-{floor.id}"}
+        assert set(message["html"]) == {f"queue-{floor.id}"}  # a check-in moves nothing else
         assert "F-ABCD-1984" in message["html"][f"queue-{floor.id}"]
-        for name in ("board", "queue", "aftercare"):
-            got = client.get(f"/sites/{floor.slug}{prefix}/{name}", headers=HTMX)
-            assert got.get_data(as_text=True) == message["html"][f"{name}-{floor.id}"]
-            assert f'data-version="{message["version"]}"' in got.get_data(as_text=True)
+        got = client.get(f"/sites/{floor.slug}{prefix}/queue", headers=HTMX)
+        assert got.get_data(as_text=True) == message["html"][f"queue-{floor.id}"]
+        assert f'data-version="{message["version"]}"' in got.get_data(as_text=True)
 
     # The tablet's variant has the floor's actions; the watcher's is read-only.
     queue = f"queue-{floor.id}"
     assert 'data-testid="left-queue"' in pushed["/floor"]["html"][queue]
     assert 'data-testid="left-queue"' not in pushed[""]["html"][queue]
+
+
+def test_a_change_no_fragment_shows_pushes_nothing_and_asks_no_fetch(floor, socket_client):
+    watcher = socket_client(auth={"view": "watch"})
+    watcher.get_received()
+    live.announce(floor.id, "stock")
+    received = watcher.get_received()
+    assert [m["name"] for m in received] == ["changed"]
+    assert received[0]["args"][0]["topic"] == "stock"
+    assert received[0]["args"][0]["pushed"] is True  # nothing on the board to re-fetch
 
 
 def test_each_push_carries_a_higher_version(floor, socket_client):

@@ -33,6 +33,7 @@ from srs.booths.models import (
     Priority,
     Visit,
     VisitState,
+    floor_topic,
 )
 from srs.errors import Conflict, NotFound
 from srs.extensions import db
@@ -174,7 +175,7 @@ def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Ob
 
     _commit()
     sound(raised, site)
-    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, floor_topic(visit.state))  # its tile or after-care row
     live.announce(visit.site_id, "alerts")
     if data["status"] == CheckStatus.UNRESPONSIVE:
         from srs.overdose.service import start_response

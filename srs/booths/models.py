@@ -132,6 +132,17 @@ class VisitState(StrEnum):
 
 OPEN_STATES = (VisitState.WAITING, VisitState.IN_BOOTH, VisitState.OBSERVING)
 
+# The floor's live topics (srs.live): which part of every screen a change touched, so that
+# only those parts are rendered and pushed. "board" is the booth tiles.
+TOPIC_QUEUE, TOPIC_BOARD, TOPIC_AFTERCARE = "queue", "board", "aftercare"
+_TOPIC_OF_STATE = {VisitState.WAITING: TOPIC_QUEUE, VisitState.IN_BOOTH: TOPIC_BOARD,
+                   VisitState.OBSERVING: TOPIC_AFTERCARE}
+
+
+def floor_topic(state: VisitState) -> str | None:
+    """Where an open visit in ``state`` shows: the queue, a booth tile or after-care."""
+    return _TOPIC_OF_STATE.get(state)
+
 # Why a visit ended; "did not consume" exits need one of the first group.
 LEFT_QUEUE_REASONS = {
     "left": "Left before a booth was free",

@@ -24,6 +24,9 @@ from srs.booths.models import (
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
     ROUTES_BY_BOOTH_KIND,
+    TOPIC_AFTERCARE,
+    TOPIC_BOARD,
+    TOPIC_QUEUE,
     Booth,
     BoothKind,
     BoothState,
@@ -31,6 +34,7 @@ from srs.booths.models import (
     Consumption,
     Visit,
     VisitState,
+    floor_topic,
     parse_client_code,
 )
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
@@ -274,7 +278,7 @@ def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_r
         record(actor, "restriction_overridden", "client", client.id, site_id=site.id, now=now,
                detail={"visit": visit.id, "reason_given": True})
     _commit()
-    live.announce(site.id, "queue")
+    live.announce(site.id, TOPIC_QUEUE)
     return visit
 
 
@@ -302,7 +306,7 @@ def leave_queue(visit: Visit, *, reason: str, actor: Actor, now: datetime) -> Vi
     record(actor, "visit_left_queue", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"reason": reason})
     _commit()
-    live.announce(visit.site_id, "queue")
+    live.announce(visit.site_id, TOPIC_QUEUE)
     return visit
 
 
@@ -342,7 +346,8 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     record(actor, "booth_assigned", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"booth": booth.id})
     _commit()
-    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, TOPIC_QUEUE)
+    live.announce(visit.site_id, TOPIC_BOARD)
     return visit
 
 
@@ -375,7 +380,7 @@ def record_consumption(visit: Visit, data: dict, *, actor: Actor, now: datetime)
     record(actor, "consumption_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"consumption": entry.id})
     _commit()
-    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, TOPIC_BOARD)
     return entry
 
 
@@ -393,7 +398,8 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
     alerts.resolve_alerts(visit, why="left_booth", now=now, kinds=alerts.BOOTH_KINDS)
     record(actor, "observation_started", "visit", visit.id, site_id=visit.site_id, now=now)
     _commit()
-    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, TOPIC_BOARD)
+    live.announce(visit.site_id, TOPIC_AFTERCARE)
     live.announce(visit.site_id, "alerts")
     return visit
 
@@ -414,6 +420,7 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
         return leave_queue(visit, reason=reason, actor=actor, now=now)
     else:
         raise _conflict(visit, "discharge")
+    left_from = floor_topic(visit.state)
     visit.state = VisitState.DEPARTED
     visit.departed_at = now
     visit.departure_reason = reason
@@ -422,7 +429,7 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
     record(actor, "visit_discharged", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"reason": reason})
     _commit()
-    live.announce(visit.site_id, "board")
+    live.announce(visit.site_id, left_from)
     live.announce(visit.site_id, "alerts")
     return visit
 
@@ -435,7 +442,7 @@ def mark_booth_clean(booth: Booth, *, actor: Actor, now: datetime) -> Booth:
     booth.needs_cleaning_since = None
     record(actor, "booth_cleaned", "booth", booth.id, site_id=booth.site_id, now=now)
     db.session.commit()
-    live.announce(booth.site_id, "board")
+    live.announce(booth.site_id, TOPIC_BOARD)
     return booth
 
 
@@ -470,5 +477,5 @@ def set_booth_out_of_service(booth: Booth, *, reason: str | None, actor: Actor,
         action = "booth_back_in_service"
     record(actor, action, "booth", booth.id, site_id=booth.site_id, now=now)
     db.session.commit()
-    live.announce(booth.site_id, "board")
+    live.announce(booth.site_id, TOPIC_BOARD)
     return booth

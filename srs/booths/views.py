@@ -36,6 +36,9 @@ from srs.booths.models import (
     ROUTES_BY_BOOTH_KIND,
     STRIP_RESULTS,
     SUBSTANCES,
+    TOPIC_AFTERCARE,
+    TOPIC_BOARD,
+    TOPIC_QUEUE,
     BoothKind,
     VisitState,
 )
@@ -43,6 +46,7 @@ from srs.common import utcnow
 from srs.errors import Conflict, Forbidden, Invalid
 from srs.extensions import db
 from srs.idempotency import idempotent
+from srs.overdose.service import TOPIC_RESPONSES
 from srs.sites.models import Site
 
 bp = Blueprint("booths", __name__)
@@ -78,14 +82,31 @@ LIVE_FRAGMENTS = {
               ("aftercare", "booths/_aftercare.html")),
     "figures": (("today", "sites/_today.html"),),
 }
+# The topics that change each fragment: a change renders and pushes only the fragments its
+# topics touch (an overdose response shows on its booth tile or after-care row; site
+# settings, such as the name or the observation time, show everywhere). Other topics
+# (alerts, stock, incidents...) change none of them.
+FRAGMENT_TOPICS = {
+    "board": {TOPIC_BOARD, TOPIC_RESPONSES, "settings"},
+    "queue": {TOPIC_QUEUE, "settings"},
+    "aftercare": {TOPIC_AFTERCARE, TOPIC_RESPONSES, "settings"},
+    "today": {TOPIC_QUEUE, TOPIC_BOARD, TOPIC_AFTERCARE, "settings"},
+}
 
 
-def render_live_fragments(site_id: int) -> tuple[int, dict]:
-    """Render a site's live fragments once per audience, from one new versioned read."""
+def render_live_fragments(site_id: int, topics, audiences) -> tuple[int | None, dict]:
+    """Render, once per audience in ``audiences``, the fragments that ``topics`` changed,
+    from one new versioned read; ``(None, {})`` when they changed none."""
+    wanted = {audience: [(name, template) for name, template in LIVE_FRAGMENTS[audience]
+                         if FRAGMENT_TOPICS[name] & set(topics)]
+              for audience in audiences if audience in LIVE_FRAGMENTS}
+    wanted = {audience: fragments for audience, fragments in wanted.items() if fragments}
+    if not wanted:
+        return None, {}
     site = db.session.get(Site, site_id)
     board = live_board(site, new_version=True)
     html = {}
-    for audience, fragments in LIVE_FRAGMENTS.items():
+    for audience, fragments in wanted.items():
         html[audience] = {
             f"{name}-{site.id}": render_template(template, board=board,
                                                  floor=audience == "floor")
