@@ -12,10 +12,11 @@ one after the other, each with the same tablets, screens, pace and duration:
                     record consumption, start observation, clean booth, discharge, each tap with
                     an Idempotency-Key and a pause (``--think-ms``) before the next. M screens
                     (python-socketio clients over websocket, bearer token, read-only) fetch
-                    the board on connect; after that each change brings the rendered board,
-                    queue and after-care in the socket message, which a screen keeps by
-                    version and reads back (the codes, visit ids and booth states in the
-                    HTML). A ``changed`` that came without fragments makes it re-fetch: one
+                    the board on connect; after that each change brings, in one socket
+                    message, its topics and the fragments it touched (board, queue,
+                    after-care, figures), which a screen keeps by version and reads back
+                    (the codes, visit ids and booth states in the HTML). A ``changed`` with
+                    ``pushed`` false (the fragments failed to render) makes it re-fetch: one
                     fetch at a time per screen, at most one more queued behind it, as htmx
                     does for the real screens.
 ``bare-http``       the bare app of bench.bare, served the same way: tablets ``POST /noop``
@@ -341,35 +342,39 @@ _AFTERCARE_ITEM = re.compile(r'<li class="aftercare__item[^"]*" data-visit-id="(
 _CODE = re.compile(r'<span class="(?:queue__who )?code">([^<]+)</span>')
 
 
-def html_board(fragments: dict[str, str], booths: list[int]) -> dict | None:
-    """The board as ``srs_markers`` reads it, from the HTML fragments a screen shows
-    (board, queue, after-care); None until it holds all three."""
+def html_board(fragments: dict[str, str], booths: list[int]) -> dict:
+    """The parts of the board ``srs_markers`` reads (booths, queue, after-care) that the
+    HTML fragments a screen holds show."""
     board = next((h for k, h in fragments.items() if k.startswith("board-")), None)
     queue = next((h for k, h in fragments.items() if k.startswith("queue-")), None)
     aftercare = next((h for k, h in fragments.items() if k.startswith("aftercare-")), None)
-    if board is None or queue is None or aftercare is None:
-        return None
 
     def visit(visit_id: str, inner: str, **more) -> dict:
         code = _CODE.search(inner)
         return {"id": int(visit_id), "client": {"code": code.group(1) if code else ""}, **more}
 
+    parts = {}
     tiles = []
-    for booth_id, state, visit_id, inner in _TILE.findall(board):
+    for booth_id, state, visit_id, inner in _TILE.findall(board or ""):
         tile = {"id": int(booth_id), "state": state, "visit": None}
         if visit_id:
             used = 'data-testid="booth-use"' in inner
             tile["visit"] = visit(visit_id, inner, consumptions=[{}] if used else [])
         tiles.append(tile)
-    # A tablet's client code -> its booth, as the bench seeded them.
-    booth_of = {client_code(index): booth_id for index, booth_id in enumerate(booths)}
-    after = []
-    for visit_id, inner in _AFTERCARE_ITEM.findall(aftercare):
-        item = visit(visit_id, inner)
-        item["booth_id"] = booth_of.get(item["client"]["code"])
-        after.append(item)
-    return {"booths": tiles, "queue": [visit(v, inner) for v, inner in
-                                        _QUEUE_ITEM.findall(queue)], "aftercare": after}
+    if board is not None:
+        parts["booths"] = tiles
+    if queue is not None:
+        parts["queue"] = [visit(v, inner) for v, inner in _QUEUE_ITEM.findall(queue)]
+    if aftercare is not None:
+        # A tablet's client code -> its booth, as the bench seeded them.
+        booth_of = {client_code(index): booth_id for index, booth_id in enumerate(booths)}
+        after = []
+        for visit_id, inner in _AFTERCARE_ITEM.findall(aftercare):
+            item = visit(visit_id, inner)
+            item["booth_id"] = booth_of.get(item["client"]["code"])
+            after.append(item)
+        parts["aftercare"] = after
+    return parts
 
 
 class Screen:
@@ -453,6 +458,7 @@ class Screen:
                 self.versions[element_id] = version
                 swapped = swapped or not element_id.startswith("today-")
             self.pushed += 1
+            self.events += len(message.get("topics", ()))
             if swapped:
                 self.shown.append((time.monotonic(), "html", dict(self.fragments)))
 
@@ -481,10 +487,15 @@ class Screen:
         """Read each board the screen showed, in the order it showed them."""
         with self.lock:
             shown, self.shown = sorted(self.shown, key=lambda item: item[0]), []
+        board = None  # what the screen shows: a fetched board, then the fragments over it
         for seen_at, kind, payload in shown:
-            board = html_board(payload, self.booths) if kind == "html" else payload
-            if board is not None:
-                self._note(board, seen_at)
+            if kind == "html":
+                if board is None:
+                    continue
+                board = {**board, **html_board(payload, self.booths)}
+            else:
+                board = payload
+            self._note(board, seen_at)
 
     def _note(self, board: dict, seen_at: float) -> None:
         if self.mode == "srs":
@@ -906,7 +917,7 @@ def report(results: dict, args, db_label: str) -> bool:
     for phase, r in results.items():
         print(f"{phase}: {PHASES[phase]}")
         print(f"    {r['throughput']:.1f} actions/s over {r['duration']:.1f} s, {r['failed']} "
-              f"failed, {r['retries']} retried; screens: {r['events']} hints, "
+              f"failed, {r['retries']} retried; screens: {r['events']} topics heard, "
               f"{r['fetches']} fetches, {r['fetch_errors']} failed fetches, "
               f"{r['pushed']} fragment pushes ({r['stale']} stale fragments dropped), "
               f"{r['disconnected']} dropped sockets")

@@ -1,12 +1,13 @@
 """All Socket.IO wiring: who may connect, which rooms they join, what is announced.
 
 Sockets carry hints and the fragments a screen would GET, never more:
-``changed {"topic", "site_id", "version", "pushed"}`` tells a screen what
-changed, ``fragments {"site_id", "version", "html"}`` brings the rendered
-fragments of that change to the screens allowed to GET them (a screen
-re-fetches over authenticated HTTP on reconnect, and whenever ``pushed`` is
-false). Rooms: ``site:<id>`` for every site the person has a role at,
-``site:<id>:<audience>`` for the fragments of one kind of screen,
+``fragments {"site_id", "version", "html", "topics"}`` tells a screen what
+changed and brings the rendered fragments of that change that it shows (one
+message per change and screen); ``changed {"topic", "site_id", "version",
+"pushed"}`` tells a socket that shows no fragments (an integration), and every
+socket when rendering failed (``pushed`` false: a screen then re-fetches over
+authenticated HTTP, as it does on reconnect). Rooms: ``site:<id>`` for every
+site the person has a role at, ``site:<id>:<kind>`` for one kind of screen,
 ``login:<key>`` for one login session so that logout and lock can cut exactly
 that screen's sockets, ``staff:<id>`` so that a level-3 alarm reaches the on-call
 supervisor. ``alert`` events carry what a screen needs to sound its alarm at
@@ -101,8 +102,8 @@ def _staff_room(staff_id: int) -> str:
     return f"staff:{staff_id}"
 
 
-def _audience_room(site_id: int, audience: str) -> str:
-    return f"site:{site_id}:{audience}"
+def _screen_room(site_id: int, kind: str) -> str:
+    return f"site:{site_id}:{kind}"
 
 
 def _login_room(key: str) -> str:
@@ -141,9 +142,11 @@ def on_connect(auth=None):
     view = auth.get("view") if isinstance(auth, dict) else None
     for site_id in site_ids:
         join_room(_site_room(site_id))
-        for audience in _audiences(view):
-            if staff.has_role(site_id, *_audience_roles.get(audience, ())):
-                join_room(_audience_room(site_id, audience))
+        # One screen room per site: the first this view may join, else the plain hints.
+        kind = next((kind for kind in _VIEW_SCREENS.get(view, ())
+                     if kind in _screens and staff.has_role(site_id, *_screens[kind][1])),
+                    HINTS)
+        join_room(_screen_room(site_id, kind))
     # A level-3 alarm reaches the on-call supervisor by name, on whatever screen they have.
     join_room(_staff_room(staff.id))
     if login is not None:
@@ -157,12 +160,20 @@ def on_connect(auth=None):
 
 # --- What a screen shows, versioned ----------------------------------------------------------
 #
-# A site's screens receive, with each change, the fragments they show rendered once: one
-# variant per audience room (``site:<id>:floor`` for floor tablets, ``site:<id>:watch`` for
-# read-only screens, ``site:<id>:figures`` for those who may see today's figures), each the
-# bytes the GET of that fragment answers. Every read of the floor takes the site's next
-# version under the site's lock, so a higher version is never an older state; the browser
-# keeps the highest it has and drops the rest.
+# A site's screens receive, with each change, the fragments they show rendered once, in one
+# ``fragments`` message per screen with the change's topics: each screen is in one room of
+# its site by the kind of screen (``site:<id>:floor`` for floor tablets, ``site:<id>:watch``
+# for read-only screens, ``site:<id>:dashboard`` for read-only screens that also show today's
+# figures), and each fragment is the bytes the GET of that fragment answers. A socket that
+# shows no fragments (an integration) is in ``site:<id>:hints`` and hears ``changed`` per
+# topic. Every read of the floor takes the site's next version under the site's lock, so a
+# higher version is never an older state; the browser keeps the highest it has and drops
+# the rest.
+
+HINTS = "hints"
+# Which screen rooms a view may join, in order of preference (the first its role allows).
+_VIEW_SCREENS = {"floor": ("floor",), "watch": ("dashboard", "watch"),
+                 None: ("dashboard", "watch")}
 
 class _Feed:
     """One site's version counter and read lock."""
@@ -178,8 +189,8 @@ _clock_lock = threading.Lock()
 _last_version = 0
 # Renders a site's fragments for every audience: set by the package that owns them.
 _renderer = None
-# Which audience may each view join, by role: set with the renderer.
-_audience_roles: dict[str, tuple[str, ...]] = {}
+# Each screen room: (the audiences whose fragments it receives, the roles that may join).
+_screens: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _feed(site_id: int) -> _Feed:
@@ -213,23 +224,15 @@ def versioned_read(site_id: int, read, *, new: bool = False):
         return feed.version, read()
 
 
-def register_fragments(renderer, audience_roles: dict[str, tuple[str, ...]]) -> None:
+def register_fragments(renderer, screens: dict[str, tuple[tuple[str, ...], tuple]]) -> None:
     """``renderer(site_id, topics, audiences) -> (version, {audience: {element id: html}})``
     renders, once for each of those audiences, a site's live fragments that the topics
-    changed, from a ``versioned_read(..., new=True)``; ``(None, {})`` when none."""
-    global _renderer, _audience_roles
+    changed, from a ``versioned_read(..., new=True)``; ``(None, {})`` when none.
+    ``screens``: each kind of screen (``floor``, ``watch``, ``dashboard``), the audiences
+    whose fragments it receives and the roles that may join it."""
+    global _renderer, _screens
     _renderer = renderer
-    _audience_roles = dict(audience_roles)
-
-
-def _audiences(view: str | None) -> tuple[str, ...]:
-    """The fragment rooms a screen asks for: the floor tablet its acting variant, every
-    other screen (``watch``, the default) the read-only one and today's figures."""
-    if view == "floor":
-        return ("floor",)
-    if view in (None, "watch"):
-        return ("watch", "figures")
-    return ()
+    _screens = dict(screens)
 
 
 def announce(site_id: int, topic: str) -> None:
@@ -249,29 +252,29 @@ def announce(site_id: int, topic: str) -> None:
     _publish(current_app._get_current_object(), [(site_id, topic)], script_root="")
 
 
-def _listening(site_id: int) -> tuple[str, ...]:
-    """The audiences of a site with a screen to receive their fragments (rendering them
-    costs milliseconds).
+def _watched(site_id: int) -> tuple[str, ...]:
+    """The screen rooms of a site with a socket in them (rendering their fragments costs
+    milliseconds).
 
     With one process every socket is in this process's rooms; with several (Redis) a
-    screen may be on another instance, so every audience is rendered.
+    screen may be on another instance, so every room counts.
     """
     server = socketio.server
     if server is None:
         return ()
     if not isinstance(server.manager, LocalManager):
-        return tuple(_audience_roles)
+        return tuple(_screens)
     rooms = server.manager.rooms.get("/", {})
-    return tuple(audience for audience in _audience_roles
-                 if rooms.get(_audience_room(site_id, audience)))
+    return tuple(kind for kind in _screens if rooms.get(_screen_room(site_id, kind)))
 
 
 def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> None:
-    """Render and push, once per site, the fragments its announced topics changed, then
-    one ``changed`` per topic (``pushed``: nothing is left for the screens to fetch).
+    """Render once per site the fragments its announced topics changed and send each screen
+    room one ``fragments`` message (its fragments, maybe none, and the topics); sockets
+    showing no fragments hear one ``changed`` per topic.
 
-    A failed render still sends the plain hint (``pushed`` false): the screens then
-    re-fetch over HTTP.
+    A failed render sends every socket of the site the plain hints instead (``pushed``
+    false): the screens then re-fetch over HTTP.
     """
     by_site: dict[int, list[str]] = {}
     for site_id, topic in announcements:
@@ -280,27 +283,37 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
             topics.append(topic)
     for site_id, topics in by_site.items():
         version, fragments = None, {}
-        audiences = _listening(site_id) if _renderer is not None else ()
+        kinds = _watched(site_id) if _renderer is not None else ()
+        audiences = tuple(dict.fromkeys(a for kind in kinds for a in _screens[kind][0]))
         if audiences:
             try:
                 # Its own app context (and so its own database session), read-only (GET).
                 with app.app_context(), app.test_request_context(
                         "/", base_url=f"http://srs.local{script_root}"):
                     version, fragments = _renderer(site_id, topics, audiences)
-            except Exception:  # the hint below still goes out; screens re-fetch
+            except Exception:  # the hints below still go out; screens re-fetch
                 log.exception("rendering live fragments failed site=%s", site_id)
                 fragments = None
         try:
-            for audience, html in (fragments or {}).items():
-                socketio.emit("fragments", {"site_id": site_id, "version": version,
-                                            "html": html},
-                              to=_audience_room(site_id, audience))
             if version is None:
                 version = _feed(site_id).version or None
+            if fragments is None:
+                for topic in topics:
+                    socketio.emit("changed", {"topic": topic, "site_id": site_id,
+                                              "version": version, "pushed": False},
+                                  to=_site_room(site_id))
+                continue
+            for kind in kinds:
+                html = {}
+                for audience in _screens[kind][0]:
+                    html.update(fragments.get(audience, {}))
+                socketio.emit("fragments", {"site_id": site_id, "version": version,
+                                            "html": html, "topics": topics},
+                              to=_screen_room(site_id, kind))
             for topic in topics:
                 socketio.emit("changed", {"topic": topic, "site_id": site_id,
-                                          "version": version, "pushed": fragments is not None},
-                              to=_site_room(site_id))
+                                          "version": version, "pushed": True},
+                              to=_screen_room(site_id, HINTS))
         except Exception:  # screens re-fetch everything when their socket comes back
             log.exception("announcing a change failed site=%s", site_id)
 

@@ -334,21 +334,27 @@
         window.location.reload();
       }
     });
+    function announced(siteId, topics, msg) {
+      fire("srs:site-" + siteId, msg);
+      // Panels outside the pushed fragments listen for their own topics.
+      topics.forEach(function (topic) { fire("srs:" + topic + "-" + siteId, msg); });
+    }
+    // A change told without fragments: to a page that shows none, or when they failed to
+    // render (pushed false): then fetch them.
     socket.on("changed", function (msg) {
       if (!msg || !msg.site_id) return;
-      fire("srs:site-" + msg.site_id, msg);
-      // Panels outside the pushed fragments listen for their own topic.
-      if (msg.topic) fire("srs:" + msg.topic + "-" + msg.site_id, msg);
-      // The change came without its fragments (they failed to render): fetch them.
+      announced(msg.site_id, msg.topic ? [msg.topic] : [], msg);
       if (!msg.pushed) fire("srs:refetch-" + msg.site_id, msg);
     });
+    // A change: the fragments of this screen it touched (maybe none), and its topics.
     socket.on("fragments", function (msg) {
-      if (!msg || !msg.html) return;
-      Object.keys(msg.html).forEach(function (id) {
+      if (!msg || !msg.site_id) return;
+      Object.keys(msg.html || {}).forEach(function (id) {
         var el = document.getElementById(id);
         if (!el || !isNewer(msg.version, el, false)) return;
         window.htmx.swap(el, msg.html[id], { swapStyle: "outerHTML" });
       });
+      announced(msg.site_id, msg.topics || [], msg);
     });
     socket.on("alert", onAlert);
     socket.on("session_ended", function () {

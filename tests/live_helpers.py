@@ -75,8 +75,8 @@ class Screen:
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.client = socketio.Client(reconnection=False)
-        self.changed: list[dict] = []  # topic and site of each hint
-        self.hints: list[dict] = []  # each hint whole (version, pushed)
+        self.changed: list[dict] = []  # topic and site of each change heard
+        self.hints: list[dict] = []  # each plain ``changed`` hint whole (version, pushed)
         self.fragments: list[dict] = []
         self.session_ended: list[dict] = []
         self.refusals: list = []
@@ -96,8 +96,11 @@ class Screen:
             self._changed.notify_all()
 
     def _on_fragments(self, message):
+        """A screen hears a change's topics with its fragments (one message per change)."""
         with self._changed:
             self.fragments.append(message)
+            for topic in message["topics"]:
+                self.changed.append({"topic": topic, "site_id": message["site_id"]})
             self._changed.notify_all()
 
     def wait_for_fragments(self, count: int) -> list[dict]:

@@ -40,10 +40,6 @@ def _pushed(socket) -> dict:
     return messages[-1]["args"][0]
 
 
-def _pushes(socket) -> list[dict]:
-    return [m["args"][0] for m in socket.get_received() if m["name"] == "fragments"]
-
-
 _VERSION = re.compile(r' data-version="\d*"')
 
 
@@ -92,8 +88,11 @@ def test_a_screen_that_only_applies_pushes_shows_what_a_get_answers(floor, clien
         if visit is None:
             visit = db.session.execute(db.select(Visit.id)).scalar_one()
         for prefix, socket in (("/floor", tablet), ("", watcher)):
-            pushes = _pushes(socket)
-            assert len(pushes) == 1, step
+            received = socket.get_received()
+            # One message per change and screen: the fragments it touched, and its topics.
+            assert [m["name"] for m in received] == ["fragments"], step
+            pushes = [m["args"][0] for m in received]
+            assert changed <= set(pushes[0]["topics"]), step
             assert {key.rsplit("-", 1)[0] for key in pushes[0]["html"]} == changed, step
             for key, html in pushes[0]["html"].items():
                 shown[prefix, key.rsplit("-", 1)[0]] = html
@@ -133,14 +132,19 @@ def test_a_pushed_fragment_is_what_the_get_answers_for_that_screen(floor, client
     assert 'data-testid="left-queue"' not in pushed[""]["html"][queue]
 
 
-def test_a_change_no_fragment_shows_pushes_nothing_and_asks_no_fetch(floor, socket_client):
+def test_a_change_no_fragment_shows_brings_its_topic_and_nothing_to_fetch(
+        floor, socket_client):
     watcher = socket_client(auth={"view": "watch"})
-    watcher.get_received()
+    integration = socket_client(auth={"view": "none"})  # shows no fragments: plain hints
+    watcher.get_received(), integration.get_received()
     live.announce(floor.id, "stock")
     received = watcher.get_received()
-    assert [m["name"] for m in received] == ["changed"]
-    assert received[0]["args"][0]["topic"] == "stock"
-    assert received[0]["args"][0]["pushed"] is True  # nothing on the board to re-fetch
+    assert [m["name"] for m in received] == ["fragments"]
+    assert received[0]["args"][0]["topics"] == ["stock"]  # the stock page re-fetches on it
+    assert received[0]["args"][0]["html"] == {}  # nothing on the board changed
+    hints = integration.get_received()
+    assert [(m["name"], m["args"][0]["topic"], m["args"][0]["pushed"]) for m in hints] == [
+        ("changed", "stock", True)]
 
 
 def test_each_push_carries_a_higher_version(floor, socket_client):
@@ -164,8 +168,11 @@ def test_a_supervisors_dashboard_gets_todays_figures_as_its_get_answers(
     dashboard.get_received()
     service.check_in(site, code="M-WXYZ-1990", handle=None, actor=ACTOR,
                      actor_roles={"nurse"}, now=FIXED_NOW)
-    pushed = [m["args"][0]["html"] for m in dashboard.get_received() if m["name"] == "fragments"]
-    today = next(html for html in pushed if f"today-{site.id}" in html)[f"today-{site.id}"]
+    received = dashboard.get_received()
+    assert [m["name"] for m in received] == ["fragments"]  # the queue and figures, together
+    pushed = received[0]["args"][0]["html"]
+    assert set(pushed) == {f"queue-{site.id}", f"today-{site.id}"}
+    today = pushed[f"today-{site.id}"]
     assert today == client.get(f"/sites/{site.slug}/today",
                                headers=HTMX).get_data(as_text=True)
     assert 'data-testid="figure-visits">1<' in today

@@ -114,8 +114,11 @@ def render_live_fragments(site_id: int, topics, audiences) -> tuple[int | None, 
     return board["version"], html
 
 
+# Each kind of screen: the audiences whose fragments it shows, and who may open it.
 live.register_fragments(render_live_fragments, {
-    "floor": FLOOR, "watch": WATCHERS, "figures": (Role.SUPERVISOR, Role.ADMIN)})
+    "floor": (("floor",), FLOOR),
+    "dashboard": (("watch", "figures"), (Role.SUPERVISOR, Role.ADMIN)),
+    "watch": (("watch",), WATCHERS)})
 
 
 # --- Time on screen: the first render; srs.js ticks on from the data- timestamps ------------
