@@ -6,6 +6,7 @@ worker when ``SRS_SCHEDULER`` is on. ``flask --app app ...`` uses ``app`` for
 the CLI and starts nothing.
 """
 
+import gc
 import logging
 import sys
 import threading
@@ -36,6 +37,11 @@ def start_scheduler(flask_app):
 
 
 def _post_worker_init(_worker):
+    # What the worker holds from start-up (the app, its modules, templates, metadata) lives
+    # as long as it does: out of the collector's way, a full collection scans only what
+    # came after, tens of milliseconds less of every screen and tablet waiting.
+    gc.collect()
+    gc.freeze()
     _worker.srs_scheduler = start_scheduler(app)
 
 

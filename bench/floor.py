@@ -1146,7 +1146,9 @@ def parse_args(argv=None):
                     "Flask + Socket.IO baseline.")
     parser.add_argument("--tablets", type=int, default=30, help="simulated tablets (30)")
     parser.add_argument("--screens", type=int, default=50, help="watching screens (50)")
-    parser.add_argument("--seconds", type=float, default=20, help="length of each phase (20)")
+    parser.add_argument("--seconds", type=float, default=60,
+                        help="length of each phase (60: about 360 taps, so that p95 and p99 "
+                             "rest on more than a handful)")
     parser.add_argument("--think-ms", type=float, default=5000,
                         help="a tablet's pause between taps, x0.5-1.5 at random (5000: 30 "
                              "tablets tap about 6 times a second); 0: every tablet taps as "

@@ -13,7 +13,7 @@ from functools import wraps
 
 from flask import g, make_response, request
 from flask_login import current_user
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import HTTPException
 
@@ -77,25 +77,40 @@ def _replay(row: IdempotentRequest):
 
 
 def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
-    """Record this request as in progress; return the earlier one if the key is taken."""
-    existing = db.session.execute(db.select(IdempotentRequest).filter_by(
-        staff_id=staff_id, key=key)).scalar_one_or_none()
-    if existing is not None and existing.status_code is None and (
-            now - existing.created_at > STALE_AFTER):
-        db.session.delete(existing)
-        db.session.flush()
-        existing = None
-    if existing is not None:
-        return existing
-    db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
-                                     path=request.path, created_at=now))
+    """Record this request as in progress; return the earlier one if the key is taken.
+
+    A new key (nearly every tap) costs one INSERT: the unique key says when it was used
+    before, or arrives twice at once.
+    """
+    def in_progress() -> IdempotentRequest:
+        return IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
+                                 path=request.path, created_at=now)
+
+    def taken() -> IdempotentRequest | None:
+        return db.session.execute(db.select(IdempotentRequest).filter_by(
+            staff_id=staff_id, key=key)).scalar_one_or_none()
+
+    db.session.add(in_progress())
     try:
         db.session.commit()
-    except exc.IntegrityError:  # the same key arrived twice at once
+        return None
+    except exc.IntegrityError:
         db.session.rollback()
-        return db.session.execute(db.select(IdempotentRequest).filter_by(
-            staff_id=staff_id, key=key)).scalar_one()
-    return None
+    existing = taken()
+    if existing is None or (existing.status_code is None
+                            and now - existing.created_at > STALE_AFTER):
+        # Forgotten since, or its request died mid-way: this one takes the key.
+        if existing is not None:
+            db.session.delete(existing)
+            db.session.flush()
+        db.session.add(in_progress())
+        try:
+            db.session.commit()
+            return None
+        except exc.IntegrityError:  # another repeat took it first
+            db.session.rollback()
+            existing = taken()
+    return existing
 
 
 def idempotent(view):
@@ -124,11 +139,12 @@ def idempotent(view):
         if response.status_code >= 500 or response.direct_passthrough:
             _forget(staff_id, key)
             return response
-        row = db.session.execute(db.select(IdempotentRequest).filter_by(
-            staff_id=staff_id, key=key)).scalar_one()
-        row.status_code = response.status_code
-        row.content_type = response.headers.get("Content-Type")
-        row.body = response.get_data(as_text=True)
+        db.session.execute(
+            update(IdempotentRequest).filter_by(staff_id=staff_id, key=key)
+            .values(status_code=response.status_code,
+                    content_type=response.headers.get("Content-Type"),
+                    body=response.get_data(as_text=True)),
+            execution_options={"synchronize_session": False})
         db.session.commit()
         return response
 

@@ -90,6 +90,7 @@ def init_app(app) -> None:
         logger=False,
         engineio_logger=False,
     )
+    app.before_request(_tap_started)
     app.after_request(_announce_after_response)
     app.teardown_request(_announce_at_teardown)
 
@@ -285,7 +286,9 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
         version, fragments = None, {}
         kinds = _watched(site_id) if _renderer is not None else ()
         audiences = tuple(dict.fromkeys(a for kind in kinds for a in _screens[kind][0]))
+        deadline = time.monotonic() + TAP_WAIT_SECONDS
         if audiences:
+            _after_taps(deadline)
             try:
                 # Its own app context (and so its own database session), read-only (GET).
                 with app.app_context(), app.test_request_context(
@@ -295,6 +298,7 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
                 log.exception("rendering live fragments failed site=%s", site_id)
                 fragments = None
         try:
+            _after_taps(deadline)
             if version is None:
                 version = _feed(site_id).version or None
             if fragments is None:
@@ -316,6 +320,42 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
                               to=_screen_room(site_id, HINTS))
         except Exception:  # screens re-fetch everything when their socket comes back
             log.exception("announcing a change failed site=%s", site_id)
+
+
+# Taps come before screens. A worker runs one Python thread at a time: a tap answered while
+# the publisher renders shares the interpreter with it and takes twice as long. So the
+# publisher waits, before it reads and renders and again before it sends, until no write
+# request is running (at most TAP_WAIT_SECONDS per site, so that a stream of taps never
+# starves the screens).
+TAP_WAIT_SECONDS = 0.05
+_taps_lock = threading.Lock()
+_taps_running = 0
+
+
+def _is_tap() -> bool:
+    return request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.startswith(
+        "/socket.io")
+
+
+def _tap_started() -> None:
+    global _taps_running
+    if _is_tap():
+        with _taps_lock:
+            _taps_running += 1
+        g.srs_tap = True
+
+
+def _tap_ended() -> None:
+    global _taps_running
+    if g.pop("srs_tap", False):
+        with _taps_lock:
+            _taps_running -= 1
+
+
+def _after_taps(deadline: float) -> None:
+    """Sleep until no tap is running, or until ``deadline`` (time.monotonic())."""
+    while _taps_running > 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 # Requests hand their announcements to one publisher thread: a request thread (and the
@@ -383,6 +423,7 @@ def _announce_after_response(response):
 
 def _announce_at_teardown(_error=None):
     """A request that ended without a response still announces what it committed."""
+    _tap_ended()
     pending = g.pop("srs_announcements", None)
     if pending:
         _enqueue(current_app._get_current_object(), pending, request.script_root)

@@ -1,12 +1,16 @@
 """The floor through the JSON API: each operation, bad input, conflicts, idempotency."""
 
+from datetime import timedelta
+
 import pytest
 from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
 
-from srs.auth.models import AuditEvent
+from srs.auth.models import AuditEvent, Staff
 from srs.booths.models import Consumption, Visit
+from srs.common import utcnow
 from srs.extensions import db
+from srs.idempotency import STALE_AFTER, IdempotentRequest
 
 
 @pytest.fixture
@@ -155,3 +159,30 @@ def test_a_key_cannot_be_reused_for_another_action(api):
 def test_without_a_key_each_call_counts(api):
     api.check_in("F-ABCD-1984")
     assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}), 409)
+
+
+def _in_progress(api, key: str, *, started) -> None:
+    """A request with ``key`` that began at ``started`` and has not answered (yet, or ever:
+    the server died mid-way)."""
+    nurse = db.session.execute(db.select(Staff).filter_by(username="nina")).scalar_one()
+    db.session.add(IdempotentRequest(staff_id=nurse.id, key=key, method="POST",
+                                     path=f"/api/v1/sites/{api.site.id}/visits",
+                                     created_at=started))
+    db.session.commit()
+
+
+def test_a_repeat_while_the_first_is_still_running_is_told_to_wait(api):
+    _in_progress(api, "tap-4", started=utcnow())
+    body = assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-4"), 409)
+    assert "still being processed" in body["message"]
+    assert db.session.execute(db.select(db.func.count(Visit.id))).scalar() == 0
+
+
+def test_a_key_whose_request_died_mid_way_can_be_used_again(api):
+    _in_progress(api, "tap-5", started=utcnow() - STALE_AFTER - timedelta(seconds=1))
+    response = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-5")
+    assert response.status_code == 201, response.get_json()
+    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-5")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == response.get_json()
+    assert db.session.execute(db.select(db.func.count(Visit.id))).scalar() == 1

@@ -4,10 +4,12 @@ reads never queue behind a writer on SQLite; today's figures are counted by the 
 import re
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import ACTOR, make_booth, make_site, make_staff
+from routes import bearer
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
@@ -267,3 +269,69 @@ def test_todays_figures_match_a_hand_count(app):
         "visits": 4, "unique_clients": 3, "waiting_now": 1,
         "average_wait_minutes": round(sum(waits) / len(waits) / 60, 1),
         "booths_in_use": 1, "booths_total": 3}
+
+
+def test_screens_hear_a_change_once_the_running_tap_is_answered(floor, app, socket_client,
+                                                                monkeypatch):
+    """The publisher leaves the worker to a tap being answered: another change reaches the
+    screens once that tap is done, or after TAP_WAIT_SECONDS should taps never stop."""
+    watcher = socket_client(auth={"view": "watch"})
+    watcher.get_received()
+    inside, release = threading.Event(), threading.Event()
+    check_in = service.check_in
+
+    def slow_check_in(*args, **kwargs):
+        inside.set()
+        release.wait(20)
+        return check_in(*args, **kwargs)
+
+    monkeypatch.setattr(service, "check_in", slow_check_in)
+    headers = bearer(make_staff(floor, role="nurse", username="tess"))
+    site_id, answers = floor.id, []
+    db.session.commit()  # this test's own session holds no lock while the tablets tap
+
+    def tap():
+        response = app.test_client().post(f"/api/v1/sites/{site_id}/visits", headers=headers,
+                                          json={"code": "F-WXYZ-1990"})
+        answers.append(response.status_code)
+        response.close()
+
+    def another_tablets_change():
+        with app.app_context():
+            live.announce(site_id, "board")
+
+    def pushed() -> list[dict]:
+        return [m["args"][0] for m in watcher.get_received() if m["name"] == "fragments"]
+
+    monkeypatch.setattr(live, "TAP_WAIT_SECONDS", 30.0)
+    tablet = threading.Thread(target=tap)
+    tablet.start()
+    try:
+        assert inside.wait(10)
+        other = threading.Thread(target=another_tablets_change)
+        other.start()  # another tablet's change, announced while the tap runs
+        time.sleep(0.5)
+        assert pushed() == [], "the screens waited for the tap"
+    finally:
+        release.set()
+    tablet.join(10)
+    other.join(10)
+    assert answers == [201]
+    assert live.wait_until_published()
+    assert any("board" in message["topics"] for message in pushed())
+
+    # A tap that never ends holds the screens back no longer than TAP_WAIT_SECONDS.
+    monkeypatch.setattr(live, "TAP_WAIT_SECONDS", 0.3)
+    inside.clear(), release.clear()
+    tablet = threading.Thread(target=tap)
+    tablet.start()
+    try:
+        assert inside.wait(10)
+        started = time.monotonic()
+        live.announce(site_id, "board")
+        waited = time.monotonic() - started
+        assert 0.25 <= waited < 10
+        assert [message["topics"] for message in pushed()] == [["board"]]
+    finally:
+        release.set()
+        tablet.join(10)
