@@ -173,8 +173,8 @@ def on_connect(auth=None):
 
 HINTS = "hints"
 # Which screen rooms a view may join, in order of preference (the first its role allows).
-_VIEW_SCREENS = {"floor": ("floor",), "watch": ("dashboard", "watch"),
-                 None: ("dashboard", "watch")}
+# A socket that names no view (an integration) hears the plain hints.
+_VIEW_SCREENS = {"floor": ("floor",), "watch": ("dashboard", "watch")}
 
 class _Feed:
     """One site's version counter and read lock."""
