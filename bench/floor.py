@@ -354,14 +354,14 @@ def html_board(fragments: dict[str, str], booths: list[int]) -> dict:
         return {"id": int(visit_id), "client": {"code": code.group(1) if code else ""}, **more}
 
     parts = {}
-    tiles = []
-    for booth_id, state, visit_id, inner in _TILE.findall(board or ""):
-        tile = {"id": int(booth_id), "state": state, "visit": None}
-        if visit_id:
-            used = 'data-testid="booth-use"' in inner
-            tile["visit"] = visit(visit_id, inner, consumptions=[{}] if used else [])
-        tiles.append(tile)
     if board is not None:
+        tiles = []
+        for booth_id, state, visit_id, inner in _TILE.findall(board):
+            tile = {"id": int(booth_id), "state": state, "visit": None}
+            if visit_id:
+                used = 'data-testid="booth-use"' in inner
+                tile["visit"] = visit(visit_id, inner, consumptions=[{}] if used else [])
+            tiles.append(tile)
         parts["booths"] = tiles
     if queue is not None:
         parts["queue"] = [visit(v, inner) for v, inner in _QUEUE_ITEM.findall(queue)]

@@ -27,7 +27,7 @@ from flask_socketio import ConnectionRefusedError, join_room
 from sqlalchemy import make_url
 
 from srs.common import utcnow
-from srs.extensions import db, socketio
+from srs.extensions import READ_METHODS, db, socketio
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +333,7 @@ _taps_running = 0
 
 
 def _is_tap() -> bool:
-    return request.method not in ("GET", "HEAD", "OPTIONS") and not request.path.startswith(
-        "/socket.io")
+    return request.method not in READ_METHODS and not request.path.startswith("/socket.io")
 
 
 def _tap_started() -> None:

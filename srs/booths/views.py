@@ -97,10 +97,13 @@ FRAGMENT_TOPICS = {
 def render_live_fragments(site_id: int, topics, audiences) -> tuple[int | None, dict]:
     """Render, once per audience in ``audiences``, the fragments that ``topics`` changed,
     from one new versioned read; ``(None, {})`` when they changed none."""
-    wanted = {audience: [(name, template) for name, template in LIVE_FRAGMENTS[audience]
-                         if FRAGMENT_TOPICS[name] & set(topics)]
-              for audience in audiences if audience in LIVE_FRAGMENTS}
-    wanted = {audience: fragments for audience, fragments in wanted.items() if fragments}
+    topics = set(topics)
+    wanted = {}
+    for audience in audiences:
+        touched = [(name, template) for name, template in LIVE_FRAGMENTS[audience]
+                   if FRAGMENT_TOPICS[name] & topics]
+        if touched:
+            wanted[audience] = touched
     if not wanted:
         return None, {}
     site = db.session.get(Site, site_id)
