@@ -2,9 +2,9 @@
 
 Every state-changing form renders a fresh key in a hidden ``idempotency_key``
 field (``new_idempotency_key()`` in templates); API callers send an
-``Idempotency-Key`` header. The first request with a key is recorded and its
-answer kept; a repeat with the same key gets that answer back and changes
-nothing.
+``Idempotency-Key`` header. The first request with a key is recorded, in the
+transaction of what it records, and its answer kept; a repeat with the same
+key gets that answer back and changes nothing.
 """
 
 import uuid
@@ -21,8 +21,6 @@ from srs.common import UTCDateTime, utcnow
 from srs.errors import Conflict, DomainError, Invalid, handle_domain_error, handle_http_exception
 from srs.extensions import db
 
-# A request still marked in progress after this long died mid-way: its key may be reused.
-STALE_AFTER = timedelta(seconds=60)
 MAX_KEY_LENGTH = 80
 
 
@@ -68,7 +66,10 @@ def _replay(row: IdempotentRequest):
         raise Invalid("This idempotency key was used for another action.", {
             "Idempotency-Key": ["Send a new key for each action."]})
     if row.status_code is None:
-        raise Conflict("This action is still being processed; wait a moment.")
+        # The key is claimed in the action's own transaction: the action is recorded, and its
+        # answer is being kept (or never was, if the server stopped in between). Never again.
+        raise Conflict("This action is already recorded; its answer is not ready. Reload to "
+                       "see where things are now.")
     response = make_response(row.body or "", row.status_code)
     if row.content_type:
         response.headers["Content-Type"] = row.content_type
@@ -77,40 +78,46 @@ def _replay(row: IdempotentRequest):
 
 
 def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
-    """Record this request as in progress; return the earlier one if the key is taken.
+    """Claim the key in the transaction the action will commit; return the earlier request
+    if the key is taken.
 
-    A new key (nearly every tap) costs one INSERT: the unique key says when it was used
-    before, or arrives twice at once.
+    A new key (nearly every tap) costs one INSERT and no commit of its own: the claim and
+    what the action records commit together, so a claimed key always means a recorded
+    action. A repeat arriving meanwhile waits on the unique key (SQLite: on the write
+    lock) until the first commits, then finds it.
     """
-    def in_progress() -> IdempotentRequest:
-        return IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
-                                 path=request.path, created_at=now)
-
-    def taken() -> IdempotentRequest | None:
-        return db.session.execute(db.select(IdempotentRequest).filter_by(
+    for _attempt in range(2):
+        db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
+                                         path=request.path, created_at=now))
+        try:
+            db.session.flush()
+            return None
+        except exc.IntegrityError:
+            db.session.rollback()
+        earlier = db.session.execute(db.select(IdempotentRequest).filter_by(
             staff_id=staff_id, key=key)).scalar_one_or_none()
+        if earlier is not None:
+            return earlier
+        # Forgotten in between (its request failed on the server): claim it again.
+    raise Conflict("This action is being tried again elsewhere; wait a moment.")
 
-    db.session.add(in_progress())
+
+def _keep(staff_id: int, key: str, now: datetime, response) -> None:
+    """Keep the answer with the key. A refusal rolled the claim back with the action: the
+    key is then claimed again, with its answer, in one INSERT."""
+    answer = {"status_code": response.status_code,
+              "content_type": response.headers.get("Content-Type"),
+              "body": response.get_data(as_text=True)}
+    kept = db.session.execute(
+        update(IdempotentRequest).filter_by(staff_id=staff_id, key=key).values(**answer),
+        execution_options={"synchronize_session": False})
+    if kept.rowcount == 0:
+        db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
+                                         path=request.path, created_at=now, **answer))
     try:
         db.session.commit()
-        return None
-    except exc.IntegrityError:
+    except exc.IntegrityError:  # a repeat claimed the key between the refusal and here
         db.session.rollback()
-    existing = taken()
-    if existing is None or (existing.status_code is None
-                            and now - existing.created_at > STALE_AFTER):
-        # Forgotten since, or its request died mid-way: this one takes the key.
-        if existing is not None:
-            db.session.delete(existing)
-            db.session.flush()
-        db.session.add(in_progress())
-        try:
-            db.session.commit()
-            return None
-        except exc.IntegrityError:  # another repeat took it first
-            db.session.rollback()
-            existing = taken()
-    return existing
 
 
 def idempotent(view):
@@ -121,7 +128,8 @@ def idempotent(view):
         key, staff_id = _key(), _staff_id()
         if key is None or staff_id is None:
             return view(*args, **kwargs)
-        earlier = _claim(staff_id, key, utcnow())
+        now = utcnow()
+        earlier = _claim(staff_id, key, now)
         if earlier is not None:
             return _replay(earlier)
         try:
@@ -133,26 +141,24 @@ def idempotent(view):
             db.session.rollback()
             response = make_response(handle_http_exception(error))
         except Exception:
+            # The key stays claimed only if the action committed: a retry then hears that it
+            # is recorded; otherwise the rollback freed the key with the rest.
             db.session.rollback()
-            _forget(staff_id, key)
             raise
-        if response.status_code >= 500 or response.direct_passthrough:
+        if response.status_code >= 500:
+            db.session.rollback()
+            return response
+        if response.direct_passthrough:  # a streamed answer cannot be kept
             _forget(staff_id, key)
             return response
-        db.session.execute(
-            update(IdempotentRequest).filter_by(staff_id=staff_id, key=key)
-            .values(status_code=response.status_code,
-                    content_type=response.headers.get("Content-Type"),
-                    body=response.get_data(as_text=True)),
-            execution_options={"synchronize_session": False})
-        db.session.commit()
+        _keep(staff_id, key, now, response)
         return response
 
     return wrapped
 
 
 def _forget(staff_id: int, key: str) -> None:
-    """A request that failed on the server may be tried again with the same key."""
+    """A request whose answer cannot be kept may be made again with the same key."""
     db.session.execute(db.delete(IdempotentRequest).filter_by(staff_id=staff_id, key=key))
     db.session.commit()
 

@@ -10,7 +10,7 @@ from srs.auth.models import AuditEvent, Staff
 from srs.booths.models import Consumption, Visit
 from srs.common import utcnow
 from srs.extensions import db
-from srs.idempotency import STALE_AFTER, IdempotentRequest
+from srs.idempotency import IdempotentRequest
 
 
 @pytest.fixture
@@ -161,9 +161,9 @@ def test_without_a_key_each_call_counts(api):
     assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}), 409)
 
 
-def _in_progress(api, key: str, *, started) -> None:
-    """A request with ``key`` that began at ``started`` and has not answered (yet, or ever:
-    the server died mid-way)."""
+def _claimed_unanswered(api, key: str, *, started) -> None:
+    """A request with ``key`` whose action committed at ``started`` and whose answer is not
+    kept: it is being kept right now, or the server stopped in between."""
     nurse = db.session.execute(db.select(Staff).filter_by(username="nina")).scalar_one()
     db.session.add(IdempotentRequest(staff_id=nurse.id, key=key, method="POST",
                                      path=f"/api/v1/sites/{api.site.id}/visits",
@@ -171,18 +171,70 @@ def _in_progress(api, key: str, *, started) -> None:
     db.session.commit()
 
 
-def test_a_repeat_while_the_first_is_still_running_is_told_to_wait(api):
-    _in_progress(api, "tap-4", started=utcnow())
+@pytest.mark.parametrize("age", [timedelta(0), timedelta(days=1)], ids=["now", "a-day-ago"])
+def test_a_claimed_key_without_its_answer_is_never_acted_on_again(api, age):
+    _claimed_unanswered(api, "tap-4", started=utcnow() - age)
     body = assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-4"), 409)
-    assert "still being processed" in body["message"]
+    assert "already recorded" in body["message"]
     assert db.session.execute(db.select(db.func.count(Visit.id))).scalar() == 0
 
 
-def test_a_key_whose_request_died_mid_way_can_be_used_again(api):
-    _in_progress(api, "tap-5", started=utcnow() - STALE_AFTER - timedelta(seconds=1))
-    response = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-5")
-    assert response.status_code == 201, response.get_json()
-    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-5")
+def _check_in_failing(monkeypatch, *, after_commit: bool) -> None:
+    from srs.booths import service
+
+    real_check_in = service.check_in
+
+    def failing(*args, **kwargs):
+        if after_commit:
+            real_check_in(*args, **kwargs)
+        raise RuntimeError("the server failed")
+
+    monkeypatch.setattr(service, "check_in", failing)
+
+
+def _visits() -> int:
+    db.session.rollback()
+    return db.session.execute(db.select(db.func.count(Visit.id))).scalar()
+
+
+def test_a_tap_that_fails_before_recording_anything_can_be_tried_again(api, app, monkeypatch):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    _check_in_failing(monkeypatch, after_commit=False)
+    assert api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-6").status_code == 500
+    monkeypatch.undo()
+    assert _visits() == 0
+    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-6")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert _visits() == 1
+
+
+def test_a_tap_that_fails_after_its_action_committed_is_not_acted_on_twice(api, app,
+                                                                          monkeypatch):
+    """The key commits with what the action records: a retry after a failure that came
+    later is told the action is recorded, and checks nobody in twice."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    _check_in_failing(monkeypatch, after_commit=True)
+    assert api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7").status_code == 500
+    monkeypatch.undo()
+    assert _visits() == 1
+    body = assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7"), 409)
+    assert "already recorded" in body["message"]
+    assert _visits() == 1
+
+
+def test_a_refusal_after_an_audited_read_is_kept_once(api):
+    """Checking in a restricted client commits the audited read of the record, then refuses:
+    a repeat gets the same refusal and the read is audited once."""
+    from factories import make_client
+
+    make_client(code="F-ABCD-1984").restricted_until = utcnow().date() + timedelta(days=3)
+    db.session.commit()
+    first = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-8")
+    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-8")
+    assert first.status_code == again.status_code == 403
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert again.get_json() == response.get_json()
-    assert db.session.execute(db.select(db.func.count(Visit.id))).scalar() == 1
+    assert first.get_json() == again.get_json()
+    db.session.rollback()
+    reads = db.session.execute(db.select(db.func.count(AuditEvent.id)).filter_by(
+        action="client_viewed")).scalar()
+    assert reads == 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from srs import live
@@ -356,8 +357,11 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
     """Return the active staff member a bearer token belongs to, or None."""
     if not raw:
         return None
+    # One statement: the token, its holder and their roles (every API call checks a role).
     token = db.session.execute(
-        db.select(ApiToken).filter_by(token_hash=_hash_token(raw))).scalar_one_or_none()
+        db.select(ApiToken).filter_by(token_hash=_hash_token(raw))
+        .options(joinedload(ApiToken.staff).joinedload(Staff.roles))).unique() \
+        .scalar_one_or_none()
     if token is None or token.revoked_at is not None or not token.staff.active:
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
