@@ -77,6 +77,11 @@ def _replay(row: IdempotentRequest):
     return response
 
 
+def _row(staff_id: int, key: str, now: datetime, **answer) -> IdempotentRequest:
+    return IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
+                             path=request.path, created_at=now, **answer)
+
+
 def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
     """Claim the key in the transaction the action will commit; return the earlier request
     if the key is taken.
@@ -87,8 +92,7 @@ def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
     lock) until the first commits, then finds it.
     """
     for _attempt in range(2):
-        db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
-                                         path=request.path, created_at=now))
+        db.session.add(_row(staff_id, key, now))
         try:
             db.session.flush()
             return None
@@ -98,7 +102,8 @@ def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
             staff_id=staff_id, key=key)).scalar_one_or_none()
         if earlier is not None:
             return earlier
-        # Forgotten in between (its request failed on the server): claim it again.
+        # Forgotten in between (a streamed answer, or the hourly clean-up of old keys):
+        # claim it again.
     raise Conflict("This action is being tried again elsewhere; wait a moment.")
 
 
@@ -112,8 +117,7 @@ def _keep(staff_id: int, key: str, now: datetime, response) -> None:
         update(IdempotentRequest).filter_by(staff_id=staff_id, key=key).values(**answer),
         execution_options={"synchronize_session": False})
     if kept.rowcount == 0:
-        db.session.add(IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
-                                         path=request.path, created_at=now, **answer))
+        db.session.add(_row(staff_id, key, now, **answer))
     try:
         db.session.commit()
     except exc.IntegrityError:  # a repeat claimed the key between the refusal and here
