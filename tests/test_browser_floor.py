@@ -93,6 +93,9 @@ def check_in(tablet: Screen, code: str, handle: str | None = None) -> None:
         page.get_by_label("Handle").fill(handle)
     tap(page.get_by_test_id("checkin-submit"))
     expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
+    # The referral offers load into the check-in panel after it and push the queue down:
+    # tap nothing below until they are in (a tap during the shift lands on something else).
+    expect(page.locator('#checkin [hx-trigger="load"]')).to_have_count(0)
 
 
 def assign(tablet: Screen, code: str, booth: str) -> None:
@@ -209,6 +212,7 @@ def test_a_refusal_shows_in_the_flash_and_the_tablet_catches_up(
     tablet, page = tablet_screen, tablet_screen.page
     check_in(tablet, "F-ABCD-1984")
     tap(tablet.fragment("queue").locator('[data-code="F-ABCD-1984"]'))
+    expect(page.locator("[data-assign-hint]")).to_contain_text("F-ABCD-1984")
     # Meanwhile another tablet takes B1, and no hint reaches this one before the tap.
     page.evaluate("() => window.srsSocket.disconnect()")
     booth = site.booths[0]
