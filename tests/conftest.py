@@ -5,6 +5,7 @@ PostgreSQL URL to run the same suite there (each test session gets its own
 throw-away databases on that server).
 """
 
+import contextlib
 import contextvars
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from flask import has_app_context
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, make_url, text
 
 from srs import create_app
 from srs.extensions import db, limiter, socketio
@@ -41,7 +42,6 @@ class Databases:
         self.tmp_root = tmp_root
         self.created: list[str] = []
         self._template: str | None = None
-        self._created_template: str | None = None
 
     def new(self, label: str) -> str:
         if not ON_POSTGRES:
@@ -54,20 +54,6 @@ class Databases:
         self.created.append(name)
         return make_url(BASE_DATABASE_URL).set(database=name).render_as_string(
             hide_password=False)
-
-    def fill_created(self, url: str) -> None:
-        """Give the SQLite database at ``url`` every table: a copy of one made per session
-        (creating forty-odd tables for each test would cost a second a test)."""
-        if self._created_template is None:
-            self._created_template = self.new("created")
-            engine = create_engine(self._created_template)
-            db.metadata.create_all(engine)
-            engine.dispose()
-        source = sqlite3.connect(make_url(self._created_template).database)
-        target = sqlite3.connect(make_url(url).database)
-        source.backup(target)
-        source.close()
-        target.close()
 
     def new_migrated(self, label: str) -> str:
         """An empty database at the latest migration, copied from one migrated per session."""
@@ -129,17 +115,141 @@ def app_config(database_url: str, **extra) -> dict:
     return config
 
 
+# --- In-process tests: one app per configuration, each test rolled back -------------------
+#
+# Building an app costs a fifth of a second and a database copy more, so the suite builds one
+# app per distinct configuration and one schema per session. Each test runs inside a
+# transaction of one connection that is rolled back at its end: every session the app opens
+# (the test's own, each request's) joins that transaction through a savepoint, so a
+# ``commit()`` in the app releases a savepoint and the test's rollback undoes it all. A module
+# can build data once for all its tests (``rolled_back`` around a module fixture): each test
+# then runs in a savepoint of the module's transaction. A test whose code runs on other
+# threads or other connections (a publisher rendering beside a tap, a second engine, the
+# scheduler's lock) is marked ``commits``: it gets real commits, and the tables are emptied
+# after it.
+
+# Sessions join a connection's transaction through a savepoint (no effect on an engine).
+db.session.session_factory.configure(join_transaction_mode="create_savepoint")
+
+
+class SharedApps:
+    """One app per distinct test configuration, all on the session's one schema."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._apps: dict[tuple, object] = {}
+        self._engines = None
+
+    def get(self, **extra):
+        key = tuple(sorted((name, repr(value)) for name, value in extra.items()))
+        app = self._apps.get(key)
+        if app is None:
+            app = create_app(app_config(self.url, **extra))
+            app.test_client_class = IsolatedClient
+            with app.app_context():
+                if self._engines is None:
+                    self._engines = db.engines
+                    db.metadata.create_all(db.engine)
+                elif "SQLALCHEMY_DATABASE_URI" not in extra \
+                        and "SQLALCHEMY_ENGINE_OPTIONS" not in extra:
+                    # One pool for every configuration: a transaction held by one is the
+                    # transaction of all (on SQLite a second connection would wait for it).
+                    for engine in db.engines.values():
+                        engine.dispose()
+                    db._app_engines[app] = self._engines
+            self._apps[key] = app
+        return app
+
+
 @pytest.fixture(scope="session")
-def _postgres_schema(databases):
-    """On PostgreSQL, build the schema once per session; tests truncate after themselves."""
-    if not ON_POSTGRES:
-        return None
+def shared_apps(databases) -> SharedApps:
     url = databases.new("unit")
-    app = create_app(app_config(url))
+    apps = SharedApps(url)
+    yield apps
+    for app in apps._apps.values():
+        with app.app_context():
+            for engine in db.engines.values():
+                if isinstance(engine, Engine):
+                    engine.dispose()
+
+
+@contextlib.contextmanager
+def rolled_back(app):
+    """Run the block inside ``app``'s context, in a transaction rolled back at its end.
+
+    Nested inside another ``rolled_back`` of the same app (a module's data), the block runs
+    in a savepoint of the outer transaction.
+    """
     with app.app_context():
-        db.create_all()
-        db.engine.dispose()
-    return url
+        engines = db.engines
+        bound = engines[None]
+        if isinstance(bound, Connection):
+            connection, transaction = bound, bound.begin_nested()
+        else:
+            connection = bound.connect()
+            transaction = connection.begin()
+            engines[None] = connection
+        saved_config = dict(app.config)
+        limiter.reset()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            transaction.rollback()
+            if connection is not bound:
+                engines[None] = bound
+                connection.close()
+            app.config.clear()
+            app.config.update(saved_config)
+
+
+def _empty_tables(app) -> None:
+    """After a test that committed for real: every table as a new schema has it."""
+    with app.app_context():
+        db.session.remove()
+        tables = db.metadata.sorted_tables
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                names = ", ".join(f'"{t.name}"' for t in tables)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                # The audit trail's append-only triggers stand aside while the rows go.
+                triggers = conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
+                for name, _sql in triggers:
+                    conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+                for table in reversed(tables):
+                    conn.execute(table.delete())
+                for _name, sql in triggers:
+                    conn.exec_driver_sql(sql)
+
+
+@contextlib.contextmanager
+def isolated(app, request):
+    """The isolation a test asked for: rolled back, or real commits emptied afterwards."""
+    if request.node.get_closest_marker("commits") is None:
+        with rolled_back(app):
+            yield app
+        return
+    with app.app_context():
+        saved_config = dict(app.config)
+        limiter.reset()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            app.config.clear()
+            app.config.update(saved_config)
+    _empty_tables(app)
+
+
+@pytest.fixture(scope="module")
+def kept_floor(shared_apps):
+    """The matrices' floor, staff and tokens, built once per module (see routes.KeptFloor)."""
+    from routes import KeptFloor
+
+    with rolled_back(shared_apps.get()):
+        yield KeptFloor()
 
 
 class IsolatedClient(FlaskClient):
@@ -159,22 +269,20 @@ class IsolatedClient(FlaskClient):
 
 
 @pytest.fixture
-def app(databases, _postgres_schema, request):
-    url = _postgres_schema or databases.new("unit")
-    extra = getattr(request, "param", None) or {}
-    app = create_app(app_config(url, **extra))
-    app.test_client_class = IsolatedClient
-    if not ON_POSTGRES:
-        databases.fill_created(url)  # after create_app: every model is imported by now
-    with app.app_context():
-        limiter.reset()
-        yield app
-        db.session.remove()
-        if ON_POSTGRES:
-            tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            with db.engine.begin() as conn:
-                conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
+def app(shared_apps, request):
+    """The shared app with the default test configuration, isolated for this test."""
+    with isolated(shared_apps.get(), request) as isolated_app:
+        yield isolated_app
+
+
+@pytest.fixture
+def app_with(shared_apps, request):
+    """``app_with(**config)``: the shared app for that configuration, isolated for this test
+    (the first test to ask for a configuration pays for building its app)."""
+    with contextlib.ExitStack() as stack:
+        def make(**config):
+            return stack.enter_context(isolated(shared_apps.get(**config), request))
+        yield make
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import app_config
 from factories import ACTOR, PASSWORD, PIN, make_booth, make_site, make_staff
+from sqlalchemy import inspect
 
 from srs import create_app
 from srs.auth.access import ANY_STAFF
@@ -220,6 +221,61 @@ def make_floor() -> SimpleNamespace:
                            url_values={"response_id": response.id, "lot_id": lot.id,
                                        "intervention_id": dose.id, "finding_id": finding.id},
                            incident=incident, packet=packet, factor=factor, principal=None)
+
+
+class _Ref:
+    """A record by class and primary key, to be read again in another test's session."""
+
+    def __init__(self, record):
+        self.model = type(record)
+        self.id = inspect(record).identity[0]  # no refresh: the key outlives expiry
+
+    def load(self):
+        return db.session.get(self.model, self.id)
+
+
+def _keep(value):
+    if isinstance(value, db.Model):
+        return _Ref(value)
+    if isinstance(value, dict):
+        return {key: _keep(item) for key, item in value.items()}
+    return value
+
+
+def _load(value):
+    if isinstance(value, _Ref):
+        return value.load()
+    if isinstance(value, dict):
+        return {key: _load(item) for key, item in value.items()}
+    return value
+
+
+class KeptFloor:
+    """``make_floor()`` built once for a module, with a staff member and an API token for
+    every principal and one person holding every role at the floor's site (``everyone``).
+
+    Build it inside a module's ``rolled_back`` transaction; each test, in its savepoint of
+    that transaction, reads its own copy with ``load()``.
+    """
+
+    def __init__(self):
+        floor = make_floor()
+        self._staff = {principal: make_principal(floor, principal) for principal in PRINCIPALS}
+        self.tokens = {principal: bearer(staff) if staff else {}
+                       for principal, staff in self._staff.items()}
+        floor.principal = None
+        floor.everyone = make_staff(roles=[(floor.site, role.value) for role in Role])
+        self.everyone_token = bearer(floor.everyone)
+        self._floor = _keep(vars(floor))
+        self._staff = _keep(self._staff)
+
+    def load(self, principal: str | None = None) -> SimpleNamespace:
+        """This test's floor; with ``principal``, ``floor.principal`` is that staff member
+        (None for anonymous), as ``make_principal`` leaves it."""
+        floor = SimpleNamespace(**_load(self._floor))
+        if principal is not None:
+            floor.principal = _load(self._staff[principal])
+        return floor
 
 
 def _report(site, staff, *, submitted: bool):

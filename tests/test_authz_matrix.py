@@ -16,10 +16,7 @@ from routes import (
     UNDECLARED_PUBLIC,
     api_body,
     assert_api_error,
-    bearer,
     declared_roles,
-    make_floor,
-    make_principal,
     may_call,
     redirect_path,
     routes,
@@ -62,15 +59,15 @@ def test_the_openapi_document_is_public(client):
 
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("route", MATRIX_ROUTES, ids=str)
-def test_authorization_matrix(app, client, auth, route, principal):
-    floor = make_floor()
-    staff = make_principal(floor, principal)
+def test_authorization_matrix(kept_floor, app, client, auth, route, principal):
+    floor = kept_floor.load(principal)
+    staff = floor.principal
     declared = declared_roles(app, route.endpoint)
     allowed = may_call(declared, principal, route)
     url = url_of(route, floor)
 
     if route.is_api:
-        headers = bearer(staff) if staff else {}
+        headers = kept_floor.tokens[principal]
         response = client.open(url, method=route.method, headers=headers,
                                json=api_body(route, floor))
     else:
@@ -106,13 +103,12 @@ def test_authorization_matrix(app, client, auth, route, principal):
         assert status == 403, f"{where}: {status}"
 
 
-def test_a_role_at_another_site_shows_nothing_of_this_site(client, auth):
-    floor = make_floor()
-    outsider = make_principal(floor, OTHER_SITE)
+def test_a_role_at_another_site_shows_nothing_of_this_site(kept_floor, client, auth):
+    outsider = kept_floor.load(OTHER_SITE).principal
     auth.login(outsider.username)
     page = client.get("/supervise")
     assert page.status_code == 200
     assert b"West" in page.data
     assert b"East" not in page.data
-    sites = client.get("/api/v1/sites", headers=bearer(outsider)).get_json()
+    sites = client.get("/api/v1/sites", headers=kept_floor.tokens[OTHER_SITE]).get_json()
     assert [s["slug"] for s in sites] == ["west"]

@@ -2,19 +2,17 @@
 
 import pytest
 from conftest import csrf_token
-from factories import PASSWORD, make_staff
+from factories import PASSWORD
 from routes import (
     FLOOR_NURSE,
     PAGE_FORMS,
     api_body,
     assert_api_error,
-    bearer,
-    make_floor,
     routes,
     url_of,
 )
 
-from srs.auth.models import AuditEvent, LoginSession, Role
+from srs.auth.models import AuditEvent, LoginSession
 from srs.extensions import db
 
 PAGE_POSTS = [r for r in routes() if not r.is_api and r.changes_state]
@@ -33,8 +31,9 @@ def open_session(staff) -> LoginSession:
 
 
 def sign_in_everywhere(floor, client, auth):
-    """Sign in a person holding every role at the floor's site, so no role check interferes."""
-    staff = make_staff(roles=[(floor.site, role.value) for role in Role])
+    """Sign in the person holding every role at the floor's site, so no role check
+    interferes."""
+    staff = floor.everyone
     assert auth.login(staff.username).status_code == 302
     assert client.get("/").status_code == 200  # a page: this session now holds its token
     floor.principal = staff  # routes naming "my own report" name one this person wrote
@@ -59,8 +58,9 @@ FROM_A_LOCKED_SCREEN = {"auth.unlock"}
 
 
 @pytest.mark.parametrize("route", PAGE_POSTS, ids=str)
-def test_every_form_post_refuses_a_missing_or_foreign_token(client, auth, route, bad_token):
-    floor = make_floor()
+def test_every_form_post_refuses_a_missing_or_foreign_token(kept_floor, client, auth, route,
+                                                            bad_token):
+    floor = kept_floor.load()
     staff = sign_in_everywhere(floor, client, auth)
     locked = route.endpoint in FROM_A_LOCKED_SCREEN
     if locked:
@@ -89,8 +89,7 @@ def test_every_form_post_refuses_a_missing_or_foreign_token(client, auth, route,
     assert accepted.status_code in (200, 204, 302, 303), accepted.get_data(as_text=True)
 
 
-def test_login_without_a_token_signs_nobody_in(client):
-    make_floor()
+def test_login_without_a_token_signs_nobody_in(kept_floor, client):
     response = client.post("/login", data={"username": FLOOR_NURSE, "password": PASSWORD})
     assert response.status_code == 400
     assert client.get("/").headers["Location"].startswith("/login")
@@ -98,9 +97,9 @@ def test_login_without_a_token_signs_nobody_in(client):
 
 @pytest.mark.parametrize("route", [r for r in PAGE_POSTS if r.endpoint in {
     s.endpoint for s in routes() if s.method == "HEAD"}], ids=str)
-def test_a_head_request_never_does_what_the_form_post_does(client, route):
+def test_a_head_request_never_does_what_the_form_post_does(kept_floor, client, route):
     """HEAD skips the CSRF check and the rate limits, so it must act as a GET does."""
-    floor = make_floor()
+    floor = kept_floor.load()
     audits = audit_count()
     response = client.open(url_of(route, floor), method="HEAD",
                            data=PAGE_FORMS.get(route.endpoint, {}))
@@ -109,8 +108,8 @@ def test_a_head_request_never_does_what_the_form_post_does(client, route):
     assert client.get("/").headers["Location"].startswith("/login"), "nobody signed in"
 
 
-def test_htmx_requests_may_send_the_token_in_a_header(client, auth):
-    floor = make_floor()
+def test_htmx_requests_may_send_the_token_in_a_header(kept_floor, client, auth):
+    floor = kept_floor.load()
     staff = sign_in_everywhere(floor, client, auth)
     token = csrf_token(client)
     response = client.post("/lock", headers={"X-CSRFToken": token, "HX-Request": "true"})
@@ -119,10 +118,10 @@ def test_htmx_requests_may_send_the_token_in_a_header(client, auth):
 
 
 @pytest.mark.parametrize("route", API_CHANGES, ids=str)
-def test_api_changes_need_a_bearer_token_not_a_csrf_token(client, auth, route):
-    floor = make_floor()
-    staff = sign_in_everywhere(floor, client, auth)
-    url, body, token = url_of(route, floor), api_body(route, floor), bearer(staff)
+def test_api_changes_need_a_bearer_token_not_a_csrf_token(kept_floor, client, auth, route):
+    floor = kept_floor.load()
+    sign_in_everywhere(floor, client, auth)
+    url, body, token = url_of(route, floor), api_body(route, floor), kept_floor.everyone_token
     audits = audit_count()
 
     # A signed-in browser's cookie, even with its CSRF token, is not an API credential.

@@ -50,6 +50,7 @@ def test_supervisor_sees_a_warning_when_no_scheduler_runs(client, auth):
     assert b"timer scheduler is not running" not in client.get("/supervise").data
 
 
+@pytest.mark.commits  # the scheduler's lock takes a connection of its own
 def test_second_scheduler_in_the_same_process_does_not_start(app):
     first, second = SchedulerService(app), SchedulerService(app)
     try:
@@ -123,6 +124,7 @@ def test_scheduler_started_twice_runs_once_and_the_standby_takes_over(scheduler_
             log.close()
 
 
+@pytest.mark.commits  # the scheduler's lock takes a connection of its own
 def test_a_scheduler_that_loses_its_lock_stops_and_waits(app):
     """On PostgreSQL the lock lives on one connection: if that dies, so does the right to run."""
     service = SchedulerService(app)

@@ -19,6 +19,10 @@ from srs.booths import views as booth_views
 from srs.booths.models import Booth, Visit
 from srs.extensions import db
 
+# The publisher renders on its own thread beside the test's taps, and a read is tried beside
+# a second connection's writer: real commits, not one rolled-back connection.
+pytestmark = pytest.mark.commits
+
 HTMX = {"HX-Request": "true"}
 # One moment for the push and the GET alike: their countdowns are then the same bytes.
 FIXED_NOW = datetime(2026, 3, 2, 15, 30, 12, 345000, tzinfo=UTC)

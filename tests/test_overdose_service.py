@@ -211,14 +211,14 @@ def test_closing_needs_an_outcome(site, actor, visit, outcome, note, field):
 ])
 def test_bad_readings_are_refused_on_the_field_and_nothing_is_saved(site, actor, boss, visit,
                                                                    data, field):
-    receive(site, boss)
+    lot_id = receive(site, boss).id
     response = start(site, actor, visit)
     with pytest.raises(Invalid) as refused:
         service.record_intervention(response, data, actor=actor, now=later(10))
     assert field in refused.value.errors
     db.session.rollback()
     assert db.session.scalar(db.select(db.func.count(Intervention.id))) == 0
-    assert db.session.get(NaloxoneLot, 1).quantity == 5
+    assert db.session.get(NaloxoneLot, lot_id).quantity == 5
 
 
 # --- The re-dose prompt ---------------------------------------------------------------------
