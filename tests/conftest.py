@@ -23,6 +23,7 @@ import pytest
 from flask import has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 from srs import create_app
 from srs.extensions import db, limiter, socketio
@@ -203,25 +204,25 @@ def rolled_back(app):
             app.config.update(saved_config)
 
 
-def _empty_tables(app) -> None:
-    """After a test that committed for real: every table as a new schema has it."""
-    with app.app_context():
-        db.session.remove()
-        tables = db.metadata.sorted_tables
-        with db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                names = ", ".join(f'"{t.name}"' for t in tables)
-                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            else:
-                # The audit trail's append-only triggers stand aside while the rows go.
-                triggers = conn.exec_driver_sql(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
-                for name, _sql in triggers:
-                    conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
-                for table in reversed(tables):
-                    conn.execute(table.delete())
-                for _name, sql in triggers:
-                    conn.exec_driver_sql(sql)
+def empty_database(url: str, *, keep: frozenset = frozenset()) -> None:
+    """Every table of SRS's schema emptied, as a new database has it (but ``keep``)."""
+    tables = [t for t in db.metadata.sorted_tables if t.name not in keep]
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            # The audit trail's append-only triggers stand aside while the rows go.
+            triggers = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
+            for name, _sql in triggers:
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+            for table in reversed(tables):
+                conn.execute(table.delete())
+            for _name, sql in triggers:
+                conn.exec_driver_sql(sql)
+    engine.dispose()
 
 
 @contextlib.contextmanager
@@ -240,7 +241,7 @@ def isolated(app, request):
             db.session.remove()
             app.config.clear()
             app.config.update(saved_config)
-    _empty_tables(app)
+    empty_database(app.config["SQLALCHEMY_DATABASE_URI"])
 
 
 @pytest.fixture(scope="module")
@@ -437,17 +438,44 @@ class LiveServer:
             self.log.close()
 
 
-@pytest.fixture
-def live_server(databases, tmp_path):
-    """A migrated database and the real server on it; ``.app`` writes test data to it."""
+# The scheduler's heartbeat is the running server's own: a new database has it within seconds.
+SERVER_OWN_TABLES = frozenset({"scheduler_heartbeat"})
+
+
+@pytest.fixture(scope="module")
+def module_server(databases, tmp_path_factory):
+    """One real server for a module's tests, on a migrated database of its own, with a test
+    app (``.app``) beside it. A test that kills or restarts its server starts its own."""
     url = databases.new_migrated("live")
-    server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
+    server = LiveServer(url, tmp_path_factory.mktemp("server") / "server.log",
+                        SRS_SCHEDULER="on")
     server.app = create_app(app_config(url, **BESIDE_A_SERVER))
-    with server.app.app_context():
-        yield server.start()
+    try:
+        # Given a long time to start: the machine may be busy with the other tests.
+        yield server.start(timeout=120)
+    finally:
         server.stop()
-        db.session.remove()
-        db.engine.dispose()
+        with server.app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(module_server):
+    """The module's real server, its database as new for each test: ``.app`` writes test
+    data to it, and every table is emptied after the test.
+
+    What the server keeps in memory carries over from test to test of a module: its rate
+    limits count every sign-in from this machine (20 a minute), as they would a day's.
+    """
+    if module_server.process.poll() is not None:  # a test before this one ended it
+        module_server.stop()
+        module_server.start(timeout=120)
+    with module_server.app.app_context():
+        try:
+            yield module_server
+        finally:
+            db.session.remove()
+    empty_database(module_server.database_url, keep=SERVER_OWN_TABLES)
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ supervisor's dashboard in a second context shows it live; then the draft holds t
 
 import pytest
 import requests
-from conftest import BESIDE_A_SERVER, LiveServer, app_config
 from factories import make_site, make_staff
 from live_helpers import LiveScreen, api_token, sign_in
 from playwright.sync_api import expect
 
-from srs import create_app
 from srs.auth.service import Actor
 from srs.booths import service as floor
 from srs.common import utcnow
@@ -21,21 +19,6 @@ STEP_MS = 5000  # the dashboard shows each step live (within 5 s on a busy share
 REDOSE_SECONDS = 10  # the shortest re-dose interval the settings allow
 # Taps and typing wait longer than the live updates: the machine may be shared and busy.
 ACTION_MS = 60_000
-
-
-@pytest.fixture
-def live_server(databases, tmp_path):
-    """The real server, as conftest's, but given longer to start on a busy machine."""
-    url = databases.new_migrated("live")
-    server = LiveServer(url, tmp_path / "server.log", SRS_SCHEDULER="on")
-    server.app = create_app(app_config(url, **BESIDE_A_SERVER))
-    with server.app.app_context():
-        try:
-            yield server.start(timeout=120)
-        finally:
-            server.stop()
-            db.session.remove()
-            db.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
