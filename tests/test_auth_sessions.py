@@ -6,11 +6,10 @@ from datetime import timedelta
 
 import itsdangerous
 import pytest
-from conftest import IsolatedClient, app_config, csrf_token
+from conftest import csrf_token
 from factories import PASSWORD, make_client, make_site, make_staff
 from sqlalchemy import exc
 
-from srs import create_app
 from srs.auth import service
 from srs.auth.models import AuditEvent, LoginSession
 from srs.booths.models import Client
@@ -100,20 +99,13 @@ def test_without_a_proxy_forwarded_headers_are_ignored(client):
     assert login.origin == "127.0.0.1"
 
 
-def test_behind_one_proxy_the_client_address_is_recorded(databases, monkeypatch):
-    monkeypatch.setenv("SRS_PROXY_HOPS", "1")
-    app = create_app(app_config(databases.new("proxy")))
-    with app.app_context():
-        db.create_all()
-        site = make_site()
-        make_staff(site, username="sam")
-        app.test_client_class = IsolatedClient
-        _login_from_behind(app.test_client(), "sam")
-        login = db.session.execute(db.select(AuditEvent).filter_by(action="login")).scalar_one()
-        assert login.origin == "203.0.113.9"
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+def test_behind_one_proxy_the_client_address_is_recorded(app_with):
+    app = app_with(SRS_PROXY_HOPS=1)
+    site = make_site()
+    make_staff(site, username="sam")
+    _login_from_behind(app.test_client(), "sam")
+    login = db.session.execute(db.select(AuditEvent).filter_by(action="login")).scalar_one()
+    assert login.origin == "203.0.113.9"
 
 
 def test_logged_failures_never_carry_client_codes(app, caplog):
