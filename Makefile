@@ -46,15 +46,20 @@ pdf-tools:
 		echo "Missing: run 'sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils'."; \
 	fi
 
+# pytest-xdist: one worker per core; every real-server test runs on one worker, one at a
+# time (tests/conftest.py groups them), while the others run the in-process tests.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
 ## Lint, then the whole suite, browser tests included.
 test: $(STAMP) browser pdf-tools
 	$(BIN)/ruff check srs tests app.py
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (SRS_TEST_DATABASE_URL overrides the server).
 test-postgres: $(STAMP) browser pdf-tools
 	SRS_TEST_DATABASE_URL=$${SRS_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		$(PYTEST) $(PYTEST_ARGS)
 
 ## The floor benchmark against the real server: BENCH_ARGS="--database-url postgresql+psycopg://...".
 .PHONY: bench

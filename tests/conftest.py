@@ -7,6 +7,7 @@ throw-away databases on that server).
 
 import contextlib
 import contextvars
+import itertools
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import pytest
 from flask import has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from srs import create_app
@@ -208,21 +210,43 @@ def empty_database(url: str, *, keep: frozenset = frozenset()) -> None:
     """Every table of SRS's schema emptied, as a new database has it (but ``keep``)."""
     tables = [t for t in db.metadata.sorted_tables if t.name not in keep]
     engine = create_engine(url, poolclass=NullPool)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    try:
+        if engine.dialect.name == "postgresql":
+            _truncate(engine, tables)
         else:
-            # The audit trail's append-only triggers stand aside while the rows go.
-            triggers = conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
-            for name, _sql in triggers:
-                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
-            for table in reversed(tables):
-                conn.execute(table.delete())
-            for _name, sql in triggers:
-                conn.exec_driver_sql(sql)
-    engine.dispose()
+            _delete_all(engine, tables)
+    finally:
+        engine.dispose()
+
+
+def _delete_all(engine, tables) -> None:
+    """DELETE every row on SQLite; the audit trail's append-only triggers stand aside."""
+    with engine.begin() as conn:
+        triggers = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
+        for name, _sql in triggers:
+            conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        for table in reversed(tables):
+            conn.execute(table.delete())
+        for _name, sql in triggers:
+            conn.exec_driver_sql(sql)
+
+
+def _truncate(engine, tables) -> None:
+    """TRUNCATE on PostgreSQL, beside a running server: its scheduler's and publisher's
+    transactions hold table locks for moments, so the TRUNCATE waits for each lock only
+    briefly (never long enough to deadlock with them) and tries again."""
+    names = ", ".join(f'"{t.name}"' for t in tables)
+    for attempt in itertools.count(1):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError:
+            if attempt >= 100:
+                raise
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -514,3 +538,11 @@ def tablet(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, has_touch=True)
     yield context
     context.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist's ``--dist loadgroup``, every real-server test runs on one worker,
+    one at a time, while the other worker runs the in-process tests."""
+    for item in items:
+        if item.get_closest_marker("live") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("live"))
