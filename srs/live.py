@@ -24,7 +24,8 @@ import socketio as socketio_pkg
 from flask import current_app, g, has_request_context, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
+from sqlalchemy.orm import Session
 
 from srs.common import utcnow
 from srs.extensions import READ_METHODS, db, socketio
@@ -236,13 +237,50 @@ def register_fragments(renderer, screens: dict[str, tuple[tuple[str, ...], tuple
     _screens = dict(screens)
 
 
+# --- After the unit of work -------------------------------------------------------------------
+#
+# What screens hear about a change waits for the change to commit: an announcement or an alarm
+# made while the database session has a transaction open is kept on the session and sent by
+# its commit; a rollback (or a session closed without a commit) drops it. So a caller may
+# announce as soon as it has made its change, and a refused or failed operation never tells a
+# screen about something that did not happen.
+
+_AFTER_COMMIT = "srs_after_commit"
+
+
+def after_commit(callback) -> None:
+    """Run ``callback()`` once the session's open transaction commits; never if it rolls
+    back. With no transaction open (everything is committed), run it at once."""
+    session = db.session()
+    if session.in_transaction():
+        session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+    else:
+        callback()
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, ()):
+        callback()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_uncommitted(session, transaction) -> None:
+    if transaction.parent is None:  # the unit of work itself, not a savepoint inside it
+        session.info.pop(_AFTER_COMMIT, None)
+
+
 def announce(site_id: int, topic: str) -> None:
-    """Tell every screen of a site that ``topic`` changed. Call after commit.
+    """Tell every screen of a site that ``topic`` changed, once the change commits.
 
     Inside a request the screens hear it once the response has gone out (the
     acting screen gets its answer first, and the idempotency record is kept
-    before anyone re-fetches); elsewhere (the scheduler, the CLI) at once.
+    before anyone re-fetches); elsewhere (the scheduler, the CLI) at the commit.
     """
+    after_commit(lambda: _announce_now(site_id, topic))
+
+
+def _announce_now(site_id: int, topic: str) -> None:
     if has_request_context():
         pending = g.get("srs_announcements")
         if pending is None:
@@ -436,7 +474,12 @@ def _publish_safely(app, announcements, script_root: str) -> None:
 
 
 def alarm(payload: dict, *, site_id: int, on_call_staff_id: int | None = None) -> None:
-    """Send an ``alert`` event to every screen of a site (and the on-call's). After commit."""
+    """Send an ``alert`` event to every screen of a site (and the on-call's), once the
+    change that raised it commits."""
+    after_commit(lambda: _sound_now(payload, site_id, on_call_staff_id))
+
+
+def _sound_now(payload: dict, site_id: int, on_call_staff_id: int | None) -> None:
     socketio.emit("alert", payload, to=_site_room(site_id))
     if on_call_staff_id is not None:
         socketio.emit("alert", {**payload, "on_call": True}, to=_staff_room(on_call_staff_id))

@@ -11,6 +11,7 @@ from srs.booths import alerts
 from srs.booths.models import ObservationCheck
 from srs.common import utcnow
 from srs.extensions import db
+from srs.overdose.models import OverdoseResponse
 
 
 @pytest.fixture
@@ -202,3 +203,36 @@ def test_level_three_reaches_the_on_call_supervisor_by_name(api, app, socket_cli
     events = [e for e in screen.get_received() if e["name"] == "alert"]
     assert any(e["args"][0].get("on_call") and e["args"][0]["level"] == 3 for e in events)
     assert all(e["args"][0]["visit_id"] == visit["id"] for e in events)
+
+
+def test_an_unresponsive_check_after_two_closed_responses_still_opens_the_console(
+        api, client, auth):
+    """The visit has used the form's two emergencies; an unresponsive client still gets a
+    console, and the check, its alarm and the response are stored together."""
+    visit = api.in_booth()
+    for _ in range(2):
+        started = api.call("POST", "/overdose-responses",
+                           {"kind": "opioid", "visit_id": visit["id"]})
+        assert started.status_code == 201, started.get_json()
+        closed = api.call("POST", f"/overdose-responses/{started.get_json()['id']}/close",
+                          {"outcome": "recovered_on_site"})
+        assert closed.status_code == 200, closed.get_json()
+    # A tap on Overdose is still told the form holds two (the nurse discharges and re-checks).
+    assert_api_error(api.call("POST", "/overdose-responses",
+                              {"kind": "opioid", "visit_id": visit["id"]}), 409)
+
+    auth.login("nina")
+    done = auth.post(f"/sites/east/floor/visits/{visit['id']}/check",
+                     {"status": "unresponsive"})
+
+    assert done.status_code == 200, done.get_data(as_text=True)
+    console = done.headers["HX-Redirect"]
+    assert "/overdose/" in console
+    page = client.get(console)
+    assert page.status_code == 200 and b"Naloxone" in page.data
+    db.session.rollback()  # read what the requests committed
+    responses = db.session.query(OverdoseResponse).filter_by(visit_id=visit["id"]).all()
+    assert len(responses) == 3 and [r.is_open for r in responses].count(True) == 1
+    assert db.session.query(ObservationCheck).count() == 1
+    open_alarms = api.call("GET", "/alerts").get_json()
+    assert [a["kind"] for a in open_alarms] == ["overdose"]  # the console took it over

@@ -219,14 +219,14 @@ def test_the_overdose_console_starts_a_draft_for_its_response(people):
     site, nurse = people["site"], people["nurse"]
     booth = make_booth(site, label="B9")
     client = make_client()
-    incident = service.create_draft_incident(
+    incident = service.draft_incident(
         site, type="overdose", occurred_at=NOW - timedelta(minutes=20), location="B9",
         narrative="Unresponsive after injecting; naloxone x2.", client_ids=[client.id],
         actor=actor(nurse), now=NOW, response_id=41)
     assert incident.stage == Stage.DRAFT and incident.response_id == 41
     assert incident.booth_id == booth.id and incident.clients == [client]
     assert incident.reported_by == nurse.id
-    elsewhere = service.create_draft_incident(
+    elsewhere = service.draft_incident(
         site, type="overdose", occurred_at=NOW, location="Washroom", narrative="",
         client_ids=[], actor=actor(nurse), now=NOW)
     assert elsewhere.booth_id is None and elsewhere.area == "Washroom"

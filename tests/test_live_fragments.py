@@ -144,6 +144,7 @@ def test_a_change_no_fragment_shows_brings_its_topic_and_nothing_to_fetch(
     integration = socket_client()  # names no view, shows no fragments: plain hints
     watcher.get_received(), integration.get_received()
     live.announce(floor.id, "stock")
+    db.session.commit()  # an announcement goes out with its change's commit
     received = watcher.get_received()
     assert [m["name"] for m in received] == ["fragments"]
     assert received[0]["args"][0]["topics"] == ["stock"]  # the stock page re-fetches on it
@@ -151,6 +152,27 @@ def test_a_change_no_fragment_shows_brings_its_topic_and_nothing_to_fetch(
     hints = integration.get_received()
     assert [(m["name"], m["args"][0]["topic"], m["args"][0]["pushed"]) for m in hints] == [
         ("changed", "stock", True)]
+
+
+def test_a_change_rolled_back_is_never_announced(floor, socket_client, monkeypatch):
+    """A refused or failed unit of work tells no screen about what did not happen."""
+    watcher = socket_client(auth={"view": "watch"})
+    integration = socket_client()
+    watcher.get_received(), integration.get_received()
+    live.announce(floor.id, "stock")
+    live.alarm({"id": 1, "kind": "unresponsive"}, site_id=floor.id)
+    db.session.rollback()
+    # A refusal inside the service rolls back its announcement with its change.
+    monkeypatch.setattr(service, "record", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("the audit write failed")))
+    with pytest.raises(RuntimeError):
+        service.check_in(floor, code="F-ABCD-1984", handle=None, actor=ACTOR,
+                         actor_roles={"nurse"}, now=FIXED_NOW)
+    db.session.rollback()
+    db.session.commit()  # a later commit does not send what was rolled back
+    assert live.wait_until_published()
+    assert watcher.get_received() == [] and integration.get_received() == []
+    assert db.session.scalar(db.select(db.func.count(Visit.id))) == 0
 
 
 def test_each_push_carries_a_higher_version(floor, socket_client):

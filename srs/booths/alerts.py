@@ -6,7 +6,8 @@ scheduler about every second, raises an alert for each that passed, escalates
 alerts nobody acknowledged, and re-sounds acknowledged high alarms that are
 still unresolved. Raising is idempotent (a unique key per subject, kind and due
 time; one row per level reached), so a scan run twice, or after a crash, raises
-nothing twice. Each function commits, then announces.
+nothing twice. Each function that is a tap or a job run announces, then commits once
+(``srs.unit``); raising and resolving never commit: the operation calling them does.
 
 Callers: booths views and the API (checks, acknowledgement), the floor's
 service (due times, resolution), the scheduler (scan).
@@ -26,6 +27,7 @@ from srs.auth.models import Staff
 from srs.auth.service import Actor, record
 from srs.booths.models import (
     ALERT_KINDS,
+    VISIT_CHANGED,
     Alert,
     AlertEscalation,
     CheckStatus,
@@ -39,6 +41,7 @@ from srs.errors import Conflict, NotFound
 from srs.extensions import db
 from srs.overdose.models import OverdoseResponse
 from srs.sites.models import Site
+from srs.unit import commit
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +174,16 @@ def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Ob
     db.session.flush()
     record(actor, "check_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"check": check.id, "status": data["status"]})
-    from srs.booths.service import _commit
-
-    _commit()
     sound(raised, site)
     live.announce(visit.site_id, floor_topic(visit.state))  # its tile or after-care row
     live.announce(visit.site_id, "alerts")
     if data["status"] == CheckStatus.UNRESPONSIVE:
-        from srs.overdose.service import start_response
+        from srs.overdose.service import open_response
 
-        check.opened_response, _new = start_response(
+        check.opened_response, _new = open_response(
             site, kind="opioid", visit=visit, source="check", actor=actor, now=now)
+    # The check, its alarms and the response it opened: one commit, or none of them.
+    commit(VISIT_CHANGED)
     return check
 
 
@@ -233,9 +235,9 @@ def acknowledge(alert: Alert, *, actor: Actor, now: datetime) -> Alert:
         raise _already(alert)
     record(actor, "alert_acknowledged", "alert", alert.id, site_id=alert.site_id, now=now,
            detail={"kind": alert.kind, "level": alert.level})
+    live.announce(alert.site_id, "alerts")
     db.session.commit()
     db.session.refresh(alert)
-    live.announce(alert.site_id, "alerts")
     return alert
 
 
@@ -332,7 +334,6 @@ def scan(*, now: datetime) -> ScanResult:
         if done:
             result.resounded.append(alert.id)
 
-    db.session.commit()
     if result:
         db.session.expire_all()
         alerts = db.session.execute(select(Alert).where(Alert.id.in_(
@@ -341,6 +342,8 @@ def scan(*, now: datetime) -> ScanResult:
             sound([alert], site_of(alert.site_id), resound=alert.id in result.resounded)
         for site_id in {a.site_id for a in alerts}:
             live.announce(site_id, "alerts")
+    db.session.commit()  # and with it the sounds and announcements above
+    if result:
         log.info("alert scan raised=%d escalated=%d resounded=%d ms=%.1f", len(result.raised),
                  len(result.escalated), len(result.resounded),
                  (time.perf_counter() - started) * 1000)

@@ -191,6 +191,11 @@ ROUTES_BY_BOOTH_KIND = {
 STRIP_RESULTS = {"positive": "Positive", "negative": "Negative", "not_done": "Not done"}
 
 
+# The 409 when someone else changed a visit first (its version moved on).
+VISIT_CHANGED = ("Someone else changed this visit a moment ago. The screen will show where "
+                 "it is now.")
+
+
 class Visit(db.Model):
     """One client's stay, from arrival to departure: the spine of the floor.
 

@@ -27,6 +27,7 @@ from srs.booths.models import (
     TOPIC_AFTERCARE,
     TOPIC_BOARD,
     TOPIC_QUEUE,
+    VISIT_CHANGED,
     Booth,
     BoothKind,
     BoothState,
@@ -40,6 +41,7 @@ from srs.booths.models import (
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
+from srs.unit import commit
 
 # A handle is a nickname: never a full name or a phone number.
 _PHONE = re.compile(r"(\d[\s().-]*){7,}")
@@ -277,19 +279,10 @@ def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_r
     if override_by:
         record(actor, "restriction_overridden", "client", client.id, site_id=site.id, now=now,
                detail={"visit": visit.id, "reason_given": True})
-    _commit()
     live.announce(site.id, TOPIC_QUEUE)
+    commit(VISIT_CHANGED)
     return visit
 
-
-def _commit() -> None:
-    """Commit, turning a lost race into a 409 rather than an overwrite."""
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict("Someone else changed this visit a moment ago. The screen will show "
-                       "where it is now.") from None
 
 
 def leave_queue(visit: Visit, *, reason: str, actor: Actor, now: datetime) -> Visit:
@@ -305,8 +298,8 @@ def leave_queue(visit: Visit, *, reason: str, actor: Actor, now: datetime) -> Vi
     visit.consumed = False
     record(actor, "visit_left_queue", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"reason": reason})
-    _commit()
     live.announce(visit.site_id, TOPIC_QUEUE)
+    commit(VISIT_CHANGED)
     return visit
 
 
@@ -345,9 +338,9 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
         raise _conflict(db.session.get(Visit, visit.id), "assign a booth") from None
     record(actor, "booth_assigned", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"booth": booth.id})
-    _commit()
     live.announce(visit.site_id, TOPIC_QUEUE)
     live.announce(visit.site_id, TOPIC_BOARD)
+    commit(VISIT_CHANGED)
     return visit
 
 
@@ -379,8 +372,8 @@ def record_consumption(visit: Visit, data: dict, *, actor: Actor, now: datetime)
     db.session.flush()
     record(actor, "consumption_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"consumption": entry.id})
-    _commit()
     live.announce(visit.site_id, TOPIC_BOARD)
+    commit(VISIT_CHANGED)
     return entry
 
 
@@ -397,10 +390,10 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
     visit.booth.needs_cleaning_since = now
     alerts.resolve_alerts(visit, why="left_booth", now=now, kinds=alerts.BOOTH_KINDS)
     record(actor, "observation_started", "visit", visit.id, site_id=visit.site_id, now=now)
-    _commit()
     live.announce(visit.site_id, TOPIC_BOARD)
     live.announce(visit.site_id, TOPIC_AFTERCARE)
     live.announce(visit.site_id, "alerts")
+    commit(VISIT_CHANGED)
     return visit
 
 
@@ -428,9 +421,9 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
     alerts.resolve_alerts(visit, why="discharged", now=now)
     record(actor, "visit_discharged", "visit", visit.id, site_id=visit.site_id, now=now,
            detail={"reason": reason})
-    _commit()
     live.announce(visit.site_id, left_from)
     live.announce(visit.site_id, "alerts")
+    commit(VISIT_CHANGED)
     return visit
 
 
@@ -441,8 +434,8 @@ def mark_booth_clean(booth: Booth, *, actor: Actor, now: datetime) -> Booth:
                        booth=booth.label, booth_state=booth.state_with(holder_of(booth)).value)
     booth.needs_cleaning_since = None
     record(actor, "booth_cleaned", "booth", booth.id, site_id=booth.site_id, now=now)
-    db.session.commit()
     live.announce(booth.site_id, TOPIC_BOARD)
+    db.session.commit()
     return booth
 
 
@@ -476,6 +469,6 @@ def set_booth_out_of_service(booth: Booth, *, reason: str | None, actor: Actor,
         booth.out_of_service_since = None
         action = "booth_back_in_service"
     record(actor, action, "booth", booth.id, site_id=booth.site_id, now=now)
-    db.session.commit()
     live.announce(booth.site_id, TOPIC_BOARD)
+    db.session.commit()
     return booth

@@ -92,12 +92,12 @@ def build_packet(site: Site, week_start: date, *, now: datetime) -> ReviewPacket
 
     record(Actor.system("scheduler"), "review_packet_built", "review_packet", packet.id,
            site_id=site.id, now=now, detail={"week_start": week_start.isoformat()})
+    live.announce(site.id, "incidents")
     try:
         db.session.commit()
     except exc.IntegrityError:
         db.session.rollback()
         return None
-    live.announce(site.id, "incidents")
     return packet
 
 

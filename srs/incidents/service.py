@@ -1,8 +1,9 @@
 """Incident reports: drafts, submission, review stages, amendments, contributing factors.
 
 Callers: incident views, the API, the overdose console's close
-(``create_draft_incident``) and the weekly packet job. Each function is one
-unit of work (check, change, record in the audit trail, commit, announce),
+(``draft_incident``, which never commits: the close's unit of work does) and the
+weekly packet job. Each other function is one unit of work (check, change, record in
+the audit trail, announce, commit once),
 takes ``now`` and an ``Actor``, and raises ``Invalid`` (422, field messages),
 ``Forbidden`` (403) or ``Conflict`` (409 with the current stage).
 """
@@ -12,7 +13,6 @@ from datetime import date, datetime
 
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from srs import live
 from srs.auth.models import Role, Staff, StaffRole
@@ -31,6 +31,7 @@ from srs.incidents.models import (
     Stage,
 )
 from srs.sites.models import Site
+from srs.unit import commit
 
 # The report's own fields: what a draft edit or an amendment may change.
 REPORT_FIELDS = ("type", "occurred_at", "booth_id", "area", "staff_involved", "harm",
@@ -70,13 +71,8 @@ def _stage_conflict(incident: Incident, doing: str) -> IncidentStageConflict:
                                  current_stage=incident.stage, incident_id=incident.id)
 
 
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict("Someone else changed this report a moment ago. Reload to see it.") \
-            from None
+REPORT_CHANGED = "Someone else changed this report a moment ago. Reload to see it."
+
 
 
 # --- Identifiers in free text ----------------------------------------------------------------
@@ -288,14 +284,15 @@ def create_incident(site: Site, data: dict, *, actor: Actor, now: datetime) -> I
     _apply(incident, site, {k: v for k, v in data.items() if v is not None})
     db.session.flush()
     record(actor, "incident_created", "incident", incident.id, site_id=site.id, now=now)
-    _commit()
+    commit(REPORT_CHANGED)
     return incident
 
 
-def create_draft_incident(site: Site, *, type: str, occurred_at: datetime, location: str | None,
-                          narrative: str, client_ids: list[int], actor: Actor, now: datetime,
-                          response_id: int | None = None) -> Incident:
-    """A draft report started by another record (an overdose response's close).
+def draft_incident(site: Site, *, type: str, occurred_at: datetime, location: str | None,
+                   narrative: str, client_ids: list[int], actor: Actor, now: datetime,
+                   response_id: int | None = None) -> Incident:
+    """A draft report started by another record (an overdose response's close). Does not
+    commit: the operation that calls it does.
 
     ``location`` is a booth label of the site or an area; the draft belongs to ``actor``.
     """
@@ -316,7 +313,6 @@ def create_draft_incident(site: Site, *, type: str, occurred_at: datetime, locat
     db.session.flush()
     record(actor, "incident_created", "incident", incident.id, site_id=site.id, now=now,
            detail={"response_id": response_id})
-    _commit()
     return incident
 
 
@@ -340,7 +336,7 @@ def update_incident(incident: Incident, data: dict, *, actor: Actor, roles: set[
             incident.updated_at = now
             record(actor, "incident_draft_saved", "incident", incident.id, site_id=site.id,
                    now=now, detail={"fields": sorted(changes)})
-        _commit()
+        commit(REPORT_CHANGED)
         return incident
     if not _may_amend(incident, actor, roles):
         raise Forbidden("Only the reporter or a reviewer may amend a submitted report.")
@@ -361,8 +357,8 @@ def update_incident(incident: Incident, data: dict, *, actor: Actor, roles: set[
                                    stage_from=incident.stage, stage_to=incident.stage))
     record(actor, "incident_amended", "incident", incident.id, site_id=site.id, now=now,
            detail={"fields": sorted(changes)})
-    _commit()
     live.announce(site.id, "incidents")
+    commit(REPORT_CHANGED)
     return incident
 
 
@@ -399,8 +395,8 @@ def submit_incident(incident: Incident, *, actor: Actor, now: datetime,
     _move(incident, Stage.SUBMITTED, actor=actor, now=now)
     incident.submitted_at = now
     record(actor, "incident_submitted", "incident", incident.id, site_id=site.id, now=now)
-    _commit()
     live.announce(site.id, "incidents")
+    commit(REPORT_CHANGED)
     return incident
 
 
@@ -454,8 +450,8 @@ def review_incident(incident: Incident, data: dict, *, actor: Actor, roles: set[
                 "Write the feedback the reporter will read before asking for approval."]})
         _move(incident, end, actor=actor, now=now, reason=data.get("decision_note"))
         record(actor, f"incident_{decision}", "incident", incident.id, site_id=site.id, now=now)
-    _commit()
     live.announce(site.id, "incidents")
+    commit(REPORT_CHANGED)
     return incident
 
 

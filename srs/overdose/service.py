@@ -1,11 +1,13 @@
 """Overdose responses and naloxone stock.
 
 Callers: overdose and API views, the daily stock job, the floor's client flags. Each
-function that changes something is one unit of work: check, change, commit, then announce
-(topic ``responses`` or ``stock``). Each takes ``now`` and an ``Actor`` and raises a
-DomainError: 409 for a response or stock in the wrong state, 422 with field messages.
+function that changes something is one unit of work: check, change, announce (topic
+``responses`` or ``stock``), commit once (``srs.unit``). ``open_response`` is the piece an
+Unresponsive check reuses: it never commits, the check's unit of work does. Each takes
+``now`` and an ``Actor`` and raises a DomainError: 409 for a response or stock in the
+wrong state, 422 with field messages.
 
-Alarms: ``start_response`` is where an overdose alarm is raised (one call after its
+Alarms: ``open_response`` is where an overdose alarm is raised (sounded at its unit's
 commit) and ``due_redose_prompts`` lists the responses whose re-dose time has passed, for
 the once-a-second alert scan to turn into medium alerts.
 """
@@ -16,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exc, func
 from sqlalchemy.orm import selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from srs import live
 from srs.auth.models import Staff
@@ -48,6 +49,7 @@ from srs.overdose.models import (
     TakeHomeKit,
 )
 from srs.sites.models import Site
+from srs.unit import commit
 
 MAX_PER_VISIT = 2
 EXPIRY_WARNING = timedelta(days=30)
@@ -69,14 +71,9 @@ def _closed(response: OverdoseResponse, doing: str) -> ResponseClosed:
         current_state="closed", response_id=response.id, outcome=response.outcome)
 
 
-def _commit() -> None:
-    """Commit, turning a lost race on the response into a 409 rather than an overwrite."""
-    try:
-        db.session.commit()
-    except StaleDataError:
-        db.session.rollback()
-        raise Conflict("Someone else changed this response a moment ago. The console will "
-                       "show it as it is now.") from None
+RESPONSE_CHANGED = ("Someone else changed this response a moment ago. The console will show "
+                    "it as it is now.")
+
 
 
 def local_date(site: Site, now: datetime) -> date:
@@ -143,12 +140,26 @@ def recent_overdose(client_id: int, *, since: datetime) -> bool:
 def start_response(site: Site, *, kind: str, actor: Actor, now: datetime,
                    visit: Visit | None = None, location: str | None = None,
                    source: str | None = None) -> tuple[OverdoseResponse, bool]:
+    """A tap on Overdose: :func:`open_response`, committed."""
+    response, created = open_response(site, kind=kind, actor=actor, now=now, visit=visit,
+                                      location=location, source=source)
+    commit(RESPONSE_CHANGED)
+    return response, created
+
+
+def open_response(site: Site, *, kind: str, actor: Actor, now: datetime,
+                  visit: Visit | None = None, location: str | None = None,
+                  source: str | None = None) -> tuple[OverdoseResponse, bool]:
     """Open a response for a client on the floor (``visit``) or someone not checked in
-    (``location`` from the site's list). Return it and whether it is new.
+    (``location`` from the site's list). Return it and whether it is new. Does not commit:
+    the operation that calls it does.
 
     A tap for a visit that already has an open response opens that one again, so two
     nurses tapping at once share one console. Raises Invalid (kind, location), Conflict
-    (a visit not in a booth or after-care, a third emergency in one visit).
+    (a visit not in a booth or after-care, a third emergency in one visit from a tap).
+    The form counts two emergencies per visit; an Unresponsive check (``source="check"``)
+    beyond them still opens a console, unnumbered: nobody unresponsive waits for a
+    discharge and a new check-in.
     """
     if kind not in set(ResponseKind):
         raise Invalid("Choose what kind of emergency this is.", {"kind": [
@@ -172,11 +183,12 @@ def start_response(site: Site, *, kind: str, actor: Actor, now: datetime,
                            current_state=visit.state, visit_id=visit.id)
         earlier = db.session.scalar(db.select(func.count(OverdoseResponse.id)).where(
             OverdoseResponse.visit_id == visit.id))
-        if earlier >= MAX_PER_VISIT:
+        if earlier < MAX_PER_VISIT:
+            seq = earlier + 1
+        elif source != "check":
             raise Conflict(f"This visit already has {MAX_PER_VISIT} emergencies recorded: "
                            f"discharge it and check the client in again.",
                            current_state=visit.state, visit_id=visit.id)
-        seq = earlier + 1
         if visit.state == VisitState.IN_BOOTH:
             booth = visit.booth
             source = source or "booth"
@@ -195,12 +207,12 @@ def start_response(site: Site, *, kind: str, actor: Actor, now: datetime,
         client_id=visit.client_id if visit else None, booth_id=booth.id if booth else None,
         kind=kind, source=source, location=location, started_at=now,
         started_by=actor.staff_id, last_entry_at=now)
-    db.session.add(response)
     try:
-        db.session.flush()
+        # A savepoint: a lost race undoes this row alone, not the calling operation's work.
+        with db.session.begin_nested():
+            db.session.add(response)
     except exc.IntegrityError:
         # Another tablet opened one for this visit between our check and our write.
-        db.session.rollback()
         existing = db.session.execute(db.select(OverdoseResponse).where(
             OverdoseResponse.visit_id == visit.id,
             OverdoseResponse.closed_at.is_(None))).scalar_one_or_none()
@@ -215,7 +227,6 @@ def start_response(site: Site, *, kind: str, actor: Actor, now: datetime,
     if visit is not None:
         alerts.resolve_alerts(visit, why="response_started", now=now, kinds=("unresponsive",),
                               by=actor.staff_id)
-    db.session.commit()
     if alert is not None:
         alerts.sound([alert], site)
     live.announce(site.id, TOPIC_RESPONSES)
@@ -263,8 +274,8 @@ def change_kind(response: OverdoseResponse, kind: str, *, actor: Actor,
         note=f"Kind changed from {before} to {kind}."))
     record(actor, "overdose_kind_changed", "overdose_response", response.id,
            site_id=response.site_id, now=now, detail={"from": before, "to": kind})
-    _commit()
     live.announce(response.site_id, TOPIC_RESPONSES)
+    commit(RESPONSE_CHANGED)
     return response
 
 
@@ -417,10 +428,10 @@ def record_intervention(response: OverdoseResponse, data: dict, *, actor: Actor,
            site_id=response.site_id, now=now,
            detail={"intervention": entry.id, "kind": kind,
                    "discrepancy": entry.stock_discrepancy})
-    _commit()
     live.announce(response.site_id, TOPIC_RESPONSES)
     if kind == "naloxone":
         live.announce(response.site_id, TOPIC_STOCK)
+    commit(RESPONSE_CHANGED)
     return entry
 
 
@@ -505,8 +516,8 @@ def amend_intervention(response: OverdoseResponse, amends_id: int, data: dict, *
     record(actor, "intervention_amended", "overdose_response", response.id,
            site_id=response.site_id, now=now,
            detail={"intervention": entry.id, "amends": original.id, "struck": struck})
-    _commit()
     live.announce(response.site_id, TOPIC_RESPONSES)
+    commit(RESPONSE_CHANGED)
     return entry
 
 
@@ -684,10 +695,10 @@ def close_response(response: OverdoseResponse, *, outcome: str | None, note: str
            site_id=response.site_id, now=now, detail={"outcome": outcome})
     alerts.resolve_response_alerts(response.id, why="response_closed", now=now,
                                    by=actor.staff_id)
-    _commit()
     _draft_incident(response, actor=actor, now=now)
     live.announce(response.site_id, TOPIC_RESPONSES)
     live.announce(response.site_id, "alerts")
+    commit(RESPONSE_CHANGED)  # the close and its draft together, or neither
     return response
 
 
@@ -701,7 +712,7 @@ def _draft_incident(response: OverdoseResponse, *, actor: Actor, now: datetime):
     Times in the site's zone; staff are not named in the narrative (the response keeps
     who did what), so the report's identifier check has nothing to flag.
     """
-    from srs.incidents.service import create_draft_incident
+    from srs.incidents.service import draft_incident
 
     site = db.session.get(Site, response.site_id)
     zone = ZoneInfo(site.timezone)
@@ -710,7 +721,7 @@ def _draft_incident(response: OverdoseResponse, *, actor: Actor, now: datetime):
         at = datetime.fromisoformat(entry["time"]).astimezone(zone)
         lines.append(f"{at:%H:%M:%S} {entry['detail']}" + (" (struck)" if entry["struck"]
                                                             else ""))
-    return create_draft_incident(
+    return draft_incident(
         site, type=INCIDENT_TYPE_FOR_KIND[response.kind], occurred_at=response.started_at,
         location=response.booth.label if response.booth is not None else response.location,
         narrative="Overdose response, as recorded on the console:\n" + "\n".join(lines),
@@ -802,8 +813,8 @@ def receive_stock(site: Site, data: dict, *, actor: Actor, now: datetime) -> Nal
     check_site_stock(site, now=now)
     record(actor, "naloxone_received", "naloxone_lot", lot.id, site_id=site.id, now=now,
            detail={"quantity": data["quantity"]})
-    db.session.commit()
     live.announce(site.id, TOPIC_STOCK)
+    db.session.commit()
     return lot
 
 
@@ -841,8 +852,8 @@ def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str |
     check_site_stock(site, now=now)
     record(actor, "naloxone_movement", "naloxone_lot", lot.id, site_id=lot.site_id, now=now,
            detail={"kind": kind, "delta": delta})
-    db.session.commit()
     live.announce(lot.site_id, TOPIC_STOCK)
+    db.session.commit()
     return movement
 
 
@@ -887,8 +898,8 @@ def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
     check_site_stock(site, now=now)
     record(actor, "take_home_kit_given", "client", client.id, site_id=site.id, now=now,
            detail={"kit": kit.id, "form": kit.form, "number": kit.number})
-    db.session.commit()
     live.announce(site.id, TOPIC_STOCK)
+    db.session.commit()
     return kit
 
 
@@ -903,8 +914,8 @@ def resolve_finding(site: Site, finding_id: int, *, actor: Actor, now: datetime)
     finding.resolved_by = actor.staff_id
     record(actor, "stock_finding_resolved", "stock_finding", finding.id, site_id=site.id,
            now=now, detail={"kind": finding.kind})
-    db.session.commit()
     live.announce(site.id, TOPIC_STOCK)
+    db.session.commit()
     return finding
 
 
@@ -969,9 +980,9 @@ def check_naloxone_stock(*, now: datetime) -> int:
         made += len(found)
         if found:
             changed.append(site.id)
-    db.session.commit()
     for site_id in changed:
         live.announce(site_id, TOPIC_STOCK)
+    db.session.commit()
     return made
 
 

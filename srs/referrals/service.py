@@ -144,8 +144,8 @@ def save_service(site: Site, data: dict, *, actor: Actor, now: datetime,
     db.session.flush()
     record(actor, "referral_service_created" if created else "referral_service_changed",
            "referral_service", service.id, site_id=site.id, now=now)
-    db.session.commit()
     _announce(site.id)
+    db.session.commit()
     return service
 
 
@@ -194,8 +194,8 @@ def create_rule(site: Site, data: dict, *, actor: Actor, now: datetime,
     db.session.flush()
     record(actor, "referral_rule_created", "referral_rule", rule.id, site_id=site.id, now=now,
            detail={"key": key, "version": 1})
-    db.session.commit()
     _announce(site.id)
+    db.session.commit()
     return rule
 
 
@@ -220,8 +220,8 @@ def update_rule(rule: ReferralRule, data: dict, *, actor: Actor, now: datetime) 
         raise Conflict("Someone saved this rule a moment ago: open it again.") from None
     record(actor, "referral_rule_changed", "referral_rule", new.id, site_id=rule.site_id,
            now=now, detail={"key": rule.key, "version": new.version, "replaces": rule.id})
-    db.session.commit()
     _announce(rule.site_id)
+    db.session.commit()
     return new
 
 
@@ -285,8 +285,8 @@ def save_care_profile(client: Client, data: dict, *, site: Site, actor: Actor,
     profile.updated_by = actor.staff_id
     record(actor, "care_profile_changed", "client", client.id, site_id=site.id, now=now,
            detail={"fields": sorted(data)})
-    db.session.commit()
     _announce(site.id)
+    db.session.commit()
     return profile
 
 
@@ -442,8 +442,8 @@ def record_offer(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Re
         record(actor, "referral_made", "referral", referral.id, site_id=site.id, now=now,
                detail={"offer": offer.id, "service": service.id,
                        "follow_up_due": referral.follow_up_due.isoformat()})
-    db.session.commit()
     _announce(site.id)
+    db.session.commit()
     return offer
 
 
@@ -503,8 +503,8 @@ def record_outcome(referral: Referral, outcome: str, *, actor: Actor,
     referral.outcome_by = actor.staff_id
     record(actor, "referral_outcome", "referral", referral.id, site_id=referral.site_id,
            now=now, detail={"outcome": outcome})
-    db.session.commit()
     _announce(referral.site_id)
+    db.session.commit()
     return referral
 
 
@@ -528,9 +528,9 @@ def list_due_follow_ups(*, now: datetime) -> int:
         if due:
             sites.add(site.id)
             listed += len(due)
-    db.session.commit()
     for site_id in sites:
         _announce(site_id)
+    db.session.commit()
     return listed
 
 

@@ -54,7 +54,7 @@ def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -
     if changed:
         record(actor, "settings_updated", "site", site.id, site_id=site.id, detail=changed,
                now=now)
-    db.session.commit()
     if changed:
         live.announce(site.id, "settings")
+    db.session.commit()
     return site
