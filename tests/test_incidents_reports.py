@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from factories import make_booth, make_referral, make_service, make_site, make_staff
 
+from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
 from srs.booths.models import Client, Consumption, Visit
 from srs.extensions import db
@@ -347,6 +348,29 @@ def test_the_weekly_job_builds_each_sites_packet_at_its_own_monday_seven(two_sit
         notice = db.session.execute(db.select(ReviewerNotice).filter_by(
             packet_id=kept[site.id].id)).scalar_one()
         assert notice.staff_id == reviewers[site.id].id and notice.read_at is None
+
+
+def test_opening_a_packet_reads_that_reviewers_notice_and_is_audited(two_sites, client, auth):
+    vancouver, _zurich, reviewers = two_sites
+    other = make_staff(vancouver, role="reviewer")
+    packets.build_weekly_packets(now=datetime(2026, 11, 16, 15, 0, tzinfo=UTC))
+    packet = db.session.execute(db.select(ReviewPacket).filter_by(
+        site_id=vancouver.id)).scalar_one()
+    reader, packet_id = reviewers[vancouver.id], packet.id
+    auth.login(reader.username)
+
+    download = client.get(f"/sites/hastings/incidents/packets/{packet_id}.csv")
+
+    assert download.status_code == 200 and download.mimetype == "text/csv"
+    db.session.rollback()  # read what the request committed
+    notices = {n.staff_id: n.read_at for n in db.session.execute(
+        db.select(ReviewerNotice).filter_by(packet_id=packet_id)).scalars()}
+    assert notices[reader.id] is not None and notices[other.id] is None
+    read = db.session.execute(db.select(AuditEvent).filter_by(
+        action="review_packet_read")).scalar_one()
+    assert (read.staff_id, read.entity, read.entity_id) == (reader.id, "review_packet",
+                                                            str(packet_id))
+    assert client.get("/sites/hastings/incidents/packets/999999.csv").status_code == 404
 
 
 def test_a_second_run_builds_nothing(two_sites):

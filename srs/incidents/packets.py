@@ -14,6 +14,7 @@ from sqlalchemy import exc
 from sqlalchemy.orm import selectinload
 
 from srs import live
+from srs.errors import NotFound
 from srs.extensions import db
 from srs.incidents.models import Incident, ReviewerNotice, ReviewPacket, Stage
 from srs.incidents.reports import (
@@ -27,6 +28,22 @@ from srs.sites.models import Site
 
 log = logging.getLogger(__name__)
 PACKET_HOUR = 7
+
+
+def open_packet(site: Site, packet_id: int, *, actor, now: datetime) -> ReviewPacket:
+    """A reviewer opens a week's packet (its PDF or CSV): their notice of it is read from
+    now on, and the reading is in the audit trail. Raises NotFound."""
+    from srs.auth.service import record
+
+    packet = db.session.get(ReviewPacket, packet_id)
+    if packet is None or packet.site_id != site.id:
+        raise NotFound("No such review packet at this site.")
+    db.session.execute(db.update(ReviewerNotice).where(
+        ReviewerNotice.packet_id == packet.id, ReviewerNotice.staff_id == actor.staff_id,
+        ReviewerNotice.read_at.is_(None)).values(read_at=now))
+    record(actor, "review_packet_read", "review_packet", packet.id, site_id=site.id, now=now)
+    db.session.commit()
+    return packet
 
 
 def render_pdf(html: str) -> bytes:

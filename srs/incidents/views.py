@@ -13,7 +13,7 @@ from srs.auth.access import current_actor, site_role_required
 from srs.auth.models import Role
 from srs.booths.forms import form_input
 from srs.common import utcnow
-from srs.errors import Invalid, NotFound
+from srs.errors import Invalid
 from srs.extensions import db
 from srs.idempotency import idempotent
 from srs.incidents import packets, reports, service
@@ -263,14 +263,7 @@ def week_csv(site):
 
 
 def _packet(site, packet_id: int) -> ReviewPacket:
-    packet = db.session.get(ReviewPacket, packet_id)
-    if packet is None or packet.site_id != site.id:
-        raise NotFound("No such review packet at this site.")
-    db.session.execute(db.update(ReviewerNotice).where(
-        ReviewerNotice.packet_id == packet.id, ReviewerNotice.staff_id == current_user.id,
-        ReviewerNotice.read_at.is_(None)).values(read_at=utcnow()))
-    db.session.commit()
-    return packet
+    return packets.open_packet(site, packet_id, actor=current_actor(), now=utcnow())
 
 
 @bp.get("/sites/<slug>/incidents/packets/<int:packet_id>.pdf")
