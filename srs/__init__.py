@@ -10,7 +10,7 @@ def create_app(test_config=None):
     """Build the app from ``SRS_*`` settings (or ``test_config``); start nothing."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from srs import api, errors, idempotency, live, security
+    from srs import api, errors, idempotency, live, security, templating
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
@@ -59,6 +59,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     security.init_app(app)
     idempotency.init_app(app)
+    templating.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(sites_bp)
     app.register_blueprint(booths_bp)

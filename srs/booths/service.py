@@ -8,7 +8,6 @@ and raises a DomainError the app turns into a 409 or 422 with a message.
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Float, exc
 from sqlalchemy.ext.compiler import compiles
@@ -99,13 +98,12 @@ def site_board(site: Site, *, now: datetime) -> dict:
 
 
 def _start_of_day(site: Site, now: datetime) -> datetime:
-    local = now.astimezone(ZoneInfo(site.timezone))
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return site.midnight(site.local_date(now))
 
 
 def local_date(site: Site, now: datetime) -> date:
     """The calendar date at the site: a restriction "until the 1st" ends at local midnight."""
-    return now.astimezone(ZoneInfo(site.timezone)).date()
+    return site.local_date(now)
 
 
 def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dict:

@@ -9,7 +9,6 @@ fragments swapped out of band; a refusal the service raises goes to ``#flash`` (
 a field the form got wrong comes back beside the field with what was entered.
 """
 
-from datetime import UTC, datetime
 
 from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user
@@ -125,47 +124,6 @@ live.register_fragments(render_live_fragments, {
 
 
 # --- Time on screen: the first render; srs.js ticks on from the data- timestamps ------------
-
-
-def _seconds(since: datetime, until: datetime) -> int:
-    return int((until - since).total_seconds())
-
-
-@bp.app_template_filter("iso")
-def iso(moment: datetime) -> str:
-    """A UTC timestamp to the millisecond, as srs.js reads it."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-@bp.app_template_filter("labels")
-def labels(values, names: dict) -> str:
-    return ", ".join(names.get(value, value) for value in values)
-
-
-@bp.after_app_request
-def server_time(response):
-    """Say when the server answered, so a screen with a wrong clock still counts right."""
-    response.headers.setdefault("X-SRS-Now", iso(utcnow()))
-    return response
-
-
-@bp.app_template_filter("minutes_since")
-def minutes_since(moment: datetime, now: datetime) -> str:
-    return f"{max(0, _seconds(moment, now)) // 60} min"
-
-
-@bp.app_template_filter("clock_since")
-def clock_since(moment: datetime, now: datetime) -> str:
-    seconds = max(0, _seconds(moment, now))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-@bp.app_template_filter("clock_until")
-def clock_until(moment: datetime, now: datetime, done: str = "Ready") -> str:
-    seconds = _seconds(now, moment)
-    if seconds <= 0:
-        return done
-    return f"{seconds // 60}:{seconds % 60:02d} left"
 
 
 @bp.app_context_processor

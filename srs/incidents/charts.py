@@ -22,8 +22,9 @@ logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from srs.incidents.models import INCIDENT_TYPES, TIME_BANDS  # noqa: E402
+from srs.incidents.models import INCIDENT_TYPES  # noqa: E402
 from srs.incidents.reports import WeeklyReview  # noqa: E402
+from srs.sites.models import TIME_BANDS  # noqa: E402
 
 COLOURS = ("#1f5f99", "#c0392b", "#e67e22", "#27ae60", "#8e44ad", "#16a085", "#d35400",
            "#2c3e50", "#7f8c8d", "#f1c40f", "#e84393", "#00b894")

@@ -72,23 +72,6 @@ STAGE_LABELS = {
     Stage.CLOSED: "Closed",
 }
 
-# Ontario's five time bands, by the local hour a visit or incident starts in.
-TIME_BANDS = ("07-12", "12-17", "17-22", "22-03", "03-07")
-
-
-def time_band(hour: int) -> str:
-    """The band a local hour (0-23) falls in."""
-    if 7 <= hour < 12:
-        return "07-12"
-    if 12 <= hour < 17:
-        return "12-17"
-    if 17 <= hour < 22:
-        return "17-22"
-    if hour >= 22 or hour < 3:
-        return "22-03"
-    return "03-07"
-
-
 def _in(values, column: str, name: str) -> CheckConstraint:
     listed = ", ".join(f"'{v}'" for v in values)
     return CheckConstraint(f"{column} IN ({listed})", name=name)

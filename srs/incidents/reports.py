@@ -27,20 +27,18 @@ from srs.incidents.models import (
     INCIDENT_TYPES,
     OVERDOSE_TYPES,
     STAGE_LABELS,
-    TIME_BANDS,
     Incident,
     IncidentAction,
     Stage,
-    time_band,
 )
-from srs.sites.models import Site
+from srs.sites.models import TIME_BANDS, Site, time_band
 
 TREND_WEEKS = 12
 AGE_BANDS = ("<20", "20-29", "30-39", "40-49", "50-59", "60+", "unknown")
 
 
 def local_zone(site: Site) -> ZoneInfo:
-    return ZoneInfo(site.timezone)
+    return site.zone
 
 
 def band_of(moment: datetime, zone: ZoneInfo) -> str:

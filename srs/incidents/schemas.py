@@ -18,8 +18,9 @@ from marshmallow import (
     validate,
 )
 
-from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS, TIME_BANDS
+from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS
 from srs.incidents.service import TRANSITIONS
+from srs.sites.models import TIME_BANDS
 
 TEXT_MAX = 20_000
 

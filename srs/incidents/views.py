@@ -21,13 +21,13 @@ from srs.incidents.models import (
     HARM_GRADES,
     INCIDENT_TYPES,
     STAGE_LABELS,
-    TIME_BANDS,
     Booth,
     ReviewerNotice,
     ReviewPacket,
     Stage,
 )
 from srs.incidents.schemas import FactorForm, IncidentForm, ReviewForm, local_to_utc
+from srs.sites.models import TIME_BANDS
 
 bp = Blueprint("incidents", __name__)
 
@@ -45,19 +45,6 @@ def incident_vocabulary():
     return {"INCIDENT_TYPES": INCIDENT_TYPES, "HARM_GRADES": HARM_GRADES,
             "STAGE_LABELS": STAGE_LABELS, "TIME_BANDS": TIME_BANDS, "Stage": Stage,
             "timedelta": timedelta}
-
-
-@bp.app_template_filter("band")
-def band(moment: datetime, site) -> str:
-    """The time band a moment falls in at the site."""
-    return reports.band_of(moment, reports.local_zone(site))
-
-
-@bp.app_template_filter("local")
-def local(moment: datetime | None, site, fmt: str = "%a %d %b %Y %H:%M") -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(reports.local_zone(site)).strftime(fmt)
 
 
 def _parse(schema, data: dict) -> dict:

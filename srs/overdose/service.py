@@ -14,7 +14,6 @@ the once-a-second alert scan to turn into medium alerts.
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import exc, func
 from sqlalchemy.orm import selectinload
@@ -77,7 +76,7 @@ RESPONSE_CHANGED = ("Someone else changed this response a moment ago. The consol
 
 
 def local_date(site: Site, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(site.timezone)).date()
+    return site.local_date(now)
 
 
 # --- Reading --------------------------------------------------------------------------------
@@ -246,7 +245,7 @@ def at_site_time(site: Site, reference: datetime, clock: str) -> datetime:
 
     Raises Invalid on the ``time`` field for anything else.
     """
-    zone = ZoneInfo(site.timezone)
+    zone = site.zone
     try:
         parsed = time.fromisoformat(clock.strip())
     except ValueError:
@@ -715,7 +714,7 @@ def _draft_incident(response: OverdoseResponse, *, actor: Actor, now: datetime):
     from srs.incidents.service import draft_incident
 
     site = db.session.get(Site, response.site_id)
-    zone = ZoneInfo(site.timezone)
+    zone = site.zone
     lines = []
     for entry in response_timeline(response):
         at = datetime.fromisoformat(entry["time"]).astimezone(zone)
@@ -1038,7 +1037,7 @@ def naloxone_timing(site: Site, *, start: datetime, end: datetime) -> list[tuple
 
 
 def day_bounds(site: Site, day: date) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(site.timezone)
+    zone = site.zone
     start = datetime.combine(day, time.min, zone)
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 

@@ -8,8 +8,6 @@ that posts one entry and answers with the console swapped out of band (the main 
 message beside the field.
 """
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
@@ -49,16 +47,6 @@ WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 STOCK = (Role.SUPERVISOR, Role.ADMIN)
 # Oxygen flows the console offers in one tap, L/min.
 OXYGEN_FLOWS = (2, 6, 10, 15)
-
-
-@bp.app_template_filter("site_time")
-def site_time(moment: datetime | str | None, site) -> str:
-    """A moment as the site's wall clock reads it (HH:MM:SS)."""
-    if moment is None:
-        return ""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment.astimezone(ZoneInfo(site.timezone)).strftime("%H:%M:%S")
 
 
 @bp.app_context_processor

@@ -4,7 +4,6 @@ Callers: ``srs.referrals.service``. Reads only; the caller audits the read.
 """
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_
 
@@ -15,7 +14,7 @@ from srs.referrals.models import CareProfile
 
 
 def local_today(site, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(site.timezone)).date()
+    return site.local_date(now)
 
 
 def _days_since(day: date | None, today: date) -> int | None:
@@ -96,7 +95,7 @@ def _opioid_overdoses(visit: Visit, site, since: datetime, now: datetime) -> int
 def _overdose_dates(visit: Visit, site, now: datetime) -> dict:
     last = db.session.execute(_overdose_query(visit, site, now).order_by(
         OverdoseResponse.started_at.desc()).limit(1)).scalars().first()
-    when = last.started_at.astimezone(ZoneInfo(site.timezone)).date() if last else None
+    when = last.started_at.astimezone(site.zone).date() if last else None
     return {"last_overdose": when}
 
 

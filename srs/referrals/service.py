@@ -6,8 +6,7 @@ writes, is one unit of work (check, change, commit, announce) and raises a Domai
 """
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import exc
 from sqlalchemy.orm import selectinload
@@ -106,7 +105,7 @@ def _announce(site_id: int) -> None:
 
 
 def _as_utc(site: Site, day: date) -> datetime:
-    return datetime.combine(day, time(0), ZoneInfo(site.timezone)).astimezone(UTC)
+    return site.midnight(day)
 
 
 # --- The service directory ----------------------------------------------------------------------

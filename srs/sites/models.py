@@ -6,7 +6,8 @@ observation and a real site its 15 minutes with the same code.
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -60,6 +61,23 @@ def _timer_column(name: str):
                          nullable=False)
 
 
+# Ontario's five time bands, by the local hour a visit or incident starts in.
+TIME_BANDS = ("07-12", "12-17", "17-22", "22-03", "03-07")
+
+
+def time_band(hour: int) -> str:
+    """The band a local hour (0-23) falls in."""
+    if 7 <= hour < 12:
+        return "07-12"
+    if 12 <= hour < 17:
+        return "12-17"
+    if 17 <= hour < 22:
+        return "17-22"
+    if hour >= 22 or hour < 3:
+        return "22-03"
+    return "03-07"
+
+
 class Site(db.Model):
     __tablename__ = "site"
     __table_args__ = (*(
@@ -102,3 +120,26 @@ class Site(db.Model):
 
     def __repr__(self) -> str:
         return f"<Site {self.id} {self.slug}>"
+
+    # --- The site's clock: days, hours and bands are the site's own, never UTC's ------------
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, moment: datetime) -> datetime:
+        """``moment`` as the site's wall clock reads it."""
+        return moment.astimezone(self.zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar date at the site: a restriction "until the 1st" ends at its midnight."""
+        return self.local(moment).date()
+
+    def time_band(self, moment: datetime) -> str:
+        """The band (TIME_BANDS) of the site's hour at ``moment``."""
+        return time_band(self.local(moment).hour)
+
+    def midnight(self, day: date) -> datetime:
+        """The moment ``day`` starts at the site, in UTC."""
+        return datetime.combine(day, time(0), self.zone).astimezone(UTC)
+
