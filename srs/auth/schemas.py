@@ -1,12 +1,11 @@
 """Input schemas for the sign-in forms (HTML forms carry the CSRF token: EXCLUDE)."""
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import fields, validate
+
+from srs.forms import Form
 
 
-class LoginForm(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class LoginForm(Form):
     username = fields.String(
         required=True, error_messages={"required": "Enter your username."},
         validate=[validate.Length(min=1, error="Enter your username."),
@@ -18,10 +17,7 @@ class LoginForm(Schema):
     next = fields.String(load_default=None)
 
 
-class PinForm(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class PinForm(Form):
     pin = fields.String(required=True,
                         validate=validate.Regexp(r"^[0-9]{6}$", error="Your PIN is 6 digits."),
                         error_messages={"required": "Enter your 6-digit PIN."})

@@ -5,7 +5,7 @@ unknown fields are excluded (the JSON API's schemas raise instead). Empty
 inputs arrive as empty strings: optional fields read them as "not given".
 """
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import ValidationError, fields, pre_load, validate, validates
 
 from srs.booths.models import (
     CHECK_STATUSES,
@@ -17,30 +17,10 @@ from srs.booths.models import (
     STRIP_RESULTS,
     SUBSTANCES,
 )
+from srs.forms import Form
 
 
-def form_input(form, *lists: str) -> dict:
-    """A request's form as a plain dict; the names in ``lists`` keep every value."""
-    data = form.to_dict()
-    for name in lists:
-        data[name] = form.getlist(name)
-    return data
-
-
-class _Form(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    # Optional text fields an empty input leaves as "" rather than absent.
-    optional: tuple[str, ...] = ()
-
-    @pre_load
-    def _blank_is_absent(self, data, **_kwargs):
-        return {k: v for k, v in data.items()
-                if not (k in self.optional and isinstance(v, str) and not v.strip())}
-
-
-class CheckInForm(_Form):
+class CheckInForm(Form):
     optional = ("handle", "override_reason", "reviewed")
 
     code = fields.String(
@@ -61,7 +41,7 @@ class CheckInForm(_Form):
         return data
 
 
-class ConsumptionForm(_Form):
+class ConsumptionForm(Form):
     substances = fields.List(
         fields.String(validate=validate.OneOf(list(SUBSTANCES),
                                               error="Unknown substance: {input}.")),
@@ -83,13 +63,13 @@ class ConsumptionForm(_Form):
             raise ValidationError("Each substance once.")
 
 
-class LeaveQueueForm(_Form):
+class LeaveQueueForm(Form):
     reason = fields.String(
         required=True, error_messages={"required": "Choose why they left."},
         validate=validate.OneOf(list(LEFT_QUEUE_REASONS), error="Choose why they left."))
 
 
-class DischargeForm(_Form):
+class DischargeForm(Form):
     """From after-care no reason is needed; straight from a booth the service asks for one."""
 
     optional = ("reason",)
@@ -98,7 +78,7 @@ class DischargeForm(_Form):
         list(DISCHARGE_FROM_BOOTH_REASONS), error="Choose why they leave."))
 
 
-class OutOfServiceForm(_Form):
+class OutOfServiceForm(Form):
     reason = fields.String(
         required=True, error_messages={"required": "Say why the booth is out of service."},
         validate=[validate.Length(min=1, error="Say why the booth is out of service."),
@@ -111,7 +91,7 @@ class OutOfServiceForm(_Form):
         return data
 
 
-class CheckForm(_Form):
+class CheckForm(Form):
     """A check from the tablet: one tap on a status, vitals if measured."""
 
     optional = ("spo2", "respiratory_rate")

@@ -25,7 +25,6 @@ from srs.booths.forms import (
     DischargeForm,
     LeaveQueueForm,
     OutOfServiceForm,
-    form_input,
 )
 from srs.booths.models import (
     CHECK_STATUSES,
@@ -44,6 +43,7 @@ from srs.booths.models import (
 from srs.common import utcnow
 from srs.errors import Conflict, Forbidden, Invalid
 from srs.extensions import db
+from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.overdose.service import TOPIC_RESPONSES
 from srs.sites.models import Site

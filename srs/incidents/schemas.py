@@ -18,6 +18,7 @@ from marshmallow import (
     validate,
 )
 
+from srs.forms import Form
 from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS
 from srs.incidents.service import TRANSITIONS
 from srs.sites.models import TIME_BANDS
@@ -198,11 +199,8 @@ class MonthlyReportSchema(Schema):
 # --- HTML forms -----------------------------------------------------------------------------
 
 
-class IncidentForm(Schema):
+class IncidentForm(Form):
     """The report form; ``occurred_at`` is the site's local time from a datetime-local input."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     type = fields.String(validate=_one_of(INCIDENT_TYPES, "type"))
     occurred_at = fields.NaiveDateTime(format="%Y-%m-%dT%H:%M", error_messages={

@@ -11,10 +11,10 @@ from marshmallow import ValidationError
 
 from srs.auth.access import current_actor, site_role_required
 from srs.auth.models import Role
-from srs.booths.forms import form_input
 from srs.common import utcnow
 from srs.errors import Invalid
 from srs.extensions import db
+from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.incidents import packets, reports, service
 from srs.incidents.models import (

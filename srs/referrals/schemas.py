@@ -4,8 +4,9 @@ HTML forms carry the CSRF token and idempotency key beside the fields, so their 
 exclude unknown fields; the API's raise on them.
 """
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, pre_load, validate
+from marshmallow import RAISE, Schema, fields, validate
 
+from srs.forms import Form
 from srs.referrals.models import (
     FOLLOW_UP_OUTCOMES,
     HOUSING,
@@ -16,18 +17,10 @@ from srs.referrals.models import (
 from srs.referrals.rules import RuleSchema
 
 
-class _Form(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    # Optional fields an empty input leaves as "" rather than absent.
-    optional: tuple[str, ...] = ()
-
-    @pre_load
-    def _blank_is_absent(self, data, **_kwargs):
-        return {k: v.strip() if isinstance(v, str) and k not in ("condition",) else v
-                for k, v in data.items()
-                if not (k in self.optional and isinstance(v, str) and not v.strip())}
+class _Form(Form):
+    # Text is trimmed; a rule's condition is JSON, kept as typed for its error positions.
+    strip_text = True
+    unstripped = ("condition",)
 
 
 _TYPE = validate.OneOf(list(SERVICE_TYPES), error="Choose a service type.")

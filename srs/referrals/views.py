@@ -14,9 +14,9 @@ from marshmallow import ValidationError
 from srs.auth.access import current_actor, site_role_required
 from srs.auth.models import Role
 from srs.booths import service as floor
-from srs.booths.forms import form_input
 from srs.common import utcnow
 from srs.errors import Invalid, NotFound
+from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.referrals import service
 from srs.referrals.models import (
