@@ -11,6 +11,7 @@ def create_app(test_config=None):
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from srs import api, errors, idempotency, live, security, templating
+    from srs.auth import sockets  # noqa: F401 - registers who may open a socket
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli

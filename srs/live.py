@@ -22,12 +22,10 @@ import time
 
 import socketio as socketio_pkg
 from flask import current_app, g, has_request_context, request
-from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, join_room
+from flask_socketio import join_room
 from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session
 
-from srs.common import utcnow
 from srs.extensions import READ_METHODS, db, socketio
 
 log = logging.getLogger(__name__)
@@ -112,36 +110,14 @@ def _login_room(key: str) -> str:
     return f"{LOGIN_ROOM_PREFIX}{key}"
 
 
-def _bearer(auth) -> str | None:
-    from srs.auth.service import bearer_token
-
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return auth["token"]
-    return bearer_token(request.headers.get("Authorization"))
-
-
-@socketio.on("connect")
-def on_connect(auth=None):
-    """Admit a signed-in, unlocked screen or a bearer token; refuse anyone else."""
-    from srs.auth import service
-
-    token = _bearer(auth)
-    login = None
-    if token:
-        staff = service.staff_for_token(token, now=utcnow())
-        if staff is None:
-            raise ConnectionRefusedError("unauthorized")
-    else:
-        if not current_user.is_authenticated:
-            raise ConnectionRefusedError("unauthorized")
-        login = g.get("login_session")
-        # A screen idle past its limit is locked now, not admitted.
-        if login is None or service.note_activity(login, now=utcnow(), user_initiated=False):
-            raise ConnectionRefusedError("locked")
-        staff = current_user
-        join_room(_login_room(login.key))
+def join_rooms(staff, *, view: str | None, login_key: str | None) -> list[int]:
+    """Put a socket just admitted (``srs.auth.sockets``) in its rooms: its login session's
+    (a screen, not a token), each site of ``staff`` and, per site, the screen room its
+    ``view`` may join (else the plain hints), and the staff member's own. Return the sites.
+    """
+    if login_key is not None:
+        join_room(_login_room(login_key))
     site_ids = sorted(staff.site_ids)
-    view = auth.get("view") if isinstance(auth, dict) else None
     for site_id in site_ids:
         join_room(_site_room(site_id))
         # One screen room per site: the first this view may join, else the plain hints.
@@ -151,13 +127,7 @@ def on_connect(auth=None):
         join_room(_screen_room(site_id, kind))
     # A level-3 alarm reaches the on-call supervisor by name, on whatever screen they have.
     join_room(_staff_room(staff.id))
-    if login is not None:
-        # A lock that landed between the check and the joins would have missed this socket.
-        db.session.refresh(login)
-        if login.locked_at is not None or login.ended_at is not None:
-            raise ConnectionRefusedError("locked")
-    log.info("socket connected staff=%s sites=%s", staff.id, site_ids)
-    return True
+    return site_ids
 
 
 # --- What a screen shows, versioned ----------------------------------------------------------

@@ -1,6 +1,6 @@
 """Sign-in, the shared-tablet PIN lock, API tokens and the audit trail.
 
-Callers: ``srs.auth.views``, ``srs.api``, ``srs.live`` and the CLI. Every
+Callers: ``srs.auth.views``, ``srs.auth.sockets``, ``srs.api`` and the CLI. Every
 function takes ``now`` where time matters and commits its own unit of work.
 """
 

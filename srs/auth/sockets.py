@@ -1,0 +1,52 @@
+"""Who may open a socket: a signed-in, unlocked screen, or a bearer token.
+
+Admitted sockets join their rooms through ``srs.live.join_rooms``; ``srs.live`` knows
+nothing of staff or sessions beyond what it is handed.
+"""
+
+import logging
+
+from flask import g, request
+from flask_login import current_user
+from flask_socketio import ConnectionRefusedError
+
+from srs import live
+from srs.auth import service
+from srs.common import utcnow
+from srs.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+
+def _bearer(auth) -> str | None:
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        return auth["token"]
+    return service.bearer_token(request.headers.get("Authorization"))
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Admit a signed-in, unlocked screen or a bearer token; refuse anyone else."""
+    token = _bearer(auth)
+    login = None
+    if token:
+        staff = service.staff_for_token(token, now=utcnow())
+        if staff is None:
+            raise ConnectionRefusedError("unauthorized")
+    else:
+        if not current_user.is_authenticated:
+            raise ConnectionRefusedError("unauthorized")
+        login = g.get("login_session")
+        # A screen idle past its limit is locked now, not admitted.
+        if login is None or service.note_activity(login, now=utcnow(), user_initiated=False):
+            raise ConnectionRefusedError("locked")
+        staff = current_user
+    view = auth.get("view") if isinstance(auth, dict) else None
+    site_ids = live.join_rooms(staff, view=view, login_key=login.key if login else None)
+    if login is not None:
+        # A lock that landed between the check and the joins would have missed this socket.
+        db.session.refresh(login)
+        if login.locked_at is not None or login.ended_at is not None:
+            raise ConnectionRefusedError("locked")
+    log.info("socket connected staff=%s sites=%s", staff.id, site_ids)
+    return True
