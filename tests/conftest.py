@@ -177,13 +177,28 @@ def shared_apps(databases) -> SharedApps:
 
 
 @contextlib.contextmanager
+def _test_context(app):
+    """``app``'s context for one test: the rate limits' counts reset; at its end the
+    session removed and ``app.config`` as it was."""
+    with app.app_context():
+        saved_config = dict(app.config)
+        limiter.reset()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            app.config.clear()
+            app.config.update(saved_config)
+
+
+@contextlib.contextmanager
 def rolled_back(app):
     """Run the block inside ``app``'s context, in a transaction rolled back at its end.
 
     Nested inside another ``rolled_back`` of the same app (a module's data), the block runs
     in a savepoint of the outer transaction.
     """
-    with app.app_context():
+    with _test_context(app):
         engines = db.engines
         bound = engines[None]
         if isinstance(bound, Connection):
@@ -192,18 +207,14 @@ def rolled_back(app):
             connection = bound.connect()
             transaction = connection.begin()
             engines[None] = connection
-        saved_config = dict(app.config)
-        limiter.reset()
         try:
             yield app
         finally:
-            db.session.remove()
+            db.session.remove()  # its savepoint first, then the transaction around it
             transaction.rollback()
             if connection is not bound:
                 engines[None] = bound
                 connection.close()
-            app.config.clear()
-            app.config.update(saved_config)
 
 
 def empty_database(url: str, *, keep: frozenset = frozenset()) -> None:
@@ -256,15 +267,8 @@ def isolated(app, request):
         with rolled_back(app):
             yield app
         return
-    with app.app_context():
-        saved_config = dict(app.config)
-        limiter.reset()
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            app.config.clear()
-            app.config.update(saved_config)
+    with _test_context(app):
+        yield app
     empty_database(app.config["SQLALCHEMY_DATABASE_URI"])
 
 

@@ -17,7 +17,8 @@ from srs.overdose.models import OverdoseResponse
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 10:00 in Toronto
 
 
-def test_the_draft_incident_is_the_responses_timeline(app):
+def _response_in_booth_b4():
+    """Nina's overdose response for F-ABCD-1984 in booth B4, started at 10:00:05."""
     site = make_site(slug="east")
     booth = make_booth(site, label="B4")
     nurse = Actor.of(make_staff(site, role="nurse", username="nina"))
@@ -26,6 +27,11 @@ def test_the_draft_incident_is_the_responses_timeline(app):
     floor.assign_booth(visit, booth, actor=nurse, now=NOW)
     response, _ = service.start_response(site, kind="opioid", visit=visit, actor=nurse,
                                          now=NOW + timedelta(seconds=5))
+    return site, booth, nurse, response
+
+
+def test_the_draft_incident_is_the_responses_timeline(app):
+    _site, booth, nurse, response = _response_in_booth_b4()
     service.record_intervention(response, {"kind": "naloxone", "route": "im", "dose_mg": 0.4},
                                 actor=nurse, now=NOW + timedelta(seconds=60))
     service.record_intervention(response, {"kind": "spo2", "spo2": 88}, actor=nurse,
@@ -48,14 +54,7 @@ def test_the_draft_incident_is_the_responses_timeline(app):
 def test_a_crash_between_the_close_and_its_draft_leaves_neither(app, monkeypatch):
     """Closing a response and drafting its incident are one unit of work: a failure while
     drafting leaves the response open with its alarm, and closing again drafts it."""
-    site = make_site(slug="east")
-    booth = make_booth(site, label="B4")
-    nurse = Actor.of(make_staff(site, role="nurse", username="nina"))
-    visit = floor.check_in(site, code="F-ABCD-1984", handle=None, actor=nurse,
-                           actor_roles={"nurse"}, now=NOW)
-    floor.assign_booth(visit, booth, actor=nurse, now=NOW)
-    response, _ = service.start_response(site, kind="opioid", visit=visit, actor=nurse,
-                                         now=NOW + timedelta(seconds=5))
+    site, _booth, nurse, response = _response_in_booth_b4()
     response_id = response.id
 
     def crash(*_args, **_kwargs):
