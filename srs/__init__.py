@@ -11,16 +11,17 @@ def create_app(test_config=None):
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from srs import api, errors, idempotency, live, security, templating
+    from srs.alerts.views import bp as alerts_bp
     from srs.auth import sockets  # noqa: F401 - registers who may open a socket
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
     from srs.config import engine_options, from_environment
+    from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.incidents.views import bp as incidents_bp
     from srs.overdose.views import bp as overdose_bp
     from srs.referrals.views import bp as referrals_bp
-    from srs.sites.views import bp as sites_bp
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     app = Flask(__name__, instance_relative_config=True,
@@ -62,7 +63,8 @@ def create_app(test_config=None):
     idempotency.init_app(app)
     templating.init_app(app)
     app.register_blueprint(auth_bp)
-    app.register_blueprint(sites_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
     app.register_blueprint(overdose_bp)
     app.register_blueprint(referrals_bp)

@@ -20,8 +20,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from srs.alerts.service import scan as scan_alerts
 from srs.auth.service import lock_idle_sessions
-from srs.booths.alerts import scan as scan_alerts
 from srs.common import UTCDateTime, utcnow
 from srs.errors import log_failure
 from srs.extensions import db

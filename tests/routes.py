@@ -13,10 +13,11 @@ from factories import ACTOR, PASSWORD, PIN, make_booth, make_site, make_staff
 from sqlalchemy import inspect
 
 from srs import create_app
+from srs.alerts import service as alerts
 from srs.auth.access import ANY_STAFF
 from srs.auth.models import Role
 from srs.auth.service import Actor, issue_token
-from srs.booths import alerts
+from srs.booths import checks
 from srs.booths import service as floor_service
 from srs.common import utcnow
 from srs.extensions import db
@@ -194,7 +195,7 @@ def make_floor() -> SimpleNamespace:
                                           now=now)
     waiting = arrive("F-WAIT-1982")
     # An unresponsive client: a high alarm for the alert URLs.
-    alerts.record_check(in_booth, {"status": "unresponsive", "spo2": None,
+    checks.record_check(in_booth, {"status": "unresponsive", "spo2": None,
                                    "respiratory_rate": None}, actor=actor, now=now)
     alert = alerts.open_alerts(site)[0]
     other_site = make_site(name="West", slug="west")

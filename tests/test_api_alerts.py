@@ -6,8 +6,8 @@ import pytest
 from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
 
+from srs.alerts import service as alerts
 from srs.auth.models import AuditEvent
-from srs.booths import alerts
 from srs.booths.models import ObservationCheck
 from srs.common import utcnow
 from srs.extensions import db

@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from factories import make_booth, make_site, make_staff
 
+from srs.alerts import service as alerts
+from srs.alerts.models import Alert, AlertEscalation
 from srs.auth.service import Actor
-from srs.booths import alerts, service
-from srs.booths.models import Alert, AlertEscalation, ObservationCheck
+from srs.booths import checks, service
+from srs.booths.models import ObservationCheck
 from srs.errors import Conflict
 from srs.extensions import db
 from srs.overdose import service as overdose
@@ -57,7 +59,7 @@ def after(seconds: float) -> datetime:
 
 
 def check(floor, visit, status="ok", at=NOW, **vitals):
-    return alerts.record_check(visit, {"status": status, "spo2": None, "respiratory_rate": None,
+    return checks.record_check(visit, {"status": status, "spo2": None, "respiratory_rate": None,
                                        **vitals}, actor=floor["nina"], now=at)
 
 

@@ -10,9 +10,10 @@ from conftest import BESIDE_A_SERVER, ROOT, LiveServer, app_config, server_env
 from factories import make_booth, make_site, make_staff
 
 from srs import create_app
+from srs.alerts.models import Alert, AlertEscalation
 from srs.auth.service import Actor
 from srs.booths import service
-from srs.booths.models import Alert, AlertEscalation, Visit
+from srs.booths.models import Visit
 from srs.common import utcnow
 from srs.extensions import db
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from factories import make_booth, make_site, make_staff
 
+from srs.alerts import service as alerts
 from srs.auth.service import Actor
-from srs.booths import alerts
 from srs.booths import service as floor
 from srs.extensions import db
 from srs.incidents import service as incident_service

@@ -9,10 +9,15 @@ from pathlib import Path
 
 SRS = Path(__file__).resolve().parent.parent / "srs"
 
-# The packages still in the one import circle of today's code. The work of taking them
-# out of it is under way: this set may only shrink, and it is empty when no circle is left.
-STILL_IN_A_CIRCLE = frozenset({"auth", "booths", "incidents", "jobs", "overdose", "referrals",
-                               "sites"})
+# The packages still in an import circle: auth and sites import each other, and so do the
+# floor packages booths, overdose, incidents and referrals. The work of taking them out is
+# under way: this set may only shrink, and it is empty when no circle is left.
+STILL_IN_A_CIRCLE = frozenset({"auth", "sites", "booths", "incidents", "overdose",
+                               "referrals"})
+# What the floor packages stand on, and what stands on them.
+SHARED = {"alerts", "auth", "sites"}
+OVER_THE_SHARED = {"booths", "overdose", "incidents", "referrals", "dashboard", "api", "jobs",
+                   "cli"}
 
 
 def _package(module: str) -> str:
@@ -81,8 +86,15 @@ def test_no_new_import_circle_and_the_old_one_only_shrinks():
 def test_live_and_the_shared_plumbing_import_no_domain_package():
     """The shared modules sit below every domain package."""
     below = {"live", "unit", "templating", "forms", "extensions", "common", "errors"}
-    domain = {"auth", "sites", "booths", "overdose", "incidents", "referrals", "api", "jobs",
-              "cli"}
+    domain = SHARED | OVER_THE_SHARED
     graph = _graph()
     upward = sorted(f"{a} -> {b}" for a in below for b in graph.get(a, ()) if b in domain)
+    assert upward == []
+
+
+def test_alerts_auth_and_sites_import_no_floor_package():
+    """The floor packages raise alerts and check roles; never the other way."""
+    graph = _graph()
+    upward = sorted(f"{a} -> {b}" for a in SHARED for b in graph.get(a, ())
+                    if b in OVER_THE_SHARED)
     assert upward == []

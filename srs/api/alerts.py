@@ -7,9 +7,11 @@ the owner (409 naming the owner if someone was first).
 
 from flask_smorest import Blueprint
 
+from srs.alerts import service as alerts
+from srs.alerts.schemas import AlertSchema
 from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
-from srs.booths import alerts, service
-from srs.booths.schemas import AlertSchema, CheckSchema
+from srs.booths import checks, service
+from srs.booths.schemas import CheckSchema
 from srs.common import utcnow
 from srs.idempotency import idempotent
 from srs.sites.service import get_site
@@ -28,7 +30,7 @@ CONFLICT = {409: {"description": "The visit or alert is not in a state that allo
 def record_observation_check(data, site_id, visit_id):
     """A check on a client in a booth or in after-care: ok, drowsy or unresponsive."""
     visit = service.get_visit(get_site(site_id), visit_id)
-    return alerts.record_check(visit, data, actor=api_actor(), now=utcnow())
+    return checks.record_check(visit, data, actor=api_actor(), now=utcnow())
 
 
 @blp.get("/sites/<int:site_id>/alerts")

@@ -126,7 +126,7 @@ def login():
     session.clear()
     login_user(staff)
     session["login_key"] = login_session.key
-    return redirect(next_url or url_for("sites.home"))
+    return redirect(next_url or url_for("dashboard.home"))
 
 
 @bp.post("/logout")
@@ -148,7 +148,7 @@ def lock_screen():
         return redirect(url_for("auth.login", next=_safe_next(request.args.get("next"))))
     next_url = _safe_next(request.args.get("next"))
     if login_session.locked_at is None:
-        return redirect(next_url or url_for("sites.home"))
+        return redirect(next_url or url_for("dashboard.home"))
     return render_template("auth/lock.html", staff=current_user, next=next_url, errors={})
 
 
@@ -169,7 +169,7 @@ def unlock():
         return redirect(url_for("auth.login"))
     next_url = _safe_next(request.form.get("next"))
     if login_session.locked_at is None:  # a second tap on Unlock: already open
-        return redirect(next_url or url_for("sites.home"))
+        return redirect(next_url or url_for("dashboard.home"))
     try:
         data = PinForm().load(request.form)
     except ValidationError as err:
@@ -186,7 +186,7 @@ def unlock():
     except DomainError as err:
         return render_template("auth/lock.html", staff=current_user, next=next_url,
                                message=err.message, errors={}), err.status
-    return redirect(next_url or url_for("sites.home"))
+    return redirect(next_url or url_for("dashboard.home"))
 
 
 @bp.post("/activity")

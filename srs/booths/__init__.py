@@ -1,1 +1,1 @@
-"""The floor: booths, clients, visits, the queue, after-care and alerts."""
+"""The floor: booths, clients, visits, the queue, after-care and checks."""

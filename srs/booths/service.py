@@ -16,9 +16,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.expression import FunctionElement
 
 from srs import live
+from srs.alerts import service as alerts
 from srs.auth.models import Role
 from srs.auth.service import Actor, record
-from srs.booths import alerts
+from srs.booths.checks import BOOTH_KINDS
 from srs.booths.models import (
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
@@ -386,7 +387,7 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
     visit.booth_due_at = None
     visit.next_check_due_at = now + timedelta(seconds=site.observation_check_interval_seconds)
     visit.booth.needs_cleaning_since = now
-    alerts.resolve_alerts(visit, why="left_booth", now=now, kinds=alerts.BOOTH_KINDS)
+    alerts.resolve_alerts(visit, why="left_booth", now=now, kinds=BOOTH_KINDS)
     record(actor, "observation_started", "visit", visit.id, site_id=visit.site_id, now=now)
     live.announce(visit.site_id, TOPIC_BOARD)
     live.announce(visit.site_id, TOPIC_AFTERCARE)

@@ -15,9 +15,10 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs import live
+from srs.alerts.service import open_alerts
 from srs.auth.access import current_actor, site_role_required
 from srs.auth.models import Role
-from srs.booths import alerts, service
+from srs.booths import checks, service
 from srs.booths.forms import (
     CheckForm,
     CheckInForm,
@@ -79,7 +80,7 @@ LIVE_FRAGMENTS = {
               ("aftercare", "booths/_aftercare.html")),
     "watch": (("board", "booths/_board.html"), ("queue", "booths/_queue.html"),
               ("aftercare", "booths/_aftercare.html")),
-    "figures": (("today", "sites/_today.html"),),
+    "figures": (("today", "dashboard/_today.html"),),
 }
 # The topics that change each fragment: a change renders and pushes only the fragments its
 # topics touch (an overdose response shows on its booth tile or after-care row; site
@@ -142,7 +143,7 @@ def floor_vocabulary():
 @site_role_required(*FLOOR)
 def floor(site):
     return render_template("booths/floor.html", board=_board(site), floor=True,
-                           checkin=_checkin_context(site), alerts=alerts.open_alerts(site))
+                           checkin=_checkin_context(site), alerts=open_alerts(site))
 
 
 @bp.get("/sites/<slug>/board")
@@ -456,7 +457,7 @@ def record_check(site, visit_id):
     except ValidationError as err:
         return _check_dialog(site, _checkable(site, visit_id), 422, form=request.form,
                              errors=err.messages)
-    check = alerts.record_check(visit, data, actor=current_actor(), now=utcnow())
+    check = checks.record_check(visit, data, actor=current_actor(), now=utcnow())
     if check.opened_response is not None:
         # Unresponsive: straight to the overdose console, as its own start button does.
         url = url_for("overdose.console", slug=site.slug, response_id=check.opened_response.id)
@@ -464,32 +465,3 @@ def record_check(site, visit_id):
         answer.headers["HX-Redirect"] = url
         return answer
     return _floor_update(site)
-
-
-def _alerts(site, *, floor: bool, status: int = 200):
-    return render_template("booths/_alerts.html", site=site, alerts=alerts.open_alerts(site),
-                           floor=floor, now=utcnow(),
-                           can_acknowledge=current_user.has_role(site.id, *FLOOR)), status
-
-
-@bp.get("/sites/<slug>/alerts")
-@site_role_required(*WATCHERS)
-def alert_list(site):
-    """Open alarms as a supervisor's dashboard shows them (sounding from level 2)."""
-    return _alerts(site, floor=False)
-
-
-@bp.get("/sites/<slug>/floor/alerts")
-@site_role_required(*FLOOR)
-def floor_alerts(site):
-    """Open alarms as the floor tablet shows them (sounding from level 1)."""
-    return _alerts(site, floor=True)
-
-
-@bp.post("/sites/<slug>/alerts/<int:alert_id>/acknowledge")
-@site_role_required(*FLOOR)
-@idempotent
-def acknowledge_alert(site, alert_id):
-    """Own an alarm: it stops sounding and escalating; every screen shows who owns it."""
-    alerts.acknowledge(alerts.get_alert(site, alert_id), actor=current_actor(), now=utcnow())
-    return _alerts(site, floor=request.form.get("view") == "floor")

@@ -19,9 +19,10 @@ from sqlalchemy import exc, func
 from sqlalchemy.orm import selectinload
 
 from srs import live
+from srs.alerts import service as alerts
+from srs.alerts.models import Alert
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
-from srs.booths import alerts
 from srs.booths.models import Client, Visit, VisitState, parse_client_code
 from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
@@ -124,6 +125,23 @@ def due_redose_prompts(*, now: datetime) -> list[OverdoseResponse]:
     return list(db.session.execute(db.select(OverdoseResponse).where(
         OverdoseResponse.redose_due_at.is_not(None), OverdoseResponse.redose_due_at <= now,
         OverdoseResponse.closed_at.is_(None)).order_by(OverdoseResponse.redose_due_at)).scalars())
+
+
+def due_redose_alerts(*, now: datetime):
+    """Each open response whose re-dose time passed and has no alert yet (the alert scan's
+    source): the console prompts to reassess."""
+    already = (db.select(Alert.id).where(
+        Alert.kind == "redose_due", Alert.subject_type == "response",
+        Alert.subject_id == OverdoseResponse.id,
+        Alert.due_at == OverdoseResponse.redose_due_at).exists())
+    for response in db.session.execute(db.select(OverdoseResponse).where(
+            OverdoseResponse.redose_due_at <= now, OverdoseResponse.closed_at.is_(None),
+            ~already)).scalars():
+        yield {"site_id": response.site_id, "kind": "redose_due",
+               "due_at": response.redose_due_at, **alerts.response_subject(response)}
+
+
+alerts.register_due_source(due_redose_alerts)
 
 
 def recent_overdose(client_id: int, *, since: datetime) -> bool:

@@ -4,15 +4,15 @@ after-care, read-only and live."""
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
+from srs.alerts.service import open_alerts
 from srs.auth.access import any_site_role_required, site_role_required, staff_required
 from srs.auth.models import Role
-from srs.booths.alerts import open_alerts
 from srs.booths.views import live_board
 from srs.common import utcnow
 from srs.jobs import scheduler_status
 from srs.sites import service
 
-bp = Blueprint("sites", __name__)
+bp = Blueprint("dashboard", __name__)
 
 SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
 
@@ -26,7 +26,7 @@ def home():
     only_nurse = all(r.role == Role.NURSE for r in current_user.roles)
     if len(floor_sites) == 1 and only_nurse:
         return redirect(url_for("booths.floor", slug=floor_sites[0].slug))
-    return render_template("sites/home.html", sites=sites, Role=Role)
+    return render_template("dashboard/home.html", sites=sites, Role=Role)
 
 
 @bp.get("/supervise")
@@ -36,7 +36,7 @@ def supervise():
     now = utcnow()
     sites = [s for s in service.sites_for(current_user)
              if current_user.has_role(s.id, *SUPERVISING)]
-    return render_template("sites/supervise.html",
+    return render_template("dashboard/supervise.html",
                            boards=[live_board(site) for site in sites],
                            alerts_by_site={site.id: open_alerts(site) for site in sites},
                            scheduler=scheduler_status(now=now), floor=False)
@@ -46,4 +46,4 @@ def supervise():
 @site_role_required(*SUPERVISING)
 def today(site):
     """Today's figures of one site: the dashboard re-fetches it when the site changes."""
-    return render_template("sites/_today.html", board=live_board(site))
+    return render_template("dashboard/_today.html", board=live_board(site))

@@ -1,16 +1,16 @@
-"""Checks on clients, and the alerts that due times and dangers raise.
+"""Raising, escalating, acknowledging and sounding alerts.
 
-Timers are rows: a visit carries its due times (``next_check_due_at``,
-``booth_due_at``, ``observation_ends_at``), and :func:`scan`, run by the one
-scheduler about every second, raises an alert for each that passed, escalates
-alerts nobody acknowledged, and re-sounds acknowledged high alarms that are
-still unresolved. Raising is idempotent (a unique key per subject, kind and due
-time; one row per level reached), so a scan run twice, or after a crash, raises
-nothing twice. Each function that is a tap or a job run announces, then commits once
-(``srs.unit``); raising and resolving never commit: the operation calling them does.
+Timers are rows: a visit carries its due times and an overdose response its re-dose time;
+each floor package registers a source of what came due (:func:`register_due_source`), and
+:func:`scan`, run by the one scheduler about every second, raises an alert for each that
+passed, escalates alerts nobody acknowledged, and re-sounds acknowledged high alarms that
+are still unresolved. Raising is idempotent (a unique key per subject, kind and due time;
+one row per level reached), so a scan run twice, or after a crash, raises nothing twice.
+Raising and resolving never commit: the operation calling them does (``srs.unit``); a tap
+(acknowledge) and the scan announce, then commit once.
 
-Callers: booths views and the API (checks, acknowledgement), the floor's
-service (due times, resolution), the scheduler (scan).
+Callers: the floor packages (raise and resolve), the alert views and API
+(acknowledgement), the scheduler (scan).
 """
 
 import logging
@@ -23,37 +23,29 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from srs import live
+from srs.alerts.models import ALERT_KINDS, Alert, AlertEscalation, Priority
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
-from srs.booths.models import (
-    ALERT_KINDS,
-    VISIT_CHANGED,
-    Alert,
-    AlertEscalation,
-    CheckStatus,
-    ObservationCheck,
-    Priority,
-    Visit,
-    VisitState,
-    floor_topic,
-)
 from srs.errors import Conflict, NotFound
 from srs.extensions import db
-from srs.overdose.models import OverdoseResponse
 from srs.sites.models import Site
-from srs.unit import commit
 
 log = logging.getLogger(__name__)
 
-# Which due time of an open visit raises which kind of alert.
-VISIT_DUE_TIMES = (
-    ("booth_check_due", VisitState.IN_BOOTH, "next_check_due_at"),
-    ("booth_time_limit", VisitState.IN_BOOTH, "booth_due_at"),
-    ("observation_check_due", VisitState.OBSERVING, "next_check_due_at"),
-    ("observation_complete", VisitState.OBSERVING, "observation_ends_at"),
-)
-BOOTH_KINDS = ("booth_check_due", "booth_time_limit")
-CHECK_KINDS = ("booth_check_due", "observation_check_due")
+# What came due: each floor package registers a source that the scan calls with ``now``.
+# A source yields, for each due time that passed and has no alert yet, the keyword
+# arguments of raise_alert (``site_id`` instead of the site).
+_due_sources: list = []
+
+
+def register_due_source(source) -> None:
+    if source not in _due_sources:
+        _due_sources.append(source)
+
+
+def _visit_model():
+    """The floor's visit class, as the alert's relationship names it (no import upward)."""
+    return Alert.visit.property.mapper.class_
 
 
 class AlertConflict(Conflict):
@@ -77,7 +69,7 @@ def _insert_ignoring_duplicates(values: dict) -> int | None:
 
 
 def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
-                visit: Visit | None = None, booth_id: int | None = None,
+                visit=None, booth_id: int | None = None,
                 subject_type: str = "visit", subject_id: int | None = None,
                 visit_id: int | None = None) -> Alert | None:
     """Raise an alert at level 1 unless the same subject, kind and due time already has one.
@@ -103,7 +95,7 @@ def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
     return db.session.get(Alert, alert_id)
 
 
-def resolve_alerts(visit: Visit, *, why: str, now: datetime, kinds=None,
+def resolve_alerts(visit, *, why: str, now: datetime, kinds=None,
                    by: int | None = None) -> list[int]:
     """The condition cleared (a check, leaving the booth, discharge): close the visit's alerts.
 
@@ -132,59 +124,17 @@ def _resolve(which, *, why: str, now: datetime, kinds, by: int | None) -> list[i
     return ids
 
 
-def raise_for_response(response: OverdoseResponse, site: Site, kind: str, *,
-                       due_at: datetime, now: datetime) -> Alert | None:
+def response_subject(response) -> dict:
+    """What an alert about an overdose response names (keyword arguments of raise_alert)."""
+    return {"subject_type": "response", "subject_id": response.id,
+            "visit_id": response.visit_id, "booth_id": response.booth_id}
+
+
+def raise_for_response(response, site: Site, kind: str, *, due_at: datetime,
+                       now: datetime) -> Alert | None:
     """Raise an alert about an overdose response (it started; its re-dose time passed)."""
-    return raise_alert(site=site, kind=kind, due_at=due_at, now=now, subject_type="response",
-                       subject_id=response.id, visit_id=response.visit_id,
-                       booth_id=response.booth_id)
-
-
-# --- Checks ----------------------------------------------------------------------------------
-
-
-def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> ObservationCheck:
-    """A nurse checked a client in a booth or in after-care; the next check is due later.
-
-    ``data``: status (ok, drowsy, unresponsive), optional spo2 and
-    respiratory_rate, already validated. Unresponsive raises a high alarm at
-    once and opens an overdose response for the visit (its console takes over the
-    alarm); the check's ``opened_response`` is that response. Raises a 409 when the
-    visit is neither in a booth nor in after-care.
-    """
-    if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
-        raise Conflict(f"Cannot record a check: this visit is {visit.state.replace('_', ' ')}.",
-                       current_state=visit.state, visit_id=visit.id)
-    site = db.session.get(Site, visit.site_id)
-    interval = (site.booth_check_interval_seconds if visit.state == VisitState.IN_BOOTH
-                else site.observation_check_interval_seconds)
-    check = ObservationCheck(visit_id=visit.id, site_id=visit.site_id, recorded_at=now,
-                             recorded_by=actor.staff_id, phase=visit.state, **data)
-    db.session.add(check)
-    visit.next_check_due_at = now + timedelta(seconds=interval)
-    resolve_alerts(visit, why="check_recorded", now=now, kinds=CHECK_KINDS, by=actor.staff_id)
-    raised = []
-    if data["status"] == CheckStatus.UNRESPONSIVE:
-        alert = raise_alert(site=site, kind="unresponsive", due_at=now, now=now, visit=visit)
-        if alert is not None:
-            raised.append(alert)
-    else:
-        resolve_alerts(visit, why="responsive_again", now=now, kinds=("unresponsive",),
-                       by=actor.staff_id)
-    db.session.flush()
-    record(actor, "check_recorded", "visit", visit.id, site_id=visit.site_id, now=now,
-           detail={"check": check.id, "status": data["status"]})
-    sound(raised, site)
-    live.announce(visit.site_id, floor_topic(visit.state))  # its tile or after-care row
-    live.announce(visit.site_id, "alerts")
-    if data["status"] == CheckStatus.UNRESPONSIVE:
-        from srs.overdose.service import open_response
-
-        check.opened_response, _new = open_response(
-            site, kind="opioid", visit=visit, source="check", actor=actor, now=now)
-    # The check, its alarms and the response it opened: one commit, or none of them.
-    commit(VISIT_CHANGED)
-    return check
+    return raise_alert(site=site, kind=kind, due_at=due_at, now=now,
+                       **response_subject(response))
 
 
 # --- Reading ---------------------------------------------------------------------------------
@@ -195,7 +145,7 @@ def open_alerts(site: Site) -> list[Alert]:
     alerts = list(db.session.execute(
         select(Alert).where(Alert.site_id == site.id, Alert.resolved_at.is_(None))
         .options(selectinload(Alert.owner), selectinload(Alert.booth),
-                 selectinload(Alert.visit).selectinload(Visit.client))
+                 selectinload(Alert.visit).selectinload(_visit_model().client))
     ).scalars())
     order = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
     alerts.sort(key=lambda a: (a.acknowledged_at is not None, order[a.priority], -a.level,
@@ -294,30 +244,12 @@ def scan(*, now: datetime) -> ScanResult:
             sites[site_id] = db.session.get(Site, site_id)
         return sites[site_id]
 
-    for kind, state, column_name in VISIT_DUE_TIMES:
-        column = getattr(Visit, column_name)
-        already = (select(Alert.id).where(
-            Alert.kind == kind, Alert.subject_type == "visit", Alert.subject_id == Visit.id,
-            Alert.due_at == column).exists())
-        due = db.session.execute(
-            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars()
-        for visit in due:
-            alert = raise_alert(site=site_of(visit.site_id), kind=kind,
-                                due_at=getattr(visit, column_name), now=now, visit=visit)
+    for source in _due_sources:
+        for due in source(now=now):
+            site_id = due.pop("site_id")
+            alert = raise_alert(site=site_of(site_id), now=now, **due)
             if alert is not None:
                 result.raised.append(alert.id)
-
-    already = (select(Alert.id).where(
-        Alert.kind == "redose_due", Alert.subject_type == "response",
-        Alert.subject_id == OverdoseResponse.id,
-        Alert.due_at == OverdoseResponse.redose_due_at).exists())
-    for response in db.session.execute(select(OverdoseResponse).where(
-            OverdoseResponse.redose_due_at <= now, OverdoseResponse.closed_at.is_(None),
-            ~already)).scalars():
-        alert = raise_for_response(response, site_of(response.site_id), "redose_due",
-                                   due_at=response.redose_due_at, now=now)
-        if alert is not None:
-            result.raised.append(alert.id)
 
     for alert in db.session.execute(select(Alert).where(
             Alert.resolved_at.is_(None), Alert.escalate_at <= now)).scalars().all():

@@ -1,0 +1,1 @@
+"""The home page and the supervisors' live dashboard, over every floor package."""
