@@ -231,7 +231,10 @@ def after_commit(callback) -> None:
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session) -> None:
     for callback in session.info.pop(_AFTER_COMMIT, ()):
-        callback()
+        try:
+            callback()
+        except Exception:  # the change is committed: its answer stands; screens re-fetch
+            log.exception("telling the screens about a committed change failed")
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -283,7 +283,6 @@ def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_r
     return visit
 
 
-
 def leave_queue(visit: Visit, *, reason: str, actor: Actor, now: datetime) -> Visit:
     """A waiting client leaves without using: ``departed``, did not consume, with a reason."""
     if reason not in LEFT_QUEUE_REASONS:

@@ -74,7 +74,6 @@ def _stage_conflict(incident: Incident, doing: str) -> IncidentStageConflict:
 REPORT_CHANGED = "Someone else changed this report a moment ago. Reload to see it."
 
 
-
 # --- Identifiers in free text ----------------------------------------------------------------
 
 _PHONE = re.compile(r"(?<![\w-])(?:\+?\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-])"

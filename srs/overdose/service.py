@@ -75,7 +75,6 @@ RESPONSE_CHANGED = ("Someone else changed this response a moment ago. The consol
                     "it as it is now.")
 
 
-
 def local_date(site: Site, now: datetime) -> date:
     return site.local_date(now)
 
