@@ -16,6 +16,7 @@ from srs.booths.service import create_booth
 from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
+from srs.overdose.service import receive_stock
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site
@@ -31,6 +32,13 @@ DEMO_BOOTHS = [("B1", "injection"), ("B2", "injection"), ("B3", "injection"),
                ("B4", "injection"), ("B5", "injection"), ("B6", "injection"),
                ("S1", "inhalation"), ("S2", "inhalation")]
 DEMO_LOGINS_FILE = "demo-logins.txt"
+# Naloxone on the demo's shelf (DOMAIN.md: 0.4 mg/mL ampoules for IM, 4 mg nasal spray).
+DEMO_NALOXONE = [
+    {"product": "Naloxone HCl", "form": "ampoule", "strength": "0.4 mg/mL",
+     "lot_number": "DEMO-A1", "quantity": 20},
+    {"product": "Naloxone nasal spray", "form": "nasal_spray", "strength": "4 mg/0.1 mL",
+     "lot_number": "DEMO-N1", "quantity": 10},
+]
 
 
 def _password() -> str:
@@ -61,7 +69,11 @@ def seed_demo():
                        actor=CLI_ACTOR)
     for position, (label, kind) in enumerate(DEMO_BOOTHS):
         create_booth(site, label=label, kind=kind, position=position, actor=CLI_ACTOR)
-    seed_demo_directory(site, actor=CLI_ACTOR, now=utcnow())
+    now = utcnow()
+    seed_demo_directory(site, actor=CLI_ACTOR, now=now)
+    expires = now.date().replace(year=now.year + 1, day=1)
+    stock = [receive_stock(site, {**lot, "expires_on": expires}, actor=CLI_ACTOR, now=now)
+             for lot in DEMO_NALOXONE]
     lines = []
     for role in Role:
         password, pin = _password(), _pin()
@@ -70,8 +82,11 @@ def seed_demo():
                           actor=CLI_ACTOR)
         lines.append(f"  {role.value:<11} username demo-{role.value:<11} password {password}"
                      f"  PIN {pin}")
-    text = "Demo site 'demo' with 8 booths (6 injection, 2 inhalation). Logins:\n" + "\n".join(
-        lines) + "\n"
+    naloxone = "\n".join(
+        f"  {lot.quantity} x {lot.product} {lot.strength} ({lot.form.replace('_', ' ')}),"
+        f" lot {lot.lot_number}, expires {lot.expires_on:%d %b %Y}" for lot in stock)
+    text = ("Demo site 'demo' with 8 booths (6 injection, 2 inhalation). Naloxone on hand:\n"
+            f"{naloxone}\nLogins:\n" + "\n".join(lines) + "\n")
     click.echo(text, nl=False)
     # Kept for `make run` to show again; the demo is for trying SRS, not for real clients.
     instance = Path(current_app.instance_path)

@@ -167,6 +167,14 @@ class SchedulerLock:
 
     def release(self) -> None:
         if self._connection is not None:
+            # Unlock before closing: PostgreSQL frees a closed session's locks only once its
+            # backend has noticed the close, and a standby asking at once would be refused.
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                         {"key": ADVISORY_LOCK_KEY})
+                self._connection.commit()
+            except Exception:  # a dead connection holds no lock
+                log.warning("unlocking the scheduler lock failed; closing its connection")
             self._connection.close()
             self._connection = None
         if self._file is not None:

@@ -7,6 +7,7 @@ from srs.auth.service import staff_for_token
 from srs.booths.models import Booth
 from srs.common import utcnow
 from srs.extensions import db
+from srs.overdose.models import NaloxoneLot
 from srs.sites.models import Site
 
 
@@ -22,6 +23,11 @@ def test_seed_demo_creates_eight_booths_of_both_kinds_and_one_user_per_role(runn
         staff = db.session.execute(db.select(Staff).filter_by(username=f"demo-{role}")).scalar_one()
         assert staff.roles_at(site.id) == {role}
     assert "password" in result.output and "PIN" in result.output
+    # Naloxone on the shelf, as the console and the stock page will draw it.
+    lots = db.session.execute(db.select(NaloxoneLot).filter_by(site_id=site.id)).scalars().all()
+    assert sorted((lot.form, lot.quantity) for lot in lots) == [("ampoule", 20),
+                                                               ("nasal_spray", 10)]
+    assert "20 x Naloxone HCl 0.4 mg/mL (ampoule), lot DEMO-A1" in result.output
 
 
 def test_demo_logins_printed_work(runner, app, client, auth):
