@@ -4,10 +4,11 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from srs.alerts import service
-from srs.auth.access import current_actor, site_role_required
+from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.common import utcnow
 from srs.idempotency import idempotent
+from srs.sites.access import site_role_required
 
 bp = Blueprint("alerts", __name__)
 

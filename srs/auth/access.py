@@ -10,17 +10,9 @@ from flask import abort, request
 from flask_login import current_user
 
 from srs.auth.service import Actor
-from srs.extensions import db, login_manager
-from srs.sites.models import Site
+from srs.extensions import login_manager
 
 ANY_STAFF = "any staff"
-
-
-def _site_or_404(slug: str) -> Site:
-    site = db.session.execute(db.select(Site).filter_by(slug=slug)).scalar_one_or_none()
-    if site is None:
-        abort(404, "No such site.")
-    return site
 
 
 def staff_required(view):
@@ -34,28 +26,6 @@ def staff_required(view):
 
     wrapped.srs_roles = ANY_STAFF
     return wrapped
-
-
-def site_role_required(*roles: str):
-    """A staff member holding one of ``roles`` at the site named by ``slug``.
-
-    The view receives the Site as ``site`` instead of ``slug``.
-    """
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(slug: str, **kwargs):
-            if not current_user.is_authenticated:
-                return login_manager.unauthorized()
-            site = _site_or_404(slug)
-            if not current_user.has_role(site.id, *roles):
-                abort(403, "Your role at this site does not allow this page.")
-            return view(site=site, **kwargs)
-
-        wrapped.srs_roles = frozenset(roles)
-        return wrapped
-
-    return decorator
 
 
 def any_site_role_required(*roles: str):

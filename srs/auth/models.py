@@ -18,6 +18,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from srs.common import UTCDateTime, utcnow
 from srs.extensions import db
 
+# How long a shared screen stays unlocked while idle, unless its site sets its own.
+IDLE_LOCK_SECONDS = 300
+
 
 class Role(StrEnum):
     NURSE = "nurse"

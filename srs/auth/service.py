@@ -16,10 +16,17 @@ from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from srs import live
-from srs.auth.models import ApiToken, AuditEvent, LoginSession, Role, Staff, StaffRole
+from srs.auth.models import (
+    IDLE_LOCK_SECONDS,
+    ApiToken,
+    AuditEvent,
+    LoginSession,
+    Role,
+    Staff,
+    StaffRole,
+)
 from srs.errors import Conflict, DomainError, Invalid, NotFound
 from srs.extensions import db
-from srs.sites.models import TIMERS, Site
 
 MAX_FAILED_LOGINS = 5
 MAX_FAILED_PINS = 5
@@ -180,7 +187,7 @@ def usable_session(key: str | None, *, now: datetime) -> LoginSession | None:
 def lock_after_seconds(staff: Staff) -> int:
     """The idle limit for this person's screens: the strictest of their sites."""
     values = [role.site.lock_after_seconds for role in staff.roles]
-    return min(values) if values else TIMERS["lock_after_seconds"].default
+    return min(values) if values else IDLE_LOCK_SECONDS
 
 
 def is_idle(login: LoginSession, *, now: datetime) -> bool:
@@ -294,8 +301,9 @@ def _hash(secret: str) -> str:
 
 
 def create_staff(username: str, *, display_name: str | None, password: str, pin: str | None,
-                 roles: list[tuple[Site, str]], actor: Actor) -> Staff:
-    """Create a staff member with roles at sites; raise Invalid on a bad field."""
+                 roles: list[tuple], actor: Actor) -> Staff:
+    """Create a staff member with roles at sites (``(site, role)`` pairs); raise Invalid on
+    a bad field."""
     username = (username or "").strip().lower()
     if not _USERNAME.match(username):
         raise Invalid("Invalid username.", {"username": [

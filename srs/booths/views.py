@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 from srs import live
 from srs.alerts.service import open_alerts
-from srs.auth.access import current_actor, site_role_required
+from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.booths import checks, service
 from srs.booths.forms import (
@@ -47,6 +47,7 @@ from srs.extensions import db
 from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.overdose.service import TOPIC_RESPONSES
+from srs.sites.access import site_role_required
 from srs.sites.models import Site
 
 bp = Blueprint("booths", __name__)

@@ -5,12 +5,13 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
 from srs.alerts.service import open_alerts
-from srs.auth.access import any_site_role_required, site_role_required, staff_required
+from srs.auth.access import any_site_role_required, staff_required
 from srs.auth.models import Role
 from srs.booths.views import live_board
 from srs.common import utcnow
 from srs.jobs import scheduler_status
 from srs.sites import service
+from srs.sites.access import site_role_required
 
 bp = Blueprint("dashboard", __name__)
 

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from srs.auth.access import current_actor, site_role_required
+from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.common import utcnow
 from srs.errors import Invalid
@@ -27,6 +27,7 @@ from srs.incidents.models import (
     Stage,
 )
 from srs.incidents.schemas import FactorForm, IncidentForm, ReviewForm, local_to_utc
+from srs.sites.access import site_role_required
 from srs.sites.models import TIME_BANDS
 
 bp = Blueprint("incidents", __name__)

@@ -12,7 +12,7 @@ message beside the field.
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from srs.auth.access import current_actor, site_role_required
+from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.booths.service import get_visit
 from srs.common import utcnow
@@ -39,6 +39,7 @@ from srs.overdose.schemas import (
     ReceiveForm,
     StartForm,
 )
+from srs.sites.access import site_role_required
 
 bp = Blueprint("overdose", __name__)
 

@@ -11,7 +11,7 @@ import json
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from srs.auth.access import current_actor, site_role_required
+from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.booths import service as floor
 from srs.common import utcnow
@@ -28,6 +28,7 @@ from srs.referrals.models import (
 )
 from srs.referrals.rules import ALL_OPS, FACTS, PLACEHOLDERS, REASON_EXTRAS
 from srs.referrals.schemas import CareProfileForm, OfferForm, OutcomeForm, RuleForm, ServiceForm
+from srs.sites.access import site_role_required
 
 bp = Blueprint("referrals", __name__)
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from srs.auth.models import IDLE_LOCK_SECONDS
 from srs.common import UTCDateTime, utcnow
 from srs.extensions import db
 
@@ -29,7 +30,7 @@ class TimerSetting:
 # ranges and the README's table all come from here. The lower bounds are low
 # enough for a drill or a test to run seconds-long timers.
 TIMER_SETTINGS: tuple[TimerSetting, ...] = (
-    TimerSetting("lock_after_seconds", 300, 30, 3600,
+    TimerSetting("lock_after_seconds", IDLE_LOCK_SECONDS, 30, 3600,
                  "Idle time before a shared tablet locks"),
     TimerSetting("booth_time_limit_seconds", 900, 10, 7200,
                  "Time a client may stay in a booth (BC overdose prevention sites: 15 min)"),
