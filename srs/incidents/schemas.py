@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -239,11 +238,8 @@ def local_to_utc(moment: datetime, timezone: str) -> datetime:
     return moment.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
-class ReviewForm(Schema):
+class ReviewForm(Form):
     """The reviewer's panel: factors as checkboxes, one new action at a time."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     decision = fields.String(load_default=None, allow_none=True,
                              validate=_one_of(TRANSITIONS, "decision"))
@@ -282,10 +278,7 @@ class ReviewForm(Schema):
         return data
 
 
-class FactorForm(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class FactorForm(Form):
     label = fields.String(required=True, validate=validate.Length(min=1, max=120))
     parent_id = fields.Integer(load_default=None, allow_none=True)
 

@@ -6,10 +6,10 @@ from marshmallow import (
     RAISE,
     Schema,
     fields,
-    pre_load,
     validate,
 )
 
+from srs.forms import Form
 from srs.overdose.models import (
     FORMS,
     INTERVENTIONS,
@@ -133,13 +133,9 @@ class TakeHomeKitInputSchema(Schema):
 # --- The console's and the stock page's forms ------------------------------------------------
 
 
-class _Form(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
-    @pre_load
-    def _blank_is_absent(self, data, **_kwargs):
-        return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+class _Form(Form):
+    # The console's inputs are all optional until the service says otherwise.
+    every_blank_absent = True
 
 
 class StartForm(_Form):
