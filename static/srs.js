@@ -106,10 +106,30 @@
         else if (!button.disabled) { button.dataset.idleLabel = button.textContent; button.disabled = true; }
       });
       elt.setAttribute("aria-busy", "true");
+      // Its answer may swap the form itself out (the answer's event then names another
+      // element): the request keeps the ids of the inputs to clear once it is saved.
+      if (evt.detail.xhr) {
+        evt.detail.xhr.srsPreserved = Array.prototype.map.call(
+          elt.querySelectorAll("input[hx-preserve]"), function (input) { return input.id; });
+      }
     }
+  });
+  var savedInputs = [];
+  body.addEventListener("htmx:afterSettle", function () {
+    savedInputs.forEach(function (id) {
+      var input = document.getElementById(id);
+      if (input) input.value = "";
+    });
+    savedInputs = [];
   });
   body.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.elt;
+    var xhr = evt.detail.xhr;
+    // What a nurse types survives the live refreshes (hx-preserve); once saved, it goes
+    // (when the answer has settled: the preserved input has moved into it by then).
+    if (evt.detail.successful && xhr && xhr.srsPreserved) {
+      savedInputs = savedInputs.concat(xhr.srsPreserved);
+    }
     if (!elt) return;
     if (elt.tagName === "BUTTON") clearBusy(elt);
     else if (elt.tagName === "FORM") {

@@ -115,7 +115,14 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
     page.get_by_test_id("oxygen-10").tap()
     expect(page.get_by_test_id("oxygen-status")).to_contain_text("Oxygen on 10 L/min")
     page.get_by_test_id("spo2-input").fill("88")
+    # Another screen's change refreshes the console while the nurse is typing: what she
+    # typed stays, and goes once it is saved.
+    with page.expect_response(lambda answer: answer.url.endswith("/console")):
+        page.evaluate("id => document.body.dispatchEvent(new CustomEvent('srs:responses-' + id))",
+                      site.id)
+    expect(page.get_by_test_id("spo2-input")).to_have_value("88")
     page.get_by_test_id("spo2-save").tap()
+    expect(page.get_by_test_id("spo2-input")).to_have_value("")
     expect(page.get_by_test_id("timeline")).to_contain_text("SpO2 88%")
     page.get_by_test_id("ems-called").tap()
     expect(page.get_by_test_id("ems-called-done")).to_contain_text("EMS called")
