@@ -5,15 +5,13 @@ from flask_login import current_user
 
 from srs.alerts import service
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, WATCHERS
 from srs.common import utcnow
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
 
 bp = Blueprint("alerts", __name__)
 
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
-WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 
 
 def _alerts(site, *, floor: bool, status: int = 200):

@@ -6,15 +6,12 @@ from flask import g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF
-from srs.auth.models import Role
 from srs.auth.service import Actor, bearer_token, staff_for_token
 from srs.common import utcnow
 from srs.sites.service import get_site
 
 # The OpenAPI security requirement of every operation.
 SECURITY = [{"bearerAuth": []}]
-# Who works the floor: the roles of every tablet action.
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
 # The header every state-changing operation accepts, as the OpenAPI document gives it.
 IDEMPOTENCY = {"parameters": [{
     "in": "header", "name": "Idempotency-Key", "required": False,

@@ -9,7 +9,8 @@ from flask_smorest import Blueprint
 
 from srs.alerts import service as alerts
 from srs.alerts.schemas import AlertSchema
-from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
+from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
+from srs.auth.models import FLOOR
 from srs.booths import checks, service
 from srs.booths.schemas import CheckSchema
 from srs.common import utcnow

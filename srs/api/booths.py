@@ -7,8 +7,8 @@ repeat returns the first answer and records nothing twice.
 from flask import g
 from flask_smorest import Blueprint
 
-from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
-from srs.auth.models import Role
+from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
+from srs.auth.models import FLOOR, Role
 from srs.booths import service
 from srs.booths.schemas import (
     AssignBoothSchema,

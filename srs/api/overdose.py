@@ -6,9 +6,9 @@ first answer and records nothing twice.
 
 from flask_smorest import Blueprint
 
-from srs.api.access import FLOOR, IDEMPOTENCY, SECURITY, api_actor, token_required
+from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.api.booths import CONFLICT
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, Role
 from srs.booths.service import get_visit
 from srs.common import utcnow
 from srs.idempotency import idempotent

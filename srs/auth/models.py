@@ -29,6 +29,11 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# Who works the floor (taps on it), and who may watch it (read-only screens too).
+FLOOR = (Role.NURSE, Role.SUPERVISOR)
+WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
+
+
 class Staff(db.Model):
     __tablename__ = "staff"
 

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from srs import live
 from srs.alerts.service import open_alerts
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, WATCHERS, Role
 from srs.booths import checks, service
 from srs.booths.forms import (
     CheckForm,
@@ -53,8 +53,6 @@ from srs.sites.models import Site
 bp = Blueprint("booths", __name__)
 
 # Who acts on the floor, and who may also watch it.
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
-WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 
 # Quick reasons for taking a booth out of service: a tablet has no keyboard to spare.
 OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixture",

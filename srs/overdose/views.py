@@ -13,7 +13,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, WATCHERS, Role
 from srs.booths.service import get_visit
 from srs.common import utcnow
 from srs.errors import Invalid, is_htmx
@@ -43,8 +43,6 @@ from srs.sites.access import site_role_required
 
 bp = Blueprint("overdose", __name__)
 
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
-WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 STOCK = (Role.SUPERVISOR, Role.ADMIN)
 # Oxygen flows the console offers in one tap, L/min.
 OXYGEN_FLOWS = (2, 6, 10, 15)

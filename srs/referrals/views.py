@@ -12,7 +12,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, Role
 from srs.booths import service as floor
 from srs.common import utcnow
 from srs.errors import Invalid, NotFound
@@ -32,7 +32,6 @@ from srs.sites.access import site_role_required
 
 bp = Blueprint("referrals", __name__)
 
-FLOOR = (Role.NURSE, Role.SUPERVISOR)
 ADMIN = (Role.ADMIN,)
 REVIEWERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
 
