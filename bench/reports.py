@@ -40,7 +40,8 @@ from sqlalchemy import create_engine, make_url, text
 
 from srs import create_app
 from srs.auth.service import Actor, create_staff, issue_token
-from srs.booths.models import Booth, Client, Consumption, Visit, parse_client_code
+from srs.booths.models import Booth, Consumption, Visit
+from srs.clients.models import Client, parse_client_code
 from srs.extensions import db
 from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, Incident
 from srs.overdose.models import Intervention, OverdoseResponse, TakeHomeKit

@@ -56,7 +56,8 @@ def seed(env: dict, timers: int, first_due: datetime, spread: float) -> list[dat
 from datetime import datetime, timedelta
 from srs import create_app
 from srs.extensions import db
-from srs.booths.models import Client, Visit
+from srs.booths.models import Visit
+from srs.clients.models import Client
 from srs.sites.models import Site
 app = create_app()
 with app.app_context():

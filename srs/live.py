@@ -243,6 +243,11 @@ def _drop_uncommitted(session, transaction) -> None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
+# A topic that more than one package hears: an overdose response marks its booth tile and
+# after-care row, so the floor re-renders those when a response changes.
+TOPIC_RESPONSES = "responses"
+
+
 def announce(site_id: int, topic: str) -> None:
     """Tell every screen of a site that ``topic`` changed, once the change commits.
 

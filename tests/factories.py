@@ -3,7 +3,8 @@
 import itertools
 
 from srs.auth import service as auth
-from srs.booths.models import Booth, Client
+from srs.booths.models import Booth
+from srs.clients.models import Client
 from srs.extensions import db
 from srs.sites.models import Site
 

@@ -12,7 +12,7 @@ from sqlalchemy import exc
 
 from srs.auth import service
 from srs.auth.models import AuditEvent, LoginSession
-from srs.booths.models import Client
+from srs.clients.models import Client
 from srs.common import utcnow
 from srs.errors import log_failure
 from srs.extensions import db

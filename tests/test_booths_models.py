@@ -3,7 +3,8 @@
 import pytest
 from factories import make_booth, make_client, make_site
 
-from srs.booths.models import BoothState, parse_client_code
+from srs.booths.models import BoothState
+from srs.clients.models import parse_client_code
 from srs.common import utcnow
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import exc
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
 from srs.booths import service
-from srs.booths.models import BoothState, Client, Visit, VisitState
+from srs.booths.models import BoothState, Visit, VisitState
+from srs.clients.models import Client
 from srs.errors import Conflict, Forbidden, Invalid
 from srs.extensions import db
 

@@ -13,7 +13,8 @@ from factories import make_booth, make_referral, make_service, make_site, make_s
 
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
-from srs.booths.models import Client, Consumption, Visit
+from srs.booths.models import Consumption, Visit
+from srs.clients.models import Client
 from srs.extensions import db
 from srs.incidents import charts as charts_module
 from srs.incidents import packets, reports, service

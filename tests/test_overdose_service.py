@@ -8,6 +8,7 @@ from factories import make_booth, make_site, make_staff
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
 from srs.booths import service as floor
+from srs.clients import service as clients
 from srs.errors import Conflict, Invalid
 from srs.extensions import db
 from srs.overdose import service
@@ -429,8 +430,8 @@ def test_an_amendment_after_closing_rewrites_the_draft(site, actor, visit):
 
 def test_check_in_flags_an_overdose_in_the_last_30_days(site, actor, visit):
     client = visit.client
-    assert not floor.client_flags(client, today=NOW.date())["recent_overdose"]
+    assert not clients.client_flags(client, today=NOW.date())["recent_overdose"]
     start(site, actor, visit)
-    assert floor.client_flags(client, today=NOW.date())["recent_overdose"]
-    assert not floor.client_flags(client, today=(NOW + timedelta(days=32)).date())[
+    assert clients.client_flags(client, today=NOW.date())["recent_overdose"]
+    assert not clients.client_flags(client, today=(NOW + timedelta(days=32)).date())[
         "recent_overdose"]

@@ -3,7 +3,8 @@
 A visit carries its due times (``next_check_due_at``, ``booth_due_at``,
 ``observation_ends_at``); the alert scan asks :func:`due_visit_alerts` which passed.
 A check moves the next one and resolves what it answers; Unresponsive raises a high
-alarm and opens an overdose response in the same unit of work.
+alarm and, through ``signals.client_unresponsive``, opens an overdose response in the same
+unit of work.
 
 Callers: booths views and the API (checks), the floor's service (due times,
 resolution), the alert scan (due times).
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from srs import live
+from srs import live, signals
 from srs.alerts import service as alerts
 from srs.alerts.models import Alert
 from srs.auth.service import Actor, record
@@ -94,11 +95,9 @@ def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Ob
     alerts.sound(raised, site)
     live.announce(visit.site_id, floor_topic(visit.state))  # its tile or after-care row
     live.announce(visit.site_id, "alerts")
-    if data["status"] == CheckStatus.UNRESPONSIVE:
-        from srs.overdose.service import open_response
-
-        check.opened_response, _new = open_response(
-            site, kind="opioid", visit=visit, source="check", actor=actor, now=now)
+    if data["status"] == CheckStatus.UNRESPONSIVE:  # the overdose console takes over
+        check.opened_response = signals.first_answer(signals.client_unresponsive.send(
+            site, visit=visit, actor=actor, now=now))
     # The check, its alarms and the response it opened: one commit, or none of them.
     commit(VISIT_CHANGED)
     return check

@@ -5,9 +5,8 @@ check, change, commit, then announce. Each takes ``now`` and an ``Actor``,
 and raises a DomainError the app turns into a 409 or 422 with a message.
 """
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Float, exc
 from sqlalchemy.ext.compiler import compiles
@@ -31,21 +30,16 @@ from srs.booths.models import (
     Booth,
     BoothKind,
     BoothState,
-    Client,
     Consumption,
     Visit,
     VisitState,
     floor_topic,
-    parse_client_code,
 )
+from srs.clients import service as clients
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
 from srs.unit import commit
-
-# A handle is a nickname: never a full name or a phone number.
-_PHONE = re.compile(r"(\d[\s().-]*){7,}")
-_FULL_NAME = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?\s+[A-Z][a-z]+")
 
 
 class BoothTaken(Conflict):
@@ -159,72 +153,7 @@ def get_visit(site: Site, visit_id: int) -> Visit:
     return visit
 
 
-def find_clients(site: Site, prefix: str, *, actor: Actor, limit: int = 8) -> list[Client]:
-    """Known codes starting with ``prefix`` (at least 2 characters), for autocomplete."""
-    prefix = (prefix or "").strip().upper()
-    if len(prefix) < 2:
-        return []
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    clients = list(db.session.execute(
-        db.select(Client).where(Client.code.like(f"{escaped}%", escape="\\"))
-        .order_by(Client.code).limit(limit)).scalars())
-    if clients:
-        record(actor, "client_search", "client", None, site_id=site.id,
-               detail={"shown": [c.id for c in clients]})
-        db.session.commit()
-    return clients
-
-
-def client_flags(client: Client, *, today: date) -> dict:
-    """What staff must see before a visit starts."""
-    from srs.overdose.service import RECENT_OVERDOSE, recent_overdose
-
-    restricted = client.restricted_until is not None and client.restricted_until >= today
-    since = datetime.combine(today, datetime.min.time(), UTC) - RECENT_OVERDOSE
-    return {
-        "restricted": restricted,
-        "restricted_until": client.restricted_until if restricted else None,
-        "restriction_reason": client.restriction_reason if restricted else None,
-        "note": client.flag_note,
-        "recent_overdose": client.id is not None and recent_overdose(client.id, since=since),
-    }
-
-
-def view_client(site: Site, code: str, *, actor: Actor, now: datetime) -> Client | None:
-    """Open a client's record by code (flags before check-in); the read is audited."""
-    client = db.session.execute(
-        db.select(Client).filter_by(code=code.strip().upper())).scalar_one_or_none()
-    if client is not None:
-        record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
-        db.session.commit()
-    return client
-
-
 # --- Check-in and the queue ----------------------------------------------------------------
-
-
-def _check_code(site: Site, code: str) -> str:
-    code = (code or "").strip().upper()
-    if not re.fullmatch(site.client_code_pattern, code):
-        raise Invalid("That client code does not have this site's form.", {"code": [
-            "Use the site's code form, e.g. F-ABCD-1984: gender (M, F, TM, TF or X), "
-            "four letters, year of birth."]})
-    return code
-
-
-def _check_handle(handle: str | None) -> str | None:
-    handle = (handle or "").strip() or None
-    if handle is None:
-        return None
-    if len(handle) > 40:
-        raise Invalid("Handle too long.", {"handle": ["A handle has at most 40 characters."]})
-    if _PHONE.search(handle):
-        raise Invalid("A handle cannot be a phone number.", {"handle": [
-            "That looks like a phone number. Use a nickname that does not identify the person."]})
-    if _FULL_NAME.match(handle):
-        raise Invalid("A handle cannot be a full name.", {"handle": [
-            "That looks like a full name. Use a nickname or leave it empty."]})
-    return handle
 
 
 def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_roles: set[str],
@@ -235,19 +164,12 @@ def check_in(site: Site, *, code: str, handle: str | None, actor: Actor, actor_r
     supervisor overrides it (the actor is a supervisor at the site and gives a
     reason); the override is audited. Raises Invalid, Forbidden or Conflict.
     """
-    code = _check_code(site, code)
-    handle = _check_handle(handle)
-    client = db.session.execute(db.select(Client).filter_by(code=code)).scalar_one_or_none()
-    if client is None:
-        gender, birth_year = parse_client_code(code)
-        client = Client(code=code, handle=handle, gender=gender, birth_year=birth_year,
-                        created_at=now)
-        db.session.add(client)
-        db.session.flush()
-        record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
-    else:
+    code = clients.check_code(site, code)  # the code's message first, then the handle's
+    handle = clients.check_handle(handle)
+    client, created = clients.client_for_code(site, code, actor=actor, now=now, handle=handle)
+    if not created:
         record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
-    flags = client_flags(client, today=local_date(site, now))
+    flags = clients.client_flags(client, today=local_date(site, now))
     override_by = None
     if flags["restricted"]:
         if Role.SUPERVISOR not in actor_roles:

@@ -41,12 +41,12 @@ from srs.booths.models import (
     BoothKind,
     VisitState,
 )
+from srs.clients import service as clients
 from srs.common import utcnow
 from srs.errors import Conflict, Forbidden, Invalid
 from srs.extensions import db
 from srs.forms import form_input
 from srs.idempotency import idempotent
-from srs.overdose.service import TOPIC_RESPONSES
 from srs.sites.access import site_role_required
 from srs.sites.models import Site
 
@@ -86,9 +86,9 @@ LIVE_FRAGMENTS = {
 # settings, such as the name or the observation time, show everywhere). Other topics
 # (alerts, stock, incidents...) change none of them.
 FRAGMENT_TOPICS = {
-    "board": {TOPIC_BOARD, TOPIC_RESPONSES, "settings"},
+    "board": {TOPIC_BOARD, live.TOPIC_RESPONSES, "settings"},
     "queue": {TOPIC_QUEUE, "settings"},
-    "aftercare": {TOPIC_AFTERCARE, TOPIC_RESPONSES, "settings"},
+    "aftercare": {TOPIC_AFTERCARE, live.TOPIC_RESPONSES, "settings"},
     "today": {TOPIC_QUEUE, TOPIC_BOARD, TOPIC_AFTERCARE, "settings"},
 }
 
@@ -211,10 +211,10 @@ def _checkin_panel(site, status: int = 200, **context):
 @site_role_required(*FLOOR)
 def client_suggestions(site):
     """Known codes for the code field once it holds 2 characters; each with its flags."""
-    clients = service.find_clients(site, request.args.get("code", ""), actor=current_actor())
+    found = clients.find_clients(site, request.args.get("code", ""), actor=current_actor())
     today = utcnow().date()
     return render_template("booths/_suggestions.html", site=site, suggestions=[
-        (client, service.client_flags(client, today=today)) for client in clients])
+        (client, clients.client_flags(client, today=today)) for client in found])
 
 
 @bp.get("/sites/<slug>/floor/check-in")
@@ -224,8 +224,8 @@ def checkin_panel(site):
     code = request.args.get("code", "").strip().upper()
     if not code:
         return _checkin_panel(site)
-    client = service.view_client(site, code, actor=current_actor(), now=utcnow())
-    flags = service.client_flags(client, today=utcnow().date()) if client else None
+    client = clients.view_client(site, code, actor=current_actor(), now=utcnow())
+    flags = clients.client_flags(client, today=utcnow().date()) if client else None
     return _checkin_panel(site, form={"code": code, "handle": client.handle if client else ""},
                           client=client, flags=flags)
 
@@ -246,9 +246,9 @@ def check_in(site):
         return _checkin_panel(site, 422, form=request.form, errors=err.messages)
     now = utcnow()
     if data["reviewed"] != data["code"]:
-        client = service.view_client(site, data["code"], actor=current_actor(), now=now)
+        client = clients.view_client(site, data["code"], actor=current_actor(), now=now)
         today = service.local_date(site, now)
-        flags = service.client_flags(client, today=today) if client else None
+        flags = clients.client_flags(client, today=today) if client else None
         if _needs_review(flags):
             return _checkin_panel(site, form=request.form, client=client, flags=flags)
     try:
@@ -266,7 +266,7 @@ def check_in(site):
         "booths/_checkin_done.html", board=board, floor=True, oob=True,
         checkin=_checkin_context(
             site, done=visit, position=position,
-            flags=service.client_flags(visit.client, today=service.local_date(site, now))))
+            flags=clients.client_flags(visit.client, today=service.local_date(site, now))))
 
 
 # --- The queue and the booths ----------------------------------------------------------------

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from srs.booths.models import Booth, Client, Visit
+from srs.booths.models import Booth, Visit
+from srs.clients.models import Client
 from srs.common import UTCDateTime, utcnow
 from srs.extensions import db
 

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func
 from sqlalchemy.orm import aliased, selectinload
 
-from srs.booths.models import GENDERS, SUBSTANCES, Booth, Client, Consumption, Visit
+from srs.booths.models import SUBSTANCES, Booth, Consumption, Visit
+from srs.clients.models import GENDERS, Client
 from srs.extensions import db
 from srs.incidents.models import (
     HARM_GRADES,

@@ -1,7 +1,8 @@
 """Incident reports: drafts, submission, review stages, amendments, contributing factors.
 
-Callers: incident views, the API, the overdose console's close
-(``draft_incident``, which never commits: the close's unit of work does) and the
+Callers: incident views, the API, the overdose console's close (through
+``signals.response_closed``: ``draft_from_response``, which never commits: the close's
+unit of work does) and the
 weekly packet job. Each other function is one unit of work (check, change, record in
 the audit trail, announce, commit once),
 takes ``now`` and an ``Actor``, and raises ``Invalid`` (422, field messages),
@@ -14,10 +15,11 @@ from datetime import date, datetime
 from sqlalchemy import func
 from sqlalchemy.orm import selectinload
 
-from srs import live
+from srs import live, signals
 from srs.auth.models import Role, Staff, StaffRole
 from srs.auth.service import Actor, record
-from srs.booths.models import Booth, Client
+from srs.booths.models import Booth
+from srs.clients.models import Client
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
 from srs.incidents.models import (
@@ -30,6 +32,8 @@ from srs.incidents.models import (
     IncidentHistory,
     Stage,
 )
+from srs.overdose.models import OverdoseResponse
+from srs.overdose.service import response_timeline
 from srs.sites.models import Site
 from srs.unit import commit
 
@@ -313,6 +317,34 @@ def draft_incident(site: Site, *, type: str, occurred_at: datetime, location: st
     record(actor, "incident_created", "incident", incident.id, site_id=site.id, now=now,
            detail={"response_id": response_id})
     return incident
+
+
+# What an overdose response's kind files as.
+INCIDENT_TYPE_FOR_KIND = {"opioid": "overdose", "stimulant": "stimulant_overdose",
+                          "other": "medical_emergency"}
+
+
+@signals.response_closed.connect
+def draft_from_response(response: OverdoseResponse, *, actor: Actor, now: datetime) -> Incident:
+    """A closed overdose response's draft report, its narrative the console's timeline.
+
+    Times in the site's zone; staff are not named in the narrative (the response keeps
+    who did what), so the report's identifier check has nothing to flag. Does not commit:
+    the close's unit of work does.
+    """
+    site = db.session.get(Site, response.site_id)
+    zone = site.zone
+    lines = []
+    for entry in response_timeline(response):
+        at = datetime.fromisoformat(entry["time"]).astimezone(zone)
+        lines.append(f"{at:%H:%M:%S} {entry['detail']}" + (" (struck)" if entry["struck"]
+                                                            else ""))
+    return draft_incident(
+        site, type=INCIDENT_TYPE_FOR_KIND[response.kind], occurred_at=response.started_at,
+        location=response.booth.label if response.booth is not None else response.location,
+        narrative="Overdose response, as recorded on the console:\n" + "\n".join(lines),
+        client_ids=[response.client_id] if response.client_id else [], actor=actor, now=now,
+        response_id=response.id)
 
 
 def _may_amend(incident: Incident, actor: Actor, roles: set[str]) -> bool:

@@ -18,12 +18,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import exc, func
 from sqlalchemy.orm import selectinload
 
-from srs import live
+from srs import live, signals
 from srs.alerts import service as alerts
 from srs.alerts.models import Alert
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
-from srs.booths.models import Client, Visit, VisitState, parse_client_code
+from srs.booths.models import Visit, VisitState
+from srs.clients.models import Client, parse_client_code
 from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
 from srs.overdose.models import (
@@ -56,7 +57,7 @@ EXPIRY_WARNING = timedelta(days=30)
 RECENT_OVERDOSE = timedelta(days=30)
 # An entry may be back-dated to a little before the tap that opened the console.
 BACKDATE_BEFORE_START = timedelta(minutes=30)
-TOPIC_RESPONSES = "responses"
+TOPIC_RESPONSES = live.TOPIC_RESPONSES
 TOPIC_STOCK = "stock"
 
 
@@ -148,6 +149,13 @@ def recent_overdose(client_id: int, *, since: datetime) -> bool:
     return db.session.execute(db.select(OverdoseResponse.id).where(
         OverdoseResponse.client_id == client_id, OverdoseResponse.started_at >= since,
         OverdoseResponse.kind != ResponseKind.OTHER).limit(1)).first() is not None
+
+
+@signals.client_flags.connect
+def _flag_recent_overdose(client: Client, *, today: date) -> dict:
+    """The check-in flag: an overdose in the last 30 days."""
+    since = datetime.combine(today, datetime.min.time(), UTC) - RECENT_OVERDOSE
+    return {"recent_overdose": recent_overdose(client.id, since=since)}
 
 
 # --- Starting -------------------------------------------------------------------------------
@@ -248,6 +256,15 @@ def open_response(site: Site, *, kind: str, actor: Actor, now: datetime,
     live.announce(site.id, TOPIC_RESPONSES)
     live.announce(site.id, "alerts")
     return response, True
+
+
+@signals.client_unresponsive.connect
+def _open_for_unresponsive(site: Site, *, visit: Visit, actor: Actor,
+                           now: datetime) -> OverdoseResponse:
+    """An Unresponsive check opens the console for its visit, in the check's unit of work."""
+    response, _created = open_response(site, kind="opioid", visit=visit, source="check",
+                                       actor=actor, now=now)
+    return response
 
 
 def get_entry(response: OverdoseResponse, intervention_id: int) -> Intervention:
@@ -711,38 +728,11 @@ def close_response(response: OverdoseResponse, *, outcome: str | None, note: str
            site_id=response.site_id, now=now, detail={"outcome": outcome})
     alerts.resolve_response_alerts(response.id, why="response_closed", now=now,
                                    by=actor.staff_id)
-    _draft_incident(response, actor=actor, now=now)
+    signals.response_closed.send(response, actor=actor, now=now)  # the incident draft
     live.announce(response.site_id, TOPIC_RESPONSES)
     live.announce(response.site_id, "alerts")
     commit(RESPONSE_CHANGED)  # the close and its draft together, or neither
     return response
-
-
-INCIDENT_TYPE_FOR_KIND = {"opioid": "overdose", "stimulant": "stimulant_overdose",
-                          "other": "medical_emergency"}
-
-
-def _draft_incident(response: OverdoseResponse, *, actor: Actor, now: datetime):
-    """The draft incident report the review takes over, its narrative the timeline.
-
-    Times in the site's zone; staff are not named in the narrative (the response keeps
-    who did what), so the report's identifier check has nothing to flag.
-    """
-    from srs.incidents.service import draft_incident
-
-    site = db.session.get(Site, response.site_id)
-    zone = site.zone
-    lines = []
-    for entry in response_timeline(response):
-        at = datetime.fromisoformat(entry["time"]).astimezone(zone)
-        lines.append(f"{at:%H:%M:%S} {entry['detail']}" + (" (struck)" if entry["struck"]
-                                                            else ""))
-    return draft_incident(
-        site, type=INCIDENT_TYPE_FOR_KIND[response.kind], occurred_at=response.started_at,
-        location=response.booth.label if response.booth is not None else response.location,
-        narrative="Overdose response, as recorded on the console:\n" + "\n".join(lines),
-        client_ids=[response.client_id] if response.client_id else [], actor=actor, now=now,
-        response_id=response.id)
 
 
 # --- Naloxone stock -------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from sqlalchemy.orm import selectinload
 
 from srs import live
 from srs.auth.service import Actor, record
-from srs.booths.models import Client, Visit
+from srs.booths.models import Visit
+from srs.clients.models import Client
 from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
 from srs.referrals import facts as facts_module

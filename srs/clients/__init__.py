@@ -1,0 +1,1 @@
+"""Clients known by anonymous code: the record every programme shares."""

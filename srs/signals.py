@@ -1,0 +1,35 @@
+"""The documented signals: where one package reacts to another's change.
+
+A floor package sends a signal when something happened that a package above it must
+act on in the same unit of work; it imports nothing of that package. Receivers run at
+once, inside the sender's transaction: they add and flush, never commit, and what they
+return is the sender's answer. Receivers connect when their package's service module is
+imported (``create_app`` imports every package).
+"""
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+client_unresponsive = _signals.signal("client-unresponsive", doc="""
+A check found a client unresponsive. Sender: the ``Site``; keyword arguments ``visit``,
+``actor`` and ``now``. Sent by ``srs.booths.checks.record_check``. A receiver that opens an
+emergency record for the visit returns it; the check keeps the first one returned.
+""")
+
+client_flags = _signals.signal("client-flags", doc="""
+A client is about to be checked in or looked up. Sender: the ``Client``; keyword argument
+``today``, the site's date. Sent by
+``srs.clients.service.client_flags``. Each receiver returns a dict of flags to show.
+""")
+
+response_closed = _signals.signal("response-closed", doc="""
+An overdose response was closed. Sender: the ``OverdoseResponse``; keyword arguments
+``actor`` and ``now``. Sent by ``srs.overdose.service.close_response`` before its commit.
+The incident package drafts the report from the response's timeline and returns it.
+""")
+
+
+def first_answer(results: list[tuple]) -> object | None:
+    """The first non-None value receivers returned from ``signal.send(...)``."""
+    return next((value for _receiver, value in results if value is not None), None)
