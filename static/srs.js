@@ -329,9 +329,15 @@
     body.classList.toggle("is-offline", offline);
   }
 
-  if (body.dataset.live === "on" && window.io) {
+  // Live pages (the floor, the console, dashboards) and every page that shows alarms (the
+  // strip under each site page's header, the on-call banner) follow the site; the lock and
+  // sign-in pages (data-idle-lock="off") have no socket: a locked session is refused one.
+  var showsAlarms = !!document.querySelector("[data-alarms]");
+  if ((body.dataset.live === "on" || showsAlarms) && body.dataset.idleLock !== "off" &&
+      window.io) {
     var socket = window.io({ transports: ["websocket", "polling"], tryAllTransports: true,
-                             auth: { view: body.dataset.liveView || "watch" } });
+                             auth: { view: body.dataset.liveView ||
+                                           (body.dataset.live === "on" ? "watch" : "alarms") } });
     socket.on("connect", function () {
       showOffline(false);
       // Versions held from before may belong to a server that restarted: take what comes.
@@ -356,6 +362,7 @@
     });
     function announced(siteId, topics, msg) {
       fire("srs:site-" + siteId, msg);
+      if (topics.indexOf("alerts") !== -1) fire("srs:alarms-changed", msg);
       // Panels outside the pushed fragments listen for their own topics.
       topics.forEach(function (topic) { fire("srs:" + topic + "-" + siteId, msg); });
     }
@@ -481,6 +488,43 @@
 
   var heardLow = {}; // a low alarm sounds once per alert
   var burst = false; // a re-sound is playing: let it finish
+  // Audio paused by a tap on "Silence": for at most the escalation grace, and only for the
+  // alarms sounding then; a new alarm or a higher level sounds at once. Never an ownership.
+  var silence = null; // { until: ms, keys: {"id:level": true} }
+  var silenceTimer = null;
+  function soundingKeys() {
+    var keys = {};
+    document.querySelectorAll('[data-alarms] [data-alert-id][data-acknowledged="0"]')
+      .forEach(function (el) { keys[el.dataset.alertId + ":" + el.dataset.level] = true; });
+    return keys;
+  }
+  function silenced() {
+    if (!silence) return false;
+    var left = silence.until - Date.now();
+    var keys = soundingKeys();
+    var covered = Object.keys(keys).every(function (k) { return silence.keys[k]; });
+    if (left <= 0 || !covered || !Object.keys(keys).length) {
+      silence = null;
+      clearInterval(silenceTimer);
+      silenceTimer = null;
+    }
+    document.querySelectorAll("[data-silenced]").forEach(function (mark) {
+      mark.hidden = !silence;
+      mark.textContent = silence ? "Silenced, " + Math.ceil(left / 1000) + " s" : "";
+    });
+    if (silence) body.dataset.alarmSilenced = "1";
+    else delete body.dataset.alarmSilenced;
+    return !!silence;
+  }
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("[data-silence]");
+    if (!button) return;
+    var list = button.closest("[data-alarms]");
+    var grace = parseInt((list && list.dataset.grace) || "60", 10);
+    silence = { until: Date.now() + grace * 1000, keys: soundingKeys() };
+    if (!silenceTimer) silenceTimer = setInterval(updateAlarm, 1000);
+    updateAlarm();
+  });
   function updateAlarm() {
     var best = null;
     var fresh = false;
@@ -502,8 +546,11 @@
     body.classList.toggle("is-alarming", !!best && best.priority !== "low");
     if (best) body.dataset.alarmPriority = best.priority;
     else delete body.dataset.alarmPriority;
+    var quiet = silenced();
     if (!alarmAudio) return;
-    if (best && (best.priority !== "low" || fresh)) {
+    if (quiet) {
+      if (!burst) alarmAudio.stop();
+    } else if (best && (best.priority !== "low" || fresh)) {
       alarmAudio.play(best.priority, VOLUME[best.level] || 1, best.priority !== "low");
     } else if (!best && !burst) {
       alarmAudio.stop();
@@ -512,27 +559,13 @@
   function onAlert(msg) {
     if (!msg) return;
     fire("srs:alert-" + msg.site_id, msg);
-    if (msg.on_call) showOnCall(msg);
-    if (msg.resound && alarmAudio) {
+    // The on-call banner (and any other list of alarms) re-reads what is still unowned.
+    fire("srs:alarms-changed", msg);
+    if (msg.resound && alarmAudio && !silence) {
       // Owned but not resolved: remind everyone once, then follow the list again.
       burst = true;
       body.dataset.alarmResound = String(msg.id);
       alarmAudio.play(msg.priority, 1, false, function () { burst = false; updateAlarm(); });
-    }
-  }
-  function showOnCall(msg) {
-    var note = document.getElementById("on-call-alarm");
-    if (!note) {
-      note = document.createElement("div");
-      note.id = "on-call-alarm";
-      note.setAttribute("role", "alert");
-      note.className = "banner banner--danger on-call-alarm";
-      body.insertBefore(note, body.firstChild);
-    }
-    note.textContent = "You are on call: " + msg.label + (msg.booth ? " at " + msg.booth : "") +
-      " has reached level " + msg.level + " with nobody on it.";
-    if (alarmAudio && !document.querySelector("[data-alarms]")) {
-      alarmAudio.play(msg.priority, 1, false);
     }
   }
   body.addEventListener("htmx:afterSettle", updateAlarm);

@@ -103,6 +103,7 @@ class Alert(db.Model):
 
     visit: Mapped["Visit | None"] = relationship()  # noqa: F821
     booth: Mapped["Booth | None"] = relationship()  # noqa: F821
+    site: Mapped["Site"] = relationship()  # noqa: F821
     owner: Mapped["Staff | None"] = relationship(  # noqa: F821
         foreign_keys=[acknowledged_by])
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import selectinload
 
 from srs import live
@@ -153,6 +153,20 @@ def open_alerts(site: Site) -> list[Alert]:
     return alerts
 
 
+def on_call_alerts(staff_id: int) -> list[Alert] | None:
+    """Unowned level-3 alerts at the sites where ``staff_id`` is on call, the most urgent
+    first; None when they are on call at no site."""
+    site_ids = list(db.session.execute(
+        select(Site.id).where(Site.on_call_staff_id == staff_id)).scalars())
+    if not site_ids:
+        return None
+    return list(db.session.execute(
+        select(Alert).where(Alert.site_id.in_(site_ids), Alert.resolved_at.is_(None),
+                            Alert.acknowledged_at.is_(None), Alert.level >= 3)
+        .options(selectinload(Alert.booth), selectinload(Alert.site))
+        .order_by(Alert.due_at)).scalars())
+
+
 def get_alert(site: Site, alert_id: int) -> Alert:
     alert = db.session.get(Alert, alert_id)
     if alert is None or alert.site_id != site.id:
@@ -163,6 +177,26 @@ def get_alert(site: Site, alert_id: int) -> Alert:
 # --- Acknowledging ---------------------------------------------------------------------------
 
 
+def _own(which, *, site: Site, actor: Actor, now: datetime) -> list[Alert]:
+    """Make the unowned, unresolved alerts ``which`` selects ``actor``'s; escalation stops
+    and a high one re-sounds after the grace until it clears. Part of the caller's unit of
+    work; returns the alerts it took, each recorded in the audit trail."""
+    grace = timedelta(seconds=site.escalation_grace_seconds)
+    taken = list(db.session.execute(
+        update(Alert).where(which, Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
+        .values(acknowledged_by=actor.staff_id, acknowledged_at=now, escalate_at=None,
+                resound_at=case((Alert.priority == Priority.HIGH.value, now + grace),
+                                else_=None))
+        .returning(Alert.id, Alert.kind, Alert.level),
+        execution_options={"synchronize_session": False}))
+    for alert_id, kind, level in taken:
+        record(actor, "alert_acknowledged", "alert", alert_id, site_id=site.id, now=now,
+               detail={"kind": kind, "level": level})
+    if taken:
+        live.announce(site.id, "alerts")
+    return taken
+
+
 def acknowledge(alert: Alert, *, actor: Actor, now: datetime) -> Alert:
     """The first person to acknowledge owns the alert; escalation stops.
 
@@ -171,24 +205,20 @@ def acknowledge(alert: Alert, *, actor: Actor, now: datetime) -> Alert:
     saying why it was resolved.
     """
     site = db.session.get(Site, alert.site_id)
-    resound_at = (now + timedelta(seconds=site.escalation_grace_seconds)
-                  if alert.priority == Priority.HIGH else None)
-    done = db.session.execute(
-        update(Alert).where(Alert.id == alert.id, Alert.acknowledged_at.is_(None),
-                            Alert.resolved_at.is_(None))
-        .values(acknowledged_by=actor.staff_id, acknowledged_at=now, escalate_at=None,
-                resound_at=resound_at),
-        execution_options={"synchronize_session": False}).rowcount
-    if not done:
+    if not _own(Alert.id == alert.id, site=site, actor=actor, now=now):
         db.session.rollback()
         db.session.refresh(alert)
         raise _already(alert)
-    record(actor, "alert_acknowledged", "alert", alert.id, site_id=alert.site_id, now=now,
-           detail={"kind": alert.kind, "level": alert.level})
-    live.announce(alert.site_id, "alerts")
     db.session.commit()
     db.session.refresh(alert)
     return alert
+
+
+def own_response_alerts(response, site: Site, *, actor: Actor, now: datetime) -> list:
+    """Someone is running a response's console (they recorded on it): its overdose alarm,
+    if nobody owns it yet, is theirs and stops escalating. Does not commit."""
+    return _own((Alert.subject_type == "response") & (Alert.subject_id == response.id)
+                & (Alert.kind == "overdose"), site=site, actor=actor, now=now)
 
 
 def _already(alert: Alert) -> AlertConflict:

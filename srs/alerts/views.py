@@ -4,7 +4,7 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from srs.alerts import service
-from srs.auth.access import current_actor
+from srs.auth.access import current_actor, staff_required
 from srs.auth.models import FLOOR, WATCHERS
 from srs.common import utcnow
 from srs.idempotency import idempotent
@@ -12,6 +12,31 @@ from srs.sites.access import site_role_required
 
 bp = Blueprint("alerts", __name__)
 
+
+@bp.app_context_processor
+def alarm_strip_context():
+    """``alarm_strip(site)``: what the strip under every site page's header shows."""
+    return {"alarm_strip": alarm_strip, "on_call_alarms": on_call_alarms}
+
+
+def on_call_alarms() -> list | None:
+    """Unowned level-3 alarms of the sites where this person is the on-call supervisor;
+    None when they are on call nowhere (then no page carries the banner)."""
+    if not current_user.is_authenticated or getattr(current_user, "id", None) is None:
+        return None
+    return service.on_call_alerts(current_user.id)
+
+
+def alarm_strip(site) -> dict | None:
+    """The site's open alarms as this person's screen shows them, or None when they may not
+    see them: floor staff hear every level and may own one, watchers from level 2."""
+    if not current_user.is_authenticated:
+        return None
+    floor = current_user.has_role(site.id, *FLOOR)
+    if not floor and not current_user.has_role(site.id, *WATCHERS):
+        return None
+    return {"alerts": service.open_alerts(site), "floor": floor, "now": utcnow(),
+            "can_acknowledge": floor}
 
 
 def _alerts(site, *, floor: bool, status: int = 200):
@@ -32,6 +57,13 @@ def alert_list(site):
 def floor_alerts(site):
     """Open alarms as the floor tablet shows them (sounding from level 1)."""
     return _alerts(site, floor=True)
+
+
+@bp.get("/alerts/on-call")
+@staff_required
+def on_call_banner():
+    """The on-call banner of this person's screen, whatever page it shows."""
+    return render_template("alerts/_on_call.html", on_call=on_call_alarms())
 
 
 @bp.post("/sites/<slug>/alerts/<int:alert_id>/acknowledge")

@@ -15,7 +15,6 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs import live
-from srs.alerts.service import open_alerts
 from srs.auth.access import current_actor
 from srs.auth.models import FLOOR, WATCHERS, Role
 from srs.booths import checks, service
@@ -142,7 +141,7 @@ def floor_vocabulary():
 @site_role_required(*FLOOR)
 def floor(site):
     return render_template("booths/floor.html", board=_board(site), floor=True,
-                           checkin=_checkin_context(site), alerts=open_alerts(site))
+                           checkin=_checkin_context(site))
 
 
 @bp.get("/sites/<slug>/board")

@@ -435,6 +435,8 @@ def record_intervention(response: OverdoseResponse, data: dict, *, actor: Actor,
     values = _check_entry(kind, data)
     at = _entry_time(response, data.get("at"), now)
     site = db.session.get(Site, response.site_id)
+    # Whoever records on the console is on it: the response's alarm is theirs.
+    alerts.own_response_alerts(response, site, actor=actor, now=now)
     entry = Intervention(response_id=response.id, kind=kind, at=at, recorded_at=now,
                          recorded_by=actor.staff_id, stock_discrepancy=False, struck=False,
                          **values)
