@@ -23,6 +23,7 @@ from srs.booths.models import (
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
+    OUT_OF_SERVICE_REASONS,
     ROUTES,
     ROUTES_BY_BOOTH_KIND,
     STRIP_RESULTS,
@@ -51,12 +52,6 @@ from srs.sites.access import site_role_required
 from srs.sites.models import Site
 
 bp = Blueprint("booths", __name__)
-
-# Who acts on the floor, and who may also watch it.
-
-# Quick reasons for taking a booth out of service: a tablet has no keyboard to spare.
-OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixture",
-                          "Out of supplies", "Maintenance")
 
 
 def _board(site) -> dict:
