@@ -194,10 +194,9 @@ def make_floor() -> SimpleNamespace:
     in_booth = floor_service.assign_booth(arrive("F-BOTH-1981"), busy_booth, actor=actor,
                                           now=now)
     waiting = arrive("F-WAIT-1982")
-    # An unresponsive client: a high alarm for the alert URLs.
+    # An unresponsive client: a high alarm (the console's first entry below takes it).
     checks.record_check(in_booth, {"status": "unresponsive", "spo2": None,
                                    "respiratory_rate": None}, actor=actor, now=now)
-    alert = alerts.open_alerts(site)[0]
     other_site = make_site(name="West", slug="west")
     # An emergency under way in the busy booth: a dose given with no nasal spray on hand
     # (a stock finding) and a lot of ampoules on the shelf.
@@ -210,6 +209,9 @@ def make_floor() -> SimpleNamespace:
                                                 actor=actor, now=now)
     finding = next(f for f in overdose_service.list_stock(site, now=now)["findings"]
                    if f.kind == "discrepancy")
+    # An after-care check due that nobody owns yet: the alert URLs' alert.
+    alert = alerts.raise_alert(site=site, kind="observation_check_due", due_at=now, now=now,
+                               visit=observing)
     incident = _report(site, nurse, submitted=True)
     packet = ReviewPacket(site_id=site.id, week_start=date(2026, 11, 16), created_at=now,
                           pdf=b"%PDF-1.4 kept", csv="id\n")

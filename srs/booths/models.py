@@ -70,6 +70,10 @@ class Booth(db.Model):
         return f"<Booth {self.id} {self.label}>"
 
 
+# Quick reasons for taking a booth out of service: a tablet has no keyboard to spare.
+OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixture",
+                          "Out of supplies", "Maintenance")
+
 # --- Visits ------------------------------------------------------------------------------------
 
 

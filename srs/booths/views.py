@@ -4,7 +4,7 @@ screen of a site re-fetches when it changes.
 Two kinds of fragment, one URL each: the read-only board, queue and after-care that the
 supervisor's dashboard shows (``/sites/<slug>/board``), and the same with their actions for
 the floor tablet (``/sites/<slug>/floor/board``). Every action is a form post that parses
-with a schema from ``forms.py``, calls one service function and answers with the floor's
+with a form from ``schemas.py``, calls one service function and answers with the floor's
 fragments swapped out of band; a refusal the service raises goes to ``#flash`` (errors.py),
 a field the form got wrong comes back beside the field with what was entered.
 """
@@ -18,18 +18,11 @@ from srs import live
 from srs.auth.access import current_actor
 from srs.auth.models import FLOOR, WATCHERS, Role
 from srs.booths import checks, service
-from srs.booths.forms import (
-    CheckForm,
-    CheckInForm,
-    ConsumptionForm,
-    DischargeForm,
-    LeaveQueueForm,
-    OutOfServiceForm,
-)
 from srs.booths.models import (
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     LEFT_QUEUE_REASONS,
+    OUT_OF_SERVICE_REASONS,
     ROUTES,
     ROUTES_BY_BOOTH_KIND,
     STRIP_RESULTS,
@@ -39,6 +32,14 @@ from srs.booths.models import (
     TOPIC_QUEUE,
     BoothKind,
     VisitState,
+)
+from srs.booths.schemas import (
+    CheckForm,
+    CheckInForm,
+    ConsumptionForm,
+    DischargeForm,
+    LeaveQueueForm,
+    OutOfServiceForm,
 )
 from srs.clients import service as clients
 from srs.common import utcnow
@@ -50,12 +51,6 @@ from srs.sites.access import site_role_required
 from srs.sites.models import Site
 
 bp = Blueprint("booths", __name__)
-
-# Who acts on the floor, and who may also watch it.
-
-# Quick reasons for taking a booth out of service: a tablet has no keyboard to spare.
-OUT_OF_SERVICE_REASONS = ("Needle bin full", "Spill or biohazard", "Broken fixture",
-                          "Out of supplies", "Maintenance")
 
 
 def _board(site) -> dict:

@@ -44,8 +44,7 @@ def _roles(site) -> set[str]:
 @bp.app_context_processor
 def incident_vocabulary():
     return {"INCIDENT_TYPES": INCIDENT_TYPES, "HARM_GRADES": HARM_GRADES,
-            "STAGE_LABELS": STAGE_LABELS, "TIME_BANDS": TIME_BANDS, "Stage": Stage,
-            "timedelta": timedelta}
+            "STAGE_LABELS": STAGE_LABELS, "TIME_BANDS": TIME_BANDS, "Stage": Stage}
 
 
 def _parse(schema, data: dict) -> dict:
@@ -225,6 +224,8 @@ def week(site):
 
     sites = [s for s in current_user.roles if s.role in REVIEWERS]
     return render_template("incidents/week.html", site=site, review=review_data,
+                           previous_week=review_data.week_start - timedelta(days=7),
+                           next_week=review_data.week_start + timedelta(days=7),
                            charts=weekly_charts(review_data), packets=packets_kept,
                            other_sites=sorted({r.site for r in sites}, key=lambda s: s.name),
                            query=request.args.to_dict())
