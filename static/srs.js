@@ -254,6 +254,11 @@
       el.textContent = el.dataset.format === "minutes"
         ? Math.floor(seconds / 60) + " min" : clock(seconds);
     });
+    // An offer that lapses (the console's "started by mistake") goes when its time is up.
+    document.querySelectorAll("[data-hide-at]").forEach(function (el) {
+      var at = Date.parse(el.dataset.hideAt);
+      if (!isNaN(at) && now >= at) el.hidden = true;
+    });
     document.querySelectorAll("[data-until]").forEach(function (el) {
       var at = Date.parse(el.dataset.until);
       if (isNaN(at)) return;

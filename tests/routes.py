@@ -50,6 +50,8 @@ PAGE_FORMS = {
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
     "booths.set_out_of_service": {"reason": "Needle bin full"},
     "booths.record_check": {"status": "ok"},
+    # Before minimum observation ends the tablet says why (the kept visit arrived just now).
+    "booths.discharge": {"reason": "declined_aftercare"},
     "overdose.start": {"kind": "opioid", "location": "Washroom"},
     "overdose.record_intervention": {"kind": "stimulation"},
     "overdose.record_dose": {"route": "im"},
@@ -313,6 +315,9 @@ def url_of(route: Route, floor, **overrides) -> str:
               "packet_id": floor.packet.id, "factor_id": floor.factor.id,
               **getattr(floor, "url_values", {}), **named_records(route, floor),
               **overrides}
+    if route.endpoint in JUST_STARTED and "response_id" not in overrides:
+        # "Started by mistake" answers only within 30 s of the start: a response of this test.
+        values["response_id"] = _just_started(floor.site).id
     if "<int:incident_id>" in route.rule and "incident_id" not in overrides:
         wanted = INCIDENT_FOR.get(route.endpoint)
         if wanted and getattr(floor, "principal", None) is not None:
@@ -327,6 +332,16 @@ def url_of(route: Route, floor, **overrides) -> str:
         return str(values[name])
 
     return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", fill, route.rule)
+
+
+# Routes on a response that must have started moments ago.
+JUST_STARTED = {"overdose.cancel"}
+
+
+def _just_started(site):
+    response, _ = overdose_service.start_response(
+        site, kind="opioid", location=site.overdose_locations[0], actor=ACTOR, now=utcnow())
+    return response
 
 
 def named_records(route: Route, floor) -> dict:

@@ -59,6 +59,13 @@ class Floor:
     def observing(self, code="F-ABCD-1984", booth="B1") -> Visit:
         return service.start_observation(self.in_booth(code, booth), actor=ACTOR, now=utcnow())
 
+    def observed(self, code="F-ABCD-1984", booth="B1") -> Visit:
+        """In after-care with the minimum observation time over: free to go."""
+        visit = self.observing(code, booth)
+        visit.observation_ends_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        return visit
+
 
 @pytest.fixture
 def floor(client, auth):
@@ -129,7 +136,7 @@ def test_live_action_forms_are_the_same_for_every_tablet(floor):
     carry no per-request key or token (srs.js keys each tap, CSRF goes in a header);
     the check-in panel, rendered for this tablet alone, keeps its own key."""
     floor.in_booth("F-ABCD-1984", booth="B1")
-    floor.observing("F-EFGH-1984", booth="B2")
+    floor.observed("F-EFGH-1984", booth="B2")
     floor.waiting("M-WXYZ-1990")
     page = text(floor.client.get(floor.url("/floor")))
     forms = re.findall(r"<form[^>]*hx-post=.*?</form>", page, re.S)
@@ -454,13 +461,33 @@ def test_discharge_from_the_booth_needs_a_reason(floor):
 
 
 def test_discharge_from_aftercare_and_twice(floor):
-    visit = floor.observing(booth="B1")
+    visit = floor.observed(booth="B1")
     done = floor.post(f"/floor/visits/{visit.id}/discharge")
     assert done.status_code == 200
     assert "F-ABCD-1984" not in re.search(r'<section id="aftercare-\d+".*?</section>',
                                           text(done), re.S).group(0)
     assert visit_now(visit.id).departed_at is not None
     assert_flash(floor.post(f"/floor/visits/{visit.id}/discharge"), 409, "departed")
+
+
+def test_discharge_before_minimum_observation_ends_asks_why_first(floor):
+    visit = floor.observing(booth="B1")
+    row = re.search(r'<li class="aftercare__item.*?</li>', text(floor.get("/floor/aftercare")),
+                    re.S).group(0)
+    # Discharge opens a confirmation; it does not discharge on the first tap.
+    assert f'hx-get="/sites/east/floor/visits/{visit.id}/discharge"' in row
+    assert f'hx-post="/sites/east/floor/visits/{visit.id}/discharge"' not in row
+    dialog = text(floor.get(f"/floor/visits/{visit.id}/discharge"))
+    assert "Minimum observation is not over: 15 min left" in dialog
+    assert "Left against advice" in dialog
+    # A tap that skips the question (an older screen) is asked it, and nothing changes.
+    asked = floor.post(f"/floor/visits/{visit.id}/discharge")
+    assert asked.status_code == 422 and field_error(text(asked), "reason")
+    assert visit_now(visit.id).state == "observing"
+    done = floor.post(f"/floor/visits/{visit.id}/discharge", {"reason": "left_against_advice"})
+    assert done.status_code == 200
+    visit = visit_now(visit.id)
+    assert (visit.state, visit.departure_reason) == ("departed", "left_against_advice")
 
 
 def test_clean_frees_the_booth(floor):
@@ -528,7 +555,7 @@ def test_a_repeated_consumption_tap_records_once(floor):
 
 
 def test_a_repeated_discharge_tap_answers_the_same_and_not_409(floor):
-    visit = floor.observing(booth="B1")
+    visit = floor.observed(booth="B1")
     first = floor.post(f"/floor/visits/{visit.id}/discharge", key="tap-3")
     again = floor.post(f"/floor/visits/{visit.id}/discharge", key="tap-3")
     assert first.status_code == again.status_code == 200

@@ -82,7 +82,8 @@ def test_a_screen_that_only_applies_pushes_shows_what_a_get_answers(floor, clien
         ("cleaned", lambda visit: auth.post(
             f"/sites/{floor.slug}/floor/booths/{booth.id}/clean", headers=HTMX), {"board"}),
         ("discharge", lambda visit: auth.post(
-            f"/sites/{floor.slug}/floor/visits/{visit}/discharge", headers=HTMX),
+            f"/sites/{floor.slug}/floor/visits/{visit}/discharge", headers=HTMX,
+            data={"reason": "declined_aftercare"}),  # before minimum observation ends
          {"aftercare"}),
     ]
     visit = None

@@ -239,6 +239,7 @@ RESOLUTIONS = {
     "response_started": "an overdose response took over",
     "dose_given": "another dose was given",
     "response_closed": "the overdose response was closed",
+    "started_by_mistake": "the overdose response was started by mistake",
 }
 
 

@@ -110,6 +110,15 @@ DISCHARGE_FROM_BOOTH_REASONS = {
     "declined_aftercare": "Declined after-care",
     "did_not_consume": "Did not consume",
     "transferred_ems": "Left with EMS",
+    "left_against_advice": "Left against advice",
+    "asked_to_leave": "Asked to leave",
+    "other": "Other",
+}
+# Leaving after-care before the site's minimum observation time ends: the tablet asks why.
+EARLY_DISCHARGE_REASONS = {
+    "declined_aftercare": "Declined to stay",
+    "left_against_advice": "Left against advice",
+    "transferred_ems": "Left with EMS",
     "asked_to_leave": "Asked to leave",
     "other": "Other",
 }

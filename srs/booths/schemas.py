@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from srs.booths.models import (
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
+    EARLY_DISCHARGE_REASONS,
     LEFT_QUEUE_REASONS,
     RESPIRATORY_RATE_RANGE,
     ROUTES,
@@ -204,7 +205,8 @@ class DischargeForm(Form):
     optional = ("reason",)
 
     reason = fields.String(load_default=None, validate=validate.OneOf(
-        list(DISCHARGE_FROM_BOOTH_REASONS), error="Choose why they leave."))
+        list(DISCHARGE_FROM_BOOTH_REASONS | EARLY_DISCHARGE_REASONS),
+        error="Choose why they leave."))
 
 
 class OutOfServiceForm(Form, _OutOfServiceFields):

@@ -21,6 +21,7 @@ from srs.auth.service import Actor, record
 from srs.booths.checks import BOOTH_KINDS
 from srs.booths.models import (
     DISCHARGE_FROM_BOOTH_REASONS,
+    EARLY_DISCHARGE_REASONS,
     LEFT_QUEUE_REASONS,
     ROUTES_BY_BOOTH_KIND,
     TOPIC_AFTERCARE,
@@ -318,8 +319,21 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
 
 
 def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) -> Visit:
-    """End a visit. From after-care no reason is needed; straight from a booth, or from the
-    queue (did not consume), it is."""
+    """End a visit (a tap): :func:`end_visit`, committed."""
+    if visit.state == VisitState.WAITING:
+        return leave_queue(visit, reason=reason, actor=actor, now=now)
+    end_visit(visit, reason=reason, actor=actor, now=now)
+    commit(VISIT_CHANGED)
+    return visit
+
+
+def end_visit(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) -> Visit:
+    """End a visit in a booth or in after-care. Does not commit: the caller does (a
+    discharge, or an overdose response closed with the client transferred to hospital).
+
+    From after-care no reason is needed (one from ``EARLY_DISCHARGE_REASONS`` is kept when
+    given); straight from a booth it is. Raises Invalid (the reason) or a 409 (state).
+    """
     if visit.state == VisitState.IN_BOOTH:
         if reason not in DISCHARGE_FROM_BOOTH_REASONS:
             raise Invalid("Say why they leave straight from the booth.", {"reason": [
@@ -328,9 +342,10 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
         if reason == "did_not_consume":
             visit.consumed = False
     elif visit.state == VisitState.OBSERVING:
+        if reason is not None and reason not in EARLY_DISCHARGE_REASONS:
+            raise Invalid("Choose why they leave.", {"reason": [
+                f"Choose one of: {', '.join(EARLY_DISCHARGE_REASONS)}."]})
         reason = reason or "discharged"
-    elif visit.state == VisitState.WAITING:
-        return leave_queue(visit, reason=reason, actor=actor, now=now)
     else:
         raise _conflict(visit, "discharge")
     left_from = floor_topic(visit.state)
@@ -343,7 +358,6 @@ def discharge(visit: Visit, *, reason: str | None, actor: Actor, now: datetime) 
            detail={"reason": reason})
     live.announce(visit.site_id, left_from)
     live.announce(visit.site_id, "alerts")
-    commit(VISIT_CHANGED)
     return visit
 
 

@@ -21,6 +21,7 @@ from srs.booths import checks, service
 from srs.booths.models import (
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
+    EARLY_DISCHARGE_REASONS,
     LEFT_QUEUE_REASONS,
     OUT_OF_SERVICE_REASONS,
     ROUTES,
@@ -126,6 +127,7 @@ def floor_vocabulary():
     return {"SUBSTANCES": SUBSTANCES, "ROUTES": ROUTES, "STRIP_RESULTS": STRIP_RESULTS,
             "LEFT_QUEUE_REASONS": LEFT_QUEUE_REASONS,
             "DISCHARGE_FROM_BOOTH_REASONS": DISCHARGE_FROM_BOOTH_REASONS,
+            "EARLY_DISCHARGE_REASONS": EARLY_DISCHARGE_REASONS,
             "VisitState": VisitState}
 
 
@@ -356,21 +358,44 @@ def start_observation(site, visit_id):
 @bp.get("/sites/<slug>/floor/visits/<int:visit_id>/discharge")
 @site_role_required(*FLOOR)
 def discharge_dialog(site, visit_id):
-    """Why a client leaves straight from the booth."""
-    return _dialog("_discharge_dialog.html", site=site, visit=_in_booth(site, visit_id),
-                   errors={})
+    """Why a client leaves straight from the booth, or before minimum observation ends."""
+    return _discharge_dialog(site, _leaving(site, visit_id))
+
+
+def _leaving(site, visit_id: int):
+    visit = service.get_visit(site, visit_id)
+    if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
+        raise Conflict(f"{visit.client.code} is no longer in a booth or after-care.",
+                       current_state=visit.state, visit_id=visit.id)
+    return visit
+
+
+def _observation_left(visit, now) -> int | None:
+    """Whole minutes of minimum observation left for a client in after-care, or None."""
+    if visit.state != VisitState.OBSERVING or visit.observation_ends_at is None \
+            or visit.observation_ends_at <= now:
+        return None
+    return max(1, round((visit.observation_ends_at - now).total_seconds() / 60))
+
+
+def _discharge_dialog(site, visit, status: int = 200, errors=None):
+    return _dialog("_discharge_dialog.html", status, site=site, visit=visit,
+                   minutes_left=_observation_left(visit, utcnow()), errors=errors or {})
 
 
 @bp.post("/sites/<slug>/floor/visits/<int:visit_id>/discharge")
 @site_role_required(*FLOOR)
 @idempotent
 def discharge(site, visit_id):
+    """Discharge; before minimum observation ends the tablet must say why (a confirmation)."""
     visit = service.get_visit(site, visit_id)
     try:
         data = DischargeForm().load(request.form)
     except ValidationError as err:
-        return _dialog("_discharge_dialog.html", 422, site=site, visit=visit,
-                       errors=err.messages)
+        return _discharge_dialog(site, visit, 422, err.messages)
+    if data["reason"] is None and _observation_left(visit, utcnow()):
+        return _discharge_dialog(site, visit, 422, {"reason": [
+            "Minimum observation is not over: say why they leave now."]})
     service.discharge(visit, reason=data["reason"], actor=current_actor(), now=utcnow())
     return _floor_update(site)
 

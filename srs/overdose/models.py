@@ -164,11 +164,15 @@ class OverdoseResponse(db.Model):
     __mapper_args__ = {"version_id_col": version}
 
     client: Mapped["Client | None"] = relationship()  # noqa: F821
+    visit: Mapped["Visit | None"] = relationship()  # noqa: F821
     booth: Mapped["Booth | None"] = relationship()  # noqa: F821
     starter: Mapped["Staff | None"] = relationship(foreign_keys=[started_by])  # noqa: F821
     closer: Mapped["Staff | None"] = relationship(foreign_keys=[closed_by])  # noqa: F821
     interventions: Mapped[list["Intervention"]] = relationship(
         back_populates="response", order_by="Intervention.id")
+    # Not stored: the incident draft its close wrote (``signals.response_closed``), for the
+    # caller that shows it.
+    drafted = None
 
     @property
     def is_open(self) -> bool:

@@ -23,6 +23,7 @@ from srs.alerts import service as alerts
 from srs.alerts.models import Alert
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
+from srs.booths import service as floor
 from srs.booths.models import Visit, VisitState
 from srs.clients.models import Client, parse_client_code
 from srs.errors import Conflict, Invalid, NotFound
@@ -265,6 +266,40 @@ def _open_for_unresponsive(site: Site, *, visit: Visit, actor: Actor,
     response, _created = open_response(site, kind="opioid", visit=visit, source="check",
                                        actor=actor, now=now)
     return response
+
+
+# How long after the start a response opened by a mistaken tap can be taken back.
+MISTAKE_WINDOW = timedelta(seconds=30)
+
+
+def may_cancel(response: OverdoseResponse, *, now: datetime) -> bool:
+    """Whether "started by mistake" is still open: within 30 s of a tap's start, before any
+    entry. A response an Unresponsive check opened is a finding, never a mistaken tap."""
+    return (response.is_open and response.source != "check"
+            and now - response.started_at <= MISTAKE_WINDOW and not response.interventions)
+
+
+def cancel_response(response: OverdoseResponse, *, actor: Actor, now: datetime) -> None:
+    """A tap on Overdose made by mistake: the response and its alarm are taken back, the
+    audit trail keeps what was started and by whom, and no incident draft is written.
+
+    Raises Conflict once the window has passed or something was recorded on it.
+    """
+    if not may_cancel(response, now=now):
+        raise Conflict("Too late to take this back: close the response with its outcome.",
+                       current_state="closed" if not response.is_open else "open",
+                       response_id=response.id)
+    site_id = response.site_id
+    alerts.resolve_response_alerts(response.id, why="started_by_mistake", now=now,
+                                   by=actor.staff_id)
+    record(actor, "overdose_cancelled", "overdose_response", response.id, site_id=site_id,
+           now=now, detail={"kind": response.kind, "source": response.source,
+                            "visit": response.visit_id,
+                            "started_at": response.started_at.isoformat()})
+    db.session.delete(response)
+    live.announce(site_id, TOPIC_RESPONSES)
+    live.announce(site_id, "alerts")
+    commit(RESPONSE_CHANGED)
 
 
 def get_entry(response: OverdoseResponse, intervention_id: int) -> Intervention:
@@ -703,6 +738,11 @@ def draft_report(response: OverdoseResponse) -> dict:
 # --- Closing --------------------------------------------------------------------------------
 
 
+# Outcomes after which the client is no longer on the floor: the visit ends with the close,
+# with this departure reason.
+DISCHARGING_OUTCOMES = {"transferred_to_hospital": "transferred_ems"}
+
+
 def close_response(response: OverdoseResponse, *, outcome: str | None, note: str | None,
                    actor: Actor, now: datetime) -> OverdoseResponse:
     """End a response with its outcome and write the incident draft from its timeline.
@@ -730,7 +770,13 @@ def close_response(response: OverdoseResponse, *, outcome: str | None, note: str
            site_id=response.site_id, now=now, detail={"outcome": outcome})
     alerts.resolve_response_alerts(response.id, why="response_closed", now=now,
                                    by=actor.staff_id)
-    signals.response_closed.send(response, actor=actor, now=now)  # the incident draft
+    response.drafted = signals.first_answer(  # the incident draft
+        signals.response_closed.send(response, actor=actor, now=now))
+    visit = response.visit
+    if outcome in DISCHARGING_OUTCOMES and visit is not None and visit.state in (
+            VisitState.IN_BOOTH, VisitState.OBSERVING):
+        # The client left with the outcome: the visit ends with it, the booth is freed.
+        floor.end_visit(visit, reason=DISCHARGING_OUTCOMES[outcome], actor=actor, now=now)
     live.announce(response.site_id, TOPIC_RESPONSES)
     live.announce(response.site_id, "alerts")
     commit(RESPONSE_CHANGED)  # the close and its draft together, or neither

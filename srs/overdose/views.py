@@ -116,6 +116,7 @@ def start(site):
 
 
 def _console_context(site, response, **extra) -> dict:
+    now = utcnow()
     entries = service.effective_entries(response)
     doses = [e for e in entries if e.kind == "naloxone" and not e.struck]
     oxygen = [e for e in entries if e.kind in ("oxygen_on", "oxygen_off") and not e.struck]
@@ -127,7 +128,10 @@ def _console_context(site, response, **extra) -> dict:
             "timeline": service.response_timeline(response),
             "last_dose": doses[-1] if doses else None, "doses": doses,
             "oxygen_on": oxygen[-1] if oxygen and oxygen[-1].kind == "oxygen_on" else None,
-            "done": done, "now": utcnow(), "flows": OXYGEN_FLOWS,
+            "done": done, "now": now, "flows": OXYGEN_FLOWS,
+            "may_cancel": service.may_cancel(response, now=now),
+            "cancel_until": response.started_at + service.MISTAKE_WINDOW,
+            "drafted": response.drafted,
             "summary": service.response_summary(response), "errors": {}, **extra}
 
 
@@ -252,6 +256,21 @@ def amend(site, response_id, intervention_id):
         return _dialog("_amend_dialog.html", 422, site=site, response=response, entry=entry,
                        form=form, errors=err.errors)
     return _console_update(site, response)
+
+
+@bp.post("/sites/<slug>/overdose/<int:response_id>/cancel")
+@site_role_required(*FLOOR)
+@idempotent
+def cancel(site, response_id):
+    """Started by mistake (within 30 s, nothing recorded): back to the floor."""
+    service.cancel_response(service.get_response(site, response_id), actor=current_actor(),
+                            now=utcnow())
+    url = url_for("booths.floor", slug=site.slug)
+    if is_htmx():
+        answer = make_response(render_template("overdose/_cancelled.html", url=url), 200)
+        answer.headers["HX-Redirect"] = url
+        return answer
+    return redirect(url, 303)
 
 
 @bp.get("/sites/<slug>/overdose/<int:response_id>/close")
