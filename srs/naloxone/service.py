@@ -20,7 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from srs import live
 from srs.auth.service import Actor, record
-from srs.clients.models import Client, parse_client_code
+from srs.clients.service import client_for_code
 from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
 from srs.naloxone.models import (
@@ -195,22 +195,6 @@ def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str |
     return movement
 
 
-def _client_for_code(site: Site, code: str, *, actor: Actor, now: datetime) -> Client:
-    import re
-
-    code = (code or "").strip().upper()
-    if not re.fullmatch(site.client_code_pattern, code):
-        raise _field("client_code", "Use the site's code form, e.g. F-ABCD-1984.")
-    client = db.session.execute(db.select(Client).filter_by(code=code)).scalar_one_or_none()
-    if client is None:
-        gender, birth_year = parse_client_code(code)
-        client = Client(code=code, gender=gender, birth_year=birth_year, created_at=now)
-        db.session.add(client)
-        db.session.flush()
-        record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
-    return client
-
-
 def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
                          now: datetime) -> TakeHomeKit:
     """Kits handed to a client code: taken from stock first expiry first; given even when
@@ -218,7 +202,8 @@ def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
     """
     if data.get("form") not in KIT_FORMS:
         raise _field("form", "Choose injectable or nasal.")
-    client = _client_for_code(site, data.get("client_code"), actor=actor, now=now)
+    client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
+                                   field="client_code")
     kit = TakeHomeKit(site_id=site.id, client_id=client.id, form=data["form"],
                       number=data.get("number") or 1,
                       replaces_used=bool(data.get("replaces_used")),
