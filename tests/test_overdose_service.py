@@ -209,17 +209,22 @@ def test_bad_readings_are_refused_on_the_field_and_nothing_is_saved(site, actor,
 
 # --- The re-dose prompt ---------------------------------------------------------------------
 
+def due_redose(now: datetime) -> list[int]:
+    """The responses the alert scan would prompt to reassess at ``now``."""
+    return [due["subject_id"] for due in service.due_redose_alerts(now=now)]
+
+
 def test_a_dose_sets_the_reassess_time_from_the_site_interval(site, actor, visit):
     response = start(site, actor, visit)
     dose(response, actor, at=later(30))
     assert response.redose_due_at == later(30 + 150)
-    assert service.due_redose_prompts(now=later(179)) == []
-    assert service.due_redose_prompts(now=later(180)) == [response]
+    assert due_redose(later(179)) == []
+    assert due_redose(later(180)) == [response.id]
     dose(response, actor, at=later(200))
     assert response.redose_due_at == later(350), "the next dose restarts the interval"
     service.record_intervention(response, {"kind": "reassessed"}, actor=actor, now=later(360))
     assert response.redose_due_at is None
-    assert service.due_redose_prompts(now=later(400)) == []
+    assert due_redose(later(400)) == []
 
 
 def test_the_interval_is_a_site_setting(site, actor, visit):
@@ -235,7 +240,7 @@ def test_closing_ends_the_prompt(site, actor, visit):
     dose(response, actor, at=later(5))
     service.close_response(response, outcome="recovered_on_site", note=None, actor=actor,
                            now=later(30))
-    assert service.due_redose_prompts(now=later(1000)) == []
+    assert due_redose(later(1000)) == []
 
 
 # --- Doses drawn from stock ------------------------------------------------------------------

@@ -11,8 +11,8 @@ A naloxone dose is drawn from stock through ``srs.naloxone.service`` (first expi
 dose with nothing on hand is still given and flagged) in the dose's own unit of work.
 
 Alarms: ``open_response`` is where an overdose alarm is raised (sounded at its unit's
-commit) and ``due_redose_prompts`` lists the responses whose re-dose time has passed, for
-the once-a-second alert scan to turn into medium alerts.
+commit) and ``due_redose_alerts`` gives the alert scan each response whose re-dose time has
+passed, for it to raise a medium alert.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -104,16 +104,6 @@ def responses_for_visits(visit_ids) -> dict[int, OverdoseResponse]:
         OverdoseResponse.visit_id.in_(list(visit_ids)),
         OverdoseResponse.closed_at.is_(None))).scalars()
     return {r.visit_id: r for r in rows}
-
-
-def due_redose_prompts(*, now: datetime) -> list[OverdoseResponse]:
-    """Open responses whose re-dose time has passed: the console prompts to reassess.
-
-    Indexed on ``redose_due_at``; the alert scan raises a medium alert for each.
-    """
-    return list(db.session.execute(db.select(OverdoseResponse).where(
-        OverdoseResponse.redose_due_at.is_not(None), OverdoseResponse.redose_due_at <= now,
-        OverdoseResponse.closed_at.is_(None)).order_by(OverdoseResponse.redose_due_at)).scalars())
 
 
 def due_redose_alerts(*, now: datetime):
