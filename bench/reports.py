@@ -44,7 +44,8 @@ from srs.booths.models import Booth, Consumption, Visit
 from srs.clients.models import Client, parse_client_code
 from srs.extensions import db
 from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, Incident
-from srs.overdose.models import Intervention, OverdoseResponse, TakeHomeKit
+from srs.naloxone.models import TakeHomeKit
+from srs.overdose.models import Intervention, OverdoseResponse
 from srs.sites.models import Site
 
 PASSWORD = "benchmark password"

@@ -20,6 +20,7 @@ def create_app(test_config=None):
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.incidents.views import bp as incidents_bp
+    from srs.naloxone.views import bp as naloxone_bp
     from srs.overdose.views import bp as overdose_bp
     from srs.referrals.views import bp as referrals_bp
 
@@ -66,6 +67,7 @@ def create_app(test_config=None):
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
+    app.register_blueprint(naloxone_bp)
     app.register_blueprint(overdose_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)

@@ -16,7 +16,7 @@ from srs.booths.service import create_booth
 from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
-from srs.overdose.service import receive_stock
+from srs.naloxone.service import receive_stock
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site

@@ -27,7 +27,7 @@ from srs.errors import log_failure
 from srs.extensions import db
 from srs.idempotency import forget_older_than
 from srs.incidents.packets import build_weekly_packets
-from srs.overdose.service import check_naloxone_stock
+from srs.naloxone.service import check_naloxone_stock
 from srs.referrals.service import list_due_follow_ups
 
 log = logging.getLogger(__name__)

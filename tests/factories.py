@@ -1,11 +1,14 @@
 """Small keyword factories for test data. Each commits and returns the model."""
 
 import itertools
+from datetime import date, datetime
 
 from srs.auth import service as auth
 from srs.booths.models import Booth
 from srs.clients.models import Client
 from srs.extensions import db
+from srs.naloxone import service as naloxone
+from srs.naloxone.models import NaloxoneLot, StockMovement
 from srs.sites.models import Site
 
 PASSWORD = "correct horse battery"
@@ -53,6 +56,24 @@ def make_client(*, code: str | None = None, handle: str | None = None) -> Client
     db.session.add(client)
     db.session.commit()
     return client
+
+
+def make_lot(site: Site, actor=ACTOR, *, now: datetime, form: str = "ampoule",
+             lot: str = "A1", expires: date = date(2027, 6, 1), quantity: int = 5):
+    """Naloxone received into a lot through the stock service, its ledger row with it."""
+    return naloxone.receive_stock(site, {
+        "product": "Naloxone HCl", "form": form, "strength": "0.4 mg/mL", "lot_number": lot,
+        "expires_on": expires, "quantity": quantity}, actor=actor, now=now)
+
+
+def ledger_balances(site: Site) -> bool:
+    """Whether every naloxone lot of the site holds what the sum of its ledger says."""
+    for lot in db.session.execute(db.select(NaloxoneLot).filter_by(site_id=site.id)).scalars():
+        total = db.session.scalar(db.select(db.func.sum(StockMovement.delta)).filter_by(
+            lot_id=lot.id)) or 0
+        if total != lot.quantity:
+            return False
+    return True
 
 
 def make_service(site: Site, *, service_type: str = "oat", name: str | None = None,

@@ -23,6 +23,7 @@ from srs.common import utcnow
 from srs.extensions import db
 from srs.incidents import service as incident_service
 from srs.incidents.models import ReviewPacket
+from srs.naloxone import service as naloxone_service
 from srs.overdose import service as overdose_service
 
 PUBLIC = "public"
@@ -58,10 +59,10 @@ PAGE_FORMS = {
     "overdose.change_kind": {"kind": "stimulant"},
     "overdose.amend": {"amend_reason": "Entered twice", "struck": "true"},
     "overdose.close": {"outcome": "recovered_on_site"},
-    "overdose.receive": {"product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL",
+    "naloxone.receive": {"product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL",
                          "lot_number": "R1", "expires_on": "2099-01-01", "quantity": "5"},
-    "overdose.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
-    "overdose.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "naloxone.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
+    "naloxone.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
     "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
     "referrals.record_outcome": {"outcome": "presented"},
     "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
@@ -100,10 +101,10 @@ API_BODIES = {
         "kind": "opioid", "visit_id": floor.visits["observing"].id},
     "api_overdose.record_intervention": {"kind": "spo2", "spo2": 91},
     "api_overdose.close_overdose_response": {"outcome": "recovered_on_site"},
-    "api_overdose.receive_naloxone_stock": {
+    "api_naloxone.receive_naloxone_stock": {
         "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "R1",
         "expires_on": "2099-01-01", "quantity": 5},
-    "api_overdose.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "api_naloxone.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
     "api_incidents.create_incident": {"type": "other"},
@@ -202,14 +203,14 @@ def make_floor() -> SimpleNamespace:
     other_site = make_site(name="West", slug="west")
     # An emergency under way in the busy booth: a dose given with no nasal spray on hand
     # (a stock finding) and a lot of ampoules on the shelf.
-    lot = overdose_service.receive_stock(site, {
+    lot = naloxone_service.receive_stock(site, {
         "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "A1",
         "expires_on": date(2099, 1, 1), "quantity": 10}, actor=actor, now=now)
     response, _ = overdose_service.start_response(site, kind="opioid", visit=in_booth,
                                                   actor=actor, now=now)
     dose = overdose_service.record_intervention(response, {"kind": "naloxone", "route": "in"},
                                                 actor=actor, now=now)
-    finding = next(f for f in overdose_service.list_stock(site, now=now)["findings"]
+    finding = next(f for f in naloxone_service.list_stock(site, now=now)["findings"]
                    if f.kind == "discrepancy")
     # An after-care check due that nobody owns yet: the alert URLs' alert.
     alert = alerts.raise_alert(site=site, kind="observation_check_due", due_at=now, now=now,

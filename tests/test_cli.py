@@ -7,7 +7,7 @@ from srs.auth.service import staff_for_token
 from srs.booths.models import Booth
 from srs.common import utcnow
 from srs.extensions import db
-from srs.overdose.models import NaloxoneLot
+from srs.naloxone.models import NaloxoneLot
 from srs.sites.models import Site
 
 

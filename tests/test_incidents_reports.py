@@ -19,7 +19,8 @@ from srs.extensions import db
 from srs.incidents import charts as charts_module
 from srs.incidents import packets, reports, service
 from srs.incidents.models import ReviewerNotice, ReviewPacket
-from srs.overdose.models import Intervention, OverdoseResponse, TakeHomeKit
+from srs.naloxone.models import TakeHomeKit
+from srs.overdose.models import Intervention, OverdoseResponse
 
 TORONTO = ZoneInfo("America/Toronto")
 

@@ -1,12 +1,12 @@
-"""Overdose responses and naloxone stock through the JSON API: each operation, each refusal,
-idempotency."""
+"""Overdose responses through the JSON API: each operation, each refusal, idempotency."""
 
 import pytest
 from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
 
 from srs.extensions import db
-from srs.overdose.models import Intervention, NaloxoneLot, OverdoseResponse, StockMovement
+from srs.naloxone.models import NaloxoneLot
+from srs.overdose.models import Intervention, OverdoseResponse
 
 LOT = {"product": "Naloxone HCl", "form": "ampoule", "strength": "0.4 mg/mL",
        "lot_number": "A1", "expires_on": "2099-01-01", "quantity": 10}
@@ -161,46 +161,12 @@ def test_starting_twice_for_one_visit_opens_the_same_response(api):
     assert first["id"] == second["id"] and count(OverdoseResponse) == 1
 
 
-def test_stock_receive_list_and_refusals(api):
-    received = api.post("/naloxone/lots", LOT, who="supervisor")
-    assert received.status_code == 201
-    stock = received.get_json()
-    assert stock["on_hand"]["ampoule"] == 10 and stock["lots"][0]["lot_number"] == "A1"
-    past = api.post("/naloxone/lots", {**LOT, "lot_number": "OLD", "expires_on": "2020-01-01"},
-                    who="supervisor")
-    assert_api_error(past, 422, "expires_on")
-    assert_api_error(api.post("/naloxone/lots", {**LOT, "quantity": 0}, who="supervisor"),
-                     422, "quantity")
-    assert_api_error(api.post("/naloxone/lots", {**LOT, "form": "pill"}, who="supervisor"),
-                     422, "form")
-    assert count(NaloxoneLot) == 1 and count(StockMovement) == 1
-    listed = api.get("/naloxone", who="supervisor").get_json()
-    assert listed["lots"][0]["quantity"] == 10 and listed["threshold"] == 10
-    assert_api_error(api.get("/naloxone"), 403)  # nurses do not manage stock
-
-
 def test_a_dose_with_no_stock_is_recorded_and_flagged(api):
     rid = api.start(location="Doorway")["id"]
     dose = api.step(rid, {"kind": "naloxone", "route": "in"})
     assert dose.status_code == 201 and dose.get_json()["stock_discrepancy"]
     findings = api.get("/naloxone", who="supervisor").get_json()["findings"]
     assert [f["kind"] for f in findings if f["intervention_id"]] == ["discrepancy"]
-
-
-def test_take_home_kits(api):
-    kit = api.post("/naloxone/take-home-kits", {"client_code": "m-kits-1990", "form": "nasal",
-                                                 "number": 2, "replaces_used": True,
-                                                 "training_given": True})
-    assert kit.status_code == 201, kit.get_json()
-    assert kit.get_json()["client_code"] == "M-KITS-1990" and kit.get_json()["number"] == 2
-    assert_api_error(api.post("/naloxone/take-home-kits", {"client_code": "Bob",
-                                                           "form": "nasal"}),
-                     422, "client_code")
-    assert_api_error(api.post("/naloxone/take-home-kits", {"client_code": "M-KITS-1990",
-                                                           "form": "pill"}), 422, "form")
-    assert_api_error(api.post("/naloxone/take-home-kits", {"client_code": "M-KITS-1990",
-                                                           "form": "nasal", "number": 0}),
-                     422, "number")
 
 
 def test_the_operations_are_documented(client):

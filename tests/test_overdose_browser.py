@@ -11,7 +11,8 @@ from srs.auth.service import Actor
 from srs.booths import service as floor
 from srs.common import utcnow
 from srs.extensions import db
-from srs.overdose.models import NaloxoneLot, OverdoseResponse
+from srs.naloxone.models import NaloxoneLot
+from srs.overdose.models import OverdoseResponse
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

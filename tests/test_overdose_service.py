@@ -1,9 +1,10 @@
-"""The overdose record and naloxone stock, service by service, with a fixed clock."""
+"""The overdose record, service by service, with a fixed clock; a dose draws from naloxone
+stock."""
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from factories import make_booth, make_site, make_staff
+from factories import ledger_balances, make_booth, make_lot, make_site, make_staff
 
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
@@ -11,14 +12,10 @@ from srs.booths import service as floor
 from srs.clients import service as clients
 from srs.errors import Conflict, Invalid
 from srs.extensions import db
+from srs.naloxone import service as naloxone
+from srs.naloxone.models import NaloxoneLot, StockFinding
 from srs.overdose import service
-from srs.overdose.models import (
-    Intervention,
-    NaloxoneLot,
-    OverdoseResponse,
-    StockFinding,
-    StockMovement,
-)
+from srs.overdose.models import Intervention, OverdoseResponse
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 10:00 in Toronto
 
@@ -50,11 +47,8 @@ def visit(site, actor):
     return floor.assign_booth(waiting, booth, actor=actor, now=NOW - timedelta(minutes=5))
 
 
-def receive(site, boss, *, form="ampoule", lot="A1", expires=date(2027, 6, 1), quantity=5,
-            at=NOW):
-    return service.receive_stock(site, {
-        "product": "Naloxone HCl", "form": form, "strength": "0.4 mg/mL", "lot_number": lot,
-        "expires_on": expires, "quantity": quantity}, actor=boss, now=at)
+def receive(site, boss, *, at=NOW, **lot):
+    return make_lot(site, boss, now=at, **lot)
 
 
 def start(site, actor, visit=None, *, kind="opioid", at=NOW, **kwargs):
@@ -66,15 +60,6 @@ def start(site, actor, visit=None, *, kind="opioid", at=NOW, **kwargs):
 def dose(response, actor, *, route="im", at=NOW, **extra):
     return service.record_intervention(response, {"kind": "naloxone", "route": route, **extra},
                                        actor=actor, now=at)
-
-
-def ledger_balances(site) -> bool:
-    for lot in db.session.execute(db.select(NaloxoneLot).filter_by(site_id=site.id)).scalars():
-        total = db.session.scalar(db.select(db.func.sum(StockMovement.delta)).filter_by(
-            lot_id=lot.id)) or 0
-        if total != lot.quantity:
-            return False
-    return True
 
 
 # --- Starting -------------------------------------------------------------------------------
@@ -224,17 +209,22 @@ def test_bad_readings_are_refused_on_the_field_and_nothing_is_saved(site, actor,
 
 # --- The re-dose prompt ---------------------------------------------------------------------
 
+def due_redose(now: datetime) -> list[int]:
+    """The responses the alert scan would prompt to reassess at ``now``."""
+    return [due["subject_id"] for due in service.due_redose_alerts(now=now)]
+
+
 def test_a_dose_sets_the_reassess_time_from_the_site_interval(site, actor, visit):
     response = start(site, actor, visit)
     dose(response, actor, at=later(30))
     assert response.redose_due_at == later(30 + 150)
-    assert service.due_redose_prompts(now=later(179)) == []
-    assert service.due_redose_prompts(now=later(180)) == [response]
+    assert due_redose(later(179)) == []
+    assert due_redose(later(180)) == [response.id]
     dose(response, actor, at=later(200))
     assert response.redose_due_at == later(350), "the next dose restarts the interval"
     service.record_intervention(response, {"kind": "reassessed"}, actor=actor, now=later(360))
     assert response.redose_due_at is None
-    assert service.due_redose_prompts(now=later(400)) == []
+    assert due_redose(later(400)) == []
 
 
 def test_the_interval_is_a_site_setting(site, actor, visit):
@@ -250,10 +240,10 @@ def test_closing_ends_the_prompt(site, actor, visit):
     dose(response, actor, at=later(5))
     service.close_response(response, outcome="recovered_on_site", note=None, actor=actor,
                            now=later(30))
-    assert service.due_redose_prompts(now=later(1000)) == []
+    assert due_redose(later(1000)) == []
 
 
-# --- Stock ----------------------------------------------------------------------------------
+# --- Doses drawn from stock ------------------------------------------------------------------
 
 def test_a_dose_takes_the_lot_that_expires_first(site, actor, boss, visit):
     late = receive(site, boss, lot="LATE", expires=date(2028, 1, 1), quantity=5)
@@ -287,81 +277,8 @@ def test_a_dose_with_no_stock_is_recorded_and_flagged(site, actor, visit):
     finding = db.session.execute(db.select(StockFinding).filter_by(
         kind="discrepancy")).scalar_one()
     assert finding.intervention_id == entry.id and "no ampoule or vial" in finding.detail
-    stock = service.list_stock(site, now=later(20))
+    stock = naloxone.list_stock(site, now=later(20))
     assert finding in stock["findings"]
-
-
-def test_receiving_the_same_lot_again_adds_to_it(site, boss):
-    first = receive(site, boss, quantity=5)
-    again = receive(site, boss, quantity=3)
-    assert again.id == first.id and again.quantity == 8
-    with pytest.raises(Invalid) as refused:
-        receive(site, boss, quantity=1, expires=date(2027, 7, 1))
-    assert "expires_on" in refused.value.errors
-    assert ledger_balances(site)
-
-
-def test_stock_received_already_expired_is_refused(site, boss):
-    with pytest.raises(Invalid) as refused:
-        receive(site, boss, expires=date(2026, 11, 23))
-    assert "expires_on" in refused.value.errors
-    assert db.session.scalar(db.select(db.func.count(NaloxoneLot.id))) == 0
-
-
-def test_wasted_expired_and_adjusted_stock_moves_through_the_ledger(site, boss):
-    lot = receive(site, boss, quantity=5)
-    service.record_movement(lot, kind="wasted", quantity=1, reason="Dropped", actor=boss,
-                            now=later(1))
-    service.record_movement(lot, kind="adjusted", quantity=-2, reason="Count on shift change",
-                            actor=boss, now=later(2))
-    with pytest.raises(Invalid):
-        service.record_movement(lot, kind="adjusted", quantity=1, reason="", actor=boss,
-                                now=later(3))
-    with pytest.raises(Conflict):
-        service.record_movement(lot, kind="expired", quantity=3, reason=None, actor=boss,
-                                now=later(4))
-    db.session.expire_all()
-    assert db.session.get(NaloxoneLot, lot.id).quantity == 2
-    kinds = [m.kind for m in db.session.execute(db.select(StockMovement).order_by(
-        StockMovement.id)).scalars()]
-    assert kinds == ["received", "wasted", "adjusted"]
-    assert ledger_balances(site)
-
-
-def test_take_home_kits_are_counted_and_drawn_from_stock(site, actor, boss):
-    receive(site, boss, form="nasal_spray", lot="NS1", quantity=1)
-    kit = service.record_take_home_kit(site, {
-        "client_code": "m-kits-1990", "form": "nasal", "number": 2, "replaces_used": True,
-        "training_given": True}, actor=actor, now=later(10))
-    assert kit.client.code == "M-KITS-1990" and kit.stock_discrepancy, "one short"
-    service.record_take_home_kit(site, {"client_code": "M-KITS-1990", "form": "injectable"},
-                                 actor=actor, now=later(20))
-    with pytest.raises(Invalid) as refused:
-        service.record_take_home_kit(site, {"client_code": "Bob", "form": "nasal"},
-                                     actor=actor, now=later(30))
-    assert "client_code" in refused.value.errors
-    figures = service.monthly_figures(site, start=NOW, end=NOW + timedelta(days=30))
-    assert figures["take_home_kits"] == {"injectable": 1, "nasal": 2}
-    assert figures["take_home_kits_replacing_used"] == 2
-    assert figures["take_home_kits_with_training"] == 2
-    assert ledger_balances(site)
-
-
-def test_the_daily_check_finds_low_stock_and_lots_expiring_within_30_days(site, boss):
-    receive(site, boss, lot="SOON", expires=date(2026, 12, 20), quantity=2)
-    receive(site, boss, form="nasal_spray", lot="NS", expires=date(2028, 1, 1), quantity=5)
-    db.session.execute(db.delete(StockFinding))
-    db.session.commit()
-    made = service.check_naloxone_stock(now=later(60))
-    open_ = {f.kind: f for f in db.session.execute(db.select(StockFinding).filter_by(
-        resolved_at=None)).scalars()}
-    assert made == 2 and set(open_) == {"low_stock", "expiring"}
-    assert "Injectable naloxone: 2 on hand" in open_["low_stock"].detail
-    assert service.check_naloxone_stock(now=later(86400)) == 0, "a re-run repeats nothing"
-    receive(site, boss, lot="MORE", expires=date(2028, 1, 1), quantity=10, at=later(90000))
-    still = {f.kind for f in db.session.execute(db.select(StockFinding).filter_by(
-        resolved_at=None)).scalars()}
-    assert still == {"expiring"}, "restocking resolves the low-stock finding"
 
 
 # --- Amendments -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ SRS = Path(__file__).resolve().parent.parent / "srs"
 # (srs/signals.py) that the package above receives.
 FLOOR_ORDER = ("booths", "overdose", "referrals", "incidents")
 # What the floor packages stand on, and what stands on them.
-SHARED = {"alerts", "auth", "sites", "clients"}
+SHARED = {"alerts", "auth", "sites", "clients", "naloxone"}
 OVER_THE_SHARED = {"booths", "overdose", "incidents", "referrals", "dashboard", "api", "jobs",
                    "cli"}
 

@@ -20,7 +20,7 @@ api = SrsApi()
 
 
 def init_app(app) -> None:
-    from srs.api import alerts, booths, incidents, overdose, referrals, sites
+    from srs.api import alerts, booths, incidents, naloxone, overdose, referrals, sites
     from srs.extensions import csrf
 
     app.config.setdefault("API_TITLE", "SRS")
@@ -33,8 +33,8 @@ def init_app(app) -> None:
         "(`flask --app app srs token create USERNAME`). Errors are "
         '`{"code", "status", "message", "errors": {field: [messages]}}`.')}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, referrals.blp,
-                      incidents.blp):
+    for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
+                      referrals.blp, incidents.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -32,6 +32,7 @@ from srs.incidents.models import (
     IncidentAction,
     Stage,
 )
+from srs.naloxone.models import KIT_FORMS
 from srs.sites.models import TIME_BANDS, Site, time_band
 
 TREND_WEEKS = 12
@@ -323,8 +324,6 @@ def _referrals_by_type(m: MonthData) -> dict:
 
 
 def _kits_by_form(m: MonthData) -> dict:
-    from srs.overdose.models import KIT_FORMS
-
     return {label: m.overdoses["take_home_kits"][form] for form, label in KIT_FORMS.items()}
 
 

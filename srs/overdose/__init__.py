@@ -1,1 +1,1 @@
-"""Overdose response: the console's record, naloxone stock and take-home kits."""
+"""Overdose response: the console's record, from the first tap to the incident draft."""

@@ -1,20 +1,18 @@
-"""Overdose responses, their interventions, and naloxone stock by lot and expiry.
+"""Overdose responses and their interventions: the console's record.
 
 A response is the record of one emergency, from the tap that opens the console to its
 outcome. Every step is an ``Intervention`` row; a correction is a new row that points at
-the one it amends, never an edit. Stock is a quantity per lot that only ever changes
-together with a ``StockMovement`` row, so the quantity on hand always equals the sum of
-the lot's ledger.
+the one it amends, never an edit. A dose names the naloxone lot it was drawn from
+(``srs.naloxone``).
 """
 
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    Date,
     Float,
     ForeignKey,
     Index,
@@ -28,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.common import UTCDateTime
 from srs.extensions import db
+from srs.naloxone.models import NaloxoneLot
 
 
 def _one_of(column: str, values) -> str:
@@ -90,30 +89,6 @@ STANDARD_DOSES = {"im": 0.4, "in": 4.0}
 MIN_DOSE_MG, MAX_DOSE_MG = 0.04, 10.0
 MIN_SPO2, MAX_SPO2 = 50, 100
 MAX_OXYGEN_LPM = 25
-
-FORMS = {"ampoule": "Ampoule", "vial": "Vial", "nasal_spray": "Nasal spray"}
-# Which forms a route draws from.
-FORMS_FOR_ROUTE = {"im": ("ampoule", "vial"), "iv": ("ampoule", "vial"),
-                   "in": ("nasal_spray",)}
-
-MOVEMENTS = {
-    "received": "Received",
-    "administered": "Administered",
-    "take_home": "Take-home kit",
-    "expired": "Expired",
-    "wasted": "Wasted",
-    "adjusted": "Adjusted",
-}
-
-KIT_FORMS = {"injectable": "Injectable", "nasal": "Nasal"}
-FORMS_FOR_KIT = {"injectable": ("ampoule", "vial"), "nasal": ("nasal_spray",)}
-
-FINDINGS = {
-    "low_stock": "Low stock",
-    "expiring": "Expiring within 30 days",
-    "expired": "Expired, still on hand",
-    "discrepancy": "Given with no stock on hand",
-}
 
 
 class OverdoseResponse(db.Model):
@@ -222,115 +197,7 @@ class Intervention(db.Model):
 
     response: Mapped[OverdoseResponse] = relationship(back_populates="interventions")
     recorder: Mapped["Staff | None"] = relationship()  # noqa: F821
-    lot: Mapped["NaloxoneLot | None"] = relationship()
+    lot: Mapped[NaloxoneLot | None] = relationship()
 
     def __repr__(self) -> str:
         return f"<Intervention {self.id} {self.kind}>"
-
-
-class NaloxoneLot(db.Model):
-    """Naloxone of one product, form and lot number at a site, with its expiry."""
-
-    __tablename__ = "naloxone_lot"
-    __table_args__ = (
-        UniqueConstraint("site_id", "form", "lot_number"),
-        CheckConstraint(_one_of("form", FORMS), name="form_known"),
-        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
-        Index("ix_naloxone_lot_site_expiry", "site_id", "expires_on"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
-    product: Mapped[str] = mapped_column(String(80))
-    form: Mapped[str] = mapped_column(String(20))
-    strength: Mapped[str] = mapped_column(String(40))
-    lot_number: Mapped[str] = mapped_column(String(40))
-    expires_on: Mapped[date] = mapped_column(Date)
-    quantity: Mapped[int] = mapped_column(Integer, default=0)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    movements: Mapped[list["StockMovement"]] = relationship(
-        back_populates="lot", order_by="StockMovement.id")
-
-    def __repr__(self) -> str:
-        return f"<NaloxoneLot {self.id} {self.form}>"
-
-
-class StockMovement(db.Model):
-    """One line of the ledger: a lot's quantity changed by ``delta``, why, by whom."""
-
-    __tablename__ = "stock_movement"
-    __table_args__ = (
-        CheckConstraint(_one_of("kind", MOVEMENTS), name="kind_known"),
-        CheckConstraint("delta <> 0", name="delta_not_zero"),
-        CheckConstraint("kind <> 'adjusted' OR reason IS NOT NULL", name="adjusted_has_reason"),
-        Index("ix_stock_movement_site_at", "site_id", "at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
-    lot_id: Mapped[int] = mapped_column(ForeignKey("naloxone_lot.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    delta: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(UTCDateTime())
-    by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    reason: Mapped[str | None] = mapped_column(String(200))
-    intervention_id: Mapped[int | None] = mapped_column(ForeignKey("intervention.id"))
-    kit_id: Mapped[int | None] = mapped_column(ForeignKey("take_home_kit.id"))
-
-    lot: Mapped[NaloxoneLot] = relationship(back_populates="movements")
-    staff: Mapped["Staff | None"] = relationship()  # noqa: F821
-
-
-class TakeHomeKit(db.Model):
-    """Naloxone kits handed to a client to take away (Ontario counts them by form)."""
-
-    __tablename__ = "take_home_kit"
-    __table_args__ = (
-        CheckConstraint(_one_of("form", KIT_FORMS), name="form_known"),
-        CheckConstraint("number BETWEEN 1 AND 20", name="number_range"),
-        Index("ix_take_home_kit_site_given", "site_id", "given_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
-    form: Mapped[str] = mapped_column(String(20))
-    number: Mapped[int] = mapped_column(Integer, default=1)
-    replaces_used: Mapped[bool] = mapped_column(Boolean, default=False)
-    training_given: Mapped[bool] = mapped_column(Boolean, default=False)
-    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    given_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    stock_discrepancy: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    client: Mapped["Client"] = relationship()  # noqa: F821
-
-
-class StockFinding(db.Model):
-    """Something about naloxone stock a supervisor must see: low, expiring, or a discrepancy.
-
-    The daily stock check writes one row per finding per day (the unique key makes a re-run
-    harmless); a dose given with no stock writes a discrepancy at once.
-    """
-
-    __tablename__ = "stock_finding"
-    __table_args__ = (
-        CheckConstraint(_one_of("kind", FINDINGS), name="kind_known"),
-        UniqueConstraint("site_id", "key"),
-        Index("ix_stock_finding_site_open", "site_id", "resolved_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(20))
-    # What makes a finding the same one when the check runs again.
-    key: Mapped[str] = mapped_column(String(120))
-    lot_id: Mapped[int | None] = mapped_column(ForeignKey("naloxone_lot.id"))
-    intervention_id: Mapped[int | None] = mapped_column(ForeignKey("intervention.id"))
-    kit_id: Mapped[int | None] = mapped_column(ForeignKey("take_home_kit.id"))
-    detail: Mapped[str] = mapped_column(String(300))
-    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-
-    lot: Mapped[NaloxoneLot | None] = relationship()

@@ -1,8 +1,7 @@
-"""Schemas for overdose responses and naloxone stock: the API's (unknown fields raise) and
-the console's forms (unknown fields, like the CSRF token, are left out)."""
+"""Schemas for overdose responses: the API's (unknown fields raise) and the console's forms
+(unknown fields, like the CSRF token, are left out)."""
 
 from marshmallow import (
-    EXCLUDE,
     RAISE,
     Schema,
     fields,
@@ -11,9 +10,7 @@ from marshmallow import (
 
 from srs.forms import Form
 from srs.overdose.models import (
-    FORMS,
     INTERVENTIONS,
-    KIT_FORMS,
     MAX_DOSE_MG,
     MAX_OXYGEN_LPM,
     MAX_SPO2,
@@ -102,35 +99,7 @@ class CloseResponseSchema(Schema):
                          validate=validate.Length(max=1000))
 
 
-class ReceiveStockSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    product = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    form = fields.String(required=True, validate=validate.OneOf(
-        list(FORMS), error="Choose ampoule, vial or nasal_spray."))
-    strength = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                             metadata={"description": "As printed, e.g. 0.4 mg/mL."})
-    lot_number = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    expires_on = fields.Date(required=True)
-    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(
-        min=1, max=10000, error="Between 1 and 10000."))
-
-
-class TakeHomeKitInputSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    client_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    form = fields.String(required=True, validate=validate.OneOf(
-        list(KIT_FORMS), error="Choose injectable or nasal."))
-    number = fields.Integer(strict=True, load_default=1, validate=validate.Range(
-        min=1, max=20, error="Between 1 and 20 kits."))
-    replaces_used = fields.Boolean(load_default=False)
-    training_given = fields.Boolean(load_default=False)
-
-
-# --- The console's and the stock page's forms ------------------------------------------------
+# --- The console's forms --------------------------------------------------------------------
 
 
 class _Form(Form):
@@ -169,30 +138,6 @@ class CloseForm(_Form):
 
 class KindForm(_Form):
     kind = _kind_field(required=True)
-
-
-class ReceiveForm(_Form, ReceiveStockSchema):
-    class Meta:
-        unknown = EXCLUDE
-
-    quantity = fields.Integer(required=True, validate=validate.Range(
-        min=1, max=10000, error="Between 1 and 10000."))
-
-
-class MovementForm(_Form):
-    kind = fields.String(required=True, validate=validate.OneOf(
-        ["expired", "wasted", "adjusted"], error="Choose expired, wasted or adjusted."))
-    quantity = fields.Integer(required=True, validate=validate.Range(
-        min=-10000, max=10000))
-    reason = fields.String(load_default=None, validate=validate.Length(max=200))
-
-
-class KitForm(_Form, TakeHomeKitInputSchema):
-    class Meta:
-        unknown = EXCLUDE
-
-    number = fields.Integer(load_default=1, validate=validate.Range(
-        min=1, max=20, error="Between 1 and 20 kits."))
 
 
 # --- Output ---------------------------------------------------------------------------------
@@ -238,43 +183,3 @@ class ResponseSchema(Schema):
     timeline = fields.Function(response_timeline)
     report_draft = fields.Dict(allow_none=True, metadata={
         "description": "Written at close: the incident draft of type overdose."})
-
-
-class LotSchema(Schema):
-    id = fields.Integer()
-    product = fields.String()
-    form = fields.String()
-    strength = fields.String()
-    lot_number = fields.String()
-    expires_on = fields.Date()
-    quantity = fields.Integer()
-    expired = fields.Boolean()
-    expiring = fields.Boolean(metadata={"description": "Expires within 30 days."})
-
-
-class FindingSchema(Schema):
-    id = fields.Integer()
-    kind = fields.String()
-    lot_id = fields.Integer(allow_none=True)
-    intervention_id = fields.Integer(allow_none=True)
-    detail = fields.String()
-    found_at = fields.AwareDateTime()
-
-
-class StockSchema(Schema):
-    lots = fields.List(fields.Nested(LotSchema))
-    on_hand = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
-        "description": "Units not expired, by form."})
-    threshold = fields.Integer()
-    findings = fields.List(fields.Nested(FindingSchema))
-
-
-class TakeHomeKitSchema(Schema):
-    id = fields.Integer()
-    client_code = fields.Function(lambda k: k.client.code)
-    form = fields.String()
-    number = fields.Integer()
-    replaces_used = fields.Boolean()
-    training_given = fields.Boolean()
-    given_at = fields.AwareDateTime()
-    stock_discrepancy = fields.Boolean()

@@ -1,18 +1,20 @@
-"""Overdose responses and naloxone stock.
+"""Overdose responses: the console's record, from the first tap to the incident draft.
 
-Callers: overdose and API views, the daily stock job, the floor's client flags. Each
-function that changes something is one unit of work: check, change, announce (topic
-``responses`` or ``stock``), commit once (``srs.unit``). ``open_response`` is the piece an
-Unresponsive check reuses: it never commits, the check's unit of work does. Each takes
-``now`` and an ``Actor`` and raises a DomainError: 409 for a response or stock in the
-wrong state, 422 with field messages.
+Callers: overdose and API views, the alert scan (re-dose times), the floor's client flags,
+the incident report. Each function that changes something is one unit of work: check,
+change, announce (topic ``responses``), commit once (``srs.unit``). ``open_response`` is the
+piece an Unresponsive check reuses: it never commits, the check's unit of work does. Each
+takes ``now`` and an ``Actor`` and raises a DomainError: 409 for a response in the wrong
+state, 422 with field messages.
+
+A naloxone dose is drawn from stock through ``srs.naloxone.service`` (first expiry first; a
+dose with nothing on hand is still given and flagged) in the dose's own unit of work.
 
 Alarms: ``open_response`` is where an overdose alarm is raised (sounded at its unit's
-commit) and ``due_redose_prompts`` lists the responses whose re-dose time has passed, for
-the once-a-second alert scan to turn into medium alerts.
+commit) and ``due_redose_alerts`` gives the alert scan each response whose re-dose time has
+passed, for it to raise a medium alert.
 """
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import exc, func
@@ -25,15 +27,12 @@ from srs.auth.models import Staff
 from srs.auth.service import Actor, record
 from srs.booths import service as floor
 from srs.booths.models import Visit, VisitState
-from srs.clients.models import Client, parse_client_code
+from srs.clients.models import Client
 from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
+from srs.naloxone import service as naloxone
 from srs.overdose.models import (
-    FORMS,
-    FORMS_FOR_KIT,
-    FORMS_FOR_ROUTE,
     INTERVENTIONS,
-    KIT_FORMS,
     MAX_DOSE_MG,
     MAX_SPO2,
     MIN_DOSE_MG,
@@ -43,23 +42,17 @@ from srs.overdose.models import (
     SOURCES,
     STANDARD_DOSES,
     Intervention,
-    NaloxoneLot,
     OverdoseResponse,
     ResponseKind,
-    StockFinding,
-    StockMovement,
-    TakeHomeKit,
 )
 from srs.sites.models import Site
 from srs.unit import commit
 
 MAX_PER_VISIT = 2
-EXPIRY_WARNING = timedelta(days=30)
 RECENT_OVERDOSE = timedelta(days=30)
 # An entry may be back-dated to a little before the tap that opened the console.
 BACKDATE_BEFORE_START = timedelta(minutes=30)
 TOPIC_RESPONSES = live.TOPIC_RESPONSES
-TOPIC_STOCK = "stock"
 
 
 class ResponseClosed(Conflict):
@@ -75,10 +68,6 @@ def _closed(response: OverdoseResponse, doing: str) -> ResponseClosed:
 
 RESPONSE_CHANGED = ("Someone else changed this response a moment ago. The console will show "
                     "it as it is now.")
-
-
-def local_date(site: Site, now: datetime) -> date:
-    return site.local_date(now)
 
 
 # --- Reading --------------------------------------------------------------------------------
@@ -116,16 +105,6 @@ def responses_for_visits(visit_ids) -> dict[int, OverdoseResponse]:
         OverdoseResponse.visit_id.in_(list(visit_ids)),
         OverdoseResponse.closed_at.is_(None))).scalars()
     return {r.visit_id: r for r in rows}
-
-
-def due_redose_prompts(*, now: datetime) -> list[OverdoseResponse]:
-    """Open responses whose re-dose time has passed: the console prompts to reassess.
-
-    Indexed on ``redose_due_at``; the alert scan raises a medium alert for each.
-    """
-    return list(db.session.execute(db.select(OverdoseResponse).where(
-        OverdoseResponse.redose_due_at.is_not(None), OverdoseResponse.redose_due_at <= now,
-        OverdoseResponse.closed_at.is_(None)).order_by(OverdoseResponse.redose_due_at)).scalars())
 
 
 def due_redose_alerts(*, now: datetime):
@@ -398,59 +377,6 @@ def _entry_time(response: OverdoseResponse, at: datetime | None, now: datetime) 
     return at
 
 
-def _draw_units(site: Site, forms, units: int, *, kind: str, actor: Actor, now: datetime,
-                intervention: Intervention | None = None,
-                kit: TakeHomeKit | None = None) -> int:
-    """Take ``units`` from the site's lots of ``forms``, first expiry first out; return how
-    many could not be found on hand.
-
-    Each unit is taken by a guarded UPDATE (quantity > 0), so two doses at once never take
-    the same last ampoule, and every unit taken writes its ledger row.
-    """
-    today = local_date(site, now)
-    short = units
-    while short > 0:
-        lots = db.session.execute(
-            db.select(NaloxoneLot.id, NaloxoneLot.quantity).where(
-                NaloxoneLot.site_id == site.id, NaloxoneLot.form.in_(forms),
-                NaloxoneLot.quantity > 0, NaloxoneLot.expires_on >= today)
-            .order_by(NaloxoneLot.expires_on, NaloxoneLot.received_at, NaloxoneLot.id)
-        ).all()
-        if not lots:
-            break
-        lot_id, on_hand = lots[0]
-        take = min(short, on_hand)
-        taken = db.session.execute(
-            db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id,
-                                         NaloxoneLot.quantity >= take)
-            .values(quantity=NaloxoneLot.quantity - take)
-            .execution_options(synchronize_session=False)).rowcount
-        if not taken:
-            continue  # someone took from it meanwhile: look again
-        db.session.add(StockMovement(
-            site_id=site.id, lot_id=lot_id, kind=kind, delta=-take, at=now,
-            by=actor.staff_id, intervention_id=intervention.id if intervention else None,
-            kit_id=kit.id if kit else None))
-        if intervention is not None and intervention.lot_id is None:
-            intervention.lot_id = lot_id
-        short -= take
-    db.session.flush()
-    for lot in db.session.identity_map.values():
-        if isinstance(lot, NaloxoneLot):
-            db.session.expire(lot, ["quantity"])
-    return short
-
-
-def _discrepancy(site: Site, *, detail: str, now: datetime, intervention=None,
-                 kit=None) -> None:
-    key = (f"discrepancy:intervention:{intervention.id}" if intervention is not None
-           else f"discrepancy:kit:{kit.id}")
-    db.session.add(StockFinding(
-        site_id=site.id, kind="discrepancy", key=key, detail=detail, found_at=now,
-        intervention_id=intervention.id if intervention else None,
-        kit_id=kit.id if kit else None))
-
-
 def record_intervention(response: OverdoseResponse, data: dict, *, actor: Actor,
                         now: datetime) -> Intervention:
     """Add one step to a response's record: who, when, what.
@@ -478,29 +404,23 @@ def record_intervention(response: OverdoseResponse, data: dict, *, actor: Actor,
     db.session.add(entry)
     db.session.flush()
     if kind == "naloxone":
-        short = _draw_units(site, FORMS_FOR_ROUTE[values["route"]], 1, kind="administered",
-                            actor=actor, now=now, intervention=entry)
-        if short:
-            entry.stock_discrepancy = True
-            forms = " or ".join(FORMS[f].lower() for f in FORMS_FOR_ROUTE[values["route"]])
-            _discrepancy(site, intervention=entry, now=now, detail=(
-                f"{ROUTES[values['route']]} {values['dose_mg']:g} mg given in response "
-                f"{response.id} with no {forms} on hand."))
+        drawn = naloxone.draw_doses(
+            site, route=values["route"], intervention_id=entry.id, actor=actor, now=now,
+            given=(f"{ROUTES[values['route']]} {values['dose_mg']:g} mg given in response "
+                   f"{response.id}"))
+        entry.lot_id = drawn.lot_id
+        entry.stock_discrepancy = bool(drawn.short)
     _reset_redose(response, site, now)
     if kind == "reassessed":
         response.redose_due_at = None
         alerts.resolve_response_alerts(response.id, why="dose_given", now=now,
                                        kinds=("redose_due",), by=actor.staff_id)
     response.last_entry_at = now
-    if kind == "naloxone":
-        check_site_stock(site, now=now)
     record(actor, "intervention_recorded", "overdose_response", response.id,
            site_id=response.site_id, now=now,
            detail={"intervention": entry.id, "kind": kind,
                    "discrepancy": entry.stock_discrepancy})
     live.announce(response.site_id, TOPIC_RESPONSES)
-    if kind == "naloxone":
-        live.announce(response.site_id, TOPIC_STOCK)
     commit(RESPONSE_CHANGED)
     return entry
 
@@ -567,15 +487,8 @@ def amend_intervention(response: OverdoseResponse, amends_id: int, data: dict, *
     db.session.flush()
     site = db.session.get(Site, response.site_id)
     if original.kind == "naloxone" and struck and not original.struck and original.lot_id:
-        db.session.execute(db.update(NaloxoneLot).where(NaloxoneLot.id == original.lot_id)
-                           .values(quantity=NaloxoneLot.quantity + 1)
-                           .execution_options(synchronize_session=False))
-        db.session.add(StockMovement(
-            site_id=site.id, lot_id=original.lot_id, kind="adjusted", delta=1, at=now,
-            by=actor.staff_id, intervention_id=entry.id,
-            reason=f"Dose entry struck on response {response.id}"))
-        lot = db.session.get(NaloxoneLot, original.lot_id)
-        db.session.expire(lot, ["quantity"])
+        naloxone.return_dose(site, original.lot_id, intervention_id=entry.id, actor=actor,
+                             now=now, reason=f"Dose entry struck on response {response.id}")
     if response.is_open:
         _reset_redose(response, site, now)
         response.last_entry_at = now
@@ -783,263 +696,6 @@ def close_response(response: OverdoseResponse, *, outcome: str | None, note: str
     return response
 
 
-# --- Naloxone stock -------------------------------------------------------------------------
-
-
-@dataclass
-class LotView:
-    """A lot as the stock page shows it: with whether it is expired or expiring soon."""
-
-    lot: NaloxoneLot
-    expired: bool
-    expiring: bool
-    ledger_total: int
-
-    def __getattr__(self, name):
-        return getattr(self.lot, name)
-
-
-def get_lot(site: Site, lot_id: int) -> NaloxoneLot:
-    lot = db.session.get(NaloxoneLot, lot_id)
-    if lot is None or lot.site_id != site.id:
-        raise NotFound(f"Site {site.slug} has no naloxone lot with id {lot_id}.")
-    return lot
-
-
-def list_stock(site: Site, *, now: datetime) -> dict:
-    """Every lot by form and expiry, the totals on hand by form, open findings, recent
-    movements and kits."""
-    today = local_date(site, now)
-    lots = list(db.session.execute(db.select(NaloxoneLot).where(
-        NaloxoneLot.site_id == site.id).order_by(
-        NaloxoneLot.form, NaloxoneLot.expires_on, NaloxoneLot.id)).scalars())
-    ledger = dict(db.session.execute(db.select(
-        StockMovement.lot_id, func.sum(StockMovement.delta)).where(
-        StockMovement.site_id == site.id).group_by(StockMovement.lot_id)).all())
-    views = [LotView(lot, lot.expires_on < today,
-                     today <= lot.expires_on <= today + EXPIRY_WARNING,
-                     int(ledger.get(lot.id) or 0)) for lot in lots]
-    usable = {form: sum(v.quantity for v in views if v.form == form and not v.expired)
-              for form in FORMS}
-    findings = list(db.session.execute(db.select(StockFinding).where(
-        StockFinding.site_id == site.id, StockFinding.resolved_at.is_(None)).order_by(
-        StockFinding.found_at.desc(), StockFinding.id.desc())).scalars())
-    movements = list(db.session.execute(db.select(StockMovement).where(
-        StockMovement.site_id == site.id).options(selectinload(StockMovement.lot)).order_by(
-        StockMovement.at.desc(), StockMovement.id.desc()).limit(50)).scalars())
-    kits = list(db.session.execute(db.select(TakeHomeKit).where(
-        TakeHomeKit.site_id == site.id).options(selectinload(TakeHomeKit.client)).order_by(
-        TakeHomeKit.given_at.desc(), TakeHomeKit.id.desc()).limit(20)).scalars())
-    return {"site": site, "lots": views, "on_hand": usable, "findings": findings,
-            "movements": movements, "kits": kits, "today": today,
-            "threshold": site.naloxone_low_stock, "generated_at": now}
-
-
-def receive_stock(site: Site, data: dict, *, actor: Actor, now: datetime) -> NaloxoneLot:
-    """Add received naloxone to a lot (new, or the same lot number and form again).
-
-    Raises Invalid: an expiry already past, a known lot number with another expiry.
-    """
-    today = local_date(site, now)
-    if data["expires_on"] < today:
-        raise _field("expires_on", "This stock has expired: do not receive it.")
-    lot_number = data["lot_number"].strip()
-    if not lot_number:
-        raise _field("lot_number", "Give the lot number printed on the box.")
-    lot = db.session.execute(db.select(NaloxoneLot).filter_by(
-        site_id=site.id, form=data["form"], lot_number=lot_number)).scalar_one_or_none()
-    if lot is not None and lot.expires_on != data["expires_on"]:
-        raise _field("expires_on", f"Lot {lot_number} is on record with expiry "
-                                   f"{lot.expires_on:%Y-%m-%d}; check the box.")
-    if lot is None:
-        lot = NaloxoneLot(site_id=site.id, product=data["product"].strip(), form=data["form"],
-                          strength=data["strength"].strip(), lot_number=lot_number,
-                          expires_on=data["expires_on"], quantity=0, received_at=now)
-        db.session.add(lot)
-        db.session.flush()
-    db.session.execute(db.update(NaloxoneLot).where(NaloxoneLot.id == lot.id).values(
-        quantity=NaloxoneLot.quantity + data["quantity"]).execution_options(
-        synchronize_session=False))
-    db.session.add(StockMovement(site_id=site.id, lot_id=lot.id, kind="received",
-                                 delta=data["quantity"], at=now, by=actor.staff_id))
-    db.session.flush()
-    db.session.expire(lot, ["quantity"])
-    check_site_stock(site, now=now)
-    record(actor, "naloxone_received", "naloxone_lot", lot.id, site_id=site.id, now=now,
-           detail={"quantity": data["quantity"]})
-    live.announce(site.id, TOPIC_STOCK)
-    db.session.commit()
-    return lot
-
-
-def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str | None,
-                    actor: Actor, now: datetime) -> StockMovement:
-    """Take units out as expired or wasted, or adjust a count (either way) with a reason.
-
-    Raises Invalid (kind, quantity, a missing reason) or Conflict (more than on hand).
-    """
-    reason = (reason or "").strip() or None
-    if kind not in ("expired", "wasted", "adjusted"):
-        raise _field("kind", "Choose expired, wasted or adjusted.")
-    if not quantity:
-        raise _field("quantity", "Give how many.")
-    if kind in ("expired", "wasted") and quantity < 0:
-        raise _field("quantity", "Give how many went out, as a positive number.")
-    if kind == "adjusted" and not reason:
-        raise _field("reason", "Say why the count is adjusted.")
-    delta = quantity if kind == "adjusted" else -quantity
-    changed = db.session.execute(db.update(NaloxoneLot).where(
-        NaloxoneLot.id == lot.id, NaloxoneLot.quantity + delta >= 0).values(
-        quantity=NaloxoneLot.quantity + delta).execution_options(
-        synchronize_session=False)).rowcount
-    if not changed:
-        db.session.rollback()
-        raise Conflict(f"Lot {lot.lot_number} has only {lot.quantity} on hand.",
-                       errors={"quantity": [f"At most {lot.quantity}."]},
-                       current_quantity=lot.quantity)
-    movement = StockMovement(site_id=lot.site_id, lot_id=lot.id, kind=kind, delta=delta,
-                             at=now, by=actor.staff_id, reason=reason)
-    db.session.add(movement)
-    db.session.flush()
-    db.session.expire(lot, ["quantity"])
-    site = db.session.get(Site, lot.site_id)
-    check_site_stock(site, now=now)
-    record(actor, "naloxone_movement", "naloxone_lot", lot.id, site_id=lot.site_id, now=now,
-           detail={"kind": kind, "delta": delta})
-    live.announce(lot.site_id, TOPIC_STOCK)
-    db.session.commit()
-    return movement
-
-
-def _client_for_code(site: Site, code: str, *, actor: Actor, now: datetime) -> Client:
-    import re
-
-    code = (code or "").strip().upper()
-    if not re.fullmatch(site.client_code_pattern, code):
-        raise _field("client_code", "Use the site's code form, e.g. F-ABCD-1984.")
-    client = db.session.execute(db.select(Client).filter_by(code=code)).scalar_one_or_none()
-    if client is None:
-        gender, birth_year = parse_client_code(code)
-        client = Client(code=code, gender=gender, birth_year=birth_year, created_at=now)
-        db.session.add(client)
-        db.session.flush()
-        record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
-    return client
-
-
-def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
-                         now: datetime) -> TakeHomeKit:
-    """Kits handed to a client code: taken from stock first expiry first; given even when
-    stock is short (flagged for the supervisor). Raises Invalid on the client code or form.
-    """
-    if data.get("form") not in KIT_FORMS:
-        raise _field("form", "Choose injectable or nasal.")
-    client = _client_for_code(site, data.get("client_code"), actor=actor, now=now)
-    kit = TakeHomeKit(site_id=site.id, client_id=client.id, form=data["form"],
-                      number=data.get("number") or 1,
-                      replaces_used=bool(data.get("replaces_used")),
-                      training_given=bool(data.get("training_given")), given_at=now,
-                      given_by=actor.staff_id, stock_discrepancy=False)
-    db.session.add(kit)
-    db.session.flush()
-    short = _draw_units(site, FORMS_FOR_KIT[kit.form], kit.number, kind="take_home",
-                        actor=actor, now=now, kit=kit)
-    if short:
-        kit.stock_discrepancy = True
-        _discrepancy(site, kit=kit, now=now, detail=(
-            f"{short} {KIT_FORMS[kit.form].lower()} take-home kit(s) given with no stock on "
-            f"hand."))
-    check_site_stock(site, now=now)
-    record(actor, "take_home_kit_given", "client", client.id, site_id=site.id, now=now,
-           detail={"kit": kit.id, "form": kit.form, "number": kit.number})
-    live.announce(site.id, TOPIC_STOCK)
-    db.session.commit()
-    return kit
-
-
-def resolve_finding(site: Site, finding_id: int, *, actor: Actor, now: datetime) -> StockFinding:
-    """A supervisor has seen to a finding (counted, reordered, explained)."""
-    finding = db.session.get(StockFinding, finding_id)
-    if finding is None or finding.site_id != site.id:
-        raise NotFound(f"Site {site.slug} has no stock finding with id {finding_id}.")
-    if finding.resolved_at is not None:
-        raise Conflict("This finding was already resolved.", current_state="resolved")
-    finding.resolved_at = now
-    finding.resolved_by = actor.staff_id
-    record(actor, "stock_finding_resolved", "stock_finding", finding.id, site_id=site.id,
-           now=now, detail={"kind": finding.kind})
-    live.announce(site.id, TOPIC_STOCK)
-    db.session.commit()
-    return finding
-
-
-# --- The daily stock check ------------------------------------------------------------------
-
-FAMILIES = {"injectable": ("ampoule", "vial"), "nasal": ("nasal_spray",)}
-
-
-def check_site_stock(site: Site, *, now: datetime) -> list[StockFinding]:
-    """Write findings for low stock and lots expiring within 30 days or expired on hand;
-    resolve the ones no longer true. Adds to the session; the caller commits.
-
-    A finding is written once per condition: a lot expiring has one row; low stock of a
-    form family has one open row until it is restocked.
-    """
-    today = local_date(site, now)
-    lots = list(db.session.execute(db.select(NaloxoneLot).where(
-        NaloxoneLot.site_id == site.id)).scalars())
-    open_findings = list(db.session.execute(db.select(StockFinding).where(
-        StockFinding.site_id == site.id, StockFinding.resolved_at.is_(None),
-        StockFinding.kind != "discrepancy")).scalars())
-    wanted: dict[str, tuple] = {}
-    for family, forms in FAMILIES.items():
-        on_hand = sum(lot.quantity for lot in lots
-                      if lot.form in forms and lot.expires_on >= today)
-        if on_hand < site.naloxone_low_stock:
-            wanted[f"low:{family}"] = ("low_stock", None, (
-                f"{family.capitalize()} naloxone: {on_hand} on hand, under this site's "
-                f"threshold of {site.naloxone_low_stock}."))
-    for lot in lots:
-        if lot.quantity <= 0:
-            continue
-        label = f"Lot {lot.lot_number} ({FORMS[lot.form].lower()}, {lot.quantity} on hand)"
-        if lot.expires_on < today:
-            wanted[f"expired:{lot.id}"] = ("expired", lot.id,
-                                           f"{label} expired on {lot.expires_on:%Y-%m-%d}.")
-        elif lot.expires_on <= today + EXPIRY_WARNING:
-            wanted[f"expiring:{lot.id}"] = ("expiring", lot.id,
-                                            f"{label} expires on {lot.expires_on:%Y-%m-%d}.")
-    made = []
-    open_by_prefix = {f.key.rsplit("@", 1)[0]: f for f in open_findings}
-    for prefix, finding in open_by_prefix.items():
-        if prefix not in wanted:
-            finding.resolved_at = now
-    for prefix, (kind, lot_id, detail) in wanted.items():
-        if prefix in open_by_prefix:
-            continue
-        finding = StockFinding(site_id=site.id, kind=kind, key=f"{prefix}@{_iso(now)}",
-                               lot_id=lot_id, detail=detail[:300], found_at=now)
-        db.session.add(finding)
-        made.append(finding)
-    db.session.flush()
-    return made
-
-
-def check_naloxone_stock(*, now: datetime) -> int:
-    """The daily job: check every site's stock, commit, announce; return findings made."""
-    made = 0
-    changed = []
-    for site in db.session.execute(db.select(Site).order_by(Site.id)).scalars():
-        found = check_site_stock(site, now=now)
-        made += len(found)
-        if found:
-            changed.append(site.id)
-    for site_id in changed:
-        live.announce(site_id, TOPIC_STOCK)
-    db.session.commit()
-    return made
-
-
 # --- Figures for the monthly report ---------------------------------------------------------
 
 
@@ -1052,9 +708,6 @@ def monthly_figures(site: Site, *, start: datetime, end: datetime) -> dict:
     overdoses = [r for r in responses if r.kind != ResponseKind.OTHER]
     summaries = {r.id: response_summary(r) for r in responses}
     with_naloxone = [r for r in overdoses if summaries[r.id]["naloxone"]]
-    kits = list(db.session.execute(db.select(TakeHomeKit).where(
-        TakeHomeKit.site_id == site.id, TakeHomeKit.given_at >= start,
-        TakeHomeKit.given_at < end)).scalars())
     ems_outcomes = {"treated_by_ems_on_site", "transferred_to_hospital"}
     return {
         "overdoses": len(overdoses),
@@ -1068,10 +721,7 @@ def monthly_figures(site: Site, *, start: datetime, end: datetime) -> dict:
         "overdose_ems_calls": sum(1 for r in overdoses if summaries[r.id]["ems_called"]),
         "treated_by_ems": sum(1 for r in overdoses if r.outcome in ems_outcomes),
         "deaths": sum(1 for r in responses if r.outcome == "death"),
-        "take_home_kits": {form: sum(k.number for k in kits if k.form == form)
-                           for form in KIT_FORMS},
-        "take_home_kits_replacing_used": sum(k.number for k in kits if k.replaces_used),
-        "take_home_kits_with_training": sum(k.number for k in kits if k.training_given),
+        **naloxone.kit_figures(site, start=start, end=end),
     }
 
 

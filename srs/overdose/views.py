@@ -1,5 +1,4 @@
-"""The overdose console, the floor's and dashboard's panels of active responses, and the
-naloxone stock page.
+"""The overdose console, and the floor's and dashboard's panels of active responses.
 
 The console is one page per response; every button is a form with its own idempotency key
 that posts one entry and answers with the console swapped out of band (the main target,
@@ -13,18 +12,15 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
-from srs.auth.models import FLOOR, WATCHERS, Role
+from srs.auth.models import FLOOR, WATCHERS
 from srs.booths.service import get_visit
 from srs.common import utcnow
 from srs.errors import Invalid, is_htmx
 from srs.idempotency import idempotent
 from srs.overdose import service
 from srs.overdose.models import (
-    FORMS,
     INTERVENTIONS,
     KINDS,
-    KIT_FORMS,
-    MOVEMENTS,
     OUTCOMES,
     ROUTES,
     SOURCES,
@@ -34,16 +30,12 @@ from srs.overdose.schemas import (
     CloseForm,
     InterventionForm,
     KindForm,
-    KitForm,
-    MovementForm,
-    ReceiveForm,
     StartForm,
 )
 from srs.sites.access import site_role_required
 
 bp = Blueprint("overdose", __name__)
 
-STOCK = (Role.SUPERVISOR, Role.ADMIN)
 # Oxygen flows the console offers in one tap, L/min.
 OXYGEN_FLOWS = (2, 6, 10, 15)
 
@@ -51,8 +43,7 @@ OXYGEN_FLOWS = (2, 6, 10, 15)
 @bp.app_context_processor
 def overdose_vocabulary():
     return {"OVERDOSE_KINDS": KINDS, "OUTCOMES": OUTCOMES, "INTERVENTIONS": INTERVENTIONS,
-            "NALOXONE_ROUTES": ROUTES, "NALOXONE_FORMS": FORMS, "KIT_FORMS": KIT_FORMS,
-            "MOVEMENTS": MOVEMENTS, "OVERDOSE_SOURCES": SOURCES,
+            "NALOXONE_ROUTES": ROUTES, "OVERDOSE_SOURCES": SOURCES,
             "overdose_responses_of": _responses_of_board,
             "overdose_active": service.active_responses,
             "overdose_summary": service.response_summary}
@@ -299,71 +290,3 @@ def close(site, response_id):
         return _dialog("_close_dialog.html", 422, site=site, response=response, form=form,
                        errors=err.errors)
     return _console_update(site, response)
-
-
-# --- Naloxone stock -------------------------------------------------------------------------
-
-
-def _stock(site, status: int = 200, **extra):
-    context = {"stock": service.list_stock(site, now=utcnow()), "site": site, "form": {},
-               "errors": {}, "message": None, **extra}
-    return render_template("overdose/_stock.html", **context), status
-
-
-@bp.get("/sites/<slug>/naloxone")
-@site_role_required(*STOCK)
-def stock_page(site):
-    return render_template("overdose/stock.html", site=site,
-                           stock=service.list_stock(site, now=utcnow()), form={}, errors={},
-                           message=None)
-
-
-@bp.get("/sites/<slug>/naloxone/stock")
-@site_role_required(*STOCK)
-def stock(site):
-    return _stock(site)
-
-
-def _stock_action(site, schema, act, *, which: str):
-    form = request.form.to_dict()
-    try:
-        act(schema().load(form))
-    except ValidationError as err:
-        return _stock(site, 422, form=form, errors={which: err.messages}, message=None)
-    except Invalid as err:
-        return _stock(site, 422, form=form, errors={which: err.errors}, message=err.message)
-    return _stock(site)
-
-
-@bp.post("/sites/<slug>/naloxone/receive")
-@site_role_required(*STOCK)
-@idempotent
-def receive(site):
-    return _stock_action(site, ReceiveForm, lambda data: service.receive_stock(
-        site, data, actor=current_actor(), now=utcnow()), which="receive")
-
-
-@bp.post("/sites/<slug>/naloxone/lots/<int:lot_id>/movements")
-@site_role_required(*STOCK)
-@idempotent
-def record_movement(site, lot_id):
-    lot = service.get_lot(site, lot_id)
-    return _stock_action(site, MovementForm, lambda data: service.record_movement(
-        lot, kind=data["kind"], quantity=data["quantity"], reason=data["reason"],
-        actor=current_actor(), now=utcnow()), which=f"lot-{lot.id}")
-
-
-@bp.post("/sites/<slug>/naloxone/kits")
-@site_role_required(*STOCK)
-@idempotent
-def record_kit(site):
-    return _stock_action(site, KitForm, lambda data: service.record_take_home_kit(
-        site, data, actor=current_actor(), now=utcnow()), which="kit")
-
-
-@bp.post("/sites/<slug>/naloxone/findings/<int:finding_id>/resolve")
-@site_role_required(*STOCK)
-@idempotent
-def resolve_finding(site, finding_id):
-    service.resolve_finding(site, finding_id, actor=current_actor(), now=utcnow())
-    return _stock(site)
