@@ -138,10 +138,26 @@
     }
   });
 
+  /* --- No tap falls through: a swap or a closing dialog puts new buttons under the finger.
+   * For a moment after an answer to a tap lands, the page under the alarm strip takes no
+   * taps, so a double tap cannot press what appeared beneath it. */
+  var SETTLE_MS = 400;
+  var settleTimer = null;
+  function settle() {
+    body.classList.add("is-settling");
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(function () { body.classList.remove("is-settling"); }, SETTLE_MS);
+  }
+  body.addEventListener("htmx:afterRequest", function (evt) {
+    var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
+    if (trigger && (trigger.type === "submit" || trigger.type === "click")) settle();
+  });
+
   /* --- Refusals: shown in #flash until tapped, cleared by the next action that works */
   var flash = document.getElementById("flash");
   var dialogHost = document.getElementById("dialog");
   function closeDialog() {
+    if (dialogHost && dialogHost.innerHTML) settle();
     if (dialogHost) dialogHost.innerHTML = "";
   }
   // A refused request changed nothing: a dialog's next tap gets a fresh key (newKey above).
@@ -573,8 +589,21 @@
       alarmAudio.play(msg.priority, 1, false, function () { burst = false; updateAlarm(); });
     }
   }
-  body.addEventListener("htmx:afterSettle", updateAlarm);
+  // Dialogs open below the alarm strip: keep its bottom edge in --alarm-strip.
+  function placeStrip() {
+    var bottom = 0;
+    document.querySelectorAll("body > .alarms").forEach(function (strip) {
+      if (strip.querySelector("[data-alert-id]")) {
+        bottom = Math.max(bottom, strip.getBoundingClientRect().bottom);
+      }
+    });
+    document.documentElement.style.setProperty("--alarm-strip", Math.max(0, bottom) + "px");
+  }
+  body.addEventListener("htmx:afterSettle", function () { updateAlarm(); placeStrip(); });
+  window.addEventListener("scroll", placeStrip, { passive: true });
+  window.addEventListener("resize", placeStrip);
   updateAlarm();
+  placeStrip();
   /* --- Live fragments: never an older one over a newer one ------------------
    * Each live fragment says its site's version (data-version). A pushed fragment replaces
    * one with a lower version; an HTTP answer (a re-fetch, an action's out-of-band update)

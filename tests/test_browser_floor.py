@@ -174,8 +174,11 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     expect(tablet.tile("B1")).to_have_class("tile tile--available")
     expect(dashboard.tile("B1")).to_have_class("tile tile--available", timeout=STEP_MS)
 
-    # Discharge from after-care.
+    # Discharge from after-care before minimum observation ends: the tablet asks why first.
     tap(tablet.fragment("aftercare").get_by_role("button", name="Discharge"))
+    expect(page.locator(".dialog")).to_contain_text("Minimum observation is not over")
+    expect(tablet.fragment("aftercare")).to_contain_text(code)
+    tap(page.locator(".dialog").get_by_role("button", name="Declined to stay"))
     expect(tablet.fragment("aftercare")).not_to_contain_text(code)
     expect(dashboard.fragment("aftercare")).not_to_contain_text(code, timeout=STEP_MS)
     expect(dashboard.page.get_by_test_id("figure-visits")).to_have_text("2", timeout=STEP_MS)

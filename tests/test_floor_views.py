@@ -217,6 +217,12 @@ def test_autocomplete_offers_known_codes_after_two_characters(floor):
     offered = text(floor.get("/floor/clients?code=f-ab"))
     assert "F-ABCD-1984" in offered and "F-ABEE-1990" in offered and "Sparrow" in offered
     assert "M-ZZZZ-1970" not in offered
+    # Anywhere in the code: the letters a nurse remembers find it; codes starting so first.
+    make_client(code="AB-QQQQ-1980")
+    inside = text(floor.get("/floor/clients?code=ab"))
+    assert "F-ABCD-1984" in inside and "F-ABEE-1990" in inside and "M-ZZZZ-1970" not in inside
+    assert inside.index("AB-QQQQ-1980") < inside.index("F-ABCD-1984")
+    assert "F-ABCD-1984" in text(floor.get("/floor/clients?code=1984"))
 
 
 def test_a_known_clients_flags_show_before_the_visit_starts(floor):

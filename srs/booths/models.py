@@ -215,6 +215,15 @@ class Visit(db.Model):
     booth: Mapped[Booth | None] = relationship()
     consumptions: Mapped[list["Consumption"]] = relationship(
         back_populates="visit", order_by="Consumption.recorded_at")
+    checks: Mapped[list["ObservationCheck"]] = relationship(
+        order_by="ObservationCheck.recorded_at", viewonly=True)
+
+    @property
+    def drowsy(self) -> "ObservationCheck | None":
+        """The last check of this phase when it found the client drowsy: the tile, the
+        after-care row and the dashboard mark it with its vitals until a later check."""
+        last = next((c for c in reversed(self.checks) if c.phase == self.state), None)
+        return last if last is not None and last.status == CheckStatus.DROWSY else None
 
     def __repr__(self) -> str:
         return f"<Visit {self.id} {self.state}>"

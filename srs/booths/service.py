@@ -80,7 +80,7 @@ def site_board(site: Site, *, now: datetime) -> dict:
     open_visits = list(db.session.execute(
         db.select(Visit).where(Visit.site_id == site.id, Visit.state != VisitState.DEPARTED)
         .options(selectinload(Visit.client), selectinload(Visit.consumptions),
-                 selectinload(Visit.booth))
+                 selectinload(Visit.booth), selectinload(Visit.checks))
         .order_by(Visit.arrived_at, Visit.id)
     ).scalars())
     holders = {v.booth_id: v for v in open_visits if v.state == VisitState.IN_BOOTH}

@@ -65,15 +65,17 @@ def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
     return client, True
 
 
-def find_clients(site: Site, prefix: str, *, actor: Actor, limit: int = 8) -> list[Client]:
-    """Known codes starting with ``prefix`` (at least 2 characters), for autocomplete."""
-    prefix = (prefix or "").strip().upper()
-    if len(prefix) < 2:
+def find_clients(site: Site, text: str, *, actor: Actor, limit: int = 8) -> list[Client]:
+    """Known codes holding ``text`` anywhere (at least 2 characters), for autocomplete:
+    "AB" finds F-ABCD-1984. Codes that start with it come first."""
+    text = (text or "").strip().upper()
+    if len(text) < 2:
         return []
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    starts = Client.code.like(f"{escaped}%", escape="\\")
     clients = list(db.session.execute(
-        db.select(Client).where(Client.code.like(f"{escaped}%", escape="\\"))
-        .order_by(Client.code).limit(limit)).scalars())
+        db.select(Client).where(Client.code.like(f"%{escaped}%", escape="\\"))
+        .order_by(db.case((starts, 0), else_=1), Client.code).limit(limit)).scalars())
     if clients:
         record(actor, "client_search", "client", None, site_id=site.id,
                detail={"shown": [c.id for c in clients]})
