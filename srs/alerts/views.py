@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from srs.alerts import service
 from srs.auth.access import current_actor
-from srs.auth.models import FLOOR, WATCHERS
+from srs.auth.models import DISPLAY, FLOOR, WATCHERS
 from srs.common import utcnow
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
@@ -21,7 +21,7 @@ def _alerts(site, *, floor: bool, status: int = 200):
 
 
 @bp.get("/sites/<slug>/alerts")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def alert_list(site):
     """Open alarms as a supervisor's dashboard shows them (sounding from level 2)."""
     return _alerts(site, floor=False)

@@ -15,13 +15,20 @@ from srs.extensions import login_manager
 ANY_STAFF = "any staff"
 
 
+def is_display() -> bool:
+    """True when this request comes from a signed-in wall display (not a person)."""
+    return getattr(current_user, "is_display", False)
+
+
 def staff_required(view):
-    """Any signed-in, unlocked staff member."""
+    """Any signed-in, unlocked staff member (a wall display is none)."""
 
     @wraps(view)
     def wrapped(**kwargs):
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if is_display():
+            abort(403, "A wall display shows the dashboard only.")
         return view(**kwargs)
 
     wrapped.srs_roles = ANY_STAFF

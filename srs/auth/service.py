@@ -1,7 +1,8 @@
-"""Sign-in, the shared-tablet PIN lock, API tokens and the audit trail.
+"""Sign-in, the shared-tablet PIN lock, API tokens, wall displays and the audit trail.
 
-Callers: ``srs.auth.views``, ``srs.auth.sockets``, ``srs.api`` and the CLI. Every
-function takes ``now`` where time matters and commits its own unit of work.
+Callers: ``srs.auth.views``, ``srs.auth.sockets``, ``srs.sites.views`` and ``srs.api``
+(displays) and the CLI. Every function takes ``now`` where time matters and commits its own
+unit of work.
 """
 
 import functools
@@ -17,9 +18,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from srs import live
 from srs.auth.models import (
+    DISPLAY_ID_PREFIX,
     IDLE_LOCK_SECONDS,
     ApiToken,
     AuditEvent,
+    Display,
     LoginSession,
     Role,
     Staff,
@@ -376,3 +379,96 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
         token.last_used_at = now
         db.session.commit()
     return token.staff
+
+
+# --- Wall displays ----------------------------------------------------------------------------
+
+DISPLAY_NAME_MAX = 80
+# A display's last request is written at most this often.
+DISPLAY_SEEN_EVERY = timedelta(minutes=1)
+
+
+def display_socket_key(display: Display) -> str:
+    """The key of a display's sockets in ``srs.live`` (login keys never hold a colon)."""
+    return f"{DISPLAY_ID_PREFIX}{display.id}"
+
+
+def register_display(site, name: str, *, actor: Actor, now: datetime) -> tuple[Display, str]:
+    """Register a wall display for ``site``; return it and its token, which is never shown
+    again (only its SHA-256 is kept). Raises Invalid for a missing or long name, or one
+    that an active display of the site already has.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > DISPLAY_NAME_MAX:
+        message = f"Give the display a name of 1 to {DISPLAY_NAME_MAX} characters."
+        raise Invalid(message, {"name": [message]})
+    taken = db.session.execute(db.select(Display.id).where(
+        Display.site_id == site.id, Display.name == name, Display.revoked_at.is_(None))).first()
+    if taken:
+        message = f"A display at this site is already called {name!r}."
+        raise Invalid(message, {"name": [message]})
+    raw = "srsd_" + secrets.token_urlsafe(32)
+    display = Display(site_id=site.id, name=name, token_hash=_hash_token(raw),
+                      created_by=actor.staff_id, created_at=now)
+    db.session.add(display)
+    db.session.flush()
+    record(actor, "display_registered", "display", display.id, site_id=site.id, now=now)
+    db.session.commit()
+    return display, raw
+
+
+def list_displays(site_id: int) -> list[Display]:
+    """A site's displays, the ones in use first, by name."""
+    return list(db.session.execute(
+        db.select(Display).where(Display.site_id == site_id)
+        .order_by(Display.revoked_at.is_not(None), Display.name, Display.id)).scalars())
+
+
+def get_display(site_id: int, display_id: int) -> Display:
+    display = db.session.get(Display, display_id)
+    if display is None or display.site_id != site_id:
+        raise NotFound(f"This site has no display with id {display_id}.")
+    return display
+
+
+def revoke_display(display: Display, *, actor: Actor, now: datetime) -> Display:
+    """Revoke a display: its next request finds it signed out, and its sockets are cut now.
+    Revoking a revoked display changes nothing."""
+    if display.revoked_at is None:
+        display.revoked_at = now
+        record(actor, "display_revoked", "display", display.id, site_id=display.site_id,
+               now=now)
+        db.session.commit()
+        live.end_login_sockets(display_socket_key(display), why="revoked")
+    return display
+
+
+def display_for_token(raw: str | None, *, now: datetime, origin: str | None) -> Display | None:
+    """Sign a wall display in by its token: the display, or None for an unknown or revoked
+    token."""
+    if not raw:
+        return None
+    display = db.session.execute(
+        db.select(Display).filter_by(token_hash=_hash_token(raw))).scalar_one_or_none()
+    if display is None or display.revoked_at is not None:
+        return None
+    display.last_seen_at = now
+    record(Actor(None, f"display:{display.id}", origin), "display_signed_in", "display",
+           display.id, site_id=display.site_id, now=now)
+    db.session.commit()
+    return display
+
+
+def usable_display(user_id: str, *, now: datetime) -> Display | None:
+    """The display behind a signed-in session's id (``display:<id>``), unless revoked."""
+    try:
+        display_id = int(user_id.removeprefix(DISPLAY_ID_PREFIX))
+    except ValueError:
+        return None
+    display = db.session.get(Display, display_id)
+    if display is None or display.revoked_at is not None:
+        return None
+    if display.last_seen_at is None or now - display.last_seen_at > DISPLAY_SEEN_EVERY:
+        display.last_seen_at = now
+        db.session.commit()
+    return display

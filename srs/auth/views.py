@@ -1,9 +1,10 @@
-"""Sign-in, sign-out and the shared-tablet lock screen."""
+"""Sign-in, sign-out, the shared-tablet lock screen and wall displays' sign-in."""
 
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     g,
     make_response,
@@ -17,11 +18,12 @@ from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
 from srs.auth import service
-from srs.auth.access import public, staff_required
+from srs.auth.access import is_display, public, staff_required
+from srs.auth.models import DISPLAY, DISPLAY_ID_PREFIX
 from srs.auth.schemas import LoginForm, PinForm
 from srs.common import utcnow
 from srs.errors import DomainError, is_htmx
-from srs.extensions import limiter, login_manager
+from srs.extensions import READ_METHODS, limiter, login_manager
 
 bp = Blueprint("auth", __name__)
 
@@ -32,7 +34,10 @@ OPEN_WHEN_LOCKED = {"auth.login", "auth.logout", "auth.lock_screen", "auth.unloc
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """Return the staff member of this screen's login session, if it is still usable."""
+    """Return the staff member of this screen's login session, if it is still usable, or
+    the wall display signed in here, unless it was revoked."""
+    if user_id.startswith(DISPLAY_ID_PREFIX):
+        return service.usable_display(user_id, now=utcnow())
     login = service.usable_session(session.get("login_key"), now=utcnow())
     if login is None or str(login.staff_id) != user_id:
         return None
@@ -75,6 +80,22 @@ def _current_page() -> str | None:
     """The page an htmx request came from (not the fragment's own URL)."""
     current = urlsplit(request.headers.get("HX-Current-URL", ""))
     return _safe_next(current.path + (f"?{current.query}" if current.query else ""))
+
+
+@bp.before_app_request
+def keep_displays_to_the_dashboard():
+    """A wall display reads what the dashboard shows and acts on nothing: every POST and
+    every page that does not declare ``DISPLAY`` is refused. (The API never reads this
+    cookie: it wants a bearer token.)"""
+    if not is_display() or request.endpoint is None or request.path.startswith("/api/"):
+        return None
+    if request.method not in READ_METHODS:
+        abort(403, "A wall display cannot act.")
+    declared = getattr(current_app.view_functions.get(request.endpoint), "srs_roles", None)
+    if request.endpoint == "static" or declared == "public" or (
+            isinstance(declared, frozenset) and DISPLAY in declared):
+        return None
+    abort(403, "A wall display shows the dashboard only.")
 
 
 @bp.before_app_request
@@ -189,6 +210,27 @@ def unlock():
     return redirect(next_url or url_for("dashboard.home"))
 
 
+@bp.get("/display/<token>")
+@public
+@limiter.limit(lambda: current_app.config["SRS_LOGIN_RATE_LIMIT"])
+def display_sign_in(token):
+    """A wall display opens the link it was registered with and shows its site's dashboard.
+
+    Whoever was signed in on this browser is signed out (as a full login does).
+    """
+    display = service.display_for_token(token, now=utcnow(), origin=request.remote_addr)
+    if display is None:
+        abort(404, "This display link is not valid: it was revoked or mistyped. Ask a site "
+                   "admin for a new one.")
+    login_session = current_login()
+    if login_session is not None:
+        service.end_session(login_session, now=utcnow(), why="a wall display signed in")
+    session.clear()
+    session.permanent = True  # a wall display stays signed in across browser restarts
+    login_user(display)
+    return redirect(url_for("dashboard.supervise"))
+
+
 @bp.post("/activity")
 @staff_required
 def activity():
@@ -198,7 +240,9 @@ def activity():
 
 @bp.app_context_processor
 def inject_lock_after():
-    """Every signed-in page tells srs.js when to lock for idleness."""
+    """Every signed-in page tells srs.js when to lock for idleness (a wall display: never)."""
+    if is_display():
+        return {"lock_after_seconds": 0}
     if current_user.is_authenticated:
         return {"lock_after_seconds": service.lock_after_seconds(current_user)}
     return {}
