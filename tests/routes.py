@@ -112,6 +112,8 @@ API_BODIES = {
     "api_incidents.update_incident": {"narrative": "Client slipped in the waiting room."},
     "api_incidents.submit_incident": {},
     "api_incidents.review_incident": {"decision": "start_review"},
+    "api_displays.register_display": {"name": "Hall wall"},
+    "api_displays.revoke_display": None,
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from factories import make_booth, make_site, make_staff
+from routes import assert_api_error, bearer
 
 from srs.alerts import service as alerts
 from srs.auth.models import AuditEvent, Display, LoginSession
@@ -220,3 +221,47 @@ def test_a_displays_socket_hears_the_dashboard_and_revoking_cuts_it(client, auth
 def _token(test_client) -> str:
     page = test_client.get("/login").get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+# --- The API -----------------------------------------------------------------------------------
+
+def test_the_api_registers_lists_and_revokes_displays(client, east):
+    site_id = east["site"].id
+    admin = bearer(east["admin"])
+    created = client.post(f"/api/v1/sites/{site_id}/displays", json={"name": "Hall"},
+                          headers=admin)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    body = created.get_json()
+    token = body["token"]
+    assert body["url"] == f"http://localhost/display/{token}"
+    assert body["display"]["name"] == "Hall" and body["display"]["revoked_at"] is None
+
+    listed = client.get(f"/api/v1/sites/{site_id}/displays", headers=admin).get_json()
+    assert [d["name"] for d in listed] == ["Hall"]
+    assert token not in str(listed) and "token" not in listed[0]
+
+    display_id = body["display"]["id"]
+    revoked = client.post(f"/api/v1/sites/{site_id}/displays/{display_id}/revoke",
+                          headers=admin)
+    assert revoked.status_code == 200 and revoked.get_json()["revoked_at"]
+    assert client.get(f"/display/{token}").status_code == 404
+
+
+def test_the_api_refuses_bad_names_other_roles_and_unknown_displays(client, east):
+    site_id = east["site"].id
+    admin = bearer(east["admin"])
+    url = f"/api/v1/sites/{site_id}/displays"
+    assert_api_error(client.post(url, json={"name": ""}, headers=admin), 422, "name")
+    assert_api_error(client.post(url, json={"name": "Hall", "site": 2}, headers=admin), 422,
+                     "site")
+    assert_api_error(client.post(url, json={"name": "Hall"}, headers=bearer(east["nurse"])),
+                     403)
+    assert_api_error(client.get(url, headers=bearer(east["nurse"])), 403)
+    assert_api_error(client.post(f"{url}/999999/revoke", headers=admin), 404)
+
+
+def test_the_openapi_document_names_the_display_operations(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    ids = {op.get("operationId") for item in spec["paths"].values()
+           for op in item.values() if isinstance(op, dict)}
+    assert {"registerDisplay", "listDisplays", "revokeDisplay"} <= ids
