@@ -48,6 +48,8 @@ FLOOR_NURSE = "floor-nurse"
 PAGE_FORMS = {
     "auth.login": {"username": FLOOR_NURSE, "password": PASSWORD},
     "auth.unlock": {"pin": PIN},
+    "auth.switch": {"pin": PIN},
+    "alerts.acknowledge_at_lock": {"pin": PIN},
     "sites.register_display": {"name": "Hall wall"},
     "booths.check_in": {"code": "M-NEWC-1990"},
     "booths.leave_queue": {"reason": "left"},

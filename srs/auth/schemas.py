@@ -19,9 +19,14 @@ class LoginForm(Form):
 
 
 class PinForm(Form):
+    """A PIN typed on a locked tablet: its own person's, or (``staff_id``) the PIN of the
+    floor staff member who tapped their name."""
+
     pin = fields.String(required=True,
                         validate=validate.Regexp(r"^[0-9]{6}$", error="Your PIN is 6 digits."),
                         error_messages={"required": "Enter your 6-digit PIN."})
+    staff_id = fields.Integer(load_default=None, strict=False,
+                              error_messages={"invalid": "Tap your name again."})
     next = fields.String(load_default=None)
 
 
