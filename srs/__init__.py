@@ -23,6 +23,7 @@ def create_app(test_config=None):
     from srs.naloxone.views import bp as naloxone_bp
     from srs.overdose.views import bp as overdose_bp
     from srs.referrals.views import bp as referrals_bp
+    from srs.sites.views import bp as sites_bp
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     app = Flask(__name__, instance_relative_config=True,
@@ -71,5 +72,6 @@ def create_app(test_config=None):
     app.register_blueprint(overdose_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)
+    app.register_blueprint(sites_bp)
     app.cli.add_command(srs_cli)
     return app

@@ -9,7 +9,8 @@ socket when rendering failed (``pushed`` false: a screen then re-fetches over
 authenticated HTTP, as it does on reconnect). Rooms: ``site:<id>`` for every
 site the person has a role at, ``site:<id>:<kind>`` for one kind of screen,
 ``login:<key>`` for one login session so that logout and lock can cut exactly
-that screen's sockets, ``staff:<id>`` so that a level-3 alarm reaches the on-call
+that screen's sockets (a wall display's key is ``display:<id>``, so that revoking it cuts
+its sockets the same way), ``staff:<id>`` so that a level-3 alarm reaches the on-call
 supervisor. ``alert`` events carry what a screen needs to sound its alarm at
 once; the alert list itself is re-fetched.
 """
@@ -110,10 +111,12 @@ def _login_room(key: str) -> str:
     return f"{LOGIN_ROOM_PREFIX}{key}"
 
 
-def join_rooms(staff, *, view: str | None, login_key: str | None) -> list[int]:
+def join_rooms(staff, *, view: str | None, login_key: str | None,
+               personal: bool = True) -> list[int]:
     """Put a socket just admitted (``srs.auth.sockets``) in its rooms: its login session's
     (a screen, not a token), each site of ``staff`` and, per site, the screen room its
-    ``view`` may join (else the plain hints), and the staff member's own. Return the sites.
+    ``view`` may join (else the plain hints), and, when ``personal``, the staff member's
+    own (a wall display is nobody's: ``personal=False``). Return the sites.
     """
     if login_key is not None:
         join_room(_login_room(login_key))
@@ -126,7 +129,8 @@ def join_rooms(staff, *, view: str | None, login_key: str | None) -> list[int]:
                     HINTS)
         join_room(_screen_room(site_id, kind))
     # A level-3 alarm reaches the on-call supervisor by name, on whatever screen they have.
-    join_room(_staff_room(staff.id))
+    if personal:
+        join_room(_staff_room(staff.id))
     return site_ids
 
 

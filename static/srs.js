@@ -352,9 +352,9 @@
 
   // Live pages (the floor, the console, dashboards) and every page that shows alarms (the
   // strip under each site page's header, the on-call banner) follow the site; the lock and
-  // sign-in pages (data-idle-lock="off") have no socket: a locked session is refused one.
+  // sign-in pages (page-auth) have no socket: a locked session is refused one.
   var showsAlarms = !!document.querySelector("[data-alarms]");
-  if ((body.dataset.live === "on" || showsAlarms) && body.dataset.idleLock !== "off" &&
+  if ((body.dataset.live === "on" || showsAlarms) && !body.classList.contains("page-auth") &&
       window.io) {
     var socket = window.io({ transports: ["websocket", "polling"], tryAllTransports: true,
                              auth: { view: body.dataset.liveView ||
@@ -550,7 +550,8 @@
     var best = null;
     var fresh = false;
     document.querySelectorAll("[data-alarms]").forEach(function (list) {
-      var floorView = list.dataset.alarms === "floor";
+      // A wall display sounds every level too: it hangs where everyone sees and hears it.
+      var floorView = list.dataset.alarms === "floor" || body.dataset.display === "on";
       list.querySelectorAll('[data-alert-id][data-acknowledged="0"]').forEach(function (el) {
         var level = parseInt(el.dataset.level, 10) || 1;
         if (!floorView && level < 2) return;
@@ -632,6 +633,27 @@
     var found = /data-version="(\d*)"/.exec(evt.detail.serverResponse || "");
     if (found && !isNewer(found[1], target, true)) evt.detail.shouldSwap = false;
   });
+
+  /* --- Wall display: say on screen whether alarms can sound without a tap ---- */
+  // A kiosk browser may allow sound from the start (Chromium's autoplay policy flag); if it
+  // does not, the banner stays until a tap allows it. Its own context, only to ask.
+  if (body.dataset.display === "on") {
+    var SoundProbe = window.AudioContext || window.webkitAudioContext;
+    var probe = SoundProbe ? new SoundProbe() : null;
+    var soundNote = document.getElementById("display-sound");
+    var showSound = function () {
+      var allowed = !!probe && probe.state === "running";
+      body.dataset.soundAllowed = allowed ? "yes" : "no";
+      if (soundNote) soundNote.hidden = allowed;
+    };
+    if (probe) {
+      probe.onstatechange = showSound;
+      document.addEventListener("pointerdown", function () {
+        if (probe.state !== "running") probe.resume();
+      }, { passive: true });
+    }
+    showSound();
+  }
 
   /* --- Wake lock: a wall tablet must not sleep while the floor is open ------ */
   if (body.dataset.wakeLock === "on" && navigator.wakeLock) {

@@ -41,6 +41,19 @@ def submit_login_form(page: Page, username: str, password: str = PASSWORD) -> No
     page.wait_for_load_state("load")  # the next page as shown: stylesheet and scripts in
 
 
+def tap_pin(page: Page, digits: str) -> None:
+    """Tap digits on the lock screen's keypad; the sixth digit of the PIN submits it."""
+    # The keypad works once srs.js has run (deferred scripts run before DOMContentLoaded).
+    page.wait_for_load_state("domcontentloaded")
+    pin_field = page.locator("#pin")
+    keypad = page.locator(".keypad")
+    expected = pin_field.input_value() + digits
+    for digit in digits[:-1]:
+        keypad.get_by_role("button", name=digit, exact=True).tap()
+    expect(pin_field).to_have_value(expected[:-1])  # every tap counted
+    keypad.get_by_role("button", name=digits[-1], exact=True).tap()
+
+
 def api_token(staff) -> str:
     """A bearer token for ``staff``, as `flask srs token create` would make."""
     return issue_token(staff, actor=ACTOR)

@@ -14,8 +14,9 @@ from sqlalchemy import inspect
 
 from srs import create_app
 from srs.alerts import service as alerts
+from srs.auth import service as auth_service
 from srs.auth.access import ANY_STAFF
-from srs.auth.models import Role
+from srs.auth.models import DISPLAY, Role
 from srs.auth.service import Actor, issue_token
 from srs.booths import checks
 from srs.booths import service as floor_service
@@ -36,7 +37,9 @@ UNDECLARED_PUBLIC = {"static", "api-docs.openapi_json"}
 
 ANONYMOUS = "anonymous"
 OTHER_SITE = "every role at another site"
-PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE)
+# A device, not a person: signed in by the floor's display link, with no API token.
+WALL_DISPLAY = "wall display"
+PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE, WALL_DISPLAY)
 
 # A username the login form signs in as (the floor's own nurse).
 FLOOR_NURSE = "floor-nurse"
@@ -46,6 +49,9 @@ FLOOR_NURSE = "floor-nurse"
 PAGE_FORMS = {
     "auth.login": {"username": FLOOR_NURSE, "password": PASSWORD},
     "auth.unlock": {"pin": PIN},
+    "auth.switch": {"pin": PIN},
+    "alerts.acknowledge_at_lock": {"pin": PIN},
+    "sites.register_display": {"name": "Hall wall"},
     "booths.check_in": {"code": "M-NEWC-1990"},
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
@@ -111,6 +117,8 @@ API_BODIES = {
     "api_incidents.update_incident": {"narrative": "Client slipped in the waiting room."},
     "api_incidents.submit_incident": {},
     "api_incidents.review_incident": {"decision": "start_review"},
+    "api_displays.register_display": {"name": "Hall wall"},
+    "api_displays.revoke_display": None,
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -221,11 +229,15 @@ def make_floor() -> SimpleNamespace:
     db.session.add(packet)
     db.session.commit()
     factor = incident_service.factors_for(site)[0]
+    # The site's wall display: the token is its sign-in link's, and the display principal's.
+    display, display_token = auth_service.register_display(site, "Waiting room wall",
+                                                           actor=actor, now=now)
     return SimpleNamespace(site=site, booth=booth, free_booth=free_booth, other_site=other_site,
                            alert=alert, visits={"waiting": waiting, "in_booth": in_booth,
                                                 "observing": observing},
                            url_values={"response_id": response.id, "lot_id": lot.id,
-                                       "intervention_id": dose.id, "finding_id": finding.id},
+                                       "intervention_id": dose.id, "finding_id": finding.id,
+                                       "display_id": display.id, "token": display_token},
                            incident=incident, packet=packet, factor=factor, principal=None)
 
 
@@ -258,7 +270,8 @@ def _load(value):
 
 class KeptFloor:
     """``make_floor()`` built once for a module, with a staff member and an API token for
-    every principal and one person holding every role at the floor's site (``everyone``).
+    every principal (none for the wall display: ``display_token`` signs it in) and one person
+    holding every role at the floor's site (``everyone``).
 
     Build it inside a module's ``rolled_back`` transaction; each test, in its savepoint of
     that transaction, reads its own copy with ``load()``.
@@ -272,6 +285,7 @@ class KeptFloor:
         floor.principal = None
         floor.everyone = make_staff(roles=[(floor.site, role.value) for role in Role])
         self.everyone_token = bearer(floor.everyone)
+        self.display_token = floor.url_values["token"]
         self._floor = _keep(vars(floor))
         self._staff = _keep(self._staff)
 
@@ -297,8 +311,8 @@ def _report(site, staff, *, submitted: bool):
 
 
 def make_principal(floor, principal: str):
-    """The staff member behind ``principal`` (None for anonymous)."""
-    if principal == ANONYMOUS:
+    """The staff member behind ``principal`` (None for anonymous and the wall display)."""
+    if principal in (ANONYMOUS, WALL_DISPLAY):
         return None
     if principal == OTHER_SITE:
         floor.principal = make_staff(roles=[(floor.other_site, role.value) for role in Role])
@@ -409,6 +423,13 @@ def declared_roles(app, endpoint: str):
 
 
 def may_call(declared, principal: str, route: Route) -> bool:
+    if principal == WALL_DISPLAY:
+        # Reads the pages that declare it, and the public ones; acts on nothing, not even a
+        # public form (signing in or out); holds no API token.
+        if route.changes_state:
+            return False
+        return declared == PUBLIC or (not route.is_api and isinstance(declared, frozenset)
+                                      and DISPLAY in declared)
     if declared == PUBLIC:
         return True
     if principal == ANONYMOUS:

@@ -1,4 +1,5 @@
-"""Who may call what: every route and method, for anonymous and for every role.
+"""Who may call what: every route and method, for anonymous, for every role and for a wall
+display.
 
 The expected answer comes from what each view declares (``srs_roles``), so a new
 route is in the matrix as soon as it exists, and one that declares nothing fails.
@@ -14,6 +15,7 @@ from routes import (
     PRINCIPALS,
     PUBLIC,
     UNDECLARED_PUBLIC,
+    WALL_DISPLAY,
     api_body,
     assert_api_error,
     declared_roles,
@@ -24,14 +26,14 @@ from routes import (
 )
 
 from srs.auth.access import ANY_STAFF
-from srs.auth.models import Role
+from srs.auth.models import DISPLAY, Role
 
 # Flask answers OPTIONS itself, without running the view or its access check: nothing of SRS's.
 MATRIX_ROUTES = [r for r in routes() if r.method != "OPTIONS"]
 
 
 def test_every_endpoint_declares_who_may_call_it(app):
-    allowed_roles = {role.value for role in Role}
+    allowed_roles = {role.value for role in Role} | {DISPLAY}
     for endpoint, view in app.view_functions.items():
         if endpoint in UNDECLARED_PUBLIC:
             continue
@@ -73,6 +75,8 @@ def test_authorization_matrix(kept_floor, app, client, auth, route, principal):
     else:
         if staff:
             assert auth.login(staff.username).status_code == 302
+        elif principal == WALL_DISPLAY:
+            assert client.get(f"/display/{kept_floor.display_token}").status_code == 302
         data = None
         if route.changes_state:
             data = {"csrf_token": csrf_token(client), **PAGE_FORMS.get(route.endpoint, {})}
@@ -84,7 +88,7 @@ def test_authorization_matrix(kept_floor, app, client, auth, route, principal):
     if route.is_api and allowed:
         assert 200 <= status < 300, f"{where}: {status} {response.get_data(as_text=True)}"
     elif route.is_api:
-        expected = 401 if principal == ANONYMOUS else 403
+        expected = 401 if principal in (ANONYMOUS, WALL_DISPLAY) else 403
         if route.method == "HEAD":
             assert status == expected, where
         else:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from factories import PIN, make_site, make_staff
-from live_helpers import WAIT_SECONDS, ConsoleWatch, sign_in, submit_login_form
+from live_helpers import WAIT_SECONDS, ConsoleWatch, sign_in, submit_login_form, tap_pin
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
@@ -56,19 +56,6 @@ def expect_floor(page: Page, who: str = "Nina Park") -> None:
 def expect_lock_screen(page: Page, timeout_ms: int = TIMEOUT_MS) -> None:
     expect(page.get_by_role("heading", name="Screen locked")).to_be_visible(timeout=timeout_ms)
     expect(page.get_by_test_id("locked-user")).to_have_text("Nina Park")
-
-
-def tap_pin(page: Page, digits: str) -> None:
-    """Tap digits on the on-screen keypad; the sixth digit of the PIN submits it."""
-    # The keypad works once srs.js has run (deferred scripts run before DOMContentLoaded).
-    page.wait_for_load_state("domcontentloaded")
-    pin_field = page.locator("#pin")
-    keypad = page.locator(".keypad")
-    expected = pin_field.input_value() + digits
-    for digit in digits[:-1]:
-        keypad.get_by_role("button", name=digit, exact=True).tap()
-    expect(pin_field).to_have_value(expected[:-1])  # every tap counted
-    keypad.get_by_role("button", name=digits[-1], exact=True).tap()
 
 
 def lock_by_hand(page: Page) -> None:

@@ -1,11 +1,14 @@
-"""The alarm strip: open alerts as a floor tablet or a dashboard shows them, and owning one."""
+"""The alarm strip: open alerts as a floor tablet or a dashboard shows them, and owning one;
+on a locked tablet, the site's open alarms and taking one through the PIN step."""
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from srs.alerts import service
-from srs.auth.access import current_actor, staff_required
-from srs.auth.models import FLOOR, WATCHERS
+from srs.auth.access import current_actor, pin_rate_limit, staff_required
+from srs.auth.models import DISPLAY, FLOOR, WATCHERS
+from srs.auth.service import Actor
+from srs.auth.views import pin_step, safe_next
 from srs.common import utcnow
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
@@ -22,16 +25,16 @@ def alarm_strip_context():
 def on_call_alarms() -> list | None:
     """Unowned level-3 alarms of the sites where this person is the on-call supervisor;
     None when they are on call nowhere (then no page carries the banner)."""
-    if not current_user.is_authenticated or getattr(current_user, "id", None) is None:
-        return None
+    if not current_user.is_authenticated or current_user.is_display:
+        return None  # a wall display is nobody: no one is on call on it
     return service.on_call_alerts(current_user.id)
 
 
 def alarm_strip(site) -> dict | None:
     """The site's open alarms as this person's screen shows them, or None when they may not
     see them: floor staff hear every level and may own one, watchers from level 2."""
-    if not current_user.is_authenticated:
-        return None
+    if not current_user.is_authenticated or current_user.is_display:
+        return None  # a wall display shows the dashboard's own alarm lists
     floor = current_user.has_role(site.id, *FLOOR)
     if not floor and not current_user.has_role(site.id, *WATCHERS):
         return None
@@ -46,7 +49,7 @@ def _alerts(site, *, floor: bool, status: int = 200):
 
 
 @bp.get("/sites/<slug>/alerts")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def alert_list(site):
     """Open alarms as a supervisor's dashboard shows them (sounding from level 2)."""
     return _alerts(site, floor=False)
@@ -73,3 +76,36 @@ def acknowledge_alert(site, alert_id):
     """Own an alarm: it stops sounding and escalating; every screen shows who owns it."""
     service.acknowledge(service.get_alert(site, alert_id), actor=current_actor(), now=utcnow())
     return _alerts(site, floor=request.form.get("view") == "floor")
+
+
+# --- On a locked tablet -----------------------------------------------------------------------
+
+
+@bp.get("/sites/<slug>/lock/alerts")
+@site_role_required(*FLOOR)
+def lock_alerts(site):
+    """The site's open alarms as a locked tablet shows them (codes and handles only), each
+    unowned one with "I'm on it", which asks who is taking it. Polled: a locked screen has
+    no socket."""
+    return render_template("auth/_lock_alerts.html", site=site, alerts=service.open_alerts(site),
+                           now=utcnow(), next=safe_next(request.args.get("next")),
+                           picked=request.args.get("alert", type=int))
+
+
+@bp.post("/sites/<slug>/lock/alerts/<int:alert_id>/acknowledge")
+@site_role_required(*FLOOR)
+@pin_rate_limit
+def acknowledge_at_lock(site, alert_id):
+    """Take an alarm from a locked tablet: the person taps their name and gives their PIN
+    (the lock screen's PIN step, so the acknowledgement carries a person), is signed in on
+    the tablet, and owns the alarm. Someone having taken it first is no refusal: the floor
+    they land on shows who."""
+    alert = service.get_alert(site, alert_id)
+    login_session = pin_step(site=site, alert_id=alert.id)
+    next_url = safe_next(request.form.get("next")) or url_for("booths.floor", slug=site.slug)
+    try:
+        service.acknowledge(alert, actor=Actor.of(login_session.staff, request.remote_addr),
+                            now=utcnow())
+    except service.AlertConflict:
+        pass
+    return redirect(next_url)

@@ -6,22 +6,34 @@ check every route against what it declares.
 
 from functools import wraps
 
-from flask import abort, request
+from flask import abort, current_app, request
 from flask_login import current_user
 
 from srs.auth.service import Actor
-from srs.extensions import login_manager
+from srs.extensions import limiter, login_manager
 
 ANY_STAFF = "any staff"
 
+# Every PIN typed on a locked tablet (unlocking, switching person, taking an alarm) counts
+# against one limit per address: three doors to the same guess.
+pin_rate_limit = limiter.shared_limit(lambda: current_app.config["SRS_PIN_RATE_LIMIT"],
+                                      scope="pin")
+
+
+def is_display() -> bool:
+    """True when this request comes from a signed-in wall display (not a person)."""
+    return getattr(current_user, "is_display", False)
+
 
 def staff_required(view):
-    """Any signed-in, unlocked staff member."""
+    """Any signed-in, unlocked staff member (a wall display is none)."""
 
     @wraps(view)
     def wrapped(**kwargs):
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if is_display():
+            abort(403, "A wall display shows the dashboard only.")
         return view(**kwargs)
 
     wrapped.srs_roles = ANY_STAFF

@@ -1,5 +1,6 @@
 """Who may do what, and the record of what they did."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -32,6 +33,10 @@ class Role(StrEnum):
 # Who works the floor (taps on it), and who may watch it (read-only screens too).
 FLOOR = (Role.NURSE, Role.SUPERVISOR)
 WATCHERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
+# What a wall display holds at its site in place of a role: no staff member holds it. A page
+# a display may read declares it beside the roles (``site_role_required(*WATCHERS, DISPLAY)``)
+# and the authorization matrix checks that declaration like any other.
+DISPLAY = "display"
 
 
 class Staff(db.Model):
@@ -53,6 +58,7 @@ class Staff(db.Model):
     # Flask-Login's interface; the login session decides the rest.
     is_authenticated = True
     is_anonymous = False
+    is_display = False
 
     @property
     def is_active(self) -> bool:
@@ -128,6 +134,76 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     staff: Mapped[Staff] = relationship()
+
+
+@dataclass(frozen=True)
+class DisplayRole:
+    """The one place a wall display stands: ``DISPLAY`` at its site."""
+
+    site_id: int
+    role: str = DISPLAY
+
+
+class Display(db.Model):
+    """A wall screen registered for one site: a device, not a person.
+
+    It signs in with a token shown once to the admin who registered it (only its
+    SHA-256 is kept), reads the dashboard and every alarm, never locks and acts on
+    nothing. To the access checks it looks like a person holding ``DISPLAY`` at its site
+    and nothing anywhere else; revoking it ends its sign-in at the next request and cuts
+    its sockets at once.
+    """
+
+    __tablename__ = "display"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    site: Mapped["Site"] = relationship()  # noqa: F821
+    creator: Mapped[Staff | None] = relationship()
+
+    # Flask-Login's interface: a display's sign-in lasts until it is revoked.
+    is_authenticated = True
+    is_anonymous = False
+    is_display = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def get_id(self) -> str:
+        return f"{DISPLAY_ID_PREFIX}{self.id}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name
+
+    @property
+    def roles(self) -> tuple[DisplayRole, ...]:
+        return (DisplayRole(self.site_id),)
+
+    def roles_at(self, site_id: int) -> set[str]:
+        return {DISPLAY} if site_id == self.site_id else set()
+
+    def has_role(self, site_id: int, *roles: str) -> bool:
+        return DISPLAY in roles and site_id == self.site_id
+
+    @property
+    def site_ids(self) -> set[int]:
+        return {self.site_id}
+
+    def __repr__(self) -> str:
+        return f"<Display {self.id}>"
+
+
+# A display's id in Flask-Login's session, apart from staff ids.
+DISPLAY_ID_PREFIX = "display:"
 
 
 class AuditEvent(db.Model):

@@ -1,6 +1,8 @@
-"""Sign-in, the shared-tablet PIN lock, API tokens and the audit trail.
+"""Sign-in, the shared-tablet PIN lock and quick switch, API tokens, wall displays and the
+audit trail.
 
-Callers: ``srs.auth.views``, ``srs.auth.sockets``, ``srs.api`` and the CLI. Every
+Callers: ``srs.auth.views``, ``srs.auth.sockets``, ``srs.alerts.views`` (taking an alarm
+from a lock screen), ``srs.sites.views`` and ``srs.api`` (displays) and the CLI. Every
 function takes ``now`` where time matters and commits its own unit of work.
 """
 
@@ -17,9 +19,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from srs import live
 from srs.auth.models import (
+    DISPLAY_ID_PREFIX,
+    FLOOR,
     IDLE_LOCK_SECONDS,
     ApiToken,
     AuditEvent,
+    Display,
     LoginSession,
     Role,
     Staff,
@@ -147,9 +152,9 @@ def authenticate(username: str, password: str, *, now: datetime, origin: str | N
 
 
 def begin_session(staff: Staff, *, now: datetime, origin: str | None,
-                  replaces: str | None = None) -> LoginSession:
+                  replaces: str | None = None, detail: dict | None = None) -> LoginSession:
     """Start a login session; end the one this screen had before (``replaces``) and cut its
-    sockets."""
+    sockets. ``detail`` goes into the audit event of the login (how it was made)."""
     previous = session_by_key(replaces)
     ended_previous = previous is not None and previous.ended_at is None
     if ended_previous:
@@ -160,7 +165,8 @@ def begin_session(staff: Staff, *, now: datetime, origin: str | None,
                          last_active_at=now, origin=origin)
     db.session.add(login)
     db.session.flush()
-    record(Actor.of(staff, origin), "login", "login_session", login.id, now=now)
+    record(Actor.of(staff, origin), "login", "login_session", login.id, detail=detail,
+           now=now)
     db.session.commit()
     if ended_previous:
         live.end_login_sockets(previous.key, why="replaced")
@@ -236,15 +242,14 @@ def lock_session(login: LoginSession, *, now: datetime, why: str) -> None:
         live.end_login_sockets(login.key, why="locked")
 
 
-def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
-                    origin: str | None) -> None:
-    """Unlock a locked session with its owner's PIN.
+def _pin_step(login: LoginSession, staff: Staff, pin: str, *, now: datetime,
+              origin: str | None) -> None:
+    """Check ``staff``'s PIN on the locked screen of ``login``.
 
-    Raises WrongPin, or PinAttemptsExhausted after five wrong PINs, which ends
-    the session so that only a full login gets back in.
+    Every wrong PIN counts against the screen, whoever's PIN it was: after five the
+    screen's session ends, so that only a full login gets back in. Raises WrongPin,
+    PinAttemptsExhausted, or Conflict when the screen is not locked.
     """
-    staff = login.staff
-    actor = Actor.of(staff, origin)
     if login.ended_at is not None:
         raise PinAttemptsExhausted("This session has ended. Sign in with your password.")
     if login.locked_at is None:
@@ -253,7 +258,7 @@ def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
         raise WrongPin("You have no PIN set. Sign in with your password.")
     if not check_password_hash(staff.pin_hash, pin or ""):
         failures = _count_failure(LoginSession.failed_pins, login.id)
-        record(actor, "unlock_failed", "login_session", login.id, now=now)
+        record(Actor.of(staff, origin), "unlock_failed", "login_session", login.id, now=now)
         if failures >= MAX_FAILED_PINS:
             db.session.commit()
             end_session(login, now=now, why="too many wrong PINs")
@@ -263,11 +268,67 @@ def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
         left = MAX_FAILED_PINS - failures
         raise WrongPin(f"Wrong PIN. {left} attempt{'s' if left != 1 else ''} left before you "
                        f"must sign in with your password.")
+
+
+def unlock_with_pin(login: LoginSession, pin: str, *, now: datetime,
+                    origin: str | None) -> None:
+    """Unlock a locked session with its owner's PIN.
+
+    Raises WrongPin, or PinAttemptsExhausted after five wrong PINs, which ends
+    the session so that only a full login gets back in.
+    """
+    _pin_step(login, login.staff, pin, now=now, origin=origin)
     login.locked_at = None
     login.failed_pins = 0
     login.last_active_at = now
-    record(actor, "unlock", "login_session", login.id, now=now)
+    record(Actor.of(login.staff, origin), "unlock", "login_session", login.id, now=now)
     db.session.commit()
+
+
+def switch_person(login: LoginSession, staff_id: int, pin: str, *, site_id: int,
+                  now: datetime, origin: str | None) -> LoginSession:
+    """Let a member of the site's floor staff take over a locked tablet with their PIN.
+
+    The person the tablet had is signed out (their session ends and its sockets are cut,
+    as a full login does) and the new person's session begins. Their own person just
+    unlocks it. Returns the session the screen now has. Raises NotFound for someone not
+    on the site's floor staff, and as :func:`unlock_with_pin` does (wrong PINs count
+    against the screen, whoever's they were).
+    """
+    staff = next((s for s in floor_staff(site_id) if s.id == staff_id), None)
+    if staff is None:
+        raise NotFound("That person is not on this site's floor staff.")
+    if staff.id == login.staff_id:
+        unlock_with_pin(login, pin, now=now, origin=origin)
+        return login
+    _pin_step(login, staff, pin, now=now, origin=origin)
+    return begin_session(staff, now=now, origin=origin, replaces=login.key,
+                         detail={"by": "pin", "site_id": site_id})
+
+
+def floor_staff(site_id: int) -> list[Staff]:
+    """Who may switch in on a locked tablet of the site: active, a floor role there, a PIN."""
+    return list(db.session.execute(
+        db.select(Staff).join(StaffRole)
+        .where(StaffRole.site_id == site_id, StaffRole.role.in_(FLOOR),
+               Staff.active.is_(True), Staff.pin_hash.is_not(None))
+        .order_by(Staff.display_name, Staff.id)).unique().scalars())
+
+
+_SITE_PATH = re.compile(r"^/sites/([^/?#]+)/")
+
+
+def tablet_site(staff: Staff, next_path: str | None):
+    """The site a locked tablet stands at: the one its page names, if the person signed in
+    on it works that site's floor, else the only site whose floor they work (None when
+    that is not one site)."""
+    sites = {role.site_id: role.site for role in staff.roles if role.role in FLOOR}
+    named = _SITE_PATH.match(next_path or "")
+    if named:
+        for site in sites.values():
+            if site.slug == named.group(1):
+                return site
+    return next(iter(sites.values())) if len(sites) == 1 else None
 
 
 def end_session(login: LoginSession, *, now: datetime, why: str = "logout") -> None:
@@ -376,3 +437,96 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
         token.last_used_at = now
         db.session.commit()
     return token.staff
+
+
+# --- Wall displays ----------------------------------------------------------------------------
+
+DISPLAY_NAME_MAX = 80
+# A display's last request is written at most this often.
+DISPLAY_SEEN_EVERY = timedelta(minutes=1)
+
+
+def display_socket_key(display: Display) -> str:
+    """The key of a display's sockets in ``srs.live`` (login keys never hold a colon)."""
+    return f"{DISPLAY_ID_PREFIX}{display.id}"
+
+
+def register_display(site, name: str, *, actor: Actor, now: datetime) -> tuple[Display, str]:
+    """Register a wall display for ``site``; return it and its token, which is never shown
+    again (only its SHA-256 is kept). Raises Invalid for a missing or long name, or one
+    that an active display of the site already has.
+    """
+    name = (name or "").strip()
+    if not name or len(name) > DISPLAY_NAME_MAX:
+        message = f"Give the display a name of 1 to {DISPLAY_NAME_MAX} characters."
+        raise Invalid(message, {"name": [message]})
+    taken = db.session.execute(db.select(Display.id).where(
+        Display.site_id == site.id, Display.name == name, Display.revoked_at.is_(None))).first()
+    if taken:
+        message = f"A display at this site is already called {name!r}."
+        raise Invalid(message, {"name": [message]})
+    raw = "srsd_" + secrets.token_urlsafe(32)
+    display = Display(site_id=site.id, name=name, token_hash=_hash_token(raw),
+                      created_by=actor.staff_id, created_at=now)
+    db.session.add(display)
+    db.session.flush()
+    record(actor, "display_registered", "display", display.id, site_id=site.id, now=now)
+    db.session.commit()
+    return display, raw
+
+
+def list_displays(site_id: int) -> list[Display]:
+    """A site's displays, the ones in use first, by name."""
+    return list(db.session.execute(
+        db.select(Display).where(Display.site_id == site_id)
+        .order_by(Display.revoked_at.is_not(None), Display.name, Display.id)).scalars())
+
+
+def get_display(site_id: int, display_id: int) -> Display:
+    display = db.session.get(Display, display_id)
+    if display is None or display.site_id != site_id:
+        raise NotFound(f"This site has no display with id {display_id}.")
+    return display
+
+
+def revoke_display(display: Display, *, actor: Actor, now: datetime) -> Display:
+    """Revoke a display: its next request finds it signed out, and its sockets are cut now.
+    Revoking a revoked display changes nothing."""
+    if display.revoked_at is None:
+        display.revoked_at = now
+        record(actor, "display_revoked", "display", display.id, site_id=display.site_id,
+               now=now)
+        db.session.commit()
+        live.end_login_sockets(display_socket_key(display), why="revoked")
+    return display
+
+
+def display_for_token(raw: str | None, *, now: datetime, origin: str | None) -> Display | None:
+    """Sign a wall display in by its token: the display, or None for an unknown or revoked
+    token."""
+    if not raw:
+        return None
+    display = db.session.execute(
+        db.select(Display).filter_by(token_hash=_hash_token(raw))).scalar_one_or_none()
+    if display is None or display.revoked_at is not None:
+        return None
+    display.last_seen_at = now
+    record(Actor(None, f"display:{display.id}", origin), "display_signed_in", "display",
+           display.id, site_id=display.site_id, now=now)
+    db.session.commit()
+    return display
+
+
+def usable_display(user_id: str, *, now: datetime) -> Display | None:
+    """The display behind a signed-in session's id (``display:<id>``), unless revoked."""
+    try:
+        display_id = int(user_id.removeprefix(DISPLAY_ID_PREFIX))
+    except ValueError:
+        return None
+    display = db.session.get(Display, display_id)
+    if display is None or display.revoked_at is not None:
+        return None
+    if display.last_seen_at is None or now - display.last_seen_at > DISPLAY_SEEN_EVERY:
+        display.last_seen_at = now
+        db.session.commit()
+    return display

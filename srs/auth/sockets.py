@@ -1,4 +1,4 @@
-"""Who may open a socket: a signed-in, unlocked screen, or a bearer token.
+"""Who may open a socket: a signed-in, unlocked screen, a wall display, or a bearer token.
 
 Admitted sockets join their rooms through ``srs.live.join_rooms``; ``srs.live`` knows
 nothing of staff or sessions beyond what it is handed.
@@ -26,7 +26,8 @@ def _bearer(auth) -> str | None:
 
 @socketio.on("connect")
 def on_connect(auth=None):
-    """Admit a signed-in, unlocked screen or a bearer token; refuse anyone else."""
+    """Admit a signed-in, unlocked screen, a wall display or a bearer token; refuse anyone
+    else."""
     token = _bearer(auth)
     login = None
     if token:
@@ -36,6 +37,8 @@ def on_connect(auth=None):
     else:
         if not current_user.is_authenticated:
             raise ConnectionRefusedError("unauthorized")
+        if current_user.is_display:
+            return _admit_display(current_user)
         login = g.get("login_session")
         # A screen idle past its limit is locked now, not admitted.
         if login is None or service.note_activity(login, now=utcnow(), user_initiated=False):
@@ -49,4 +52,17 @@ def on_connect(auth=None):
         if login.locked_at is not None or login.ended_at is not None:
             raise ConnectionRefusedError("locked")
     log.info("socket connected staff=%s sites=%s", staff.id, site_ids)
+    return True
+
+
+def _admit_display(display):
+    """A wall display watches its site as the dashboard does, never idles out, and has a
+    room of its own so that revoking it cuts its sockets."""
+    live.join_rooms(display, view="watch", login_key=service.display_socket_key(display),
+                    personal=False)
+    # A revocation that landed between the loader and the joins would have missed it.
+    db.session.refresh(display)
+    if display.revoked_at is not None:
+        raise ConnectionRefusedError("unauthorized")
+    log.info("socket connected display=%s site=%s", display.id, display.site_id)
     return True

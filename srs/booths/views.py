@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 
 from srs import live
 from srs.auth.access import current_actor
-from srs.auth.models import FLOOR, WATCHERS, Role
+from srs.auth.models import DISPLAY, FLOOR, WATCHERS, Role
 from srs.booths import checks, service
 from srs.booths.models import (
     CHECK_STATUSES,
@@ -114,7 +114,7 @@ def render_live_fragments(site_id: int, topics, audiences) -> tuple[int | None, 
 # Each kind of screen: the audiences whose fragments it shows, and who may open it.
 live.register_fragments(render_live_fragments, {
     "floor": (("floor",), FLOOR),
-    "dashboard": (("watch", "figures"), (Role.SUPERVISOR, Role.ADMIN)),
+    "dashboard": (("watch", "figures"), (Role.SUPERVISOR, Role.ADMIN, DISPLAY)),
     "watch": (("watch",), WATCHERS)})
 
 
@@ -142,19 +142,19 @@ def floor(site):
 
 
 @bp.get("/sites/<slug>/board")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def board(site):
     return render_template("booths/_board.html", board=_board(site), floor=False)
 
 
 @bp.get("/sites/<slug>/queue")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def queue(site):
     return render_template("booths/_queue.html", board=_board(site), floor=False)
 
 
 @bp.get("/sites/<slug>/aftercare")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def aftercare(site):
     return render_template("booths/_aftercare.html", board=_board(site), floor=False)
 

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from srs.alerts.service import open_alerts
 from srs.auth.access import any_site_role_required, staff_required
-from srs.auth.models import Role
+from srs.auth.models import DISPLAY, Role
 from srs.booths.views import live_board
 from srs.common import utcnow
 from srs.jobs import scheduler_status
@@ -31,12 +31,13 @@ def home():
 
 
 @bp.get("/supervise")
-@any_site_role_required(*SUPERVISING)
+@any_site_role_required(*SUPERVISING, DISPLAY)
 def supervise():
-    """Each site the person supervises or administers, one section each, on one page."""
+    """Each site the person supervises or administers, one section each, on one page; on a
+    wall display, its site's."""
     now = utcnow()
     sites = [s for s in service.sites_for(current_user)
-             if current_user.has_role(s.id, *SUPERVISING)]
+             if current_user.has_role(s.id, *SUPERVISING, DISPLAY)]
     return render_template("dashboard/supervise.html",
                            boards=[live_board(site) for site in sites],
                            alerts_by_site={site.id: open_alerts(site) for site in sites},
@@ -44,7 +45,7 @@ def supervise():
 
 
 @bp.get("/sites/<slug>/today")
-@site_role_required(*SUPERVISING)
+@site_role_required(*SUPERVISING, DISPLAY)
 def today(site):
     """Today's figures of one site: the dashboard re-fetches it when the site changes."""
     return render_template("dashboard/_today.html", board=live_board(site))

@@ -12,7 +12,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
-from srs.auth.models import FLOOR, WATCHERS
+from srs.auth.models import DISPLAY, FLOOR, WATCHERS
 from srs.booths.service import get_visit
 from srs.common import utcnow
 from srs.errors import Invalid, is_htmx
@@ -67,7 +67,7 @@ def _panel(site, floor: bool, oob: bool = False):
 
 
 @bp.get("/sites/<slug>/overdose/active")
-@site_role_required(*WATCHERS)
+@site_role_required(*WATCHERS, DISPLAY)
 def active(site):
     """Active responses with their clocks, for the supervisor's dashboard."""
     return _panel(site, floor=False)
