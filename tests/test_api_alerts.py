@@ -45,11 +45,11 @@ def test_a_check_moves_the_next_check_and_is_audited(api):
     visit = api.in_booth()
     before = visit["next_check_due_at"]
     response = api.call("POST", f"/visits/{visit['id']}/checks",
-                        {"status": "drowsy", "spo2": 91, "respiratory_rate": 10})
+                        {"status": "ok", "spo2": 96, "respiratory_rate": 14})
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert (body["status"], body["spo2"], body["respiratory_rate"], body["phase"]) == (
-        "drowsy", 91, 10, "in_booth")
+        "ok", 96, 14, "in_booth")
     board = api.call("GET", "/board").get_json()
     assert board["booths"][0]["visit"]["next_check_due_at"] > before
     assert db.session.execute(db.select(AuditEvent.action).order_by(AuditEvent.id.desc())

@@ -1,5 +1,7 @@
 """A drowsy client is marked on every screen that shows them, with the vitals."""
 
+from datetime import timedelta
+
 import pytest
 from factories import ACTOR, make_booth, make_site, make_staff
 
@@ -51,3 +53,21 @@ def test_the_after_care_row_marks_drowsy_and_a_booth_finding_does_not_follow(
     _drowsy(in_booth)
     row = client.get("/sites/east/floor/aftercare", headers=HTMX).get_data(as_text=True)
     assert "Drowsy · SpO2 91% · 10/min" in row
+
+
+def test_a_drowsy_check_brings_the_next_one_closer_and_ok_restores_the_interval(app):
+    site = make_site(slug="closer", booth_check_interval_seconds=180,
+                     drowsy_check_interval_seconds=60)
+    now = utcnow()
+    waiting = floor.check_in(site, code="F-NEAR-1984", handle=None, actor=ACTOR,
+                             actor_roles={"nurse"}, now=now)
+    visit = floor.assign_booth(waiting, make_booth(site, label="B1"), actor=ACTOR, now=now)
+    checks.record_check(visit, {"status": "drowsy", "spo2": 91, "respiratory_rate": 10},
+                        actor=ACTOR, now=now + timedelta(seconds=30))
+    assert visit.next_check_due_at == now + timedelta(seconds=90)
+    checks.record_check(visit, {"status": "ok"}, actor=ACTOR, now=now + timedelta(seconds=90))
+    assert visit.next_check_due_at == now + timedelta(seconds=270)
+    # A site whose usual interval is already shorter keeps it.
+    site.drowsy_check_interval_seconds = 600
+    checks.record_check(visit, {"status": "drowsy"}, actor=ACTOR, now=now + timedelta(seconds=100))
+    assert visit.next_check_due_at == now + timedelta(seconds=280)

@@ -106,3 +106,14 @@ def test_recovered_on_site_leaves_the_client_on_the_floor(site, nurse, visit):
     service.close_response(response, outcome="recovered_on_site", note=None, actor=actor,
                            now=utcnow())
     assert db.session.get(Visit, visit.id).state == "in_booth"
+
+
+def test_left_against_advice_from_after_care_ends_the_visit_with_that_reason(site, nurse, visit):
+    actor = Actor.of(nurse)
+    floor.start_observation(visit, actor=actor, now=utcnow())
+    response, _ = service.start_response(site, kind="opioid", visit=visit, actor=actor,
+                                         now=utcnow())
+    service.close_response(response, outcome="left_against_advice", note=None, actor=actor,
+                           now=utcnow())
+    ended = db.session.get(Visit, visit.id)
+    assert (ended.state, ended.departure_reason) == ("departed", "left_against_advice")

@@ -74,6 +74,8 @@ def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> Ob
     site = db.session.get(Site, visit.site_id)
     interval = (site.booth_check_interval_seconds if visit.state == VisitState.IN_BOOTH
                 else site.observation_check_interval_seconds)
+    if data["status"] == CheckStatus.DROWSY:  # watch them closer
+        interval = min(interval, site.drowsy_check_interval_seconds)
     check = ObservationCheck(visit_id=visit.id, site_id=visit.site_id, recorded_at=now,
                              recorded_by=actor.staff_id, phase=visit.state, **data)
     db.session.add(check)

@@ -60,6 +60,7 @@ OUTCOMES = {
     "recovered_declined_ems": "Recovered, declined EMS",
     "treated_by_ems_on_site": "Treated by EMS on site",
     "transferred_to_hospital": "Transferred to hospital",
+    "left_against_advice": "Left against advice",
     "death": "Death",
     "other": "Other",
 }

@@ -653,7 +653,8 @@ def draft_report(response: OverdoseResponse) -> dict:
 
 # Outcomes after which the client is no longer on the floor: the visit ends with the close,
 # with this departure reason.
-DISCHARGING_OUTCOMES = {"transferred_to_hospital": "transferred_ems"}
+DISCHARGING_OUTCOMES = {"transferred_to_hospital": "transferred_ems",
+                        "left_against_advice": "left_against_advice"}
 
 
 def close_response(response: OverdoseResponse, *, outcome: str | None, note: str | None,

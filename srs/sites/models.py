@@ -38,6 +38,8 @@ TIMER_SETTINGS: tuple[TimerSetting, ...] = (
                  "Time between checks on a client in a booth"),
     TimerSetting("observation_check_interval_seconds", 300, 2, 3600,
                  "Time between checks on a client in after-care"),
+    TimerSetting("drowsy_check_interval_seconds", 60, 10, 600,
+                 "Time to the next check after a client was found drowsy"),
     TimerSetting("min_observation_seconds", 900, 0, 14400,
                  "Minimum time in after-care after use"),
     TimerSetting("escalation_grace_seconds", 60, 2, 900,
@@ -101,6 +103,7 @@ class Site(db.Model):
     booth_check_interval_seconds: Mapped[int] = _timer_column("booth_check_interval_seconds")
     observation_check_interval_seconds: Mapped[int] = _timer_column(
         "observation_check_interval_seconds")
+    drowsy_check_interval_seconds: Mapped[int] = _timer_column("drowsy_check_interval_seconds")
     min_observation_seconds: Mapped[int] = _timer_column("min_observation_seconds")
     escalation_grace_seconds: Mapped[int] = _timer_column("escalation_grace_seconds")
     naloxone_redose_seconds: Mapped[int] = _timer_column("naloxone_redose_seconds")
