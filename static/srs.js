@@ -342,6 +342,95 @@
     }, 1000);
   }
 
+  /* --- Offline taps: kept, and sent again with the same key ------------------
+   * A tap whose request never reached the server (the tablet is offline) is not lost: it
+   * waits in #pending-taps and goes again, with the same idempotency key, when the
+   * connection returns (a tap that did arrive is answered from the first time, never done
+   * twice). A tap the server then refuses shows as failed, with Try again. */
+  var pendingTaps = [];
+  var pendingBox = document.getElementById("pending-taps");
+  function tapLabel(cfg) {
+    var trigger = cfg.triggeringEvent;
+    var button = (trigger && trigger.submitter) || (cfg.elt && cfg.elt.tagName === "BUTTON" && cfg.elt) ||
+      (cfg.elt && cfg.elt.querySelector && cfg.elt.querySelector('[type="submit"]'));
+    var text = button ? (button.dataset.idleLabel || button.textContent || "") : "";
+    return text.replace(/\s+/g, " ").trim() || "A tap";
+  }
+  function showPending() {
+    if (!pendingBox) return;
+    pendingBox.hidden = pendingTaps.length === 0;
+    pendingBox.innerHTML = "";
+    pendingTaps.forEach(function (tap, index) {
+      var row = document.createElement("p");
+      row.className = "pending-tap" + (tap.failed ? " pending-tap--failed" : "");
+      row.dataset.testid = "pending-tap";
+      row.textContent = tap.failed
+        ? "Not recorded: " + tap.label + ". " + tap.failed + " "
+        : tap.label + ": not sent yet, it goes when the connection returns. ";
+      if (tap.failed) {
+        var again = document.createElement("button");
+        again.type = "button";
+        again.className = "btn btn--secondary";
+        again.textContent = "Try again";
+        again.addEventListener("click", function () { tap.failed = null; sendPending(); });
+        var drop = document.createElement("button");
+        drop.type = "button";
+        drop.className = "btn btn--ghost";
+        drop.textContent = "Dismiss";
+        drop.addEventListener("click", function () { pendingTaps.splice(index, 1); showPending(); });
+        row.appendChild(again);
+        row.appendChild(drop);
+      }
+      pendingBox.appendChild(row);
+    });
+  }
+  body.addEventListener("htmx:sendError", function (evt) {
+    var cfg = evt.detail.requestConfig;
+    if (!cfg || cfg.verb === "get") return;
+    var trigger = cfg.triggeringEvent;
+    if (trigger && BACKGROUND_EVENTS.test(trigger.type)) return;
+    var params = new URLSearchParams();
+    var values = cfg.formData || cfg.parameters;
+    if (values && typeof values.forEach === "function") {
+      values.forEach(function (value, name) { params.append(name, value); });
+    }
+    pendingTaps.push({ path: cfg.path, verb: cfg.verb, params: params.toString(),
+                       key: cfg.headers["Idempotency-Key"] || null, label: tapLabel(cfg),
+                       failed: null });
+    showPending();
+  });
+  var sending = false;
+  function sendPending() {
+    if (sending || !pendingTaps.some(function (tap) { return !tap.failed; })) {
+      showPending();
+      return;
+    }
+    sending = true;
+    var tap = pendingTaps.filter(function (t) { return !t.failed; })[0];
+    var headers = { "X-CSRFToken": csrfToken, "HX-Request": "true",
+                    "Content-Type": "application/x-www-form-urlencoded" };
+    if (tap.key) headers["Idempotency-Key"] = tap.key;
+    fetch(tap.path, { method: tap.verb.toUpperCase(), credentials: "same-origin",
+                      headers: headers, body: tap.params })
+      .then(function (response) {
+        sending = false;
+        if (response.ok || response.status === 409) {
+          // Done, or the floor moved on meanwhile (someone else did it): either way the
+          // screen shows it as it is now.
+          pendingTaps.splice(pendingTaps.indexOf(tap), 1);
+          fire("srs:resync");
+          sendPending();
+        } else {
+          tap.failed = "The server answered " + response.status + ".";
+          showPending();
+        }
+      }, function () {
+        sending = false; // still offline: wait for the connection
+        showPending();
+      });
+  }
+  window.addEventListener("online", function () { setTimeout(sendPending, 500); });
+
   /* --- Live: Socket.IO hints, HTTP re-fetches ------------------------------- */
   var banner = document.getElementById("connection-banner");
   function showOffline(offline) {
@@ -361,6 +450,7 @@
                                            (body.dataset.live === "on" ? "watch" : "alarms") } });
     socket.on("connect", function () {
       showOffline(false);
+      sendPending();
       // Versions held from before may belong to a server that restarted: take what comes.
       document.querySelectorAll("[data-version]").forEach(function (el) {
         el.dataset.version = "";

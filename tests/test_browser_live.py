@@ -13,6 +13,10 @@ from live_helpers import (
 )
 from playwright.sync_api import expect
 
+from srs.auth.models import AuditEvent
+from srs.common import utcnow
+from srs.extensions import db
+
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
@@ -82,6 +86,11 @@ def test_out_of_service_shows_on_floor_and_dashboard_without_reload(
 def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
         live_server, site, floor, dashboard, token):
     booth = site.booths[2]
+    dirty = site.booths[0]  # a booth to clean while the tablet is offline
+    dirty.needs_cleaning_since = utcnow()
+    db.session.commit()
+    floor.page.evaluate("() => document.body.dispatchEvent(new CustomEvent('srs:resync'))")
+    expect(floor.tile(dirty)).to_have_class("tile tile--needs_cleaning")
     screens = (floor, dashboard)
     for screen in screens:
         expect(screen.page.locator("#connection-banner")).to_be_hidden()
@@ -96,6 +105,10 @@ def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
     for screen in screens:
         # No hint can reach a screen without a socket: it still shows what it last knew.
         expect(screen.tile(booth)).to_have_class("tile tile--available")
+    # A tap made offline is kept, said to be waiting, and not lost.
+    floor.tile(dirty).get_by_role("button", name="Cleaned").tap()
+    expect(floor.page.get_by_test_id("pending-tap")).to_contain_text("Cleaned: not sent yet")
+    expect(floor.tile(dirty)).to_have_class("tile tile--needs_cleaning")
 
     for screen in screens:
         screen.page.context.set_offline(False)
@@ -105,5 +118,14 @@ def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
         # On reconnect the screen re-fetches everything it shows.
         expect(screen.tile(booth)).to_have_class("tile tile--out_of_service")
         expect(screen.tile(booth)).to_contain_text("Door lock broken")
+        # The kept tap went once the connection returned: recorded once, seen everywhere.
+        expect(screen.tile(dirty)).to_have_class("tile tile--available")
         assert screen.was_not_reloaded()
-        assert screen.unexpected_console() == []
+    assert dashboard.unexpected_console() == []
+    # The tablet's one failed send is all htmx reported: its send error and its end.
+    assert sorted(e.split(",")[0] for e in floor.unexpected_console()) == [
+        "console: htmx:afterRequest", "console: htmx:sendError"]
+    expect(floor.page.get_by_test_id("pending-tap")).to_have_count(0)
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count(AuditEvent.id)).filter_by(
+        action="booth_cleaned")) == 1

@@ -106,11 +106,39 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
     expect(page.get_by_test_id("redose-countdown")).to_have_text("now")
     shot(page, output_dir / "console-reassess-prompt.png")
 
-    # The second IM dose restarts the interval; the prompt goes.
-    page.get_by_test_id("dose-im").tap()
+    # The second IM dose restarts the interval; the prompt goes. A finger's double tap,
+    # 50 ms apart at the same spot, records one dose.
+    box = page.get_by_test_id("dose-im").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.touchscreen.tap(x, y)
+    page.wait_for_timeout(50)
+    page.touchscreen.tap(x, y)
+    expect(page.get_by_test_id("naloxone-status")).to_contain_text("2 doses")
+    page.wait_for_timeout(1000)  # a second dose would have been answered by now
     expect(page.get_by_test_id("naloxone-status")).to_contain_text("2 doses")
     expect(page.get_by_test_id("reassess-prompt")).to_be_hidden()
     expect(panel.get_by_test_id("overdose-doses")).to_have_text("2 naloxone", timeout=STEP_MS)
+
+    # The console's own alarm is Nina's since her first entry. Another client is found
+    # unresponsive in B2 meanwhile: the console shows that alarm and sounds it.
+    strip = page.get_by_test_id("alarms")
+    expect(strip.get_by_test_id("alarm-owner")).to_contain_text("Owned by nina")
+    omar = make_staff(site, role="nurse", username="omar")
+    other = api(live_server, omar, "POST", f"/sites/{site.id}/visits",
+                json={"code": "M-WXYZ-1990"})
+    api(live_server, omar, "POST", f"/sites/{site.id}/visits/{other['id']}/booth",
+        json={"booth_id": site.booths[1].id})
+    api(live_server, omar, "POST", f"/sites/{site.id}/visits/{other['id']}/checks",
+        json={"status": "unresponsive"})
+    expect(strip.locator('[data-acknowledged="0"]')).to_contain_text("M-WXYZ-1990",
+                                                                      timeout=STEP_MS)
+    expect(page.locator("body")).to_have_attribute("data-alarm-playing", "high",
+                                                   timeout=STEP_MS)
+    shot(page, output_dir / "console-another-alarm.png")
+    strip.get_by_test_id("silence").tap()
+    expect(strip.get_by_test_id("silenced")).to_contain_text("Silenced")
+    expect(page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
+    expect(strip.locator('[data-acknowledged="0"]')).to_contain_text("M-WXYZ-1990")
 
     # Oxygen, SpO2 88, EMS called.
     page.get_by_test_id("oxygen-10").tap()
@@ -135,12 +163,16 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
     page.get_by_test_id("console-close").tap()
     page.get_by_test_id("outcome-recovered_on_site").tap()
     expect(page.get_by_test_id("console-outcome")).to_contain_text("Recovered on site")
-    expect(panel).to_contain_text("No emergency under way", timeout=STEP_MS)
+    expect(page.get_by_test_id("console-drafted")).to_contain_text("incident report draft")
+    # B1's response is over; B2's, opened by the Unresponsive check, goes on.
+    expect(panel.get_by_test_id("overdose-active")).to_have_count(1, timeout=STEP_MS)
+    expect(panel.get_by_test_id("overdose-active")).to_contain_text("Booth B2")
     shot(page, output_dir / "console-closed.png", full_page=True)
 
     # The draft holds the whole timeline, and stock balances.
     db.session.rollback()
-    response = db.session.execute(db.select(OverdoseResponse)).scalar_one()
+    response = db.session.execute(db.select(OverdoseResponse).filter_by(
+        booth_id=site.booths[0].id)).scalar_one()
     draft = response.report_draft
     assert [e["what"] for e in draft["timeline"]] == [
         "started", "naloxone", "naloxone", "oxygen_on", "spo2", "ems_called", "closed"]

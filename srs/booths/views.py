@@ -359,15 +359,7 @@ def start_observation(site, visit_id):
 @site_role_required(*FLOOR)
 def discharge_dialog(site, visit_id):
     """Why a client leaves straight from the booth, or before minimum observation ends."""
-    return _discharge_dialog(site, _leaving(site, visit_id))
-
-
-def _leaving(site, visit_id: int):
-    visit = service.get_visit(site, visit_id)
-    if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
-        raise Conflict(f"{visit.client.code} is no longer in a booth or after-care.",
-                       current_state=visit.state, visit_id=visit.id)
-    return visit
+    return _discharge_dialog(site, _on_the_floor(site, visit_id))
 
 
 def _observation_left(visit, now) -> int | None:
@@ -445,7 +437,7 @@ def set_in_service(site, booth_id):
 # --- Checks and alarms -----------------------------------------------------------------------
 
 
-def _checkable(site, visit_id: int):
+def _on_the_floor(site, visit_id: int):
     visit = service.get_visit(site, visit_id)
     if visit.state not in (VisitState.IN_BOOTH, VisitState.OBSERVING):
         raise Conflict(f"{visit.client.code} is neither in a booth nor in after-care now.",
@@ -462,7 +454,7 @@ def _check_dialog(site, visit, status: int = 200, *, form=None, errors=None):
 @site_role_required(*FLOOR)
 def check_dialog(site, visit_id):
     """OK, drowsy or unresponsive, with SpO2 and breathing rate if measured."""
-    return _check_dialog(site, _checkable(site, visit_id))
+    return _check_dialog(site, _on_the_floor(site, visit_id))
 
 
 @bp.post("/sites/<slug>/floor/visits/<int:visit_id>/check")
@@ -473,7 +465,7 @@ def record_check(site, visit_id):
     try:
         data = CheckForm().load(request.form)
     except ValidationError as err:
-        return _check_dialog(site, _checkable(site, visit_id), 422, form=request.form,
+        return _check_dialog(site, _on_the_floor(site, visit_id), 422, form=request.form,
                              errors=err.messages)
     check = checks.record_check(visit, data, actor=current_actor(), now=utcnow())
     if check.opened_response is not None:
