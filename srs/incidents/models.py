@@ -31,6 +31,7 @@ from srs.booths.models import Booth, Visit
 from srs.clients.models import Client
 from srs.common import UTCDateTime, utcnow
 from srs.extensions import db
+from srs.sites.models import TIME_BANDS
 
 INCIDENT_TYPES = {
     "overdose": "Overdose",
@@ -72,6 +73,11 @@ STAGE_LABELS = {
     Stage.AWAITING_APPROVAL: "Awaiting approval",
     Stage.CLOSED: "Closed",
 }
+
+# What every incident page and the weekly packet label codes with.
+VOCABULARY = {"INCIDENT_TYPES": INCIDENT_TYPES, "HARM_GRADES": HARM_GRADES,
+              "STAGE_LABELS": STAGE_LABELS, "TIME_BANDS": TIME_BANDS, "Stage": Stage}
+
 
 def _in(values, column: str, name: str) -> CheckConstraint:
     listed = ", ".join(f"'{v}'" for v in values)

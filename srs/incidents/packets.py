@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 from srs import live
 from srs.errors import NotFound
 from srs.extensions import db
-from srs.incidents.models import Incident, ReviewerNotice, ReviewPacket, Stage
+from srs.incidents.models import VOCABULARY, Incident, ReviewerNotice, ReviewPacket, Stage
 from srs.incidents.reports import (
     incidents_csv,
     local_zone,
@@ -58,12 +58,10 @@ def packet_html(site: Site, week_start: date, filters: dict, *, today: date,
     from srs.incidents.charts import weekly_charts  # matplotlib: loaded on first use
 
     review = weekly_review(site, week_start, filters, today=today)
-    from srs.incidents.views import incident_vocabulary
-
     # Rendered from the template alone: the job has no request (and no signed-in user).
     template = current_app.jinja_env.get_template("incidents/packet.html")
     return template.render(review=review, charts=weekly_charts(review),
-                           generated_at=generated_at, **incident_vocabulary())
+                           generated_at=generated_at, **VOCABULARY)
 
 
 def week_incidents(site: Site, week_start: date) -> list[Incident]:

@@ -32,6 +32,7 @@ from srs.incidents.models import (
     IncidentAction,
     Stage,
 )
+from srs.incidents.service import overdue_actions
 from srs.naloxone.models import KIT_FORMS
 from srs.sites.models import TIME_BANDS, Site, time_band
 
@@ -156,7 +157,6 @@ def weekly_review(site: Site, week_start: date, filters: dict, *, today: date) -
         w_start, w_end = week_bounds(site, monday)
         visits.append(db.session.scalar(db.select(func.count(Visit.id)).where(
             Visit.site_id == site.id, Visit.arrived_at >= w_start, Visit.arrived_at < w_end)))
-    from srs.incidents.service import overdue_actions
     from srs.overdose.service import naloxone_timing
 
     per_week = [[] for _ in weeks]

@@ -191,16 +191,13 @@ def filtered(site: Site, filters: dict):
 def list_incidents(site: Site, filters: dict, *, actor: Actor, page: int = 1,
                    per_page: int = 50, now: datetime) -> tuple[list[Incident], int]:
     """One page of reports, newest first, and how many match in all; the read is audited."""
-    from srs.incidents.reports import band_of, local_zone
-
     query = filtered(site, filters)
     band = filters.get("band")
     if band:
         # The band is local time: filter in Python after the indexed range.
         rows = list(db.session.execute(query.order_by(Incident.occurred_at.desc(),
                                                       Incident.id.desc())).scalars())
-        zone = local_zone(site)
-        rows = [i for i in rows if band_of(i.occurred_at, zone) == band]
+        rows = [i for i in rows if site.time_band(i.occurred_at) == band]
         total = len(rows)
         items = rows[(page - 1) * per_page: page * per_page]
     else:

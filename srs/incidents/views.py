@@ -20,7 +20,7 @@ from srs.incidents import packets, reports, service
 from srs.incidents.models import (
     HARM_GRADES,
     INCIDENT_TYPES,
-    STAGE_LABELS,
+    VOCABULARY,
     Booth,
     ReviewerNotice,
     ReviewPacket,
@@ -43,8 +43,7 @@ def _roles(site) -> set[str]:
 
 @bp.app_context_processor
 def incident_vocabulary():
-    return {"INCIDENT_TYPES": INCIDENT_TYPES, "HARM_GRADES": HARM_GRADES,
-            "STAGE_LABELS": STAGE_LABELS, "TIME_BANDS": TIME_BANDS, "Stage": Stage}
+    return VOCABULARY
 
 
 def _parse(schema, data: dict) -> dict:
