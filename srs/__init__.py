@@ -16,6 +16,7 @@ def create_app(test_config=None):
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
+    from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
@@ -31,6 +32,8 @@ def create_app(test_config=None):
                 static_folder=os.path.join(root, "static"),
                 instance_path=os.environ.get("SRS_INSTANCE_PATH")
                 or os.path.join(root, "instance"))
+    # Before any route: an id too large for the database matches no route.
+    app.url_map.converters["int"] = RecordIdConverter
     app.config.update(from_environment(app.instance_path))
     app.config.update(
         SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",

@@ -1,9 +1,30 @@
-"""Small pieces every package shares: UTC time and the UTC column type."""
+"""Small pieces every package shares: UTC time, the UTC column type, and record ids."""
 
 from datetime import UTC, datetime
 
+from marshmallow import fields, validate
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+from werkzeug.routing import IntegerConverter
+
+# Every id column is an INTEGER: PostgreSQL's holds at most this. A larger id names no
+# record, and must never reach the database (an overflow there is a server error).
+MAX_ID = 2**31 - 1
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:...>`` in every URL: an id beyond ``MAX_ID`` matches no route (404)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def RecordId(**kwargs) -> fields.Integer:  # noqa: N802 - a field, named as fields are
+    """An id in a body or a query: a whole number from 1 to ``MAX_ID`` (else a 422)."""
+    kwargs.setdefault("strict", True)
+    return fields.Integer(validate=validate.Range(
+        1, MAX_ID, error="No such record: an id is a whole number from 1 to {max}."), **kwargs)
 
 
 def utcnow() -> datetime:

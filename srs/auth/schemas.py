@@ -3,6 +3,7 @@ displays in the API (RAISE)."""
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from srs.common import RecordId
 from srs.forms import Form
 
 
@@ -25,7 +26,7 @@ class PinForm(Form):
     pin = fields.String(required=True,
                         validate=validate.Regexp(r"^[0-9]{6}$", error="Your PIN is 6 digits."),
                         error_messages={"required": "Enter your 6-digit PIN."})
-    staff_id = fields.Integer(load_default=None, strict=False,
+    staff_id = RecordId(load_default=None, strict=False,
                               error_messages={"invalid": "Tap your name again."})
     next = fields.String(load_default=None)
 

@@ -20,6 +20,7 @@ from srs.booths.models import (
     SUBSTANCES,
     BoothState,
 )
+from srs.common import RecordId
 from srs.forms import Form
 from srs.sites.schemas import SiteSchema
 
@@ -122,7 +123,7 @@ class AssignBoothSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    booth_id = fields.Integer(required=True, strict=True)
+    booth_id = RecordId(required=True)
 
 
 class ConsumptionSchema(_ConsumptionFields):

@@ -17,6 +17,7 @@ from marshmallow import (
     validate,
 )
 
+from srs.common import MAX_ID, RecordId
 from srs.forms import Form
 from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS
 from srs.incidents.service import TRANSITIONS
@@ -32,7 +33,7 @@ def _one_of(values, what: str):
 class _ReportFields(Schema):
     type = fields.String(validate=_one_of(INCIDENT_TYPES, "type"),
                          metadata={"description": f"One of: {', '.join(INCIDENT_TYPES)}."})
-    booth_id = fields.Integer(allow_none=True, strict=True)
+    booth_id = RecordId(allow_none=True)
     area = fields.String(allow_none=True, validate=validate.Length(max=80))
     client_codes = fields.List(fields.String(validate=validate.Length(max=40)),
                                validate=validate.Length(max=20),
@@ -78,7 +79,7 @@ class SubmitSchema(Schema):
 
 class NewActionSchema(Schema):
     description = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    owner_id = fields.Integer(required=True, strict=True)
+    owner_id = RecordId(required=True)
     due_on = fields.Date(required=True)
 
     class Meta:
@@ -89,9 +90,9 @@ class ReviewSchema(Schema):
     decision = fields.String(load_default=None, allow_none=True,
                              validate=_one_of(TRANSITIONS, "decision"))
     decision_note = fields.String(load_default=None, validate=validate.Length(max=2000))
-    factor_ids = fields.List(fields.Integer(strict=True), load_default=None)
+    factor_ids = fields.List(RecordId(), load_default=None)
     new_actions = fields.List(fields.Nested(NewActionSchema), load_default=None)
-    done_action_ids = fields.List(fields.Integer(strict=True), load_default=None)
+    done_action_ids = fields.List(RecordId(), load_default=None)
     lessons_learned = fields.String(load_default=None, validate=validate.Length(max=TEXT_MAX))
     feedback = fields.String(load_default=None, validate=validate.Length(max=TEXT_MAX))
 
@@ -104,11 +105,11 @@ class ListQuerySchema(Schema):
     harm = fields.String(load_default=None, validate=_one_of(HARM_GRADES, "harm grade"))
     stage = fields.String(load_default=None, validate=_one_of(
         [s.value for s in STAGE_LABELS], "stage"))
-    booth_id = fields.Integer(load_default=None)
+    booth_id = RecordId(load_default=None, strict=False)
     band = fields.String(load_default=None, validate=_one_of(TIME_BANDS, "time band"))
     since = fields.AwareDateTime(load_default=None)
     until = fields.AwareDateTime(load_default=None)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_ID))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
     class Meta:
@@ -243,12 +244,12 @@ class ReviewForm(Form):
 
     decision = fields.String(load_default=None, allow_none=True,
                              validate=_one_of(TRANSITIONS, "decision"))
-    factor_ids = fields.List(fields.Integer(), load_default=list)
-    done_action_ids = fields.List(fields.Integer(), load_default=list)
+    factor_ids = fields.List(RecordId(strict=False), load_default=list)
+    done_action_ids = fields.List(RecordId(strict=False), load_default=list)
     lessons_learned = fields.String(load_default=None)
     feedback = fields.String(load_default=None)
     action_description = fields.String(load_default=None)
-    action_owner_id = fields.Integer(load_default=None, allow_none=True)
+    action_owner_id = RecordId(load_default=None, allow_none=True, strict=False)
     action_due_on = fields.Date(load_default=None, allow_none=True)
 
     @pre_load

@@ -8,6 +8,7 @@ from marshmallow import (
     validate,
 )
 
+from srs.common import RecordId
 from srs.forms import Form
 from srs.overdose.models import (
     INTERVENTIONS,
@@ -42,7 +43,7 @@ class StartResponseSchema(Schema):
         unknown = RAISE
 
     kind = _kind_field(required=True, error_messages={"required": "Choose the kind."})
-    visit_id = fields.Integer(strict=True, load_default=None, allow_none=True, metadata={
+    visit_id = RecordId(load_default=None, allow_none=True, metadata={
         "description": "The visit of a client in a booth or after-care."})
     location = fields.String(load_default=None, allow_none=True,
                              validate=validate.Length(max=80), metadata={
@@ -109,7 +110,7 @@ class _Form(Form):
 
 class StartForm(_Form):
     kind = _kind_field(load_default="opioid")
-    visit_id = fields.Integer(load_default=None)
+    visit_id = RecordId(load_default=None, strict=False)
     location = fields.String(load_default=None, validate=validate.Length(max=80))
     source = fields.String(load_default=None, validate=validate.OneOf(list(SOURCES)))
 

@@ -6,6 +6,7 @@ exclude unknown fields; the API's raise on them.
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from srs.common import RecordId
 from srs.forms import Form
 from srs.referrals.models import (
     FOLLOW_UP_OUTCOMES,
@@ -91,8 +92,8 @@ class OfferForm(_Form):
     service_type = fields.String(required=True, validate=_TYPE)
     status = fields.String(required=True, validate=_STATUS,
                            error_messages={"required": "Choose what the client said."})
-    rule_id = fields.Integer(load_default=None)
-    service_id = fields.Integer(load_default=None)
+    rule_id = RecordId(load_default=None, strict=False)
+    service_id = RecordId(load_default=None, strict=False)
     consent = fields.Boolean(load_default=False)
     follow_up_days = fields.Integer(load_default=None, validate=validate.Range(
         min=1, max=90, error="Follow up in 1 to 90 days."))
@@ -109,10 +110,10 @@ class OfferSchema(Schema):
     status = fields.String(required=True, validate=_STATUS, metadata={
         "description": "offered, then accepted, declined or not_now (or one of those "
                        "straight away)."})
-    rule_id = fields.Integer(load_default=None, allow_none=True, strict=True, metadata={
+    rule_id = RecordId(load_default=None, allow_none=True, metadata={
         "description": "The rule version whose suggestion this answers (from "
                        "listReferralSuggestions)."})
-    service_id = fields.Integer(load_default=None, allow_none=True, strict=True, metadata={
+    service_id = RecordId(load_default=None, allow_none=True, metadata={
         "description": "accepted only: the directory entry referred to."})
     consent = fields.Boolean(load_default=False, metadata={
         "description": "accepted only: the client agreed to be referred (must be true)."})
@@ -122,7 +123,7 @@ class OfferSchema(Schema):
 
 
 class OutcomeForm(_Form):
-    referral_id = fields.Integer(required=True)
+    referral_id = RecordId(required=True, strict=False)
     outcome = fields.String(required=True, validate=validate.OneOf(
         list(FOLLOW_UP_OUTCOMES), error="Choose what happened."),
         error_messages={"required": "Choose what happened."})

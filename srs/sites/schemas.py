@@ -13,6 +13,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from srs.common import RecordId
 from srs.sites.models import NALOXONE_LOW_STOCK_MAX, TIMER_SETTINGS
 
 
@@ -64,8 +65,8 @@ class SiteSettingsSchema(_TimerFields):
         metadata={"description": "The site's opening hours as stated to clients, e.g. "
                                  "\"Daily 09:00-21:00\"; the monthly report gives them."})
 
-    on_call_staff_id = fields.Integer(
-        strict=True, allow_none=True,
+    on_call_staff_id = RecordId(
+        allow_none=True,
         metadata={"description": "Staff id of the supervisor a level-3 alarm reaches by name; "
                                  "null for nobody."})
 

@@ -1,0 +1,46 @@
+"""An id too large for the database is an unknown record (404) or an invalid field (422),
+never a server error: in a URL, a JSON body, a query and an HTML form, on both databases."""
+
+import pytest
+from factories import make_booth, make_site, make_staff
+from routes import assert_api_error, bearer
+
+from srs.common import MAX_ID
+
+HTMX = {"HX-Request": "true"}
+HUGE = 2**63  # past every integer column, and past SQLite's own 64 bits
+
+
+@pytest.fixture
+def site(app):
+    site = make_site(slug="east")
+    make_booth(site, label="B1")
+    return site
+
+
+@pytest.mark.parametrize("too_big", [MAX_ID + 1, HUGE, 10**20])
+def test_an_id_past_the_columns_in_a_url_is_not_found(client, auth, site, too_big):
+    make_staff(site, role="nurse", username="nina")
+    assert auth.login("nina").status_code == 302
+    assert client.get(f"/sites/east/overdose/{too_big}").status_code == 404
+    headers = bearer(make_staff(site, role="supervisor"))
+    assert_api_error(client.get(f"/api/v1/sites/{too_big}/board", headers=headers), 404)
+    assert_api_error(client.post(f"/api/v1/sites/{site.id}/visits/{too_big}/observation",
+                                 headers=headers), 404)
+
+
+def test_an_id_past_the_columns_in_a_body_or_query_is_refused_on_its_field(client, auth, site):
+    headers = bearer(make_staff(site, role="nurse"))
+    visit = client.post(f"/api/v1/sites/{site.id}/visits", json={"code": "F-ABCD-1984"},
+                        headers=headers).get_json()
+    assigned = client.post(f"/api/v1/sites/{site.id}/visits/{visit['id']}/booth",
+                           json={"booth_id": HUGE}, headers=headers)
+    assert_api_error(assigned, 422, "booth_id")
+    reviewer = bearer(make_staff(site, role="reviewer"))
+    listed = client.get(f"/api/v1/sites/{site.id}/incidents?page={HUGE}", headers=reviewer)
+    assert_api_error(listed, 422, "page")
+    make_staff(site, role="nurse", username="nina")
+    assert auth.login("nina").status_code == 302
+    started = auth.post("/sites/east/overdose/start",
+                        {"kind": "opioid", "visit_id": str(HUGE)}, headers=HTMX)
+    assert started.status_code == 422 and "No such record" in started.get_data(as_text=True)
