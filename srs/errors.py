@@ -6,6 +6,7 @@ for htmx, a fragment.
 """
 
 import logging
+import re
 import traceback
 
 from flask import current_app, jsonify, make_response, render_template, request
@@ -143,7 +144,40 @@ def handle_unexpected(error: Exception):
     return _render_error(500, SERVER_ERROR, {})
 
 
+# What no text column can store: PostgreSQL refuses a NUL, and neither database (nor UTF-8)
+# holds half of a surrogate pair.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value, name: str):
+    """The names of the fields in ``value`` (a form or a JSON body) holding unstorable text."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            yield name
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _unstorable(item, name)
+
+
+def refuse_unstorable_text():
+    """Before any view: a NUL or a lone surrogate in a query, a form or a JSON body is a 422
+    on that field, the same on both databases (never a server error, never stored)."""
+    found = set(_unstorable(request.args.to_dict(flat=False), ""))
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        found |= set(_unstorable(request.form.to_dict(flat=False), ""))
+        if request.is_json:
+            found |= set(_unstorable(request.get_json(silent=True), ""))
+    if found:
+        raise Invalid("Text cannot hold a NUL character or half of a character pair.", {
+            name or "_body": ["Remove the invisible control character from this text."]
+            for name in sorted(found)})
+
+
 def init_app(app):
+    app.before_request(refuse_unstorable_text)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     if not app.testing:

@@ -1,5 +1,7 @@
-"""An id too large for the database is an unknown record (404) or an invalid field (422),
-never a server error: in a URL, a JSON body, a query and an HTML form, on both databases."""
+"""Input no column can hold is refused, never a server error: an id too large for the
+database is an unknown record (404) or an invalid field (422), and text with a NUL or half a
+character pair a 422 on its field; in a URL, a JSON body, a query and an HTML form, on both
+databases."""
 
 import pytest
 from factories import make_booth, make_site, make_staff
@@ -44,3 +46,19 @@ def test_an_id_past_the_columns_in_a_body_or_query_is_refused_on_its_field(clien
     started = auth.post("/sites/east/overdose/start",
                         {"kind": "opioid", "visit_id": str(HUGE)}, headers=HTMX)
     assert started.status_code == 422 and "No such record" in started.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("text", ["Spar\x00row", "Spar\ud800row"])
+def test_text_no_column_can_store_is_refused_on_its_field(client, auth, site, text):
+    headers = bearer(make_staff(site, role="nurse"))
+    answer = client.post(f"/api/v1/sites/{site.id}/visits",
+                         json={"code": "F-ABCD-1984", "handle": text}, headers=headers)
+    assert_api_error(answer, 422, "handle")
+    if "\x00" not in text:
+        return  # a browser sends half a pair as U+FFFD: only JSON can carry one
+    make_staff(site, role="nurse", username="nina")
+    assert auth.login("nina").status_code == 302
+    form = auth.post("/sites/east/floor/check-in", {"code": "F-ABCD-1984", "handle": text},
+                     headers=HTMX)
+    assert form.status_code == 422 and "invisible control character" in form.get_data(
+        as_text=True)
