@@ -62,3 +62,19 @@ def test_text_no_column_can_store_is_refused_on_its_field(client, auth, site, te
                      headers=HTMX)
     assert form.status_code == 422 and "invisible control character" in form.get_data(
         as_text=True)
+
+
+def test_weeks_and_months_outside_the_calendar_fall_back_or_are_refused(client, auth, site):
+    make_staff(site, role="reviewer", username="rita")
+    assert auth.login("rita").status_code == 302
+    for path in ("/sites/east/incidents/week?week=0001-01-01",
+                 "/sites/east/incidents/week?week=9999-12-31",
+                 "/sites/east/reports/monthly?month=0000-01"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert 'data-testid="report-notice"' in page.get_data(as_text=True), path
+    headers = bearer(make_staff(site, role="reviewer"))
+    for month in ("0000-01", "9999-12"):
+        answer = client.get(f"/api/v1/sites/{site.id}/reports/monthly?month={month}",
+                            headers=headers)
+        assert_api_error(answer, 422, "month")

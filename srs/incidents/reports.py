@@ -64,6 +64,17 @@ def week_bounds(site: Site, monday: date) -> tuple[datetime, datetime]:
     return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)
 
 
+# The weeks and months a report can be asked for: its twelve trend weeks and its next week
+# stay inside the calendar, and no site kept records before 2000.
+FIRST_REPORT_DAY, LAST_REPORT_DAY = date(2000, 1, 1), date(2100, 12, 31)
+REPORT_RANGE = "from 2000 to 2100"
+
+
+def reportable(day: date) -> bool:
+    """Whether a week or month starting on ``day`` can be reported on."""
+    return FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY
+
+
 def last_full_month(site: Site, now: datetime) -> date:
     """The first day of the month before the one the site is in at ``now``."""
     first = now.astimezone(local_zone(site)).date().replace(day=1)

@@ -118,7 +118,8 @@ class ListQuerySchema(Schema):
 
 class MonthQuerySchema(Schema):
     month = fields.String(load_default=None, validate=validate.Regexp(
-        r"^\d{4}-(0[1-9]|1[0-2])$", error="Give the month as YYYY-MM."),
+        r"^(20\d\d|2100)-(0[1-9]|1[0-2])$",
+        error="Give the month as YYYY-MM, from 2000-01 to 2100-12."),
         metadata={"description": "YYYY-MM; the last full month at the site if left out."})
 
     class Meta:

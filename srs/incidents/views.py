@@ -5,7 +5,7 @@ admin's contributing-factor list.
 
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
@@ -197,6 +197,9 @@ def _week_and_filters(site) -> tuple[date, dict]:
         week = date.fromisoformat(args["week"]) if args.get("week") else None
     except ValueError:
         week = None
+    if week is not None and not reports.reportable(week):
+        _notice(f"Weeks can be shown {reports.REPORT_RANGE}: this is the current week.")
+        week = None
     if week is None:
         week = reports.week_start_of(site, utcnow())
     week -= timedelta(days=week.weekday())
@@ -278,9 +281,20 @@ def packet_csv(site, packet_id):
 def _month(site) -> date:
     value = request.args.get("month", "")
     try:
-        return datetime.strptime(value, "%Y-%m").date()
+        month = datetime.strptime(value, "%Y-%m").date()
     except ValueError:
+        month = None
+    if not value:
         return reports.last_full_month(site, utcnow())
+    if month is None or not reports.reportable(month):
+        _notice(f"Months can be shown {reports.REPORT_RANGE}: this is the last full month.")
+        return reports.last_full_month(site, utcnow())
+    return month
+
+
+def _notice(message: str) -> None:
+    """A note the page shows above its report (a request asked for what cannot be shown)."""
+    g.report_notice = message
 
 
 @bp.get("/sites/<slug>/reports/monthly")
