@@ -171,3 +171,20 @@ def test_a_struck_dose_goes_back_to_its_lot(site, actor, boss):
         StockMovement.id.desc())).scalars().first()
     assert (back.kind, back.delta, back.reason) == ("adjusted", 1, "Tapped twice")
     assert ledger_balances(site)
+
+
+def test_a_struck_dose_back_on_the_shelf_clears_the_low_stock_it_caused(site, actor, boss):
+    lot = receive(site, boss, quantity=site.naloxone_low_stock)
+    entry = dose_entry(site, actor)
+    service.draw_doses(site, route="im", intervention_id=entry.id, given="IM 0.4 mg",
+                       actor=actor, now=later(10))
+
+    def low_stock_open():  # of injectable naloxone (the nasal family has none at all)
+        return db.session.execute(db.select(StockFinding).where(
+            StockFinding.key.like("low:injectable@%"),
+            StockFinding.resolved_at.is_(None))).first() is not None
+
+    assert low_stock_open()
+    service.return_dose(site, lot.id, intervention_id=entry.id, reason="Tapped twice",
+                        actor=actor, now=later(20))
+    assert not low_stock_open()

@@ -286,7 +286,8 @@ def return_dose(site: Site, lot_id: int, *, intervention_id: int, reason: str, a
                 now: datetime) -> None:
     """Put a dose's unit back in the lot it came from, as an adjustment with ``reason``.
 
-    Called by the overdose console when a dose entry is struck; does not commit.
+    Called by the overdose console when a dose entry is struck; does not commit. Re-runs the
+    stock check and announces the stock, as drawing a dose does.
     """
     db.session.execute(db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id)
                        .values(quantity=NaloxoneLot.quantity + 1)
@@ -296,6 +297,10 @@ def return_dose(site: Site, lot_id: int, *, intervention_id: int, reason: str, a
         by=actor.staff_id, intervention_id=intervention_id, reason=reason))
     lot = db.session.get(NaloxoneLot, lot_id)
     db.session.expire(lot, ["quantity"])
+    db.session.flush()
+    # Back on the shelf: a low-stock finding may no longer hold, and stock pages show it.
+    check_site_stock(site, now=now)
+    live.announce(site.id, TOPIC_STOCK)
 
 
 def _draw_units(site: Site, forms, units: int, *, kind: str, actor: Actor, now: datetime,
