@@ -128,9 +128,10 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     first = elapsed.inner_text()
     expect(elapsed).not_to_have_text(first, timeout=3000)
 
-    # Record what was used: big toggles, no keyboard.
-    tap(tablet.tile("B1").get_by_role("button", name="Record use"))
+    # Record what was used (under More… on the tile): big toggles, no keyboard.
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
     dialog = page.locator(".dialog")
+    tap(dialog.get_by_role("button", name="Record use"))
     expect(dialog).to_be_visible()
     expect(dialog.locator("label", has_text="Smokes")).to_have_count(0)  # an injection booth
     tap(dialog.locator("label", has_text="Fentanyl").first)
@@ -158,7 +159,8 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     expect(page.locator("[data-assign-hint]")).to_be_hidden()
 
     # Leaves the booth: after-care counts down, the booth needs cleaning.
-    tap(tablet.tile("B1").get_by_role("button", name="Leaves booth"))
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
+    tap(page.locator(".dialog").get_by_role("button", name="Leaves booth"))
     expect(tablet.fragment("aftercare")).to_contain_text(code)
     expect(dashboard.fragment("aftercare")).to_contain_text(code, timeout=STEP_MS)
     expect(dashboard.tile("B1")).to_have_class("tile tile--needs_cleaning", timeout=STEP_MS)
@@ -290,7 +292,8 @@ def test_a_busy_floor_fits_the_tablet_with_big_targets(
     assert page.evaluate(TOUCH_TARGETS) == []
     shot(page, output_dir / "tablet-busy.png")
 
-    tap(tablet.tile("B1").get_by_role("button", name="Add use"))
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
+    tap(page.locator(".dialog").get_by_role("button", name="Add use"))
     expect(page.locator(".dialog")).to_be_visible()
     assert page.evaluate(TOUCH_TARGETS) == []
     panel = page.locator(".dialog__panel").bounding_box()
@@ -298,7 +301,8 @@ def test_a_busy_floor_fits_the_tablet_with_big_targets(
     shot(page, output_dir / "tablet-busy-use.png")
     tap(page.locator(".dialog").get_by_role("button", name="Close"))
 
-    tap(tablet.tile("B2").get_by_role("button", name="Discharge…"))
+    tap(tablet.tile("B2").get_by_role("button", name="More…"))
+    tap(page.locator(".dialog").get_by_role("button", name="Discharge…"))
     expect(page.locator(".dialog")).to_contain_text("Declined after-care")
     assert page.evaluate(TOUCH_TARGETS) == []
     shot(page, output_dir / "tablet-busy-discharge.png")
