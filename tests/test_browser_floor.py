@@ -93,8 +93,8 @@ def check_in(tablet: Screen, code: str, handle: str | None = None) -> None:
         page.get_by_label("Handle").fill(handle)
     tap(page.get_by_test_id("checkin-submit"))
     expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
-    # The referral offers load into the check-in panel after it and push the queue down:
-    # tap nothing below until they are in (a tap during the shift lands on something else).
+    # The referral offers load into their line in the check-in panel after it: wait for them,
+    # so that what a test looks at next is the panel as it stays.
     expect(page.locator('#checkin [hx-trigger="load"]')).to_have_count(0)
 
 
