@@ -144,6 +144,7 @@ VISIT_STATE_FOR = {
     "booths.record_consumption": "in_booth",
     "booths.start_observation": "in_booth",
     "booths.discharge_dialog": "in_booth",
+    "booths.visit_dialog": "in_booth",
     "booths.discharge": "observing",
 }
 

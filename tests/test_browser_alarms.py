@@ -86,7 +86,9 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     floor.page.screenshot(path=output_dir / "tablet-alarm-owned.png")
     board.page.screenshot(path=output_dir / "dashboard-alarm-owned.png")
 
-    # The client leaves the booth: the condition clears, and the alarm leaves every screen.
+    # The client leaves the booth (under More… on the tile): the condition clears, and the
+    # alarm leaves every screen.
+    floor.page.locator('[data-testid="booth-more"]').click()
     floor.page.locator('[data-testid="leaves-booth"]').click()
     expect(floor.page.locator('[data-testid="alarm"]')).to_have_count(0)
     expect(board.page.locator('[data-testid="alarm"]')).to_have_count(0, timeout=ALARM_MS)

@@ -10,10 +10,11 @@ from live_helpers import RECONNECT_TIMEOUT_MS, TIMEOUT_MS, LiveScreen, sign_in
 from playwright.sync_api import Page, expect
 
 from srs.auth.service import Actor
-from srs.booths import service
-from srs.booths.models import Consumption
+from srs.booths import checks, service
+from srs.booths.models import Consumption, Visit
 from srs.common import utcnow
 from srs.extensions import db
+from srs.overdose import service as overdose
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -93,8 +94,8 @@ def check_in(tablet: Screen, code: str, handle: str | None = None) -> None:
         page.get_by_label("Handle").fill(handle)
     tap(page.get_by_test_id("checkin-submit"))
     expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
-    # The referral offers load into the check-in panel after it and push the queue down:
-    # tap nothing below until they are in (a tap during the shift lands on something else).
+    # The referral offers load into their line in the check-in panel after it: wait for them,
+    # so that what a test looks at next is the panel as it stays.
     expect(page.locator('#checkin [hx-trigger="load"]')).to_have_count(0)
 
 
@@ -128,9 +129,10 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     first = elapsed.inner_text()
     expect(elapsed).not_to_have_text(first, timeout=3000)
 
-    # Record what was used: big toggles, no keyboard.
-    tap(tablet.tile("B1").get_by_role("button", name="Record use"))
+    # Record what was used (under More… on the tile): big toggles, no keyboard.
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
     dialog = page.locator(".dialog")
+    tap(dialog.get_by_role("button", name="Record use"))
     expect(dialog).to_be_visible()
     expect(dialog.locator("label", has_text="Smokes")).to_have_count(0)  # an injection booth
     tap(dialog.locator("label", has_text="Fentanyl").first)
@@ -158,7 +160,8 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     expect(page.locator("[data-assign-hint]")).to_be_hidden()
 
     # Leaves the booth: after-care counts down, the booth needs cleaning.
-    tap(tablet.tile("B1").get_by_role("button", name="Leaves booth"))
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
+    tap(page.locator(".dialog").get_by_role("button", name="Leaves booth"))
     expect(tablet.fragment("aftercare")).to_contain_text(code)
     expect(dashboard.fragment("aftercare")).to_contain_text(code, timeout=STEP_MS)
     expect(dashboard.tile("B1")).to_have_class("tile tile--needs_cleaning", timeout=STEP_MS)
@@ -245,24 +248,107 @@ TOUCH_TARGETS = """() => Array.from(document.querySelectorAll(
                        width: Math.round(r.width), height: Math.round(r.height)}; })
   .filter(box => box.width < 48 || box.height < 48)"""
 
+# What a layout check names: an element's tag, id, classes and test id.
+_NAME = """const name = el => [el.tagName.toLowerCase(), el.id && '#' + el.id,
+  el.classList.length && '.' + Array.from(el.classList).join('.'),
+  el.dataset.testid && '[' + el.dataset.testid + ']',
+  (el.textContent || el.value || '').trim().replace(/\\s+/g, ' ').slice(0, 24)]
+  .filter(Boolean).join(' ');
+const seen = el => el.checkVisibility({visibilityProperty: true});"""
+
+# Every element shown that lies, even in part, outside the 1280x800 screen (but for what a
+# box that may scroll, ``scroller``, holds).
+OFF_SCREEN = "(scroller) => {" + _NAME + """
+  return Array.from(document.querySelectorAll('body *')).filter(seen)
+      .filter(el => !(scroller && el.parentElement.closest(scroller))).flatMap(el => {
+    const r = el.getBoundingClientRect();
+    return r.width && r.height && (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5
+      || r.bottom > innerHeight + 0.5) ? [name(el) + ' ' + [r.left, r.top, r.right, r.bottom]
+      .map(Math.round)] : [];
+  });
+}"""
+
+# Every element but ``scroller`` that scrolls its own content (a list cut off in a box).
+SCROLLERS = "(scroller) => {" + _NAME + """
+  return Array.from(document.querySelectorAll('body *')).filter(el =>
+    !(scroller && el.matches(scroller)) && el.scrollHeight > el.clientHeight + 1
+    && ['auto', 'scroll'].includes(getComputedStyle(el).overflowY)).map(name);
+}"""
+
+# Every pair of things to tap (or type in) in ``scope`` shown on top of each other, even by
+# one pixel.
+OVERLAPS = "(scope) => {" + _NAME + """
+  const boxes = Array.from(document.querySelector(scope || 'body').querySelectorAll(
+      'button, .btn, a[href], input:not([type=hidden]):not(.toggle__input), .toggle'))
+    .filter(seen).map(el => [el, el.getBoundingClientRect()])
+    .filter(([, r]) => r.width && r.height);
+  const found = [];
+  boxes.forEach(([a, ra], i) => boxes.slice(i + 1).forEach(([b, rb]) => {
+    if (a.contains(b) || b.contains(a)) return;
+    if (Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left) > 0.5
+        && Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top) > 0.5) {
+      found.push(name(a) + ' / ' + name(b));
+    }
+  }));
+  return found;
+}"""
+
+BOX = "el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
+
+
+def intersects(a, b) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def assert_fits(page: Page, what: str, *, scroller: str = "") -> None:
+    """The page is the screen: nothing beyond it, nothing scrolls but ``scroller``, no tap
+    target on another."""
+    assert page.evaluate(OFF_SCREEN, scroller) == [], what
+    assert page.evaluate("() => document.scrollingElement.scrollHeight") <= 800, what
+    assert page.evaluate("() => document.scrollingElement.scrollWidth") <= 1280, what
+    assert page.evaluate(SCROLLERS, scroller) == [], what
+    assert page.evaluate(OVERLAPS) == [], what
+    assert page.evaluate(TOUCH_TARGETS) == [], what
+
 
 def test_a_busy_floor_fits_the_tablet_with_big_targets(
         live_server, tablet_screen, dashboard, output_dir):
-    """Eight booths in every state, a queue and after-care: nothing cramped at 1280x800."""
+    """The demo site's busy hour (its 8 booths in every state, 6 waiting, 6 in after-care) on
+    one 1280x800 screen without scrolling, every target big and apart from the others; a
+    16-booth site scrolls its booths, never the alarms."""
     tablet, page, site = tablet_screen, tablet_screen.page, tablet_screen.site
     actor, now = Actor.system(), utcnow()
+    site.min_observation_seconds = 900  # nobody's after-care is over: no alarm moves the floor
+    db.session.commit()
     for n in range(4, 9):
         make_booth(site, label=f"B{n}", kind="injection" if n % 3 else "inhalation", position=n)
-    booths = {b.label: b for b in service.site_board(site, now=now)["booths"]}
+    booths = {b.label: b.booth for b in service.site_board(site, now=now)["booths"]}
 
     def arrive(code, handle=None, minutes_ago=0):
         return service.check_in(site, code=code, handle=handle, actor=actor,
                                 actor_roles={"nurse"}, now=now - timedelta(minutes=minutes_ago))
 
+    def check(visit, status="ok", **vitals):
+        checks.record_check(visit, {"status": status, **vitals}, actor=actor, now=now)
+
+    # Six in after-care, each through a booth that was cleaned after them; one drowsy.
+    aftercare = [("F-GGGG-1970", "Wren"), ("M-HHHH-1986", None), ("TF-JJJJ-1993", "Kestrel"),
+                 ("M-KKKK-1977", None), ("F-LLLL-2001", "Finch"), ("X-NNNN-1968", None)]
+    for n, (code, handle) in enumerate(aftercare):
+        booth = booths["B6"]
+        visit = service.assign_booth(arrive(code, handle, 20), booth, actor=actor,
+                                     now=now - timedelta(minutes=12))
+        service.start_observation(visit, actor=actor, now=now - timedelta(seconds=20 * n))
+        if n == 2:
+            check(visit, "drowsy", spo2=92, respiratory_rate=11)
+        if n < len(aftercare) - 1:
+            service.mark_booth_clean(booth, actor=actor, now=now)
+    # Four in booths (recent checks: no alarm during the test): a positive strip and a drowsy
+    # client, two more uses, one not recorded yet.
     for code, label, handle in [("F-ABCD-1984", "B1", "Sparrow"), ("M-EFGH-1975", "B2", None),
                                 ("TF-IJKL-1999", "B3", "Moonbeam"), ("X-MNOP-1988", "B4", None)]:
-        visit = service.assign_booth(arrive(code, handle, 12), booths[label].booth, actor=actor,
-                                     now=now - timedelta(minutes=9))
+        visit = service.assign_booth(arrive(code, handle, 12), booths[label], actor=actor,
+                                     now=now - timedelta(minutes=6))
         if label != "B4":
             kind = booths[label].kind
             service.record_consumption(visit, {
@@ -271,44 +357,99 @@ def test_a_busy_floor_fits_the_tablet_with_big_targets(
                 "fentanyl_strip": "positive" if label == "B1" else "negative",
                 "benzo_strip": "not_done", "split_or_shared": label == "B1",
                 "peer_assisted": False}, actor=actor, now=now)
-    for code, label in [("M-QRST-1960", "B5"), ("F-UVWX-2000", "B6")]:
-        visit = service.assign_booth(arrive(code, None, 30), booths[label].booth, actor=actor,
-                                     now=now - timedelta(minutes=25))
-        started = now - timedelta(minutes=20 if label == "B5" else 1)
-        service.start_observation(visit, actor=actor, now=started)
-    service.mark_booth_clean(booths["B5"].booth, actor=actor, now=now)
-    service.set_booth_out_of_service(booths["B7"].booth, reason="Needle bin full", actor=actor,
+        check(visit, "drowsy" if label == "B1" else "ok",
+              **({"spo2": 91, "respiratory_rate": 10} if label == "B1" else {}))
+    service.set_booth_out_of_service(booths["B7"], reason="Needle bin full", actor=actor,
                                      now=now)
+    # Six waiting: five here, the sixth checked in on the tablet (its offers on one line).
     for n, (code, handle) in enumerate([("F-AAAA-1990", "Robin"), ("M-BBBB-1982", None),
-                                        ("TM-CCCC-1995", "Jay"), ("F-DDDD-1979", None)]):
-        arrive(code, handle, 8 - 2 * n)
+                                        ("TM-CCCC-1995", "Jay"), ("F-DDDD-1979", None),
+                                        ("M-QQQQ-1991", "Heron")]):
+        arrive(code, handle, 8 - n)
 
     page.reload()
     expect(page.locator(".tile")).to_have_count(8)
-    expect(tablet.fragment("queue").get_by_test_id("queue-item")).to_have_count(4)
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
-    assert page.evaluate(TOUCH_TARGETS) == []
+    check_in(tablet, "TF-RRRR-2002", handle="Lark")
+    expect(page.get_by_test_id("offers-open")).to_be_visible()
+    queue = tablet.fragment("queue").get_by_test_id("queue-item")
+    expect(queue).to_have_count(6)
+    expect(tablet.fragment("aftercare").get_by_test_id("aftercare-item")).to_have_count(6)
+    expect(page.locator(".tile[data-state=occupied]")).to_have_count(4)
+    expect(page.get_by_test_id("drowsy")).to_have_count(2)
     shot(page, output_dir / "tablet-busy.png")
+    assert_fits(page, "the busy floor")
 
-    tap(tablet.tile("B1").get_by_role("button", name="Add use"))
-    expect(page.locator(".dialog")).to_be_visible()
+    # Picking a client to assign: the hint and the free booths' Assign here fit too.
+    tap(queue.first.locator("[data-pick-visit]"))
+    expect(page.locator("[data-assign-hint]")).to_be_visible()
+    assert_fits(page, "assigning")
+    shot(page, output_dir / "tablet-busy-assigning.png")
+    tap(page.locator("[data-pick-cancel]"))
+
+    # What a booth tile keeps under More…: its use, leaving the booth, leaving the site.
+    tap(tablet.tile("B1").get_by_role("button", name="More…"))
+    expect(page.locator(".dialog")).to_contain_text("F-ABCD-1984")
+    assert page.evaluate(TOUCH_TARGETS) == [] and page.evaluate(OVERLAPS, ".dialog") == []
+    shot(page, output_dir / "tablet-busy-more.png")
+    tap(page.locator(".dialog").get_by_role("button", name="Add use"))
+    expect(page.locator(".dialog")).to_contain_text("Fentanyl strip")
     assert page.evaluate(TOUCH_TARGETS) == []
+    assert page.evaluate(OVERLAPS, ".dialog") == []
     panel = page.locator(".dialog__panel").bounding_box()
     assert panel["height"] <= 800 - 32, "the whole form fits without scrolling"
     shot(page, output_dir / "tablet-busy-use.png")
     tap(page.locator(".dialog").get_by_role("button", name="Close"))
 
-    tap(tablet.tile("B2").get_by_role("button", name="Discharge…"))
+    tap(tablet.tile("B2").get_by_role("button", name="More…"))
+    tap(page.locator(".dialog").get_by_role("button", name="Discharge…"))
     expect(page.locator(".dialog")).to_contain_text("Declined after-care")
     assert page.evaluate(TOUCH_TARGETS) == []
     shot(page, output_dir / "tablet-busy-discharge.png")
     tap(page.locator(".dialog").get_by_role("button", name="Close"))
 
+    # The list of known codes opens below the code and never covers Check in.
     page.get_by_label("Client code").fill("F-A")
     expect(page.get_by_test_id("suggestion")).to_have_count(2)
+    listed = page.locator("#code-suggestions").evaluate(BOX)
+    assert not intersects(listed, page.get_by_test_id("checkin-submit").evaluate(BOX))
+    assert page.evaluate(TOUCH_TARGETS) == []
     shot(page, output_dir / "tablet-busy-autocomplete.png")
 
     dashboard.page.reload()
     expect(dashboard.page.locator(".tile")).to_have_count(8)
     shot(dashboard.page, output_dir / "dashboard-busy.png", full_page=True)
+
+    # A 16-booth site with an alarm: the booths scroll under a strip that stays in view.
+    for n in range(9, 17):
+        make_booth(site, label=f"B{n}", position=n)
+    visit = db.session.get(Visit, int(tablet.tile("B2").get_attribute("data-visit-id")))
+    visit.next_check_due_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    page.reload()
+    expect(page.locator(".tile")).to_have_count(16)
+    strip = page.get_by_test_id("alarms")
+    expect(strip.get_by_test_id("alarm")).to_have_count(1)
+    shot(page, output_dir / "tablet-16-booths.png")
+    assert_fits(page, "16 booths and an alarm", scroller=".floor__board")
+    booths_box = page.locator(".floor__board")
+    assert booths_box.evaluate("el => el.scrollHeight > el.clientHeight"), "the booths scroll"
+    booths_box.evaluate("el => el.scrollTo(0, el.scrollHeight)")
+    expect(tablet.tile("B16")).to_be_in_viewport()
+    assert strip.evaluate(BOX)[1] >= 0 and strip.evaluate(BOX)[3] <= booths_box.evaluate(BOX)[1]
+    shot(page, output_dir / "tablet-16-booths-scrolled.png")
+
+    # An overdose in B1 on top: its console one tap away on the tile and in the emergencies,
+    # a second alarm; what no longer fits goes below, never over, and the alarms stay in view.
+    visit = db.session.get(Visit, int(tablet.tile("B1").get_attribute("data-visit-id")))
+    overdose.start_response(site, kind="opioid", actor=actor, now=utcnow(), visit=visit)
+    page.reload()  # started outside the server: no live hint reaches this screen
+    expect(strip.get_by_test_id("alarm")).to_have_count(2)
+    expect(tablet.tile("B1").get_by_test_id("overdose-start")).to_have_text("Overdose console")
+    expect(page.get_by_test_id("overdose-active")).to_have_count(1)
+    assert page.evaluate(OVERLAPS) == [] and page.evaluate(TOUCH_TARGETS) == []
+    assert page.evaluate(SCROLLERS, ".floor__board") == []
+    page.mouse.wheel(0, 800)
+    expect(page.get_by_test_id("aftercare-item").last).to_be_in_viewport()
+    assert strip.evaluate(BOX)[1] >= 0 and strip.evaluate(BOX)[3] <= 800
+    shot(page, output_dir / "tablet-16-booths-overdose.png")
     assert tablet.unexpected_console() == [] and dashboard.unexpected_console() == []

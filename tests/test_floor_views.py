@@ -141,7 +141,7 @@ def test_live_action_forms_are_the_same_for_every_tablet(floor):
     page = text(floor.client.get(floor.url("/floor")))
     forms = re.findall(r"<form[^>]*hx-post=.*?</form>", page, re.S)
     actions = {re.search(r'hx-post="[^"]*/([a-z-]+)(?:/\d+)?"', form).group(1) for form in forms}
-    assert {"check-in", "observation", "clean", "booth", "discharge", "start"} <= actions
+    assert {"check-in", "clean", "booth", "discharge", "start"} <= actions
     checkin = [form for form in forms if "check-in" in form]
     assert len(checkin) == 1 and input_value(checkin[0], "idempotency_key")
     for form in forms:
@@ -166,8 +166,20 @@ def test_floor_fragments_carry_the_actions(floor):
     floor.in_booth("F-ABCD-1984")
     floor.waiting("M-WXYZ-1990")
     board = text(floor.get("/floor/board"))
-    assert "Leaves booth" in board and "Record use" in board and "Assign here" in board
+    assert 'data-testid="overdose-start"' in board and ">Check<" in board
+    assert "More…" in board and "Assign here" in board
     assert 'data-pick-visit' in text(floor.get("/floor/queue"))
+
+
+def test_more_on_a_booth_tile_holds_what_a_visit_needs_once(floor):
+    """A compact tile keeps Overdose and Check; its use and leaving are one tap further."""
+    visit = floor.in_booth("F-ABCD-1984")
+    more = text(floor.get(f"/floor/visits/{visit.id}/more"))
+    assert "Record use" in more and "Discharge…" in more
+    assert re.search(rf'<form[^>]*hx-post="[^"]*/visits/{visit.id}/observation".*?Leaves booth',
+                     more, re.S)
+    floor.post(f"/floor/visits/{visit.id}/observation")
+    assert_flash(floor.get(f"/floor/visits/{visit.id}/more"), 409, "no longer in a booth")
 
 
 # --- Check-in ------------------------------------------------------------------------------

@@ -141,6 +141,15 @@ def test_the_panel_shows_the_oat_suggestion_with_its_reason(site, tablet, overdo
             f"of another") in page
 
 
+def test_after_check_in_the_offers_are_one_line_that_opens_them(site, tablet, overdosed_visit):
+    base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"
+    line = text(tablet.get(f"{base}/suggestions/line", headers=HTMX))
+    assert line.count('class="btn') == 1 and 'data-testid="suggestion-card"' not in line
+    assert "Offer: Opioid agonist treatment (OAT), Naloxone training" in line
+    assert f'hx-get="{base}/suggestions/dialog"' in line
+    assert f'id="offers-line-{overdosed_visit.id}"' in line  # not the dialog's panel id
+
+
 def test_offered_then_accepted_makes_a_referral(site, tablet, auth, overdosed_visit):
     clinic = make_service(site, service_type="oat", name="Rapid access OAT")
     base = f"/sites/{site.slug}/floor/visits/{overdosed_visit.id}"

@@ -311,6 +311,16 @@ def _in_booth(site, visit_id: int):
     return visit
 
 
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/more")
+@site_role_required(*FLOOR)
+def visit_dialog(site, visit_id):
+    """More… on a booth tile: its use, leaving the booth, leaving the site.
+
+    :raises Conflict: the client is no longer in a booth.
+    """
+    return _dialog("_visit_dialog.html", site=site, visit=_in_booth(site, visit_id))
+
+
 def _consumption_dialog(site, visit, status: int = 200, *, form=None, errors=None):
     allowed = ROUTES_BY_BOOTH_KIND[BoothKind(visit.booth.kind)]
     return _dialog("_consumption_dialog.html", status, site=site, visit=visit,

@@ -67,6 +67,16 @@ def suggestions_panel(site, visit_id):
     return _panel(site, floor.get_visit(site, visit_id), in_dialog=_in_dialog(request.args))
 
 
+@bp.get("/sites/<slug>/floor/visits/<int:visit_id>/suggestions/line")
+@site_role_required(*FLOOR)
+def suggestions_line(site, visit_id):
+    """The suggestions folded to one line under the check-in; a tap opens them in a dialog."""
+    visit = floor.get_visit(site, visit_id)
+    ranked, _ = service.suggestions(visit, actor=current_actor(), now=utcnow())
+    return render_template("referrals/_suggestions_line.html", site=site, visit=visit,
+                           suggestions=ranked)
+
+
 @bp.get("/sites/<slug>/floor/visits/<int:visit_id>/suggestions/dialog")
 @site_role_required(*FLOOR)
 def suggestions_dialog(site, visit_id):
