@@ -16,7 +16,7 @@ def create_app(test_config=None):
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
-    from srs.config import engine_options, from_environment
+    from srs.config import engine_options, from_environment, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.incidents.views import bp as incidents_bp
@@ -42,6 +42,8 @@ def create_app(test_config=None):
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
                           engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
                                          app.config.get("SRS_THREADS", 32)))
+    for key, value in rate_limit_settings(app.config["SRS_REDIS_URL"]).items():
+        app.config.setdefault(key, value)
     if app.config["SRS_PROXY_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SRS_PROXY_HOPS"],
                                 x_proto=app.config["SRS_PROXY_HOPS"],

@@ -15,6 +15,12 @@ class ConfigError(RuntimeError):
     """The environment asks for something SRS refuses to run with."""
 
 
+# Redis answers on a LAN in well under a millisecond: one that takes half a second to connect
+# or to answer is down. A rate-limit check waits on it at most that long, a live message (two
+# attempts) twice that; then neither asks it again for a while (see srs.live).
+REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+
+
 ENV_VARS = {
     "SRS_ENV": "development (the embedded default) or production",
     "SRS_DATABASE_URL": "SQLAlchemy URL; default: SQLite file instance/srs.sqlite3",
@@ -112,8 +118,23 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": production,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
     }
+
+
+def rate_limit_settings(redis_url: str | None) -> dict:
+    """Flask-Limiter's settings: counts in Redis when there is one, else in this process.
+
+    Should Redis stop answering, the limits go on counting in this process (Flask-Limiter
+    logs it once, and goes back to Redis when it answers again): a Redis outage must never
+    stop a sign-in or a PIN unlock. Any other failure of the limiter is logged and lets the
+    request through; the account and tablet lockouts, kept in the database, still hold.
+    """
+    settings = {"RATELIMIT_STORAGE_URI": redis_url or "memory://",
+                "RATELIMIT_SWALLOW_ERRORS": True}
+    if redis_url:
+        settings.update(RATELIMIT_STORAGE_OPTIONS=dict(REDIS_TIMEOUTS),
+                        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True)
+    return settings
 
 
 # PostgreSQL serves 100 connections by default, shared with the scheduler and the CLI.

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from srs import create_app
-from srs.config import ConfigError, from_environment
+from srs.config import REDIS_TIMEOUTS, ConfigError, from_environment
 from srs.extensions import db
 
 
@@ -69,7 +69,22 @@ def test_environment_values_are_read(clean_env, tmp_path):
     assert (config["SRS_HOST"], config["SRS_PORT"], config["SRS_SCHEDULER"]) == (
         "0.0.0.0", 8080, False)
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://srs@db/srs"
-    assert config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+    assert config["SRS_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize("redis_url", ["redis://127.0.0.1:6379/0", None])
+def test_rate_limits_count_where_the_live_channel_runs(clean_env, tmp_path, redis_url):
+    """In Redis when there is one (falling back to this process when it does not answer, and
+    never waiting on it long), else in this process."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "k",
+                      "SRS_REDIS_URL": redis_url})
+    if redis_url:
+        assert app.config["RATELIMIT_STORAGE_URI"] == redis_url
+        assert app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
+        assert app.config["RATELIMIT_STORAGE_OPTIONS"] == REDIS_TIMEOUTS
+        assert max(REDIS_TIMEOUTS.values()) <= 1
+    else:
+        assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
 def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_path):
@@ -80,3 +95,4 @@ def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_pat
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         db.engine.dispose()
+
