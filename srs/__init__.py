@@ -19,6 +19,7 @@ def create_app(test_config=None):
     from srs.config import engine_options, from_environment, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
+    from srs.health import bp as health_bp
     from srs.incidents.views import bp as incidents_bp
     from srs.naloxone.views import bp as naloxone_bp
     from srs.overdose.views import bp as overdose_bp
@@ -68,6 +69,7 @@ def create_app(test_config=None):
     templating.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)

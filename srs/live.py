@@ -159,10 +159,14 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         super()._handle_close_room(message)
 
 
+LIVE_CHANNEL = "srs_live_channel"
+
+
 def init_app(app) -> None:
     redis_url = app.config.get("SRS_REDIS_URL")
     channel = message_channel(app.config["SQLALCHEMY_DATABASE_URI"])
     manager = SharedRedisManager(redis_url, channel=channel) if redis_url else LocalManager()
+    app.extensions[LIVE_CHANNEL] = manager
     socketio.init_app(
         app,
         async_mode="threading",
@@ -175,6 +179,15 @@ def init_app(app) -> None:
     app.before_request(_tap_started)
     app.after_request(_announce_after_response)
     app.teardown_request(_announce_at_teardown)
+
+
+def channel_status() -> str | None:
+    """The live channel between this app's instances: ``"ok"``, ``"degraded"`` (Redis is
+    down: screens hear only this instance's changes), or None with no Redis (one process)."""
+    manager = current_app.extensions.get(LIVE_CHANNEL)
+    if not isinstance(manager, SharedRedisManager):
+        return None
+    return "degraded" if manager.degraded() else "ok"
 
 
 def _site_room(site_id: int) -> str:

@@ -1,4 +1,5 @@
-"""Redis down: sign-in, PIN unlock and taps go on, and rate limits count in this process.
+"""Redis down: sign-in, PIN unlock and taps go on, rate limits count in this process, and
+the dashboards and ``/health`` say the live channel is degraded.
 
 "Down" is a Redis URL where nothing listens (refused at once), or a server that accepts a
 connection and never answers (each wait bounded by the Redis timeouts).
@@ -14,7 +15,9 @@ from conftest import AuthActions
 from factories import PIN, make_booth, make_site, make_staff
 
 from srs import live
+from srs.common import utcnow
 from srs.config import REDIS_TIMEOUTS
+from srs.jobs import heartbeat
 
 # Nothing listens on port 1: every connection is refused at once.
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -69,6 +72,49 @@ def test_rate_limits_count_in_this_process_and_say_so_once(redis_down, east, cap
     assert tries == [401, 401, 401, 429]  # 3 per minute, counted without Redis
     said = [r for r in caplog.records if LIMITER_FELL_BACK in r.getMessage()]
     assert len(said) == 1
+
+
+def test_health_and_the_dashboard_say_the_live_channel_is_degraded(redis_down, east):
+    _app, client = redis_down
+    site, _nina = east
+    make_staff(site, role="supervisor", username="sue")
+    heartbeat(now=utcnow())
+
+    answer = client.get("/health")
+    assert answer.status_code == 503
+    assert answer.get_json() == {"status": "degraded", "components": {
+        "database": {"status": "ok"}, "redis": {"status": "down"},
+        "scheduler": answer.get_json()["components"]["scheduler"]}}
+    assert answer.get_json()["components"]["scheduler"]["status"] == "ok"
+
+    AuthActions(client).login("sue")
+    page = client.get("/supervise").get_data(as_text=True)
+    assert 'data-testid="live-channel-degraded"' in page
+    assert 'data-testid="scheduler-down"' not in page
+    # Asked again in the background: the banner stays, and the page re-reads the floor.
+    status = client.get("/supervise/status?was=degraded",
+                        headers={"HX-Request": "true", "X-SRS-Background": "1"})
+    assert 'data-testid="live-channel-degraded"' in status.get_data(as_text=True)
+    assert status.headers["HX-Trigger"] == "srs:resync"
+
+
+def test_without_redis_there_is_no_live_channel_to_lose(client, auth):
+    site = make_site(slug="east")
+    make_staff(site, role="supervisor", username="sue")
+    heartbeat(now=utcnow())
+
+    health = client.get("/health").get_json()
+    assert health["status"] == "ok" and "redis" not in health["components"]
+
+    auth.login("sue")
+    page = client.get("/supervise").get_data(as_text=True)
+    assert 'data-testid="live-channel-degraded"' not in page
+    # Asked every few seconds, as a background refresh: it never keeps a screen unlocked.
+    assert 'hx-trigger="every 10s"' in page and '{"X-SRS-Background": "1"}' in page
+    status = client.get("/supervise/status", headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in status.headers
+    # The first answer after an outage ends makes the page re-read once.
+    assert client.get("/supervise/status?was=degraded").headers["HX-Trigger"] == "srs:resync"
 
 
 @pytest.fixture(scope="module")
