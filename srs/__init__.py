@@ -16,7 +16,7 @@ def create_app(test_config=None):
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
-    from srs.config import engine_options, from_environment, rate_limit_settings
+    from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.health import bp as health_bp
@@ -32,6 +32,7 @@ def create_app(test_config=None):
                 static_folder=os.path.join(root, "static"),
                 instance_path=os.environ.get("SRS_INSTANCE_PATH")
                 or os.path.join(root, "instance"))
+    private_folder(app.instance_path)
     app.config.update(from_environment(app.instance_path))
     app.config.update(
         SRS_LOGIN_RATE_LIMIT="20 per minute", SRS_PIN_RATE_LIMIT="20 per minute",

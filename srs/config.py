@@ -4,11 +4,15 @@ Every setting an operator may change is read here and nowhere else, so the
 README's table and the code cannot drift apart.
 """
 
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from sqlalchemy import make_url
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(RuntimeError):
@@ -48,6 +52,35 @@ def _flag(value: str | None, default: bool) -> bool:
     raise ConfigError(f"expected on or off, got {value!r}")
 
 
+def private_folder(path) -> Path:
+    """Make ``path`` a folder only SRS's own user can open (0700), creating it if need be.
+
+    It holds the SQLite database, the generated secret and the scheduler's lock: client
+    records and what signs every session. A folder that exists is tightened too; one SRS
+    may not change (another user's) is left as it is, with a warning.
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        try:
+            path.chmod(0o700)
+        except OSError as err:
+            log.warning("cannot make the instance folder private (0700): %s", err.strerror)
+    return path
+
+
+def private_file(path) -> None:
+    """Make a file SRS made before this rule readable by its own user only (0600); leave one
+    it may not change (another user's) as it is, with a warning."""
+    try:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("cannot make %s private (0600): %s", os.path.basename(path), err.strerror)
+
+
 def _secret_key(env_name: str, instance_path: Path) -> str:
     key = os.environ.get("SRS_SECRET_KEY")
     if key:
@@ -61,8 +94,9 @@ def _secret_key(env_name: str, instance_path: Path) -> str:
     # Embedded default: generate once and keep it, so sessions survive a restart.
     path = instance_path / "secret_key"
     if path.exists():
+        private_file(path)
         return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_folder(instance_path)
     key = secrets.token_urlsafe(48)
     partial = path.with_name(f"secret_key.{os.getpid()}")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

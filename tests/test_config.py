@@ -1,11 +1,15 @@
 """Configuration from SRS_* environment variables."""
 
+import os
+import stat
+
 import pytest
 from sqlalchemy import text
 
 from srs import create_app
 from srs.config import REDIS_TIMEOUTS, ConfigError, from_environment
 from srs.extensions import db
+from srs.jobs import SchedulerLock
 
 
 @pytest.fixture
@@ -96,3 +100,58 @@ def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_pat
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         db.engine.dispose()
 
+
+# --- Files: only SRS's own user reads the instance folder and what it holds ----------------
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _touch_everything(instance) -> dict:
+    """Build the embedded app on ``instance``, write to its database, take the scheduler's
+    lock; the mode of every file that made, while the database is open."""
+    app = create_app()
+    database = instance / "srs.sqlite3"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{database}"
+    lock = SchedulerLock(app)
+    with app.app_context():
+        try:
+            db.session.execute(text("CREATE TABLE IF NOT EXISTS kept (x INTEGER)"))
+            db.session.execute(text("INSERT INTO kept VALUES (1)"))
+            db.session.commit()
+            assert lock.try_acquire()
+            return {path.name: _mode(path) for path in (
+                instance, database, instance / "srs.sqlite3-wal", instance / "srs.sqlite3-shm",
+                instance / "secret_key", instance / "srs.sqlite3.scheduler.lock")}
+        finally:
+            lock.release()
+            db.session.remove()
+            db.engine.dispose()
+
+
+PRIVATE = {"instance": 0o700, "srs.sqlite3": 0o600, "srs.sqlite3-wal": 0o600,
+           "srs.sqlite3-shm": 0o600, "secret_key": 0o600, "srs.sqlite3.scheduler.lock": 0o600}
+
+
+def test_the_instance_folder_and_its_files_are_created_private(clean_env, tmp_path):
+    clean_env.setenv("SRS_INSTANCE_PATH", str(tmp_path / "instance"))
+    old_umask = os.umask(0o022)  # the usual: files 0644, folders 0755
+    try:
+        assert _touch_everything(tmp_path / "instance") == PRIVATE
+    finally:
+        os.umask(old_umask)
+
+
+def test_an_instance_made_before_is_made_private(clean_env, tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o755)
+    instance.chmod(0o755)
+    for name in ("srs.sqlite3", "secret_key", "srs.sqlite3.scheduler.lock"):
+        (instance / name).write_text("kept-secret" if name == "secret_key" else "")
+        (instance / name).chmod(0o644)
+    clean_env.setenv("SRS_INSTANCE_PATH", str(instance))
+
+    modes = _touch_everything(instance)
+
+    assert modes == PRIVATE
+    assert (instance / "secret_key").read_text() == "kept-secret"  # tightened, not replaced
