@@ -17,9 +17,10 @@ def create_app(test_config=None):
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
     from srs.common import RecordIdConverter
-    from srs.config import engine_options, from_environment
+    from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
+    from srs.health import bp as health_bp
     from srs.incidents.views import bp as incidents_bp
     from srs.naloxone.views import bp as naloxone_bp
     from srs.overdose.views import bp as overdose_bp
@@ -32,6 +33,7 @@ def create_app(test_config=None):
                 static_folder=os.path.join(root, "static"),
                 instance_path=os.environ.get("SRS_INSTANCE_PATH")
                 or os.path.join(root, "instance"))
+    private_folder(app.instance_path)
     # Before any route: an id too large for the database matches no route.
     app.url_map.converters["int"] = RecordIdConverter
     app.config.update(from_environment(app.instance_path))
@@ -45,6 +47,8 @@ def create_app(test_config=None):
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
                           engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
                                          app.config.get("SRS_THREADS", 32)))
+    for key, value in rate_limit_settings(app.config["SRS_REDIS_URL"]).items():
+        app.config.setdefault(key, value)
     if app.config["SRS_PROXY_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SRS_PROXY_HOPS"],
                                 x_proto=app.config["SRS_PROXY_HOPS"],
@@ -69,6 +73,7 @@ def create_app(test_config=None):
     templating.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(health_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)

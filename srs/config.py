@@ -4,15 +4,25 @@ Every setting an operator may change is read here and nowhere else, so the
 README's table and the code cannot drift apart.
 """
 
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from sqlalchemy import make_url
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(RuntimeError):
     """The environment asks for something SRS refuses to run with."""
+
+
+# Redis answers on a LAN in well under a millisecond: one that takes half a second to connect
+# or to answer is down. A rate-limit check waits on it at most that long, a live message (two
+# attempts) twice that; then neither asks it again for a while (see srs.live).
+REDIS_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
 
 ENV_VARS = {
@@ -42,6 +52,35 @@ def _flag(value: str | None, default: bool) -> bool:
     raise ConfigError(f"expected on or off, got {value!r}")
 
 
+def private_folder(path) -> Path:
+    """Make ``path`` a folder only SRS's own user can open (0700), creating it if need be.
+
+    It holds the SQLite database, the generated secret and the scheduler's lock: client
+    records and what signs every session. A folder that exists is tightened too; one SRS
+    may not change (another user's) is left as it is, with a warning.
+    """
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        try:
+            path.chmod(0o700)
+        except OSError as err:
+            log.warning("cannot make the instance folder private (0700): %s", err.strerror)
+    return path
+
+
+def private_file(path) -> None:
+    """Make a file SRS made before this rule readable by its own user only (0600); leave one
+    it may not change (another user's) as it is, with a warning."""
+    try:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        log.warning("cannot make %s private (0600): %s", os.path.basename(path), err.strerror)
+
+
 def _secret_key(env_name: str, instance_path: Path) -> str:
     key = os.environ.get("SRS_SECRET_KEY")
     if key:
@@ -55,8 +94,9 @@ def _secret_key(env_name: str, instance_path: Path) -> str:
     # Embedded default: generate once and keep it, so sessions survive a restart.
     path = instance_path / "secret_key"
     if path.exists():
+        private_file(path)
         return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    private_folder(instance_path)
     key = secrets.token_urlsafe(48)
     partial = path.with_name(f"secret_key.{os.getpid()}")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -112,8 +152,23 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": production,
-        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
     }
+
+
+def rate_limit_settings(redis_url: str | None) -> dict:
+    """Flask-Limiter's settings: counts in Redis when there is one, else in this process.
+
+    Should Redis stop answering, the limits go on counting in this process (Flask-Limiter
+    logs it once, and goes back to Redis when it answers again): a Redis outage must never
+    stop a sign-in or a PIN unlock. Any other failure of the limiter is logged and lets the
+    request through; the account and tablet lockouts, kept in the database, still hold.
+    """
+    settings = {"RATELIMIT_STORAGE_URI": redis_url or "memory://",
+                "RATELIMIT_SWALLOW_ERRORS": True}
+    if redis_url:
+        settings.update(RATELIMIT_STORAGE_OPTIONS=dict(REDIS_TIMEOUTS),
+                        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True)
+    return settings
 
 
 # PostgreSQL serves 100 connections by default, shared with the scheduler and the CLI.

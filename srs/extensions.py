@@ -1,5 +1,6 @@
 """Flask extensions, created unbound here and bound in ``create_app``."""
 
+import os
 import sqlite3
 
 from flask_limiter import Limiter
@@ -12,6 +13,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+from srs.config import private_file
 
 # Named constraints make migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -33,6 +36,34 @@ socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+PRIVATE_FILE = 0o600
+
+
+@event.listens_for(Engine, "do_connect")
+def _sqlite_files_private(dialect, _record, cargs, cparams):
+    """A SQLite database, its WAL and its shared-memory file are readable by SRS's user only.
+
+    SQLite creates the database file 0644 (less the umask) and the WAL and SHM files with
+    the database file's mode: so the file is created 0600 before SQLite opens it, and a
+    database made before this rule (with its WAL and SHM, if SQLite holds them open) is
+    tightened to 0600 when a connection opens.
+    """
+    if dialect.name != "sqlite" or not cargs or cparams.get("uri"):
+        return
+    path = cargs[0]
+    if not isinstance(path, str) or path in ("", ":memory:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # no such folder, no permission: let SQLite give its own error
+        return
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        private_file(name)
 
 
 @event.listens_for(Engine, "connect")

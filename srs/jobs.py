@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from srs.alerts.service import scan as scan_alerts
 from srs.auth.service import lock_idle_sessions
 from srs.common import UTCDateTime, utcnow
+from srs.config import private_file, private_folder
 from srs.errors import log_failure
 from srs.extensions import db
 from srs.idempotency import forget_older_than
@@ -129,7 +130,10 @@ class SchedulerLock:
                 connection.close()
                 return False
             path = self._lock_path(engine)
-        fh = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+        # Private like the database beside it (0600): it names the host and process.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_file(path)  # one made before this rule
+        fh = os.fdopen(fd, "r+")  # held open for the life of the lock
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -146,8 +150,7 @@ class SchedulerLock:
         database = engine.url.database
         if database and database != ":memory:":
             return Path(f"{database}.scheduler.lock")
-        Path(self.app.instance_path).mkdir(parents=True, exist_ok=True)
-        return Path(self.app.instance_path) / "scheduler.lock"
+        return private_folder(self.app.instance_path) / "scheduler.lock"
 
     def still_held(self) -> bool:
         """A session-level advisory lock lasts as long as its connection: ask that connection."""

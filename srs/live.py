@@ -21,12 +21,14 @@ import queue
 import threading
 import time
 
+import redis
 import socketio as socketio_pkg
 from flask import current_app, g, has_request_context, request
 from flask_socketio import join_room
 from sqlalchemy import event, make_url
 from sqlalchemy.orm import Session
 
+from srs.config import REDIS_TIMEOUTS
 from srs.extensions import READ_METHODS, db, socketio
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,92 @@ class LocalManager(socketio_pkg.Manager):
         super().close_room(room, namespace)
 
 
+# After Redis failed to answer, nothing asks it again for this long: a tap, an alarm or a
+# sign-out never waits on a Redis that is down, and it is heard again within seconds of its
+# return.
+REDIS_RETRY_SECONDS = 2.0
+# python-socketio logs every failed publish and every failed subscribe, seconds apart for as
+# long as Redis is down; the manager below says it once when the channel degrades and once
+# when it is back.
+_quiet_log = logging.getLogger(f"{__name__}.redis")
+_quiet_log.setLevel(logging.CRITICAL)
+
+
 class SharedRedisManager(socketio_pkg.RedisManager):
     """Several instances: a login room closed on one disconnects its sockets on all of them.
 
     python-socketio can disconnect one socket across instances only by its id;
     the close-room message reaches every instance, and each cuts its own.
+
+    When Redis is down, the instance goes on alone: python-socketio delivers every emit to
+    this instance's own sockets before publishing it, so its screens still hear its own
+    changes; what goes to or comes from the other instances is lost until Redis is back.
+    The live channel is then *degraded* (``degraded()``), logged once when it goes down
+    and once when it comes back, and shown on the dashboards.
     """
+
+    def __init__(self, url: str, *, channel: str):
+        super().__init__(url, channel=channel, redis_options=dict(REDIS_TIMEOUTS),
+                         logger=_quiet_log)
+        self._state_lock = threading.Lock()
+        self._reachable = True
+        self._asked_at = float("-inf")  # time.monotonic() of the last exchange with Redis
+        self._listening = None  # None until the first socket starts the listener
+        self._said_degraded = False
+        self._probe = None
+
+    def _publish(self, data):
+        if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
+            return None  # it failed a moment ago: don't make this emit wait on it again
+        result = super()._publish(data)  # None when both of its attempts failed
+        self._note(reachable=result is not None)
+        return result
+
+    def _redis_listen_with_retries(self):
+        """python-socketio's loop, noting whether this instance hears the others, and
+        subscribing again every REDIS_RETRY_SECONDS (its own waits up to a minute)."""
+        while True:
+            try:
+                self._redis_connect()
+                self.pubsub.subscribe(self.channel)
+                self._note(listening=True)
+                yield from self.pubsub.listen()
+            except Exception:  # Redis is down or went away: the state says so, once
+                self._note(listening=False)
+                time.sleep(REDIS_RETRY_SECONDS)
+
+    def degraded(self) -> bool:
+        """Whether this instance cannot reach Redis, or does not hear the other instances.
+
+        Asks Redis (a PING, bounded by REDIS_TIMEOUTS) when nothing did for
+        REDIS_RETRY_SECONDS, so a health check every second costs at most one round trip
+        every two seconds.
+        """
+        if time.monotonic() - self._asked_at >= REDIS_RETRY_SECONDS:
+            if self._probe is None:
+                self._probe = redis.Redis.from_url(self.redis_url, **REDIS_TIMEOUTS)
+            try:
+                reachable = bool(self._probe.ping())
+            except Exception:  # any failure to answer is Redis being down for us
+                reachable = False
+            self._note(reachable=reachable)
+        with self._state_lock:
+            return not self._reachable or self._listening is False
+
+    def _note(self, *, reachable: bool | None = None, listening: bool | None = None) -> None:
+        with self._state_lock:
+            if reachable is not None:
+                self._reachable = reachable
+                self._asked_at = time.monotonic()
+            if listening is not None:
+                self._listening = listening
+            degraded = not self._reachable or self._listening is False
+            changed, self._said_degraded = degraded != self._said_degraded, degraded
+        if changed and degraded:
+            log.warning("live channel degraded: Redis does not answer; screens on this "
+                        "instance hear only its own changes until it does")
+        elif changed:
+            log.info("live channel back: Redis answers again")
 
     def _handle_close_room(self, message):
         room = message.get("room") or ""
@@ -77,10 +159,14 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         super()._handle_close_room(message)
 
 
+LIVE_CHANNEL = "srs_live_channel"
+
+
 def init_app(app) -> None:
     redis_url = app.config.get("SRS_REDIS_URL")
     channel = message_channel(app.config["SQLALCHEMY_DATABASE_URI"])
     manager = SharedRedisManager(redis_url, channel=channel) if redis_url else LocalManager()
+    app.extensions[LIVE_CHANNEL] = manager
     socketio.init_app(
         app,
         async_mode="threading",
@@ -93,6 +179,15 @@ def init_app(app) -> None:
     app.before_request(_tap_started)
     app.after_request(_announce_after_response)
     app.teardown_request(_announce_at_teardown)
+
+
+def channel_status() -> str | None:
+    """The live channel between this app's instances: ``"ok"``, ``"degraded"`` (Redis is
+    down: screens hear only this instance's changes), or None with no Redis (one process)."""
+    manager = current_app.extensions.get(LIVE_CHANNEL)
+    if not isinstance(manager, SharedRedisManager):
+        return None
+    return "degraded" if manager.degraded() else "ok"
 
 
 def _site_room(site_id: int) -> str:

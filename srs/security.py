@@ -3,7 +3,13 @@
 The CSP allows no inline script and no inline style: every script is a file
 under static/, page data reaches it through data- attributes, and htmx is
 told not to inject its indicator styles or evaluate attributes.
+
+Nothing SRS answers may stay in a cache: pages, fragments and JSON are sent
+``no-store`` by default, and every file a person downloads (CSV, PDF) comes
+from ``download``, which says so too.
 """
+
+from flask import Response
 
 CSP = "; ".join([
     "default-src 'self'",
@@ -40,3 +46,12 @@ def init_app(app) -> None:
             # Client details must not linger in shared caches or the back button.
             headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def download(content, *, mimetype: str, filename: str | None = None) -> Response:
+    """A file to download (a CSV, a PDF): named ``filename`` when given, and never kept in
+    a browser's or a proxy's cache, since it carries client records."""
+    headers = {"Cache-Control": "no-store"}
+    if filename:
+        headers["Content-Disposition"] = f"attachment; filename={filename}"
+    return Response(content, mimetype=mimetype, headers=headers)

@@ -149,6 +149,7 @@ class SharedApps:
         if app is None:
             app = create_app(app_config(self.url, **extra))
             app.test_client_class = IsolatedClient
+            remember_extensions(app)
             with app.app_context():
                 if self._engines is None:
                     self._engines = db.engines
@@ -176,13 +177,41 @@ def shared_apps(databases) -> SharedApps:
                     engine.dispose()
 
 
+# Flask-SocketIO and Flask-Limiter keep what ``init_app`` built (the Socket.IO server, the
+# rate limits' storage) on their one shared instance: the app built last would serve every
+# test. Each shared app remembers its own, and each test binds them again.
+_LIMITER_STATE = ("_storage", "_limiter", "_in_memory_fallback_enabled", "_fallback_storage",
+                  "_fallback_limiter")
+
+
+def remember_extensions(app) -> None:
+    """Keep the Socket.IO server and rate-limit storage that building ``app`` made."""
+    app.extensions["srs_tests_bound"] = (
+        socketio.server, {name: getattr(limiter, name, None) for name in _LIMITER_STATE})
+
+
+def _bind_extensions(app) -> None:
+    """Point the shared Socket.IO and limiter instances at ``app``'s own, counts emptied; the
+    limiter starts out trusting its storage, as a process that just started does."""
+    bound = app.extensions.get("srs_tests_bound")
+    if bound is not None:
+        socketio.server = bound[0]
+        for name, value in bound[1].items():
+            setattr(limiter, name, value)
+    limiter._storage_dead = False
+    for storage in (limiter._storage, getattr(limiter, "_fallback_storage", None)):
+        if storage is not None:
+            with contextlib.suppress(Exception):  # a Redis that is down holds no counts
+                storage.reset()
+
+
 @contextlib.contextmanager
 def _test_context(app):
-    """``app``'s context for one test: the rate limits' counts reset; at its end the
-    session removed and ``app.config`` as it was."""
+    """``app``'s context for one test: its Socket.IO server and rate limits bound, the limits'
+    counts reset; at its end the session removed and ``app.config`` as it was."""
     with app.app_context():
         saved_config = dict(app.config)
-        limiter.reset()
+        _bind_extensions(app)
         try:
             yield app
         finally:

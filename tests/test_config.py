@@ -1,11 +1,15 @@
 """Configuration from SRS_* environment variables."""
 
+import os
+import stat
+
 import pytest
 from sqlalchemy import text
 
 from srs import create_app
-from srs.config import ConfigError, from_environment
+from srs.config import REDIS_TIMEOUTS, ConfigError, from_environment
 from srs.extensions import db
+from srs.jobs import SchedulerLock
 
 
 @pytest.fixture
@@ -69,7 +73,22 @@ def test_environment_values_are_read(clean_env, tmp_path):
     assert (config["SRS_HOST"], config["SRS_PORT"], config["SRS_SCHEDULER"]) == (
         "0.0.0.0", 8080, False)
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://srs@db/srs"
-    assert config["RATELIMIT_STORAGE_URI"] == "redis://127.0.0.1:6379/0"
+    assert config["SRS_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize("redis_url", ["redis://127.0.0.1:6379/0", None])
+def test_rate_limits_count_where_the_live_channel_runs(clean_env, tmp_path, redis_url):
+    """In Redis when there is one (falling back to this process when it does not answer, and
+    never waiting on it long), else in this process."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "SECRET_KEY": "k",
+                      "SRS_REDIS_URL": redis_url})
+    if redis_url:
+        assert app.config["RATELIMIT_STORAGE_URI"] == redis_url
+        assert app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
+        assert app.config["RATELIMIT_STORAGE_OPTIONS"] == REDIS_TIMEOUTS
+        assert max(REDIS_TIMEOUTS.values()) <= 1
+    else:
+        assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
 
 
 def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_path):
@@ -80,3 +99,59 @@ def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_pat
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         db.engine.dispose()
+
+
+# --- Files: only SRS's own user reads the instance folder and what it holds ----------------
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _touch_everything(instance) -> dict:
+    """Build the embedded app on ``instance``, write to its database, take the scheduler's
+    lock; the mode of every file that made, while the database is open."""
+    app = create_app()
+    database = instance / "srs.sqlite3"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{database}"
+    lock = SchedulerLock(app)
+    with app.app_context():
+        try:
+            db.session.execute(text("CREATE TABLE IF NOT EXISTS kept (x INTEGER)"))
+            db.session.execute(text("INSERT INTO kept VALUES (1)"))
+            db.session.commit()
+            assert lock.try_acquire()
+            return {path.name: _mode(path) for path in (
+                instance, database, instance / "srs.sqlite3-wal", instance / "srs.sqlite3-shm",
+                instance / "secret_key", instance / "srs.sqlite3.scheduler.lock")}
+        finally:
+            lock.release()
+            db.session.remove()
+            db.engine.dispose()
+
+
+PRIVATE = {"instance": 0o700, "srs.sqlite3": 0o600, "srs.sqlite3-wal": 0o600,
+           "srs.sqlite3-shm": 0o600, "secret_key": 0o600, "srs.sqlite3.scheduler.lock": 0o600}
+
+
+def test_the_instance_folder_and_its_files_are_created_private(clean_env, tmp_path):
+    clean_env.setenv("SRS_INSTANCE_PATH", str(tmp_path / "instance"))
+    old_umask = os.umask(0o022)  # the usual: files 0644, folders 0755
+    try:
+        assert _touch_everything(tmp_path / "instance") == PRIVATE
+    finally:
+        os.umask(old_umask)
+
+
+def test_an_instance_made_before_is_made_private(clean_env, tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o755)
+    instance.chmod(0o755)
+    for name in ("srs.sqlite3", "secret_key", "srs.sqlite3.scheduler.lock"):
+        (instance / name).write_text("kept-secret" if name == "secret_key" else "")
+        (instance / name).chmod(0o644)
+    clean_env.setenv("SRS_INSTANCE_PATH", str(instance))
+
+    modes = _touch_everything(instance)
+
+    assert modes == PRIVATE
+    assert (instance / "secret_key").read_text() == "kept-secret"  # tightened, not replaced

@@ -6,14 +6,16 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from factories import make_staff
-from routes import make_floor, routes, url_of
+from routes import bearer, make_floor, routes, url_of
 
 from srs import create_app
 from srs.auth.models import Role
 from srs.config import ConfigError
 
 TEMPLATES = sorted((ROOT / "templates").rglob("*.html"))
-PAGES = [r for r in routes() if r.method == "GET" and not r.is_api and r.endpoint != "static"]
+# Every page a person opens; /health is the load balancers' JSON (tests/test_health.py).
+PAGES = [r for r in routes() if r.method == "GET" and not r.is_api
+         and r.endpoint not in ("static", "health.health")]
 
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc\s*=)[^>]*>", re.IGNORECASE)
 EVENT_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
@@ -66,6 +68,18 @@ def test_every_page_sends_the_security_headers(client, auth, route):
         assert response.request.path != "/login", f"{route} ended on the sign-in page"
     assert response.mimetype == DOWNLOADS.get(Path(route.rule).suffix, "text/html")
     assert_security_headers(response)
+    # Client records, downloaded files (CSV, PDF) included, never stay in a cache.
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_apis_csv_export_is_not_kept_in_a_cache(client):
+    floor = make_floor()
+    reviewer = make_staff(floor.site, role=Role.REVIEWER)
+    response = client.get(f"/api/v1/sites/{floor.site.id}/incidents.csv",
+                          headers=bearer(reviewer))
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def _login_page(client, auth, floor):

@@ -6,7 +6,7 @@ returns the first answer and records nothing twice.
 
 from datetime import datetime
 
-from flask import Response, g
+from flask import g
 from flask_smorest import Blueprint
 
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
@@ -25,6 +25,7 @@ from srs.incidents.schemas import (
     ReviewSchema,
     SubmitSchema,
 )
+from srs.security import download
 from srs.sites.service import get_site
 
 blp = Blueprint("api_incidents", __name__, url_prefix="/api/v1",
@@ -118,7 +119,7 @@ def export_incidents(query, site_id):
     query.pop("page"), query.pop("per_page")
     items, _total = service.list_incidents(site, query, actor=api_actor(), page=1,
                                            per_page=10_000, now=utcnow())
-    return Response(reports.incidents_csv(site, items), mimetype="text/csv")
+    return download(reports.incidents_csv(site, items), mimetype="text/csv")
 
 
 @blp.get("/sites/<int:site_id>/reports/monthly")

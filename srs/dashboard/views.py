@@ -1,7 +1,7 @@
 """The home page and the supervisor's dashboard: every site's figures, board, queue and
 after-care, read-only and live."""
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from srs.alerts.service import open_alerts
@@ -10,6 +10,7 @@ from srs.auth.models import DISPLAY, Role
 from srs.booths.views import live_board
 from srs.common import utcnow
 from srs.jobs import scheduler_status
+from srs.live import channel_status
 from srs.sites import service
 from srs.sites.access import site_role_required
 
@@ -41,7 +42,29 @@ def supervise():
     return render_template("dashboard/supervise.html",
                            boards=[live_board(site) for site in sites],
                            alerts_by_site={site.id: open_alerts(site) for site in sites},
-                           scheduler=scheduler_status(now=now), floor=False)
+                           floor=False, **_status(now))
+
+
+# How often a dashboard asks whether the scheduler runs and the live channel works.
+STATUS_POLL_SECONDS = 10
+
+
+def _status(now) -> dict:
+    return {"scheduler": scheduler_status(now=now), "channel": channel_status(),
+            "poll_seconds": STATUS_POLL_SECONDS}
+
+
+@bp.get("/supervise/status")
+@any_site_role_required(*SUPERVISING, DISPLAY)
+def status():
+    """The dashboard's warnings (no scheduler, a degraded live channel), asked in the
+    background. While the channel is degraded, and once when it is back, the answer tells
+    the page to re-read everything it shows: what other servers changed never came live."""
+    context = _status(utcnow())
+    response = make_response(render_template("dashboard/_status.html", **context))
+    if "degraded" in (context["channel"], request.args.get("was")):
+        response.headers["HX-Trigger"] = "srs:resync"
+    return response
 
 
 @bp.get("/sites/<slug>/today")

@@ -5,7 +5,7 @@ admin's contributing-factor list.
 
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
@@ -27,6 +27,7 @@ from srs.incidents.models import (
     Stage,
 )
 from srs.incidents.schemas import FactorForm, IncidentForm, ReviewForm, local_to_utc
+from srs.security import download
 from srs.sites.access import site_role_required
 from srs.sites.models import TIME_BANDS
 
@@ -239,8 +240,8 @@ def week_pdf(site):
     week_start, filters = _week_and_filters(site)
     now = utcnow()
     html = packets.packet_html(site, week_start, filters, today=_today(site), generated_at=now)
-    return Response(packets.render_pdf(html), mimetype="application/pdf", headers={
-        "Content-Disposition": f"attachment; filename=incidents-{site.slug}-{week_start}.pdf"})
+    return download(packets.render_pdf(html), mimetype="application/pdf",
+                    filename=f"incidents-{site.slug}-{week_start}.pdf")
 
 
 @bp.get("/sites/<slug>/incidents/week.csv")
@@ -248,9 +249,8 @@ def week_pdf(site):
 def week_csv(site):
     week_start, filters = _week_and_filters(site)
     review_data = reports.weekly_review(site, week_start, filters, today=_today(site))
-    return Response(reports.incidents_csv(site, review_data.incidents), mimetype="text/csv",
-                    headers={"Content-Disposition":
-                             f"attachment; filename=incidents-{site.slug}-{week_start}.csv"})
+    return download(reports.incidents_csv(site, review_data.incidents), mimetype="text/csv",
+                    filename=f"incidents-{site.slug}-{week_start}.csv")
 
 
 def _packet(site, packet_id: int) -> ReviewPacket:
@@ -261,18 +261,16 @@ def _packet(site, packet_id: int) -> ReviewPacket:
 @site_role_required(*REVIEWERS)
 def packet_pdf(site, packet_id):
     packet = _packet(site, packet_id)
-    return Response(packet.pdf, mimetype="application/pdf", headers={
-        "Content-Disposition":
-            f"attachment; filename=review-packet-{site.slug}-{packet.week_start}.pdf"})
+    return download(packet.pdf, mimetype="application/pdf",
+                    filename=f"review-packet-{site.slug}-{packet.week_start}.pdf")
 
 
 @bp.get("/sites/<slug>/incidents/packets/<int:packet_id>.csv")
 @site_role_required(*REVIEWERS)
 def packet_csv(site, packet_id):
     packet = _packet(site, packet_id)
-    return Response(packet.csv, mimetype="text/csv", headers={
-        "Content-Disposition":
-            f"attachment; filename=review-packet-{site.slug}-{packet.week_start}.csv"})
+    return download(packet.csv, mimetype="text/csv",
+                    filename=f"review-packet-{site.slug}-{packet.week_start}.csv")
 
 
 # --- The monthly report ----------------------------------------------------------------------
@@ -308,9 +306,8 @@ def monthly(site):
 @site_role_required(*REPORT_READERS)
 def monthly_csv(site):
     report = reports.monthly_report(site, _month(site))
-    return Response(reports.monthly_csv(report), mimetype="text/csv", headers={
-        "Content-Disposition":
-            f"attachment; filename=monthly-{site.slug}-{report['month']:%Y-%m}.csv"})
+    return download(reports.monthly_csv(report), mimetype="text/csv",
+                    filename=f"monthly-{site.slug}-{report['month']:%Y-%m}.csv")
 
 
 # --- Contributing factors (admin) -----------------------------------------------------------
