@@ -138,6 +138,43 @@
     }
   });
 
+  /* --- A refresh asked for while one is in flight is not lost ------------------
+   * htmx queues the second ask behind the first, then drops it when the first answer
+   * replaces the element (outerHTML): a hint arriving mid-refresh (a new alarm while the
+   * strip reloads) would leave the screen stale. Note it, and ask again from the element
+   * that answer put in its place. */
+  var refreshing = {};
+  var askAgain = {};
+  function isRefresh(elt, verb) {
+    return verb === "get" && elt && elt.id && elt.getAttribute &&
+      elt.getAttribute("hx-swap") === "outerHTML" && elt.hasAttribute("hx-get");
+  }
+  body.addEventListener("htmx:confirm", function (evt) {
+    if (isRefresh(evt.detail.elt, evt.detail.verb) && refreshing[evt.detail.elt.id]) {
+      askAgain[evt.detail.elt.id] = true;
+    }
+  });
+  body.addEventListener("htmx:beforeRequest", function (evt) {
+    var cfg = evt.detail.requestConfig;
+    if (cfg && isRefresh(evt.detail.elt, cfg.verb)) refreshing[evt.detail.elt.id] = true;
+  });
+  body.addEventListener("htmx:afterRequest", function (evt) {
+    var cfg = evt.detail.requestConfig;
+    if (!cfg || !isRefresh(evt.detail.elt, cfg.verb)) return;
+    var id = evt.detail.elt.id;
+    delete refreshing[id];
+    if (!askAgain[id]) return;
+    delete askAgain[id];
+    setTimeout(function () {
+      var fresh = document.getElementById(id);
+      if (fresh && fresh.getAttribute("hx-get")) {
+        window.htmx.ajax("GET", fresh.getAttribute("hx-get"), {
+          source: fresh, target: fresh, swap: "outerHTML",
+          headers: { "X-SRS-Background": "1" } });
+      }
+    }, 0);
+  });
+
   /* --- No tap falls through: a swap or a closing dialog puts new buttons under the finger.
    * For a moment after an answer to a tap lands, the page under the alarm strip takes no
    * taps, so a double tap cannot press what appeared beneath it. */

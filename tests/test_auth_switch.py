@@ -194,6 +194,8 @@ def test_the_lock_screen_shows_the_sites_open_alarms_with_im_on_it(client, east)
     assert "Booth check due" in html and "F-ABCD-1984" in html and "Sparrow" in html
     assert f'href="/lock?next=/sites/east/floor&amp;alert={alert.id}"' in html
     assert 'hx-trigger="every 2s"' in html  # no socket on a locked screen: it asks
+    # Its sound can be paused for the grace, as on every screen; never acknowledged there.
+    assert 'data-testid="silence"' in html and 'data-grace="' in html
 
 
 def test_im_on_it_asks_who_is_taking_it_everyone_on_the_floor_included(client, east):

@@ -142,6 +142,9 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     page.evaluate(WATCH_BUSY)
     dialog.get_by_test_id("save-use").dblclick()  # a double tap
     expect(dialog).to_have_count(0)
+    # Its second tap did not fall through the closing dialog onto what lay beneath it.
+    page.wait_for_timeout(700)
+    expect(page.locator(".dialog")).to_have_count(0)
     # The button said it was working and could not be tapped again; one record, no refusal.
     assert "Saving…" in page.evaluate("() => window.srsBusySeen")
     db.session.rollback()
