@@ -5,6 +5,7 @@ from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
 
 from srs.extensions import db
+from srs.incidents.models import Incident
 from srs.naloxone.models import NaloxoneLot
 from srs.overdose.models import Intervention, OverdoseResponse
 
@@ -78,6 +79,8 @@ def test_a_whole_response_through_the_api(api):
     assert closed.status_code == 200, closed.get_json()
     draft = closed.get_json()["report_draft"]
     assert draft["type"] == "overdose" and draft["outcome"] == "recovered_on_site"
+    incident = db.session.execute(db.select(Incident).filter_by(response_id=rid)).scalar_one()
+    assert closed.get_json()["incident_id"] == incident.id  # the draft the close wrote
     assert [e["what"] for e in draft["timeline"]] == [
         "started", "stimulation", "oxygen_on", "naloxone", "spo2", "ems_called", "closed"]
     assert draft["summary"]["naloxone_doses"] == 1 and draft["summary"]["ems_called"]

@@ -184,3 +184,9 @@ class ResponseSchema(Schema):
     timeline = fields.Function(response_timeline)
     report_draft = fields.Dict(allow_none=True, metadata={
         "description": "Written at close: the incident draft of type overdose."})
+    incident_id = fields.Function(
+        lambda r: r.drafted.id if r.drafted is not None else None, allow_none=True, metadata={
+            "type": "integer",
+            "description": "In the close's answer: the id of the incident report draft it "
+                           "wrote, for its reporter to review and submit (null in every "
+                           "other answer)."})
