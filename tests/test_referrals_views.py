@@ -277,7 +277,24 @@ def test_the_operations_are_documented(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()
            if isinstance(op, dict) and "operationId" in op}
-    assert {"listReferralSuggestions", "recordReferral", "recordReferralOutcome"} <= ids
+    assert {"listReferralSuggestions", "recordReferral", "recordReferralOutcome",
+            "listServices"} <= ids
+
+
+def test_an_integration_lists_the_active_directory_to_find_a_service_id(site, client, nurse):
+    clinic = make_service(site, service_type="oat", name="Bloor OAT clinic")
+    make_service(site, service_type="oat", name="Closed clinic", active=False)
+    peers = make_service(site, service_type="peer_support", name="Peer circle")
+    make_service(make_site(slug="west"), service_type="oat", name="West clinic")
+    headers = {"Authorization": f"Bearer {api_token(nurse)}"}
+    url = f"/api/v1/sites/{site.id}/services"
+    listed = client.get(url, headers=headers).get_json()
+    assert [(s["id"], s["name"]) for s in listed] == [
+        (clinic.id, "Bloor OAT clinic"), (peers.id, "Peer circle")]
+    only_oat = client.get(f"{url}?service_type=oat", headers=headers).get_json()
+    assert [s["id"] for s in only_oat] == [clinic.id]
+    refused = client.get(f"{url}?service_type=astrology", headers=headers)
+    assert refused.status_code == 422 and refused.get_json()["errors"]
 
 
 def test_in_after_care_the_offers_open_in_a_dialog_and_come_back_to_it(

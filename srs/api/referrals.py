@@ -17,6 +17,8 @@ from srs.referrals.schemas import (
     OfferSchema,
     OutcomeSchema,
     ReferralSchema,
+    ServiceQuerySchema,
+    ServiceSchema,
     SuggestionsSchema,
 )
 from srs.sites.service import get_site
@@ -62,3 +64,15 @@ def record_referral_outcome(data, site_id, referral_id):
     """Whether the client presented for assessment: presented, did_not_present, unknown."""
     referral = service.get_referral(get_site(site_id), referral_id)
     return service.record_outcome(referral, data["outcome"], actor=api_actor(), now=utcnow())
+
+
+@blp.get("/sites/<int:site_id>/services")
+@blp.doc(operationId="listServices", security=SECURITY)
+@token_required(*FLOOR)
+@blp.arguments(ServiceQuerySchema, location="query")
+@blp.response(200, ServiceSchema(many=True))
+def list_services(query, site_id):
+    """The site's active service directory, by type and name: the ``service_id`` that
+    ``recordReferral`` takes when a client accepts."""
+    return service.services(get_site(site_id), service_type=query["service_type"],
+                            active_only=True)

@@ -57,6 +57,17 @@ class ServiceSchema(Schema):
     active = fields.Boolean()
 
 
+class ServiceQuerySchema(Schema):
+    """``listServices``' filter."""
+
+    class Meta:
+        unknown = RAISE
+
+    service_type = fields.String(load_default=None, validate=validate.OneOf(
+        list(SERVICE_TYPES), error="Unknown service type: {input}."), metadata={
+            "description": f"Only this type: one of {', '.join(SERVICE_TYPES)}."})
+
+
 class RuleForm(_Form, RuleSchema):
     """The admin's rule form: the condition arrives as JSON text."""
 
