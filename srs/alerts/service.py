@@ -177,10 +177,11 @@ def get_alert(site: Site, alert_id: int) -> Alert:
 # --- Acknowledging ---------------------------------------------------------------------------
 
 
-def _own(which, *, site: Site, actor: Actor, now: datetime) -> list[Alert]:
+def _own(which, *, site: Site, actor: Actor, now: datetime) -> list:
     """Make the unowned, unresolved alerts ``which`` selects ``actor``'s; escalation stops
     and a high one re-sounds after the grace until it clears. Part of the caller's unit of
-    work; returns the alerts it took, each recorded in the audit trail."""
+    work; returns the (id, kind, level) of each alert it took, each recorded in the audit
+    trail."""
     grace = timedelta(seconds=site.escalation_grace_seconds)
     taken = list(db.session.execute(
         update(Alert).where(which, Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))

@@ -447,8 +447,9 @@ DISPLAY_SEEN_EVERY = timedelta(minutes=1)
 
 
 def display_socket_key(display: Display) -> str:
-    """The key of a display's sockets in ``srs.live`` (login keys never hold a colon)."""
-    return f"{DISPLAY_ID_PREFIX}{display.id}"
+    """The key of a display's sockets in ``srs.live``: its sign-in id, ``display:<id>`` (login
+    keys never hold a colon)."""
+    return display.get_id()
 
 
 def register_display(site, name: str, *, actor: Actor, now: datetime) -> tuple[Display, str]:

@@ -80,6 +80,20 @@ def floor_panel(site):
     return _panel(site, floor=True)
 
 
+def _moved_to(url: str, link_template: str):
+    """Answer a tap that takes the screen to ``url`` (a console opened, or taken back).
+
+    htmx follows ``HX-Redirect``; the body is ``link_template``'s link to the same place,
+    which is what a repeated tap (the same key, answered from the first time) shows: the
+    replay keeps the body, not the redirect header. A plain form post gets a 303.
+    """
+    if not is_htmx():
+        return redirect(url, 303)
+    answer = make_response(render_template(link_template, url=url), 200)
+    answer.headers["HX-Redirect"] = url
+    return answer
+
+
 @bp.post("/sites/<slug>/overdose/start")
 @site_role_required(*FLOOR)
 @idempotent
@@ -93,14 +107,8 @@ def start(site):
     response, _created = service.start_response(
         site, kind=data["kind"], visit=visit, location=data["location"],
         source=data["source"], actor=current_actor(), now=utcnow())
-    url = url_for("overdose.console", slug=site.slug, response_id=response.id)
-    if is_htmx():
-        # The link is what a repeated tap (the same key, answered from the first time)
-        # shows: the replay keeps the body, not the redirect header.
-        answer = make_response(render_template("overdose/_opening.html", url=url), 200)
-        answer.headers["HX-Redirect"] = url
-        return answer
-    return redirect(url, 303)
+    return _moved_to(url_for("overdose.console", slug=site.slug, response_id=response.id),
+                    "overdose/_opening.html")
 
 
 # --- The console ----------------------------------------------------------------------------
@@ -256,12 +264,7 @@ def cancel(site, response_id):
     """Started by mistake (within 30 s, nothing recorded): back to the floor."""
     service.cancel_response(service.get_response(site, response_id), actor=current_actor(),
                             now=utcnow())
-    url = url_for("booths.floor", slug=site.slug)
-    if is_htmx():
-        answer = make_response(render_template("overdose/_cancelled.html", url=url), 200)
-        answer.headers["HX-Redirect"] = url
-        return answer
-    return redirect(url, 303)
+    return _moved_to(url_for("booths.floor", slug=site.slug), "overdose/_cancelled.html")
 
 
 @bp.get("/sites/<slug>/overdose/<int:response_id>/close")
