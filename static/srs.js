@@ -142,7 +142,9 @@
    * htmx queues the second ask behind the first, then drops it when the first answer
    * replaces the element (outerHTML): a hint arriving mid-refresh (a new alarm while the
    * strip reloads) would leave the screen stale. Note it, and ask again from the element
-   * that answer put in its place. */
+   * that answer put in its place. And the element an answer puts in place must listen at
+   * once: base.html sets htmx's settle delay to 0, since htmx processes swapped-in content
+   * at settle, and a hint landing in the default 20 ms between reached neither element. */
   var refreshing = {};
   var askAgain = {};
   function isRefresh(elt, verb) {

@@ -91,3 +91,40 @@ def test_each_tap_sends_its_own_idempotency_key(site, floor):
     # The dialog's form brings its own key; the live tile's form gets one from srs.js.
     assert keys[1] and len(keys[1]) == 32
     assert keys[0] is None or keys[0] != keys[1]
+
+
+# When the strip a refresh brought is put in the page, tell the page again at once (the next
+# task), as a hint landing right then would.
+HINT_AFTER_SWAP = """([stripId, siteId]) => {
+  new MutationObserver(function (changes, observer) {
+    changes.forEach(function (change) {
+      change.addedNodes.forEach(function (node) {
+        if (node.id !== stripId) return;
+        observer.disconnect();
+        setTimeout(function () {
+          window.srsSocket.listeners("changed").forEach(function (handler) {
+            handler({ site_id: siteId, topic: "alerts", pushed: true });
+          });
+        }, 0);
+      });
+    });
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
+
+
+def test_a_hint_landing_just_as_a_refresh_is_swapped_in_is_not_lost(site, floor):
+    """The alarm strip a refresh brings listens for the next hint at once: a hint landing
+    between the swap and htmx's settle (20 ms by default) reached neither strip, and a new
+    alarm stayed off the screen until the next change."""
+    page = floor.page
+    strip_id = f"alerts-{site.id}"
+    expect(page.locator(f"#{strip_id}")).to_be_attached()
+    refreshes = []
+    page.on("request", lambda r: refreshes.append(r.url)
+            if r.method == "GET" and r.url.endswith(f"/sites/{site.slug}/floor/alerts")
+            else None)
+    page.evaluate(HINT_AFTER_SWAP, [strip_id, site.id])
+    page.evaluate(DELIVER, ["changed", {"site_id": site.id, "topic": "alerts", "pushed": True}])
+    page.wait_for_timeout(1000)  # both refreshes are answered well within this
+    assert len(refreshes) == 2, refreshes
+    assert floor.unexpected_console() == []
