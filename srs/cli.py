@@ -139,6 +139,100 @@ def create_token(username):
     click.echo(auth.issue_token(staff, actor=CLI_ACTOR))
 
 
+@token_cli.command("list")
+@click.argument("username")
+def list_tokens(username):
+    """List USERNAME's API tokens: id, prefix, created, last used, revoked (never a value)."""
+    try:
+        staff = auth.staff_by_username(username)
+    except DomainError as err:
+        _fail(err)
+    for token in auth.tokens_of(staff):
+        click.echo(f"{token.id}\t{token.prefix}\tcreated {_when(token.created_at)}"
+                   f"\tlast used {_when(token.last_used_at)}\trevoked {_when(token.revoked_at)}")
+
+
+def _when(at) -> str:
+    return "-" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@token_cli.command("revoke")
+@click.option("--id", "token_id", type=int, default=None, help="Revoke this one token.")
+@click.option("--user", "username", default=None, help="Revoke every token of USERNAME.")
+def revoke_token(token_id, username):
+    """Revoke one token (--id, as `srs token list` shows it) or every token of a person
+    (--user); their sockets are cut at once."""
+    if (token_id is None) == (username is None):
+        raise click.UsageError("Say which: --id TOKEN_ID for one token, or --user USERNAME "
+                               "for all of a person's tokens.")
+    now = utcnow()
+    try:
+        if token_id is not None:
+            token = auth.get_token(token_id)
+            was_revoked = token.revoked_at is not None
+            auth.revoke_token(token, actor=CLI_ACTOR, now=now)
+            click.echo(f"Token {token.id} ({token.prefix}) of {token.staff.username} "
+                       f"{'was already revoked' if was_revoked else 'revoked'}.")
+        else:
+            staff = auth.staff_by_username(username)
+            revoked = auth.revoke_tokens(staff, actor=CLI_ACTOR, now=now)
+            click.echo(f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''} of "
+                       f"{staff.username}.")
+    except DomainError as err:
+        _fail(err)
+
+
+@user_cli.command("deactivate")
+@click.argument("username")
+def deactivate_user(username):
+    """Deactivate USERNAME: their logins end, their tokens are revoked, their sockets cut."""
+    try:
+        staff = auth.staff_by_username(username)
+        was_active = staff.active
+        auth.deactivate_staff(staff, actor=CLI_ACTOR, now=utcnow())
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"Deactivated {staff.username}." if was_active
+               else f"{staff.username} was already inactive.")
+
+
+@user_cli.command("delete")
+@click.argument("username")
+def delete_user(username):
+    """Delete USERNAME: their logins end, their tokens and roles go, their sockets are cut.
+    Someone whose name is on records stays as an inactive account with no way to sign in."""
+    try:
+        staff = auth.staff_by_username(username)
+        name = staff.username
+        removed = auth.delete_staff(staff, actor=CLI_ACTOR, now=utcnow())
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"Deleted {name}." if removed else
+               f"Deleted {name}'s access: roles, password, PIN, logins and tokens. Their name "
+               f"stays on the records they made.")
+
+
+@user_cli.command("remove-role")
+@click.argument("username")
+@click.argument("site_slug")
+@click.argument("role", type=click.Choice([r.value for r in Role]))
+def remove_user_role(username, site_slug, role):
+    """Take ROLE at the site SITE_SLUG from USERNAME; their sockets are cut. Their last role
+    at a site also ends their logins and revokes their tokens."""
+    site = db.session.execute(db.select(Site).filter_by(slug=site_slug)).scalar_one_or_none()
+    if site is None:
+        raise click.ClickException(f"No site has the slug {site_slug!r}.")
+    try:
+        staff = auth.staff_by_username(username)
+        auth.remove_role(staff, site, role, actor=CLI_ACTOR, now=utcnow())
+    except DomainError as err:
+        _fail(err)
+    left = sorted(staff.roles_at(site.id))
+    click.echo(f"{staff.username} is no longer {role} at {site.slug}"
+               + (f" (still {', '.join(left)})." if left else
+                  "; their logins ended and their tokens were revoked."))
+
+
 @srs_cli.command("scheduler")
 def run_scheduler():
     """Run the scheduler alone; wait as a standby while another copy holds the lock."""

@@ -9,10 +9,11 @@ socket when rendering failed (``pushed`` false: a screen then re-fetches over
 authenticated HTTP, as it does on reconnect). Rooms: ``site:<id>`` for every
 site the person has a role at, ``site:<id>:<kind>`` for one kind of screen,
 ``login:<key>`` for one login session so that logout and lock can cut exactly
-that screen's sockets (a wall display's key is ``display:<id>``, so that revoking it cuts
-its sockets the same way), ``staff:<id>`` so that a level-3 alarm reaches the on-call
-supervisor. ``alert`` events carry what a screen needs to sound its alarm at
-once; the alert list itself is re-fetched.
+that screen's sockets (a wall display's key is ``display:<id>``, an API token's
+``token:<id>`` and a person's, every socket of theirs, ``staff:<id>``, so that revoking a
+display or a token, or deactivating or removing a person, cuts their sockets the same way),
+``staff:<id>`` so that a level-3 alarm reaches the on-call supervisor. ``alert`` events
+carry what a screen needs to sound its alarm at once; the alert list itself is re-fetched.
 """
 
 import hashlib
@@ -206,15 +207,16 @@ def _login_room(key: str) -> str:
     return f"{LOGIN_ROOM_PREFIX}{key}"
 
 
-def join_rooms(staff, *, view: str | None, login_key: str | None,
+def join_rooms(staff, *, view: str | None, login_keys: tuple[str, ...],
                personal: bool = True) -> list[int]:
-    """Put a socket just admitted (``srs.auth.sockets``) in its rooms: its login session's
-    (a screen, not a token), each site of ``staff`` and, per site, the screen room its
-    ``view`` may join (else the plain hints), and, when ``personal``, the staff member's
-    own (a wall display is nobody's: ``personal=False``). Return the sites.
+    """Put a socket just admitted (``srs.auth.sockets``) in its rooms: a login room for each
+    of ``login_keys`` (what admitted it: a login session, a token or a display, and the
+    person behind it), each site of ``staff`` and, per site, the screen room its ``view``
+    may join (else the plain hints), and, when ``personal``, the staff member's own (a wall
+    display is nobody's: ``personal=False``). Return the sites.
     """
-    if login_key is not None:
-        join_room(_login_room(login_key))
+    for key in login_keys:
+        join_room(_login_room(key))
     site_ids = sorted(staff.site_ids)
     for site_id in site_ids:
         join_room(_site_room(site_id))
@@ -563,7 +565,9 @@ def _sound_now(payload: dict, site_id: int, on_call_staff_id: int | None) -> Non
 
 
 def end_login_sockets(key: str, *, why: str) -> None:
-    """Cut the sockets of one login session (logout, lock, replaced by another person).
+    """Cut the sockets joined under one login key: a login session's (logout, lock, replaced
+    by another person), a display's or a token's (revoked), a person's (deactivated, deleted,
+    a role removed).
 
     ``session_ended`` tells the screen why; closing the room disconnects its
     sockets on this instance and, through the message queue, on every other.

@@ -16,7 +16,7 @@ from srs import create_app
 from srs.alerts import service as alerts
 from srs.auth import service as auth_service
 from srs.auth.access import ANY_STAFF
-from srs.auth.models import DISPLAY, Role
+from srs.auth.models import DISPLAY, Role, Staff
 from srs.auth.service import Actor, issue_token
 from srs.booths import checks
 from srs.booths import service as floor_service
@@ -123,6 +123,7 @@ API_BODIES = {
     "api_incidents.review_incident": {"decision": "start_review"},
     "api_displays.register_display": {"name": "Hall wall"},
     "api_displays.revoke_display": None,
+    "api_tokens.revoke_api_token": None,
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -377,6 +378,13 @@ def named_records(route: Route, floor) -> dict:
         values["rule_id"] = make_rule(floor.site).id
     if "referral_id" in route.arguments:
         values["referral_id"] = make_referral(floor.visits["observing"]).id
+    if "token_id" in route.arguments:
+        # A token of the caller's own, which anyone may revoke; with no caller, one of the
+        # floor's nurse, which the site's admin may revoke.
+        holder = getattr(floor, "principal", None) or db.session.execute(
+            db.select(Staff).filter_by(username=FLOOR_NURSE)).scalar_one()
+        issue_token(holder, actor=ACTOR)
+        values["token_id"] = auth_service.tokens_of(holder)[0].id
     return values
 
 

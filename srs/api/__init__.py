@@ -20,7 +20,17 @@ api = SrsApi()
 
 
 def init_app(app) -> None:
-    from srs.api import alerts, booths, displays, incidents, naloxone, overdose, referrals, sites
+    from srs.api import (
+        alerts,
+        booths,
+        displays,
+        incidents,
+        naloxone,
+        overdose,
+        referrals,
+        sites,
+        tokens,
+    )
     from srs.extensions import csrf
 
     app.config.setdefault("API_TITLE", "SRS")
@@ -34,7 +44,7 @@ def init_app(app) -> None:
         '`{"code", "status", "message", "errors": {field: [messages]}}`.')}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
-                      referrals.blp, incidents.blp, displays.blp):
+                      referrals.blp, incidents.blp, displays.blp, tokens.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -71,3 +71,29 @@ class RegisteredDisplaySchema(Schema):
     url = fields.String(metadata={
         "description": "Open this on the display: it signs the display in and shows the "
                        "dashboard. Shown once."})
+
+
+class ApiTokenSchema(Schema):
+    """An API token as ``listApiTokens`` and ``revokeApiToken`` answer: never its value, which
+    only its holder ever saw (only its hash is kept)."""
+
+    id = fields.Integer(dump_only=True)
+    staff_id = fields.Integer(dump_only=True, metadata={"description": "Whose token it is."})
+    prefix = fields.String(dump_only=True, metadata={
+        "description": "Its first 10 characters, to tell it apart from the holder's others."})
+    created_at = fields.AwareDateTime(dump_only=True)
+    last_used_at = fields.AwareDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "Its last call or socket, to the minute."})
+    revoked_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+class ApiTokenQuerySchema(Schema):
+    """``listApiTokens``' choice of person."""
+
+    class Meta:
+        unknown = RAISE
+
+    username = fields.String(load_default=None, validate=validate.Length(min=1, max=60),
+                             metadata={"description": (
+                                 "Whose tokens: the caller's own when omitted; someone else's "
+                                 "for an admin of a site where they hold a role.")})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -422,8 +423,9 @@ def issue_token(staff: Staff, *, actor: Actor) -> str:
     return raw
 
 
-def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
-    """Return the active staff member a bearer token belongs to, or None."""
+def token_for(raw: str | None, *, now: datetime) -> ApiToken | None:
+    """The token a bearer value names, its holder and their roles loaded, or None when it is
+    unknown, revoked or its holder inactive. Its last use is written to the minute."""
     if not raw:
         return None
     # One statement: the token, its holder and their roles (every API call checks a role).
@@ -436,7 +438,215 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         token.last_used_at = now
         db.session.commit()
-    return token.staff
+    return token
+
+
+def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
+    """Return the active staff member a bearer token belongs to, or None."""
+    token = token_for(raw, now=now)
+    return None if token is None else token.staff
+
+
+def staff_socket_key(staff_id: int) -> str:
+    """The key under which every socket of one person is cut in ``srs.live`` (whatever
+    admitted it: a login session or a token): ``staff:<id>``."""
+    return f"staff:{staff_id}"
+
+
+def token_socket_key(token_id: int) -> str:
+    """The key of the sockets one API token admitted: ``token:<id>``."""
+    return f"token:{token_id}"
+
+
+def admission_stands(*, staff_id: int, login_key: str | None = None,
+                     token_id: int | None = None) -> bool:
+    """Whether what admitted a socket still stands, read afresh once it has joined its rooms:
+    a lock, logout, revocation or deactivation that landed between the first check and the
+    joins cut the rooms before the socket was in them. Called by ``srs.auth.sockets``."""
+    # The reads that admitted the socket may hold a snapshot older than that change.
+    db.session.commit()
+    if not db.session.scalar(db.select(Staff.active).where(Staff.id == staff_id)):
+        return False
+    if login_key is not None:
+        row = db.session.execute(db.select(LoginSession.locked_at, LoginSession.ended_at)
+                                 .where(LoginSession.key == login_key)).first()
+        if row is None or row.locked_at is not None or row.ended_at is not None:
+            return False
+    if token_id is not None:
+        revoked_at = db.session.execute(
+            db.select(ApiToken.revoked_at).where(ApiToken.id == token_id)).first()
+        if revoked_at is None or revoked_at[0] is not None:
+            return False
+    return True
+
+
+def may_manage_tokens(manager: Staff, holder: Staff) -> bool:
+    """Whether ``manager`` may see and revoke ``holder``'s API tokens: their own, or anyone's
+    with a role at a site where ``manager`` is admin."""
+    if manager.id == holder.id:
+        return True
+    admin_at = {role.site_id for role in manager.roles if role.role == Role.ADMIN}
+    return bool(admin_at & holder.site_ids)
+
+
+def tokens_of(staff: Staff) -> list[ApiToken]:
+    """A person's API tokens, those in use first, newest first."""
+    return list(db.session.execute(
+        db.select(ApiToken).where(ApiToken.staff_id == staff.id)
+        .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc(),
+                  ApiToken.id.desc())).scalars())
+
+
+def managed_tokens(manager: Staff, username: str | None = None) -> list[ApiToken]:
+    """The API tokens of ``username`` (``manager``'s own without one), as ``listApiTokens``
+    answers. Raises NotFound for someone ``manager`` may not manage, as for nobody."""
+    if username is None:
+        return tokens_of(manager)
+    holder = db.session.execute(db.select(Staff).filter_by(
+        username=username.strip().lower())).scalar_one_or_none()
+    if holder is None or not may_manage_tokens(manager, holder):
+        raise NotFound(f"No staff member is called {username!r}.")
+    return tokens_of(holder)
+
+
+def get_token(token_id: int, *, manager: Staff | None = None) -> ApiToken:
+    """An API token by id; with ``manager``, only one they may manage (their own, or as a
+    site's admin). Raises NotFound otherwise, as for no such token."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None or (manager is not None and not may_manage_tokens(manager, token.staff)):
+        raise NotFound(f"There is no API token with id {token_id}.")
+    return token
+
+
+def revoke_token(token: ApiToken, *, actor: Actor, now: datetime) -> ApiToken:
+    """Revoke an API token: its next call is refused and the sockets it opened are cut at
+    once, on every instance. Revoking a revoked token changes nothing."""
+    if token.revoked_at is None:
+        token.revoked_at = now
+        record(actor, "token_revoked", "api_token", token.id,
+               detail={"for_staff": token.staff_id}, now=now)
+        db.session.commit()
+        live.end_login_sockets(token_socket_key(token.id), why="revoked")
+    return token
+
+
+def revoke_tokens(staff: Staff, *, actor: Actor, now: datetime) -> list[ApiToken]:
+    """Revoke every API token of ``staff`` still in use and cut their sockets; return the
+    tokens this revoked."""
+    revoked = _revoke_all_tokens(staff, actor=actor, now=now, why="revoked")
+    db.session.commit()
+    for token in revoked:
+        live.end_login_sockets(token_socket_key(token.id), why="revoked")
+    return revoked
+
+
+def _revoke_all_tokens(staff: Staff, *, actor: Actor, now: datetime,
+                       why: str) -> list[ApiToken]:
+    tokens = [token for token in tokens_of(staff) if token.revoked_at is None]
+    for token in tokens:
+        token.revoked_at = now
+        record(actor, "token_revoked", "api_token", token.id,
+               detail={"for_staff": staff.id, "why": why}, now=now)
+    return tokens
+
+
+# --- Taking access away -----------------------------------------------------------------------
+#
+# Every request checks the person, their login session or token, and their roles afresh; a
+# socket was checked once, when it connected. So each way of taking access away ends the
+# person's logins and tokens where the rules say so, commits, and then cuts every socket of
+# theirs (``staff:<id>``) on every instance: a screen reconnects (or signs in) and is let in
+# to what it may still see, if anything.
+
+
+def _shut_out(staff: Staff, *, actor: Actor, now: datetime, why: str) -> None:
+    """End every open login of ``staff`` and revoke every token of theirs, audited as
+    ``actor``'s doing. Does not commit; the caller cuts the sockets after its commit."""
+    open_logins = db.session.execute(db.select(LoginSession).where(
+        LoginSession.staff_id == staff.id, LoginSession.ended_at.is_(None))).scalars()
+    for login in open_logins:
+        login.ended_at = now
+        record(actor, "logout", "login_session", login.id,
+               detail={"why": why, "staff_id": staff.id}, now=now)
+    _revoke_all_tokens(staff, actor=actor, now=now, why=why)
+
+
+def _not_yourself(staff: Staff, actor: Actor, what: str) -> None:
+    if actor.staff_id == staff.id:
+        raise Conflict(f"You cannot {what} yourself: ask another admin.")
+
+
+def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
+    """Deactivate a staff member: they can no longer sign in, their logins end, their API
+    tokens are revoked and their sockets are cut on every instance. Their roles stay, and
+    are what they hold again if someone reactivates them. Deactivating someone inactive
+    changes nothing. Raises Conflict for the actor themselves.
+    """
+    _not_yourself(staff, actor, "deactivate")
+    if staff.active:
+        staff.active = False
+        _shut_out(staff, actor=actor, now=now, why="deactivated")
+        record(actor, "staff_deactivated", "staff", staff.id, now=now)
+        db.session.commit()
+        live.end_login_sockets(staff_socket_key(staff.id), why="deactivated")
+    return staff
+
+
+# What a deleted account's password hash holds when its row must stay: no password matches it.
+NO_PASSWORD = "!"
+
+
+def delete_staff(staff: Staff, *, actor: Actor, now: datetime) -> bool:
+    """Delete a staff member: their logins end, their tokens are revoked, their roles go and
+    their sockets are cut on every instance.
+
+    The row itself goes when no record names them (an account made by mistake). Otherwise
+    what they recorded keeps their name (the audit trail is append-only): the row stays,
+    inactive, with no role, password or PIN, so that nothing signs in as them again.
+    Returns whether the row went. Raises Conflict for the actor themselves.
+    """
+    _not_yourself(staff, actor, "delete")
+    staff_id = staff.id
+    roles = sorted([role.site_id, role.role] for role in staff.roles)
+    _shut_out(staff, actor=actor, now=now, why="deleted")
+    staff.roles = []
+    staff.active = False
+    staff.password_hash = NO_PASSWORD
+    staff.pin_hash = None
+    try:
+        with db.session.begin_nested():
+            db.session.delete(staff)
+    except IntegrityError:  # records name them: they stay, as a retired account
+        removed = False
+    else:
+        removed = True
+    record(actor, "staff_deleted", "staff", staff_id, detail={"roles": roles,
+                                                              "row_kept": not removed},
+           now=now)
+    db.session.commit()
+    live.end_login_sockets(staff_socket_key(staff_id), why="deleted")
+    return removed
+
+
+def remove_role(staff: Staff, site, role: str, *, actor: Actor, now: datetime) -> Staff:
+    """Take ``role`` at ``site`` from ``staff`` and cut their sockets on every instance (a
+    screen's rooms follow its person's roles: it reconnects into those they keep). When it
+    was their last role at the site, their logins end and their API tokens are revoked as
+    well. Raises NotFound when they do not hold that role there.
+    """
+    held = next((r for r in staff.roles if r.site_id == site.id and r.role == role), None)
+    if held is None:
+        raise NotFound(f"{staff.username} is not {role} at {site.slug}.")
+    staff.roles.remove(held)
+    record(actor, "role_removed", "staff", staff.id, site_id=site.id, detail={"role": role},
+           now=now)
+    why = "role removed"
+    if not staff.roles_at(site.id):
+        why = "removed from site"
+        _shut_out(staff, actor=actor, now=now, why=why)
+    db.session.commit()
+    live.end_login_sockets(staff_socket_key(staff.id), why=why)
+    return staff
 
 
 # --- Wall displays ----------------------------------------------------------------------------

@@ -28,12 +28,13 @@ def _bearer(auth) -> str | None:
 def on_connect(auth=None):
     """Admit a signed-in, unlocked screen, a wall display or a bearer token; refuse anyone
     else."""
-    token = _bearer(auth)
-    login = None
-    if token:
-        staff = service.staff_for_token(token, now=utcnow())
-        if staff is None:
+    raw = _bearer(auth)
+    login = token = None
+    if raw:
+        token = service.token_for(raw, now=utcnow())
+        if token is None:
             raise ConnectionRefusedError("unauthorized")
+        staff = token.staff
     else:
         if not current_user.is_authenticated:
             raise ConnectionRefusedError("unauthorized")
@@ -45,20 +46,23 @@ def on_connect(auth=None):
             raise ConnectionRefusedError("locked")
         staff = current_user
     view = auth.get("view") if isinstance(auth, dict) else None
-    site_ids = live.join_rooms(staff, view=view, login_key=login.key if login else None)
-    if login is not None:
-        # A lock that landed between the check and the joins would have missed this socket.
-        db.session.refresh(login)
-        if login.locked_at is not None or login.ended_at is not None:
-            raise ConnectionRefusedError("locked")
-    log.info("socket connected staff=%s sites=%s", staff.id, site_ids)
+    staff_id = staff.id
+    # Cut with what admitted it (logout, lock, a revoked token) and with its person
+    # (deactivated, deleted, a role removed).
+    admitted_by = service.token_socket_key(token.id) if token else login.key
+    site_ids = live.join_rooms(staff, view=view,
+                               login_keys=(admitted_by, service.staff_socket_key(staff_id)))
+    if not service.admission_stands(staff_id=staff_id, login_key=login.key if login else None,
+                                    token_id=token.id if token else None):
+        raise ConnectionRefusedError("unauthorized" if token else "locked")
+    log.info("socket connected staff=%s sites=%s", staff_id, site_ids)
     return True
 
 
 def _admit_display(display):
     """A wall display watches its site as the dashboard does, never idles out, and has a
     room of its own so that revoking it cuts its sockets."""
-    live.join_rooms(display, view="watch", login_key=service.display_socket_key(display),
+    live.join_rooms(display, view="watch", login_keys=(service.display_socket_key(display),),
                     personal=False)
     # A revocation that landed between the loader and the joins would have missed it.
     db.session.refresh(display)
