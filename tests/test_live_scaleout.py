@@ -1,11 +1,15 @@
 """Scaled out: two instances on one database, Redis as the message queue.
 
 A change committed through one instance reaches a screen connected to the
-other, and a logout on one cuts that person's socket on the other.
+other, and a logout on one, a token revoked or a person deactivated, cuts that
+person's sockets on the other.
 """
 
+import time
+
 import pytest
-from conftest import BESIDE_A_SERVER, LiveServer, app_config
+import requests
+from conftest import BESIDE_A_SERVER, LiveServer, app_config, flask_cli, server_env
 from factories import make_site, make_staff
 from live_helpers import WAIT_SECONDS, Screen, WebSession, api_token, set_out_of_service
 
@@ -62,3 +66,52 @@ def test_logout_on_one_instance_ends_the_screen_on_the_other(two_instances):
 
     assert on_second.disconnected.wait(WAIT_SECONDS), "the other instance cut the socket"
     assert on_second.session_ended == [{"why": "logout"}]
+
+
+# How soon taking access away must reach a socket open on another instance.
+CUT_WITHIN_SECONDS = 2.0
+
+
+def cut_since(screen, started: float) -> float:
+    """Wait until ``screen`` is cut, at most CUT_WITHIN_SECONDS after ``started``
+    (time.monotonic()); return how long after ``started`` that was."""
+    left = max(0.0, started + CUT_WITHIN_SECONDS - time.monotonic())
+    assert screen.disconnected.wait(left), "the other instance cut the socket in time"
+    return time.monotonic() - started
+
+
+def test_a_token_revoked_or_a_person_deactivated_on_one_instance_is_cut_on_the_other(
+        two_instances):
+    first, second, screens = two_instances
+    site = make_site()
+    integrator = make_staff(site, role="nurse")
+    nurse = make_staff(site, role="nurse")
+    token = api_token(integrator)
+    integration = Screen(second.url).connect(auth={"token": token})
+    # Her tablet signed in through one instance, its socket on the other; her token's too.
+    tablet = Screen(second.url).connect(cookie=WebSession(first.url, nurse.username).cookie)
+    nurses_integration = Screen(second.url).connect(auth={"token": api_token(nurse)})
+    screens.extend([integration, tablet, nurses_integration])
+    headers = {"Authorization": f"Bearer {token}"}
+    (listed,) = requests.get(f"{first.url}/api/v1/tokens", headers=headers,
+                             timeout=WAIT_SECONDS).json()
+
+    started = time.monotonic()
+    revoked = requests.post(f"{first.url}/api/v1/tokens/{listed['id']}/revoke",
+                            headers=headers, timeout=WAIT_SECONDS)
+    assert revoked.status_code == 200, revoked.text
+
+    assert cut_since(integration, started) < CUT_WITHIN_SECONDS
+    assert integration.session_ended == [{"why": "revoked"}]
+    assert not tablet.disconnected.is_set() and not nurses_integration.disconnected.is_set()
+
+    # An admin deactivates her from the command line, configured as the instances are: the
+    # command commits, cuts and exits (it takes seconds to start, none of them counted).
+    deactivated = flask_cli(["srs", "user", "deactivate", nurse.username],
+                            server_env(first.database_url, SRS_REDIS_URL=REDIS_URL))
+    finished = time.monotonic()
+    assert deactivated.returncode == 0, deactivated.stderr
+
+    assert cut_since(tablet, finished) < CUT_WITHIN_SECONDS
+    assert cut_since(nurses_integration, finished) < CUT_WITHIN_SECONDS
+    assert tablet.session_ended == [{"why": "deactivated"}]

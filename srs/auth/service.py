@@ -563,7 +563,7 @@ def _shut_out(staff: Staff, *, actor: Actor, now: datetime, why: str) -> None:
     """End every open login of ``staff`` and revoke every token of theirs, audited as
     ``actor``'s doing. Does not commit; the caller cuts the sockets after its commit."""
     open_logins = db.session.execute(db.select(LoginSession).where(
-        LoginSession.staff_id == staff.id, LoginSession.ended_at.is_(None))).scalars()
+        LoginSession.staff_id == staff.id, LoginSession.ended_at.is_(None))).scalars().all()
     for login in open_logins:
         login.ended_at = now
         record(actor, "logout", "login_session", login.id,
