@@ -97,14 +97,45 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table by copying it, dropping the original and
+            # renaming the copy; with foreign keys enforced, the drop would delete (ON DELETE
+            # CASCADE) or refuse over every row pointing at the table. So they are off while
+            # migrating, and each migration is checked before it commits instead.
+            _sqlite_foreign_keys(connection, "OFF")
+            conf_args = {**conf_args, "on_version_apply": [
+                *conf_args.get("on_version_apply", ()), _sqlite_foreign_key_check]}
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if sqlite:
+                # Each migration committed its own work; what is left is a read of the version.
+                if connection.in_transaction():
+                    connection.rollback()
+                _sqlite_foreign_keys(connection, "ON")
+
+
+def _sqlite_foreign_keys(connection, state):
+    """Set SQLite's foreign key enforcement; the pragma is a no-op inside a transaction, so
+    it goes straight to the driver's connection, before (or after) any transaction."""
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={state}")
+
+
+def _sqlite_foreign_key_check(ctx, step, **_kwargs):
+    """Refuse a migration that leaves a row pointing at nothing (it then rolls back)."""
+    broken = ctx.connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise RuntimeError(f"Migrating to {', '.join(step.destination_revision_ids) or 'base'} "
+                           f"leaves rows pointing at nothing in: {', '.join(tables)}")
 
 
 if context.is_offline_mode():

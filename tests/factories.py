@@ -49,10 +49,11 @@ def make_staff(site: Site | None = None, *, role: str = "nurse", username: str |
                              password=password, pin=pin, roles=pairs, actor=ACTOR)
 
 
-def make_client(*, code: str | None = None, handle: str | None = None) -> Client:
+def make_client(site: Site, *, code: str | None = None, handle: str | None = None) -> Client:
+    """A client of ``site`` (another site's client of the same code is another record)."""
     n = next(_seq)
     letters = "".join(chr(65 + (n // 26 ** i) % 26) for i in range(4))
-    client = Client(code=code or f"F-{letters}-1984", handle=handle)
+    client = Client(site_id=site.id, code=code or f"F-{letters}-1984", handle=handle)
     db.session.add(client)
     db.session.commit()
     return client

@@ -227,7 +227,8 @@ def test_a_refusal_after_an_audited_read_is_kept_once(api):
     a repeat gets the same refusal and the read is audited once."""
     from factories import make_client
 
-    make_client(code="F-ABCD-1984").restricted_until = utcnow().date() + timedelta(days=3)
+    client = make_client(api.site, code="F-ABCD-1984")
+    client.restricted_until = utcnow().date() + timedelta(days=3)
     db.session.commit()
     first = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-8")
     again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-8")

@@ -109,8 +109,9 @@ def test_behind_one_proxy_the_client_address_is_recorded(app_with):
 
 
 def test_logged_failures_never_carry_client_codes(app, caplog):
-    make_client(code="F-SECR-1980")
-    db.session.add(Client(code="F-SECR-1980"))
+    site = make_site()
+    make_client(site, code="F-SECR-1980")
+    db.session.add(Client(site_id=site.id, code="F-SECR-1980"))
     with pytest.raises(exc.IntegrityError) as raised:
         db.session.commit()
     db.session.rollback()

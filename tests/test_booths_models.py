@@ -22,7 +22,7 @@ def test_code_gives_gender_and_birth_year(code, gender, year):
 
 
 def test_a_new_client_takes_gender_and_birth_year_from_its_code(app):
-    client = make_client(code="TF-KLMN-1979", handle="Sunny")
+    client = make_client(make_site(), code="TF-KLMN-1979", handle="Sunny")
     assert (client.gender, client.birth_year, client.handle) == ("trans female", 1979, "Sunny")
 
 

@@ -62,7 +62,7 @@ def test_a_new_code_creates_the_client_and_a_waiting_visit(floor):
 
 
 def test_a_known_code_reuses_the_client_and_audits_the_read(floor):
-    known = make_client(code="F-ABCD-1984")
+    known = make_client(floor["site"], code="F-ABCD-1984")
     visit = check_in(floor, "F-ABCD-1984")
     assert visit.client_id == known.id
     assert "client_viewed" in actions(known.id)
@@ -100,7 +100,7 @@ def test_a_client_already_on_the_floor_is_not_checked_in_twice(floor):
 
 
 def test_a_restricted_client_needs_a_supervisor(floor):
-    make_client(code="F-ABCD-1984").restricted_until = date(2026, 12, 1)
+    make_client(floor["site"], code="F-ABCD-1984").restricted_until = date(2026, 12, 1)
     db.session.commit()
     with pytest.raises(Forbidden) as refused:
         check_in(floor)
@@ -114,7 +114,7 @@ def test_a_restricted_client_needs_a_supervisor(floor):
 
 
 def test_a_restriction_that_ended_does_not_stop_check_in(floor):
-    make_client(code="F-ABCD-1984").restricted_until = date(2026, 11, 23)
+    make_client(floor["site"], code="F-ABCD-1984").restricted_until = date(2026, 11, 23)
     db.session.commit()
     assert check_in(floor).state == VisitState.WAITING
 
@@ -284,7 +284,7 @@ def test_todays_figures_start_at_local_midnight(floor):
 
 
 def test_a_restriction_ends_at_local_midnight_not_utc(floor):
-    make_client(code="F-ABCD-1984").restricted_until = date(2026, 11, 24)
+    make_client(floor["site"], code="F-ABCD-1984").restricted_until = date(2026, 11, 24)
     db.session.commit()
     # 02:00 UTC on the 25th is still 21:00 on the 24th in Toronto: restricted.
     with pytest.raises(Forbidden):

@@ -32,7 +32,7 @@ def test_an_overdose_last_week_leads_to_an_oat_referral_and_its_follow_up(
     service.seed_default_rules(site, actor=ACTOR, now=utcnow())
     make_service(site, service_type="oat", name="Rapid access OAT clinic")
     make_staff(site, role="nurse", username="nina")
-    client = make_client(code=CODE)
+    client = make_client(site, code=CODE)
     week_ago = utcnow() - timedelta(days=7)
     db.session.add(OverdoseResponse(site_id=site.id, client_id=client.id, kind="opioid",
                                     source="booth", started_at=week_ago,

@@ -222,15 +222,15 @@ def test_a_client_already_on_the_floor_is_refused_beside_the_code(floor):
 
 
 def test_autocomplete_offers_known_codes_after_two_characters(floor):
-    make_client(code="F-ABCD-1984", handle="Sparrow")
-    make_client(code="F-ABEE-1990")
-    make_client(code="M-ZZZZ-1970")
+    make_client(floor.site, code="F-ABCD-1984", handle="Sparrow")
+    make_client(floor.site, code="F-ABEE-1990")
+    make_client(floor.site, code="M-ZZZZ-1970")
     assert "suggestion" not in text(floor.get("/floor/clients?code=F"))
     offered = text(floor.get("/floor/clients?code=f-ab"))
     assert "F-ABCD-1984" in offered and "F-ABEE-1990" in offered and "Sparrow" in offered
     assert "M-ZZZZ-1970" not in offered
     # Anywhere in the code: the letters a nurse remembers find it; codes starting so first.
-    make_client(code="AB-QQQQ-1980")
+    make_client(floor.site, code="AB-QQQQ-1980")
     inside = text(floor.get("/floor/clients?code=ab"))
     assert "F-ABCD-1984" in inside and "F-ABEE-1990" in inside and "M-ZZZZ-1970" not in inside
     assert inside.index("AB-QQQQ-1980") < inside.index("F-ABCD-1984")
@@ -238,7 +238,7 @@ def test_autocomplete_offers_known_codes_after_two_characters(floor):
 
 
 def test_a_known_clients_flags_show_before_the_visit_starts(floor):
-    client = make_client(code="F-ABCD-1984", handle="Sparrow")
+    client = make_client(floor.site, code="F-ABCD-1984", handle="Sparrow")
     client.flag_note = "Prefers booth near the door"
     db.session.commit()
     offered = text(floor.get("/floor/clients?code=F-AB"))
@@ -257,7 +257,7 @@ def test_a_known_clients_flags_show_before_the_visit_starts(floor):
 
 
 def test_picking_a_suggestion_opens_the_clients_flags_and_audits_the_read(floor):
-    make_client(code="F-ABCD-1984", handle="Sparrow")
+    make_client(floor.site, code="F-ABCD-1984", handle="Sparrow")
     panel = floor.get("/floor/check-in?code=F-ABCD-1984")
     body = text(panel)
     assert input_value(body, "code") == "F-ABCD-1984"
@@ -268,8 +268,8 @@ def test_picking_a_suggestion_opens_the_clients_flags_and_audits_the_read(floor)
         action="client_viewed")).scalars().all()
 
 
-def restricted(code="F-ABCD-1984"):
-    client = make_client(code=code)
+def restricted(site, code="F-ABCD-1984"):
+    client = make_client(site, code=code)
     client.restricted_until = date.today() + timedelta(days=7)
     client.restriction_reason = "Threatened staff"
     db.session.commit()
@@ -277,7 +277,7 @@ def restricted(code="F-ABCD-1984"):
 
 
 def test_a_nurse_cannot_check_in_a_restricted_client(floor):
-    restricted()
+    restricted(floor.site)
     review = floor.post("/floor/check-in", {"code": "F-ABCD-1984"})
     body = text(review)
     assert review.status_code == 200
@@ -294,7 +294,7 @@ def test_a_nurse_cannot_check_in_a_restricted_client(floor):
 
 
 def test_a_supervisor_overrides_a_restriction_with_a_reason(floor):
-    restricted()
+    restricted(floor.site)
     supervisor = make_staff(floor.site, role="supervisor")
     floor.sign_in(supervisor)
     review = floor.post("/floor/check-in", {"code": "F-ABCD-1984"})

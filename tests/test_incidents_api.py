@@ -21,7 +21,7 @@ REPORT = {"type": "needle_stick", "occurred_at": "2026-11-18T14:05:00+00:00",
 @pytest.fixture
 def api(client):
     site = make_site(slug="east")
-    make_client(code="F-ABCD-1984")
+    make_client(site, code="F-ABCD-1984")
     people = {"nurse": make_staff(site, role="nurse"),
               "reviewer": make_staff(site, role="reviewer"),
               "approver": make_staff(site, role="reviewer")}
@@ -142,7 +142,7 @@ _KEY = re.compile(r'name="idempotency_key" value="([0-9a-f]+)"')
 def test_the_form_autosaves_a_draft_and_warns_about_identifiers(client, auth):
     site = make_site(slug="west")
     make_booth(site, label="B1")
-    make_client(code="M-SPRK-1990", handle="Sparky")
+    make_client(site, code="M-SPRK-1990", handle="Sparky")
     nurse = make_staff(site, role="nurse")
     auth.login(nurse.username)
     created = auth.post("/sites/west/incidents", {"idempotency_key": "k1"})

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 def site(live_server):
     site = make_site(slug="east", name="East Side")
     make_booth(site, label="B1")
-    make_client(code="F-ABCD-1984")
+    make_client(site, code="F-ABCD-1984")
     make_staff(site, role="nurse", username="nina")
     make_staff(site, role="reviewer", username="rita")
     return site

@@ -58,10 +58,10 @@ def november(app):
     """Hand-counted records for November 2026 at a Toronto site (DST ends on Nov 1)."""
     site = make_site(name="Queen St", slug="queen")
     b1, b2 = make_booth(site, label="B1", position=0), make_booth(site, label="B2", position=1)
-    a = Client(code="F-AAAA-2000")   # female, 26: 20-29; has visited before November
-    b = Client(code="M-BBBB-1960")   # male, 66: 60+
-    c = Client(code="TF-CCCC-2008")  # trans female, 18: <20
-    d = Client(code="ANON-0001")     # a site's own code form: gender and age unknown
+    a = Client(site_id=site.id, code="F-AAAA-2000")   # female, 26: 20-29; visited before
+    b = Client(site_id=site.id, code="M-BBBB-1960")   # male, 66: 60+
+    c = Client(site_id=site.id, code="TF-CCCC-2008")  # trans female, 18: <20
+    d = Client(site_id=site.id, code="ANON-0001")     # a site's own code form: unknown
     db.session.add_all([a, b, c, d])
     db.session.flush()
     visit(site, a, local(TORONTO, 2026, 10, 20, 10, 0))
@@ -79,7 +79,10 @@ def november(app):
     visit(site, a, local(TORONTO, 2026, 11, 20, 7, 0), booth=b1, consumptions=[(["heroin"], {})])
     visit(site, a, local(TORONTO, 2026, 12, 1, 0, 10))
     other = make_site(name="Elsewhere", slug="elsewhere")
-    visit(other, b, local(TORONTO, 2026, 11, 12, 12, 0))
+    b_elsewhere = Client(site_id=other.id, code=b.code)
+    db.session.add(b_elsewhere)
+    db.session.flush()
+    visit(other, b_elsewhere, local(TORONTO, 2026, 11, 12, 12, 0))
     db.session.commit()
     nurse = make_staff(site, role="nurse")
     report_incident(site, nurse, local(TORONTO, 2026, 11, 12, 14, 0), "overdose")
@@ -148,8 +151,8 @@ NALOXONE = {"dose_mg": 0.4, "route": "im"}
 def november_emergencies(november):
     """November's overdoses, kits and referrals at the Queen St site, counted by hand below."""
     site = november
-    a, b, c = (db.session.execute(db.select(Client).filter_by(code=code)).scalar_one()
-               for code in ("F-AAAA-2000", "M-BBBB-1960", "TF-CCCC-2008"))
+    a, b, c = (db.session.execute(db.select(Client).filter_by(site_id=site.id, code=code))
+               .scalar_one() for code in ("F-AAAA-2000", "M-BBBB-1960", "TF-CCCC-2008"))
     # 1. Opioid, two doses of naloxone (the first at 3 min), 911 called, taken to hospital.
     overdose(site, c, local(TORONTO, 2026, 11, 10, 22, 30), steps=[
         ("stimulation", 1, {}), ("naloxone", 3, NALOXONE), ("ems_called", 4, {}),

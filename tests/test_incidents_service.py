@@ -174,7 +174,7 @@ def test_someone_else_cannot_amend(people):
     ("Sparky fell asleep in booth 2.", "Sparky"),
 ])
 def test_the_identifier_check_flags_likely_identifiers(people, text, found):
-    make_client(code="M-SPRK-1990", handle="Sparky")
+    make_client(people["site"], code="M-SPRK-1990", handle="Sparky")
     findings = service.identifier_findings(text, site=people["site"])
     assert any(found in f for f in findings), findings
 
@@ -185,7 +185,7 @@ def test_the_identifier_check_flags_likely_identifiers(people, text, found):
     "Nurse gave oxygen. Client recovered in After-care.",
 ])
 def test_the_identifier_check_leaves_codes_times_and_ordinary_words(people, text):
-    make_client(code="M-SPRK-1990", handle="Sparky")
+    make_client(people["site"], code="M-SPRK-1990", handle="Sparky")
     assert service.identifier_findings(text, site=people["site"]) == []
 
 
@@ -205,7 +205,7 @@ def test_submission_asks_the_reporter_to_replace_identifiers(people):
 
 def test_clients_are_named_by_code_and_unknown_codes_refused(people):
     site, nurse = people["site"], people["nurse"]
-    client = make_client(code="F-WXYZ-1990")
+    client = make_client(people["site"], code="F-WXYZ-1990")
     incident = service.create_incident(site, {"client_codes": ["f-wxyz-1990"]},
                                        actor=actor(nurse), now=NOW)
     assert incident.clients == [client]
@@ -218,7 +218,7 @@ def test_clients_are_named_by_code_and_unknown_codes_refused(people):
 def test_the_overdose_console_starts_a_draft_for_its_response(people):
     site, nurse = people["site"], people["nurse"]
     booth = make_booth(site, label="B9")
-    client = make_client()
+    client = make_client(site)
     incident = service.draft_incident(
         site, type="overdose", occurred_at=NOW - timedelta(minutes=20), location="B9",
         narrative="Unresponsive after injecting; naloxone x2.", client_ids=[client.id],

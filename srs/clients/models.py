@@ -2,12 +2,15 @@
 
 Every programme that meets a person (the floor, take-home naloxone, and the clinics to come)
 finds them here by code. Callers: every domain package's models and services.
+
+A client belongs to one site: the same code at another site is another person's record, so
+no site sees the handle, flags or history another site keeps.
 """
 
 import re
 from datetime import date, datetime
 
-from sqlalchemy import Date, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from srs.common import UTCDateTime, utcnow
@@ -37,12 +40,15 @@ def parse_client_code(code: str) -> tuple[str | None, int | None]:
 
 
 class Client(db.Model):
-    """A person known only by an anonymous code; never a name."""
+    """A person known only by an anonymous code at one site; never a name."""
 
     __tablename__ = "client"
+    # Every lookup is by site and code (or its letters), so this index serves them all.
+    __table_args__ = (UniqueConstraint("site_id", "code"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(40), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(40))
     handle: Mapped[str | None] = mapped_column(String(40))
     gender: Mapped[str | None] = mapped_column(String(20))
     birth_year: Mapped[int | None] = mapped_column(Integer)

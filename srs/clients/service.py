@@ -1,7 +1,8 @@
 """Finding clients by code: check-in, autocomplete, the flags staff see first.
 
-Callers: the floor (check-in, the tablet's code field), take-home naloxone kits. Every read
-and write of a client's record is audited. None of these commit except the two reads a
+Callers: the floor (check-in, the tablet's code field), take-home naloxone kits. Each looks
+in one site's clients only: a code another site knows is, here, a client not yet met. Every
+read and write of a client's record is audited. None of these commit except the two reads a
 screen makes on its own (``find_clients``, ``view_client``).
 """
 
@@ -48,17 +49,19 @@ def check_handle(handle: str | None) -> str | None:
 
 def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
                     handle: str | None = None, field: str = "code") -> tuple[Client, bool]:
-    """The client with this code, made (and audited) if new; return it and whether it is new.
+    """The site's client with this code, made (and audited) if new; return it and whether it
+    is new.
 
     Does not commit. Raises Invalid when the code does not have the site's form.
     """
     code = check_code(site, code, field=field)
-    client = db.session.execute(db.select(Client).filter_by(code=code)).scalar_one_or_none()
+    client = db.session.execute(db.select(Client).filter_by(
+        site_id=site.id, code=code)).scalar_one_or_none()
     if client is not None:
         return client, False
     gender, birth_year = parse_client_code(code)
-    client = Client(code=code, handle=handle, gender=gender, birth_year=birth_year,
-                    created_at=now)
+    client = Client(site_id=site.id, code=code, handle=handle, gender=gender,
+                    birth_year=birth_year, created_at=now)
     db.session.add(client)
     db.session.flush()
     record(actor, "client_created", "client", client.id, site_id=site.id, now=now)
@@ -66,15 +69,16 @@ def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
 
 
 def find_clients(site: Site, text: str, *, actor: Actor, limit: int = 8) -> list[Client]:
-    """Known codes holding ``text`` anywhere (at least 2 characters), for autocomplete:
-    "AB" finds F-ABCD-1984. Codes that start with it come first."""
+    """The site's known codes holding ``text`` anywhere (at least 2 characters), for
+    autocomplete: "AB" finds F-ABCD-1984. Codes that start with it come first."""
     text = (text or "").strip().upper()
     if len(text) < 2:
         return []
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     starts = Client.code.like(f"{escaped}%", escape="\\")
     clients = list(db.session.execute(
-        db.select(Client).where(Client.code.like(f"%{escaped}%", escape="\\"))
+        db.select(Client).where(Client.site_id == site.id,
+                                Client.code.like(f"%{escaped}%", escape="\\"))
         .order_by(db.case((starts, 0), else_=1), Client.code).limit(limit)).scalars())
     if clients:
         record(actor, "client_search", "client", None, site_id=site.id,
@@ -101,9 +105,9 @@ def client_flags(client: Client, *, today: date) -> dict:
 
 
 def view_client(site: Site, code: str, *, actor: Actor, now: datetime) -> Client | None:
-    """Open a client's record by code (flags before check-in); the read is audited."""
-    client = db.session.execute(
-        db.select(Client).filter_by(code=code.strip().upper())).scalar_one_or_none()
+    """Open the site's client's record by code (flags before check-in); the read is audited."""
+    client = db.session.execute(db.select(Client).filter_by(
+        site_id=site.id, code=code.strip().upper())).scalar_one_or_none()
     if client is not None:
         record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
         db.session.commit()

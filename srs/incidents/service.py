@@ -98,7 +98,7 @@ NOT_NAMES = frozenset("""
 
 
 def identifier_findings(text: str, *, site: Site) -> list[str]:
-    """Likely identifiers in free text: known client handles, phone numbers, full names.
+    """Likely identifiers in free text: the site's client handles, phone numbers, full names.
 
     Returns one message per finding, for the reporter to replace with client codes.
     """
@@ -118,7 +118,8 @@ def identifier_findings(text: str, *, site: Site) -> list[str]:
     if candidates:
         handles = db.session.execute(
             db.select(Client.handle, Client.code)
-            .where(func.lower(Client.handle).in_(sorted(candidates)))).all()
+            .where(Client.site_id == site.id,
+                   func.lower(Client.handle).in_(sorted(candidates)))).all()
         for handle, code in handles:
             findings.append(f"\u201c{handle}\u201d is a client's handle: write {code} instead.")
     return findings
@@ -229,7 +230,7 @@ def _resolve_clients(site: Site, codes: list[str]) -> list[Client]:
     if not codes:
         return []
     found = {c.code: c for c in db.session.execute(
-        db.select(Client).where(Client.code.in_(codes))).scalars()}
+        db.select(Client).where(Client.site_id == site.id, Client.code.in_(codes))).scalars()}
     missing = [c for c in codes if c not in found]
     if missing:
         raise Invalid("Unknown client code.", {"client_codes": [
@@ -303,7 +304,8 @@ def draft_incident(site: Site, *, type: str, occurred_at: datetime, location: st
         booth = db.session.execute(db.select(Booth).filter_by(
             site_id=site.id, label=location)).scalar_one_or_none()
     clients = list(db.session.execute(
-        db.select(Client).where(Client.id.in_(client_ids or []))).scalars())
+        db.select(Client).where(Client.site_id == site.id,
+                                Client.id.in_(client_ids or []))).scalars())
     incident = Incident(site_id=site.id, stage=Stage.DRAFT, type=type, occurred_at=occurred_at,
                         booth_id=booth.id if booth else None,
                         area=None if booth else location, narrative=narrative or "",
