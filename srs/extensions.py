@@ -2,6 +2,8 @@
 
 import os
 import sqlite3
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -112,12 +114,28 @@ def _sqlite_begin(connection):
     connection.info["srs_deferred"] = False
     if mode == "autocommit":
         return
-    reading = has_request_context() and request.method in READ_METHODS
+    reading = _reading_first.get() or (
+        has_request_context() and request.method in READ_METHODS)
     connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
     connection.info["srs_deferred"] = reading
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
+_reading_first = ContextVar("srs_reading_first", default=False)
+
+
+@contextmanager
+def reading_first():
+    """Transactions begun inside read first, as a GET's do: SQLite's write lock is taken at
+    their first write, not at BEGIN. For work outside a request that reads long before it
+    writes (a job rendering a PDF for seconds), so that it does not hold every tap of the
+    site behind it. What it writes must not depend on a read that a concurrent writer could
+    have made stale, unless a constraint guards it."""
+    token = _reading_first.set(True)
+    try:
+        yield
+    finally:
+        _reading_first.reset(token)
 _READ_STATEMENTS = ("SELECT", "PRAGMA", "WITH", "EXPLAIN")
 
 

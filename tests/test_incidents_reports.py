@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from factories import make_booth, make_referral, make_service, make_site, make_staff
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
@@ -306,6 +308,8 @@ def two_sites(app):
     vancouver.timezone = "America/Vancouver"
     zurich = make_site(name="Selnau", slug="selnau")
     zurich.timezone = "Europe/Zurich"
+    for site in (vancouver, zurich):
+        site.created_at = datetime(2026, 1, 5, tzinfo=UTC)
     db.session.commit()
     for site in (vancouver, zurich):
         make_booth(site, label="B1")
@@ -355,6 +359,40 @@ def test_the_weekly_job_builds_each_sites_packet_at_its_own_monday_seven(two_sit
         assert notice.staff_id == reviewers[site.id].id and notice.read_at is None
 
 
+@pytest.mark.commits  # a second connection, as another tablet's tap, writes meanwhile
+def test_a_packet_being_drawn_holds_no_tap_back(two_sites, app, monkeypatch):
+    """Drawing a packet takes seconds on Monday morning: meanwhile a tap at any site is
+    recorded at once (on SQLite the job used to hold the write lock throughout, and taps
+    failed with "database is locked")."""
+    vancouver, _zurich, _ = two_sites
+    db.session.commit()
+    tablet = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
+    taps = []
+
+    def draw_while_a_tap_lands(html):
+        with tablet.connect() as conn:
+            if conn.dialect.name == "sqlite":  # refuse at once rather than wait for the lock
+                conn.connection.driver_connection.execute("PRAGMA busy_timeout = 0")
+            else:
+                conn.execute(text("SET lock_timeout = '100ms'"))
+                conn.commit()
+            conn.execute(text("UPDATE site SET name = :name WHERE id = :id"),
+                         {"name": "Hastings (tapped)", "id": vancouver.id})
+            conn.commit()
+        taps.append(html)
+        return b"%PDF-1.7 drawn"
+
+    monkeypatch.setattr(packets, "render_pdf", draw_while_a_tap_lands)
+    try:
+        built = packets.build_weekly_packets(now=datetime(2026, 11, 16, 15, 0, tzinfo=UTC))
+    finally:
+        tablet.dispose()
+    assert len(taps) == 2 and len(built) == 2
+    assert {p.pdf for p in built} == {b"%PDF-1.7 drawn"}
+    db.session.rollback()
+    assert db.session.get(type(vancouver), vancouver.id).name == "Hastings (tapped)"
+
+
 def test_opening_a_packet_reads_that_reviewers_notice_and_is_audited(two_sites, client, auth):
     vancouver, _zurich, reviewers = two_sites
     other = make_staff(vancouver, role="reviewer")
@@ -376,6 +414,15 @@ def test_opening_a_packet_reads_that_reviewers_notice_and_is_audited(two_sites, 
     assert (read.staff_id, read.entity, read.entity_id) == (reader.id, "review_packet",
                                                             str(packet_id))
     assert client.get("/sites/hastings/incidents/packets/999999.csv").status_code == 404
+
+
+def test_no_packet_for_a_week_before_the_site_opened(two_sites):
+    vancouver, zurich, _ = two_sites
+    zurich.created_at = datetime(2026, 11, 16, 6, 30, tzinfo=UTC)  # Monday, after 07:00
+    vancouver.created_at = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)  # the Sunday before
+    db.session.commit()
+    built = packets.build_weekly_packets(now=datetime(2026, 11, 16, 15, 30, tzinfo=UTC))
+    assert [p.site_id for p in built] == [vancouver.id]
 
 
 def test_a_second_run_builds_nothing(two_sites):

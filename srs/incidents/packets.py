@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from srs import live
 from srs.errors import NotFound
-from srs.extensions import db
+from srs.extensions import db, reading_first
 from srs.incidents.models import VOCABULARY, Incident, ReviewerNotice, ReviewPacket, Stage
 from srs.incidents.reports import (
     incidents_csv,
@@ -119,9 +119,16 @@ def build_packet(site: Site, week_start: date, *, now: datetime) -> ReviewPacket
 def build_weekly_packets(*, now: datetime) -> list[ReviewPacket]:
     """The scheduled job: each site's packet for the week that ended, once it is due."""
     built = []
-    for site in db.session.execute(db.select(Site).order_by(Site.id)).scalars():
-        packet = build_packet(site, due_week(site, now), now=now)
-        if packet is not None:
-            log.info("review packet built site=%s packet=%s", site.id, packet.id)
-            built.append(packet)
+    # Rendering a packet takes seconds: on SQLite, holding the write lock meanwhile would keep
+    # every tap of every site waiting (and failing, past the busy timeout). A packet is read
+    # and drawn first; the lock is taken at its INSERT, whose unique week guards a race.
+    with reading_first():
+        for site in db.session.execute(db.select(Site).order_by(Site.id)).scalars().all():
+            week = due_week(site, now)
+            if week_bounds(site, week)[1] <= site.created_at:
+                continue  # the site did not exist that week: nothing to review
+            packet = build_packet(site, week, now=now)
+            if packet is not None:
+                log.info("review packet built site=%s packet=%s", site.id, packet.id)
+                built.append(packet)
     return built
