@@ -116,6 +116,11 @@ class ListQuerySchema(Schema):
         unknown = RAISE
 
 
+class ListIncidentsQuerySchema(ListQuerySchema):
+    mine = fields.Boolean(load_default=False, metadata={
+        "description": "Only the caller's own reports, drafts included (any role)."})
+
+
 class MonthQuerySchema(Schema):
     month = fields.String(load_default=None, validate=validate.Regexp(
         r"^(20\d\d|2100)-(0[1-9]|1[0-2])$",
