@@ -150,12 +150,22 @@ def export_incidents(query, site_id):
 @blp.arguments(MonthQuerySchema, location="query")
 @blp.response(200, MonthlyReportSchema)
 def get_monthly_report(query, site_id):
-    """Every monthly figure for the site and ``month`` (YYYY-MM, site time)."""
+    """Every monthly figure for the site and ``month`` (YYYY-MM, site time).
+
+    Each figure has its ``name`` and ``label`` and one of: ``value``, a count (a number);
+    ``text``, words (``opening_hours``); or ``breakdown``, counts keyed by the values the
+    API itself takes, each key with its ``label`` and ``value`` beside it. The keys:
+    incident types as createIncident's ``type`` (``needle_stick``: "Needle-stick injury"),
+    substances as recordConsumption's ``substances`` (``fentanyl``), service types as
+    recordReferral's ``service_type`` (``oat``), take-home kit forms as
+    recordTakeHomeKit's ``form`` (``nasal``), genders as the client code's letter (M, F,
+    TM, TF, X, or ``unknown``), time bands (``07-12``) and age bands (``20-29``,
+    ``unknown``) as they are written."""
     site = get_site(site_id)
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()
     else:
         month = reports.last_full_month(site, utcnow())
     report = reports.monthly_report(site, month)
-    return {"site_id": site.id, "month": f"{report['month']:%Y-%m}", "figures": [
-        {"name": f.name, "label": f.label, "value": value} for f, value in report["figures"]]}
+    return {"site_id": site.id, "month": f"{report['month']:%Y-%m}",
+            "figures": report["figures"]}

@@ -13,13 +13,15 @@ from marshmallow import (
     ValidationError,
     fields,
     post_load,
+    pre_dump,
     pre_load,
     validate,
 )
 
 from srs.common import MAX_ID, RecordId
 from srs.forms import Form
-from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, STAGE_LABELS
+from srs.incidents.models import HARM_GRADES, HISTORY_KINDS, INCIDENT_TYPES, Stage
+from srs.incidents.reports import FIGURES
 from srs.incidents.service import TRANSITIONS
 from srs.sites.models import TIME_BANDS
 
@@ -28,6 +30,15 @@ TEXT_MAX = 20_000
 
 def _one_of(values, what: str):
     return validate.OneOf(list(values), error=f"Choose a {what}: one of {', '.join(values)}.")
+
+
+def _vocabulary(values, what: str, **kwargs) -> fields.String:
+    """A value from one of the model's vocabularies: refused otherwise on input, and given
+    as its ``enum`` in the OpenAPI document, in answers too."""
+    return fields.String(validate=_one_of(values, what), **kwargs)
+
+
+STAGES = [s.value for s in Stage]
 
 
 class _ReportFields(Schema):
@@ -103,8 +114,7 @@ class ReviewSchema(Schema):
 class ListQuerySchema(Schema):
     type = fields.String(load_default=None, validate=_one_of(INCIDENT_TYPES, "type"))
     harm = fields.String(load_default=None, validate=_one_of(HARM_GRADES, "harm grade"))
-    stage = fields.String(load_default=None, validate=_one_of(
-        [s.value for s in STAGE_LABELS], "stage"))
+    stage = _vocabulary(STAGES, "stage", load_default=None)
     booth_id = RecordId(load_default=None, strict=False)
     band = fields.String(load_default=None, validate=_one_of(TIME_BANDS, "time band"))
     since = fields.AwareDateTime(load_default=None)
@@ -145,9 +155,9 @@ class ActionOutSchema(Schema):
 class HistoryOutSchema(Schema):
     at = fields.AwareDateTime()
     staff_id = fields.Integer(allow_none=True)
-    kind = fields.String()
-    stage_from = fields.String(allow_none=True)
-    stage_to = fields.String(allow_none=True)
+    kind = _vocabulary(HISTORY_KINDS, "kind")
+    stage_from = _vocabulary(STAGES, "stage", allow_none=True)
+    stage_to = _vocabulary(STAGES, "stage", allow_none=True)
     reason = fields.String(allow_none=True)
     changes = fields.Dict(allow_none=True)
 
@@ -155,15 +165,15 @@ class HistoryOutSchema(Schema):
 class IncidentSchema(Schema):
     id = fields.Integer()
     site_id = fields.Integer()
-    stage = fields.String()
-    type = fields.String()
+    stage = _vocabulary(STAGES, "stage")
+    type = _vocabulary(INCIDENT_TYPES, "type")
     occurred_at = fields.AwareDateTime()
     booth_id = fields.Integer(allow_none=True)
     area = fields.String(allow_none=True)
     location = fields.String()
     client_codes = fields.Function(lambda i: [c.code for c in i.clients])
     staff_involved = fields.String(allow_none=True)
-    harm = fields.String()
+    harm = _vocabulary(HARM_GRADES, "harm grade")
     narrative = fields.String()
     immediate_actions = fields.String()
     ems_involved = fields.Boolean()
@@ -190,10 +200,37 @@ class IncidentPageSchema(Schema):
     per_page = fields.Integer()
 
 
+class BreakdownItemSchema(Schema):
+    label = fields.String(metadata={"description": "The key in words, for people."})
+    value = fields.Integer()
+
+
 class FigureOutSchema(Schema):
-    name = fields.String()
+    """One figure of the monthly report: a count, a breakdown of counts, or words."""
+
+    name = _vocabulary([f.name for f in FIGURES], "figure")
     label = fields.String()
-    value = fields.Raw(metadata={"description": "A count, or {breakdown: count}."})
+    value = fields.Integer(allow_none=True, metadata={
+        "description": "The count; null for a breakdown or a figure in words."})
+    text = fields.String(allow_none=True, metadata={
+        "description": "A figure in words (the opening hours); null otherwise."})
+    breakdown = fields.Dict(
+        keys=fields.String(), values=fields.Nested(BreakdownItemSchema), allow_none=True,
+        metadata={"description": "Counts keyed by the values the API takes (an incident type "
+                                 "as createIncident's, a substance as recordConsumption's), "
+                                 "each with its label; null for a single figure."})
+
+    @pre_dump
+    def _from_report(self, row, **_kwargs):
+        """A (Figure, value) row of ``reports.monthly_report``, as the API gives it."""
+        figure, value = row
+        breakdown = None
+        if isinstance(value, dict):
+            breakdown = {key: {"label": figure.label_of(key), "value": count}
+                         for key, count in value.items()}
+        return {"name": figure.name, "label": figure.label,
+                "value": value if isinstance(value, int) else None,
+                "text": value if isinstance(value, str) else None, "breakdown": breakdown}
 
 
 class MonthlyReportSchema(Schema):
