@@ -100,9 +100,11 @@ def review_incident(data, site_id, incident_id):
 @token_required(*ANY_ROLE)
 @blp.response(200, IncidentSchema)
 def get_incident(site_id, incident_id):
-    """One report, its review and history. Its reporter reads it at every stage (a draft,
-    such as the one an overdose response's close writes, and later the reviewer's
-    feedback); the site's reviewers and admins read every submitted report. Anyone else
+    """One report, with its review and history.
+
+    Its reporter reads it at every stage: a draft (such as the one an overdose response's
+    close writes, named by the close's ``incident_id``), and once submitted the reviewer's
+    feedback. The site's reviewers and admins read every submitted report. Anyone else
     gets 404, as for a report that does not exist. The read is audited."""
     site = get_site(site_id)
     return service.view_incident(site, incident_id, actor=api_actor(), roles=_roles(site),
@@ -115,9 +117,11 @@ def get_incident(site_id, incident_id):
 @blp.arguments(ListIncidentsQuerySchema, location="query")
 @blp.response(200, IncidentPageSchema)
 def list_incidents(query, site_id):
-    """Reports, newest first, filtered and one page at a time. With ``mine=true``, the
-    caller's own reports, drafts included (any role at the site); without it, every
-    submitted report of the site (reviewers and admins only: 403 for other roles)."""
+    """Reports, newest first, filtered and one page at a time.
+
+    With ``mine=true``, the caller's own reports, drafts included (any role at the site);
+    without it, every submitted report of the site (reviewers and admins only: 403 for
+    other roles)."""
     site = get_site(site_id)
     mine = query.pop("mine")
     if not mine and not _roles(site) & set(REVIEWERS):
