@@ -135,7 +135,12 @@ INCIDENT_FOR = {
     "incidents.amend": "own_submitted",
     "api_incidents.update_incident": "own_draft",
     "api_incidents.submit_incident": "own_draft",
+    "api_incidents.get_incident": "own_draft",
 }
+
+# The query a route's URL carries, where what the route declares holds only with it: every
+# role lists its own incident reports (without ``mine``, reviewers and admins alone).
+QUERY_FOR = {"api_incidents.list_incidents": "mine=true"}
 
 # Which open visit a route's ``visit_id`` names (the state its action starts from).
 VISIT_STATE_FOR = {
@@ -352,7 +357,8 @@ def url_of(route: Route, floor, **overrides) -> str:
         assert name in values, f"{route}: no test value for URL parameter {name!r}"
         return str(values[name])
 
-    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", fill, route.rule)
+    url = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", fill, route.rule)
+    return f"{url}?{QUERY_FOR[route.endpoint]}" if route.endpoint in QUERY_FOR else url
 
 
 # Routes on a response that must have started moments ago.

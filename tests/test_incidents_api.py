@@ -9,8 +9,9 @@ import pytest
 from factories import make_booth, make_client, make_site, make_staff
 from routes import assert_api_error, bearer
 
+from srs.auth.models import AuditEvent
 from srs.extensions import db
-from srs.incidents.models import Incident
+from srs.incidents.models import HARM_GRADES, INCIDENT_TYPES, Incident, Stage
 
 REPORT = {"type": "needle_stick", "occurred_at": "2026-11-18T14:05:00+00:00",
           "area": "Sharps station", "harm": "low", "client_codes": ["F-ABCD-1984"],
@@ -24,7 +25,9 @@ def api(client):
     make_client(site, code="F-ABCD-1984")
     people = {"nurse": make_staff(site, role="nurse"),
               "reviewer": make_staff(site, role="reviewer"),
-              "approver": make_staff(site, role="reviewer")}
+              "approver": make_staff(site, role="reviewer"),
+              "other_nurse": make_staff(site, role="nurse"),
+              "supervisor": make_staff(site, role="supervisor")}
 
     class Api:
         def __init__(self):
@@ -132,6 +135,138 @@ def test_the_openapi_document_names_every_operation(client):
                   if isinstance(op, dict) and "operationId" in op}
     assert {"createIncident", "updateIncident", "submitIncident", "reviewIncident",
             "listIncidents", "exportIncidents", "getMonthlyReport"} <= operations
+
+
+def test_a_nurse_reads_completes_and_submits_her_overdose_draft_through_the_api(api):
+    """The close names the draft it wrote; its reporter reads it, finds it among her own
+    reports, completes and submits it, and later reads the reviewer's feedback."""
+    started = api.call("POST", "/overdose-responses", json={"kind": "opioid",
+                                                             "location": "Washroom"})
+    assert started.status_code == 201, started.get_json()
+    rid = started.get_json()["id"]
+    assert api.call("POST", f"/overdose-responses/{rid}/interventions",
+                    json={"kind": "stimulation"}).status_code == 201
+    closed = api.call("POST", f"/overdose-responses/{rid}/close",
+                      json={"outcome": "recovered_on_site"}).get_json()
+    path = f"/incidents/{closed['incident_id']}"
+
+    draft = api.call("GET", path)
+    assert draft.status_code == 200, draft.get_json()
+    draft = draft.get_json()
+    assert (draft["stage"], draft["type"], draft["response_id"], draft["area"]) == (
+        "draft", "overdose", rid, "Washroom")
+    assert draft["narrative"].startswith("Overdose response, as recorded on the console")
+    mine = api.call("GET", "/incidents?mine=true").get_json()
+    assert [i["id"] for i in mine["items"]] == [draft["id"]] and mine["total"] == 1
+
+    saved = api.call("PATCH", path, json={"immediate_actions": "Stimulation; stayed 1 h.",
+                                          "harm": "low"})
+    assert saved.status_code == 200, saved.get_json()
+    submitted = api.call("POST", f"{path}/submit", json={})
+    assert submitted.status_code == 200, submitted.get_json()
+    assert submitted.get_json()["stage"] == "submitted"
+
+    review = f"{path}/review"
+    assert api.call("POST", review, "reviewer", {"decision": "start_review"}).status_code == 200
+    assert api.call("POST", review, "reviewer",
+                    {"feedback": "Quick stimulation: well done."}).status_code == 200
+    read = api.call("GET", path).get_json()
+    assert (read["stage"], read["feedback"]) == ("under_review", "Quick stimulation: well done.")
+    assert read["immediate_actions"] == "Stimulation; stayed 1 h."
+
+
+def test_only_the_reporter_and_reviewers_read_a_report_others_get_404(api):
+    draft = api.call("POST", "/incidents", json=REPORT).get_json()
+    submitted = api.submitted()
+    missing = assert_api_error(api.call("GET", "/incidents/999999", "reviewer"), 404)
+    # Drafts are their reporter's alone; a report closed to someone reads as one that
+    # does not exist.
+    for who, incident_id in (("other_nurse", draft["id"]), ("other_nurse", submitted),
+                             ("supervisor", submitted), ("reviewer", draft["id"])):
+        body = assert_api_error(api.call("GET", f"/incidents/{incident_id}", who), 404)
+        assert body == {**missing, "message": missing["message"].replace(
+            "999999", str(incident_id))}, who
+    for who in ("reviewer", "nurse"):
+        answer = api.call("GET", f"/incidents/{submitted}", who)
+        assert answer.status_code == 200 and answer.get_json()["id"] == submitted
+    # Each read is in the audit trail, with the clients it showed (by id).
+    reads = db.session.execute(db.select(AuditEvent).filter_by(
+        action="incident_viewed", entity_id=str(submitted))).scalars().all()
+    assert sorted(db.session.get(type(api.people["nurse"]), r.staff_id).username
+                  for r in reads) == sorted(api.people[w].username for w in ("reviewer",
+                                                                                "nurse"))
+    assert all(r.detail["clients"] for r in reads)
+
+
+def test_mine_lists_the_callers_own_reports_drafts_included(api):
+    draft = api.call("POST", "/incidents", json=REPORT).get_json()["id"]
+    submitted = api.submitted()
+    others = api.call("POST", "/incidents", "other_nurse", json=REPORT).get_json()["id"]
+    api.call("POST", f"/incidents/{others}/submit", "other_nurse", json={})
+
+    mine = api.call("GET", "/incidents?mine=true").get_json()
+    assert sorted(i["id"] for i in mine["items"]) == sorted([draft, submitted])
+    drafts = api.call("GET", "/incidents?mine=true&stage=draft").get_json()
+    assert [i["id"] for i in drafts["items"]] == [draft]
+    theirs = api.call("GET", "/incidents?mine=true", "other_nurse").get_json()
+    assert [i["id"] for i in theirs["items"]] == [others]
+    assert api.call("GET", "/incidents?mine=true", "supervisor").get_json()["total"] == 0
+    # A reviewer's own list is theirs alone; without ``mine`` they see every submitted one.
+    assert api.call("GET", "/incidents?mine=true", "reviewer").get_json()["items"] == []
+    every = api.call("GET", "/incidents", "reviewer").get_json()
+    assert sorted(i["id"] for i in every["items"]) == sorted([submitted, others])
+    for who in ("nurse", "supervisor"):
+        assert_api_error(api.call("GET", "/incidents", who), 403)
+        assert_api_error(api.call("GET", "/incidents?mine=false", who), 403)
+    assert_api_error(api.call("GET", "/incidents?mine=perhaps"), 422, "mine")
+
+
+def test_the_document_gives_the_vocabularies_the_answers_use(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    paths = spec["paths"]
+    operations = {op["operationId"]: op for path in paths.values() for op in path.values()
+                  if isinstance(op, dict) and "operationId" in op}
+    assert "getIncident" in operations
+    assert any(p["name"] == "mine" and p["in"] == "query"
+               for p in operations["listIncidents"]["parameters"])
+    schemas = spec["components"]["schemas"]
+    incident = schemas["Incident"]["properties"]
+    assert incident["stage"]["enum"] == [s.value for s in Stage]
+    assert incident["type"]["enum"] == list(INCIDENT_TYPES)
+    assert incident["harm"]["enum"] == list(HARM_GRADES)
+    history = schemas["HistoryOut"]["properties"]
+    assert [v for v in history["stage_to"]["enum"] if v is not None] == [s.value for s in Stage]
+    assert history["kind"]["enum"] == ["stage", "amendment"]
+    figure = schemas["FigureOut"]["properties"]
+    assert figure["value"]["type"] == ["integer", "null"] or figure["value"]["type"] == "integer"
+    assert "incident_reports_by_type" in figure["name"]["enum"]
+    item = figure["breakdown"]["additionalProperties"]
+    item = schemas[item["$ref"].rsplit("/", 1)[1]] if "$ref" in item else item
+    assert item["properties"]["value"]["type"] == "integer"
+    assert "needle_stick" in operations["getMonthlyReport"]["description"]
+
+
+def test_monthly_figures_are_keyed_by_the_values_the_api_takes(api):
+    for kind in ("needle_stick", "needle_stick", "complaint"):
+        created = api.call("POST", "/incidents", json={**REPORT, "type": kind}).get_json()
+        api.call("POST", f"/incidents/{created['id']}/submit", json={})
+    body = api.call("GET", "/reports/monthly?month=2026-11", "reviewer").get_json()
+    figures = {f["name"]: f for f in body["figures"]}
+    by_type = figures["incident_reports_by_type"]
+    assert set(by_type["breakdown"]) == set(INCIDENT_TYPES)
+    assert by_type["breakdown"]["needle_stick"] == {"label": "Needle-stick injury", "value": 2}
+    assert by_type["breakdown"]["complaint"] == {"label": "Complaint", "value": 1}
+    assert by_type["value"] is None and by_type["label"] == "Incident reports, by type"
+    # Every key is a value createIncident takes as a type.
+    for key in by_type["breakdown"]:
+        assert api.call("POST", "/incidents", json={"type": key}).status_code == 201
+    assert figures["total_visits"]["value"] == 0 and figures["total_visits"]["breakdown"] is None
+    assert figures["opening_hours"]["text"] == "not set"
+    assert figures["opening_hours"]["value"] is None
+    assert set(figures["drugs_consumed_by_type"]["breakdown"]) >= {"fentanyl", "crack"}
+    assert figures["drugs_consumed_by_type"]["breakdown"]["crack"]["label"] == "Crack cocaine"
+    assert set(figures["take_home_kits_by_form"]["breakdown"]) == {"injectable", "nasal"}
+    assert figures["referrals_by_service_type"]["breakdown"]["oat"]["value"] == 0
 
 
 # --- The pages -------------------------------------------------------------------------------

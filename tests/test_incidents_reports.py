@@ -3,6 +3,7 @@ its PDF."""
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
@@ -97,8 +98,8 @@ EXPECTED_NOVEMBER = {
     "total_visits": 6,
     "unique_clients": 4,
     "new_clients": 3,
-    "clients_by_gender": {"male": 1, "female": 1, "trans male": 0, "trans female": 1,
-                          "other": 0, "unknown": 1},
+    # Keyed by the code's gender letter, as the API's client codes carry it.
+    "clients_by_gender": {"M": 1, "F": 1, "TM": 0, "TF": 1, "X": 0, "unknown": 1},
     "clients_by_age_band": {"<20": 1, "20-29": 1, "30-39": 0, "40-49": 0, "50-59": 0,
                             "60+": 1, "unknown": 1},
     "visits_by_time_band": {"07-12": 1, "12-17": 2, "17-22": 0, "22-03": 2, "03-07": 1},
@@ -115,10 +116,10 @@ def test_every_monthly_figure_matches_the_hand_count(november):
     for name, expected in EXPECTED_NOVEMBER.items():
         assert figures[name] == expected, name
     drugs = figures["drugs_consumed_by_type"]
-    assert (drugs["Fentanyl"], drugs["Crack cocaine"], drugs["Heroin"]) == (2, 1, 1)
+    assert (drugs["fentanyl"], drugs["crack"], drugs["heroin"]) == (2, 1, 1)
     assert sum(drugs.values()) == 4
     incidents = figures["incident_reports_by_type"]
-    assert incidents["Overdose"] == 1 and sum(incidents.values()) == 1
+    assert incidents["overdose"] == 1 and sum(incidents.values()) == 1
 
 
 def test_october_holds_the_visit_that_crossed_midnight(november):
@@ -127,7 +128,7 @@ def test_october_holds_the_visit_that_crossed_midnight(november):
     assert figures["total_visits"] == 2
     assert figures["unique_clients"] == 1 and figures["new_clients"] == 1
     assert figures["visits_by_time_band"]["22-03"] == 1
-    assert figures["incident_reports_by_type"]["Violence or aggression"] == 1
+    assert figures["incident_reports_by_type"]["violence"] == 1
 
 
 def overdose(site, client, started, kind="opioid", *, steps=(), outcome="recovered_on_site"):
@@ -213,7 +214,7 @@ EXPECTED_EMERGENCIES = {
     "overdose_911_calls": 2,
     "other_medical_emergencies": 1,
     "deaths": 0,
-    "take_home_kits_by_form": {"Injectable": 1, "Nasal": 3},
+    "take_home_kits_by_form": {"injectable": 1, "nasal": 3},
     "take_home_kits_replacing_used": 2,
     "take_home_kits_with_training": 3,
     "services_inside": 1,
@@ -228,8 +229,8 @@ def test_the_monthly_overdose_kit_and_referral_figures_match_the_hand_count(
     for name, expected in EXPECTED_EMERGENCIES.items():
         assert figures[name] == expected, name
     by_type = figures["referrals_by_service_type"]
-    assert by_type["Opioid agonist treatment (OAT)"] == 2
-    assert by_type["Wound care"] == 1 and sum(by_type.values()) == 3
+    assert by_type["oat"] == 2
+    assert by_type["wound_care"] == 1 and sum(by_type.values()) == 3
     october = {f.name: value for f, value in
                reports.monthly_report(november_emergencies, date(2026, 10, 1))["figures"]}
     assert (october["overdoses"], october["naloxone_doses"]) == (1, 1)
@@ -280,6 +281,12 @@ def test_the_monthly_csv_and_page_and_api_agree(november, client, auth):
     page = client.get("/sites/queen/reports/monthly?month=2026-11")
     assert page.status_code == 200
     assert b'data-figure="total_visits"' in page.data
+    # People read words: the page labels each breakdown key.
+    text = page.get_data(as_text=True)
+    row = re.search(r'data-figure="drugs_consumed_by_type" data-breakdown="crack">(.*?)</tr>',
+                    text).group(1)
+    assert "<td>Crack cocaine</td>" in row and '<td class="num">1</td>' in row
+    assert re.search(r'data-breakdown="TF"><td>trans female</td><td class="num">1</td>', text)
     response = client.get("/sites/queen/reports/monthly.csv?month=2026-11")
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     by_key = {(r["figure"], r["breakdown"]): r["value"] for r in rows}
@@ -288,15 +295,24 @@ def test_the_monthly_csv_and_page_and_api_agree(november, client, auth):
     assert by_key[("total_visits", "")] == 6
     assert by_key[("visits_by_time_band", "03-07")] == 1
     assert by_key[("clients_by_age_band", "unknown")] == 1
+    assert by_key[("clients_by_gender", "trans female")] == 1
+    assert by_key[("drugs_consumed_by_type", "Crack cocaine")] == 1
 
     from routes import bearer
 
     body = client.get(f"/api/v1/sites/{november.id}/reports/monthly?month=2026-11",
                       headers=bearer(reviewer)).get_json()
-    api = {f["name"]: f["value"] for f in body["figures"]}
+    api = {f["name"]: f for f in body["figures"]}
     assert body["month"] == "2026-11"
     for name, expected in EXPECTED_NOVEMBER.items():
-        assert api[name] == expected, name
+        figure = api[name]
+        if isinstance(expected, dict):
+            assert figure["value"] is None, name
+            assert {k: item["value"] for k, item in figure["breakdown"].items()} == expected
+        else:
+            assert (figure["value"], figure["breakdown"]) == (expected, None), name
+    assert api["clients_by_gender"]["breakdown"]["TF"] == {"label": "trans female", "value": 1}
+    assert api["opening_hours"]["text"] == "not set"
 
 
 # --- The weekly review and its packet --------------------------------------------------------

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.auth.models import Role
 from srs.common import utcnow
+from srs.errors import Forbidden
 from srs.idempotency import idempotent
 from srs.incidents import reports, service
 from srs.incidents.schemas import (
@@ -19,6 +20,7 @@ from srs.incidents.schemas import (
     IncidentPageSchema,
     IncidentSchema,
     IncidentUpdateSchema,
+    ListIncidentsQuerySchema,
     ListQuerySchema,
     MonthlyReportSchema,
     MonthQuerySchema,
@@ -93,17 +95,41 @@ def review_incident(data, site_id, incident_id):
                                    actor=api_actor(), roles=_roles(site), now=utcnow())
 
 
+@blp.get("/sites/<int:site_id>/incidents/<int:incident_id>")
+@blp.doc(operationId="getIncident", security=SECURITY)
+@token_required(*ANY_ROLE)
+@blp.response(200, IncidentSchema)
+def get_incident(site_id, incident_id):
+    """One report, with its review and history.
+
+    Its reporter reads it at every stage: a draft (such as the one an overdose response's
+    close writes, named by the close's ``incident_id``), and once submitted the reviewer's
+    feedback. The site's reviewers and admins read every submitted report. Anyone else
+    gets 404, as for a report that does not exist. The read is audited."""
+    site = get_site(site_id)
+    return service.view_incident(site, incident_id, actor=api_actor(), roles=_roles(site),
+                                 now=utcnow(), conceal=True)
+
+
 @blp.get("/sites/<int:site_id>/incidents")
 @blp.doc(operationId="listIncidents", security=SECURITY)
-@token_required(*REVIEWERS)
-@blp.arguments(ListQuerySchema, location="query")
+@token_required(*ANY_ROLE)
+@blp.arguments(ListIncidentsQuerySchema, location="query")
 @blp.response(200, IncidentPageSchema)
 def list_incidents(query, site_id):
-    """Submitted reports, newest first, filtered and one page at a time."""
+    """Reports, newest first, filtered and one page at a time.
+
+    With ``mine=true``, the caller's own reports, drafts included (any role at the site);
+    without it, every submitted report of the site (reviewers and admins only: 403 for
+    other roles)."""
     site = get_site(site_id)
+    mine = query.pop("mine")
+    if not mine and not _roles(site) & set(REVIEWERS):
+        raise Forbidden("Only the site's reviewers and admins list every report: ask for "
+                        "your own with mine=true.")
     page, per_page = query.pop("page"), query.pop("per_page")
     items, total = service.list_incidents(site, query, actor=api_actor(), page=page,
-                                          per_page=per_page, now=utcnow())
+                                          per_page=per_page, now=utcnow(), mine=mine)
     return {"items": items, "total": total, "page": page, "per_page": per_page}
 
 
@@ -128,12 +154,22 @@ def export_incidents(query, site_id):
 @blp.arguments(MonthQuerySchema, location="query")
 @blp.response(200, MonthlyReportSchema)
 def get_monthly_report(query, site_id):
-    """Every monthly figure for the site and ``month`` (YYYY-MM, site time)."""
+    """Every monthly figure for the site and ``month`` (YYYY-MM, site time).
+
+    Each figure has its ``name`` and ``label`` and one of: ``value``, a count (a number);
+    ``text``, words (``opening_hours``); or ``breakdown``, counts keyed by the values the
+    API itself takes, each key with its ``label`` and ``value`` beside it. The keys:
+    incident types as createIncident's ``type`` (``needle_stick``: "Needle-stick injury"),
+    substances as recordConsumption's ``substances`` (``fentanyl``), service types as
+    recordReferral's ``service_type`` (``oat``), take-home kit forms as
+    recordTakeHomeKit's ``form`` (``nasal``), genders as the client code's letter (M, F,
+    TM, TF, X, or ``unknown``), time bands (``07-12``) and age bands (``20-29``,
+    ``unknown``) as they are written."""
     site = get_site(site_id)
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()
     else:
         month = reports.last_full_month(site, utcnow())
     report = reports.monthly_report(site, month)
-    return {"site_id": site.id, "month": f"{report['month']:%Y-%m}", "figures": [
-        {"name": f.name, "label": f.label, "value": value} for f, value in report["figures"]]}
+    return {"site_id": site.id, "month": f"{report['month']:%Y-%m}",
+            "figures": report["figures"]}

@@ -163,6 +163,10 @@ class Incident(db.Model):
         return f"<Incident {self.id} {self.stage}>"
 
 
+# What a history row records: a move from one stage to another, or an amendment.
+HISTORY_KINDS = ("stage", "amendment")
+
+
 class IncidentHistory(db.Model):
     """Append-only: a stage change or an amendment (what changed, by whom, why)."""
 
@@ -173,8 +177,7 @@ class IncidentHistory(db.Model):
                                              index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
-    # "stage" or "amendment"
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))  # one of HISTORY_KINDS
     stage_from: Mapped[str | None] = mapped_column(String(20))
     stage_to: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)

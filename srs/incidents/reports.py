@@ -5,13 +5,16 @@ a visit counts in the week, month and time band of its arrival.
 
 The monthly report is a table of figures: each row is a name, a label and a
 small function of one ``MonthData``. A figure that another record feeds (an
-overdose response, a naloxone dose, a referral) is one more row.
+overdose response, a naloxone dose, a referral) is one more row. A breakdown is
+keyed by the values the API takes (``needle_stick``, ``fentanyl``); its figure
+labels each key for people (the page, the CSV).
 """
 
 import csv
 import io
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -34,6 +37,7 @@ from srs.incidents.models import (
 )
 from srs.incidents.service import overdue_actions
 from srs.naloxone.models import KIT_FORMS
+from srs.referrals.models import SERVICE_TYPES
 from srs.sites.models import TIME_BANDS, Site, time_band
 
 TREND_WEEKS = 12
@@ -312,9 +316,13 @@ def _clients_by_age(m: MonthData) -> dict:
     return {band: counts[band] for band in AGE_BANDS}
 
 
+# The client code's gender letters (what the API's codes carry), and their words.
+GENDER_LABELS = {**GENDERS, "unknown": "unknown"}
+
+
 def _clients_by_gender(m: MonthData) -> dict:
-    counts = Counter(c.gender or "unknown" for c in m.clients)
-    return {g: counts[g] for g in (*GENDERS.values(), "unknown")}
+    counts = Counter(c.gender or "unknown" for c in m.clients)  # stored as the word
+    return {letter: counts[word] for letter, word in GENDER_LABELS.items()}
 
 
 def _drugs_by_type(m: MonthData) -> dict:
@@ -323,7 +331,7 @@ def _drugs_by_type(m: MonthData) -> dict:
     for c in m.consumptions:
         per_visit.setdefault(c.visit_id, set()).update(c.substances or [])
     counts = Counter(s for substances in per_visit.values() for s in substances)
-    return {SUBSTANCES[s]: counts[s] for s in SUBSTANCES}
+    return {s: counts[s] for s in SUBSTANCES}
 
 
 def _visits_where(m: MonthData, attribute: str) -> int:
@@ -331,11 +339,11 @@ def _visits_where(m: MonthData, attribute: str) -> int:
 
 
 def _referrals_by_type(m: MonthData) -> dict:
-    return {row["label"]: row["accepted"] for row in m.referrals["by_type"].values()}
+    return {t: row["accepted"] for t, row in m.referrals["by_type"].items()}
 
 
 def _kits_by_form(m: MonthData) -> dict:
-    return {label: m.overdoses["take_home_kits"][form] for form, label in KIT_FORMS.items()}
+    return {form: m.overdoses["take_home_kits"][form] for form in KIT_FORMS}
 
 
 def _overdose(key: str):
@@ -344,14 +352,19 @@ def _overdose(key: str):
 
 def _incidents_by_type(m: MonthData) -> dict:
     counts = Counter(i.type for i in m.incidents)
-    return {label: counts[key] for key, label in INCIDENT_TYPES.items()}
+    return {key: counts[key] for key in INCIDENT_TYPES}
 
 
 @dataclass(frozen=True)
 class Figure:
     name: str
     label: str
-    compute: object  # MonthData -> int | dict[str, int]
+    compute: object  # MonthData -> int | str | dict[str, int] (a breakdown, by API value)
+    # A breakdown's words for people, by key; a key without one (a time band) is its own.
+    labels: Mapping[str, str] | None = None
+
+    def label_of(self, key: str) -> str:
+        return (self.labels or {}).get(key, key)
 
 
 # Health Canada's monthly indicators and Ontario's additions, in the order the forms ask.
@@ -361,13 +374,15 @@ FIGURES: tuple[Figure, ...] = (
            lambda m: len(m.clients)),
     Figure("new_clients", "New clients (first visit at this site in the month)",
            lambda m: m.new_client_count),
-    Figure("clients_by_gender", "Unique clients by gender", _clients_by_gender),
+    Figure("clients_by_gender", "Unique clients by gender", _clients_by_gender,
+           GENDER_LABELS),
     Figure("clients_by_age_band", "Unique clients by age band (from the code's birth year)",
            _clients_by_age),
     Figure("visits_by_time_band", "Visits by time band (arrival, site time)", _visits_by_band),
     Figure("visits_with_consumption", "Visits with consumption recorded",
            lambda m: len({c.visit_id for c in m.consumptions})),
-    Figure("drugs_consumed_by_type", "Drugs consumed, by type (visits)", _drugs_by_type),
+    Figure("drugs_consumed_by_type", "Drugs consumed, by type (visits)", _drugs_by_type,
+           SUBSTANCES),
     Figure("split_or_shared_visits", "Visits with splitting or sharing",
            lambda m: _visits_where(m, "split_or_shared")),
     Figure("peer_assisted_visits", "Peer-assisted visits",
@@ -380,7 +395,8 @@ FIGURES: tuple[Figure, ...] = (
            lambda m: m.referrals["services_inside"]),
     Figure("referrals_outside", "Referrals outside the site",
            lambda m: m.referrals["referrals_outside"]),
-    Figure("referrals_by_service_type", "Referrals made, by service type", _referrals_by_type),
+    Figure("referrals_by_service_type", "Referrals made, by service type", _referrals_by_type,
+           SERVICE_TYPES),
     Figure("overdoses", "Overdoses (opioid and stimulant)", _overdose("overdoses")),
     Figure("opioid_overdoses", "Opioid overdoses", _overdose("opioid_overdoses")),
     Figure("stimulant_overdoses", "Stimulant overdoses", _overdose("stimulant_overdoses")),
@@ -396,12 +412,14 @@ FIGURES: tuple[Figure, ...] = (
     Figure("other_medical_emergencies", "Other medical emergencies",
            _overdose("other_medical_emergencies")),
     Figure("deaths", "Deaths", _overdose("deaths")),
-    Figure("take_home_kits_by_form", "Take-home naloxone kits given, by form", _kits_by_form),
+    Figure("take_home_kits_by_form", "Take-home naloxone kits given, by form", _kits_by_form,
+           KIT_FORMS),
     Figure("take_home_kits_replacing_used", "Take-home kits replacing a used kit",
            _overdose("take_home_kits_replacing_used")),
     Figure("take_home_kits_with_training", "Take-home kits given with training",
            _overdose("take_home_kits_with_training")),
-    Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type),
+    Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type,
+           INCIDENT_TYPES),
 )
 
 
@@ -420,7 +438,8 @@ def monthly_csv(report: dict) -> str:
     for figure, value in report["figures"]:
         if isinstance(value, dict):
             for key, count in value.items():
-                writer.writerow((report["site"].slug, month, figure.name, key, count))
+                writer.writerow((report["site"].slug, month, figure.name,
+                                 figure.label_of(key), count))
         else:
             writer.writerow((report["site"].slug, month, figure.name, "", value))
     return out.getvalue()

@@ -141,18 +141,29 @@ def _identifier_errors(data: dict, *, site: Site) -> dict:
 def get_incident(site: Site, incident_id: int) -> Incident:
     incident = db.session.get(Incident, incident_id)
     if incident is None or incident.site_id != site.id:
-        raise NotFound(f"Site {site.slug} has no incident report {incident_id}.")
+        raise _no_such_report(site, incident_id)
     return incident
 
 
+def _no_such_report(site: Site, incident_id: int) -> NotFound:
+    return NotFound(f"Site {site.slug} has no incident report {incident_id}.")
+
+
 def view_incident(site: Site, incident_id: int, *, actor: Actor, roles: set[str],
-                  now: datetime) -> Incident:
+                  now: datetime, conceal: bool = False) -> Incident:
     """Open a report (it names clients by code): the read is audited.
 
     A draft is its reporter's alone; reviewers see every submitted report, others their own.
+    The pages say why a report is closed to someone; the API (``conceal``) answers as if
+    it did not exist, so that an integration learns nothing of reports it may not open.
+
+    :raises NotFound: no such report at the site, or (``conceal``) one closed to ``actor``
+    :raises Forbidden: a report closed to ``actor`` (without ``conceal``)
     """
     incident = get_incident(site, incident_id)
     if not may_see(incident, actor=actor, roles=roles):
+        if conceal:
+            raise _no_such_report(site, incident_id)
         raise Forbidden("Only the person who wrote this report and the site's reviewers may "
                         "open it.")
     record(actor, "incident_viewed", "incident", incident.id, site_id=site.id, now=now,
@@ -171,7 +182,8 @@ def filtered(site: Site, filters: dict):
     """A select of the site's submitted reports matching ``filters`` (None values ignored).
 
     Filters: ``type``, ``harm``, ``stage``, ``booth_id``, ``band`` (time band), ``since``,
-    ``until`` (UTC datetimes, half-open), ``reported_by``.
+    ``until`` (UTC datetimes, half-open), ``reported_by``; ``include_drafts_of`` (a staff
+    id) lets that person's own drafts in too.
     """
     query = db.select(Incident).where(Incident.site_id == site.id)
     if filters.get("include_drafts_of") is not None:
@@ -190,8 +202,16 @@ def filtered(site: Site, filters: dict):
 
 
 def list_incidents(site: Site, filters: dict, *, actor: Actor, page: int = 1,
-                   per_page: int = 50, now: datetime) -> tuple[list[Incident], int]:
-    """One page of reports, newest first, and how many match in all; the read is audited."""
+                   per_page: int = 50, now: datetime, mine: bool = False
+                   ) -> tuple[list[Incident], int]:
+    """One page of reports, newest first, and how many match in all; the read is audited.
+
+    With ``mine``, only the reports ``actor`` wrote, their drafts among them (what a
+    reporter may list, whatever their role); callers check who may list the others.
+    """
+    if mine:
+        filters = {**filters, "reported_by": actor.staff_id,
+                   "include_drafts_of": actor.staff_id}
     query = filtered(site, filters)
     band = filters.get("band")
     if band:
@@ -208,7 +228,7 @@ def list_incidents(site: Site, filters: dict, *, actor: Actor, page: int = 1,
             .order_by(Incident.occurred_at.desc(), Incident.id.desc())
             .limit(per_page).offset((page - 1) * per_page)).scalars())
     record(actor, "incidents_listed", "incident", None, site_id=site.id, now=now,
-           detail={"shown": [i.id for i in items]})
+           detail={"shown": [i.id for i in items], **({"mine": True} if mine else {})})
     db.session.commit()
     return items, total
 

@@ -26,7 +26,13 @@ from srs.incidents.models import (
     ReviewPacket,
     Stage,
 )
-from srs.incidents.schemas import FactorForm, IncidentForm, ReviewForm, local_to_utc
+from srs.incidents.schemas import (
+    MAXLENGTH,
+    FactorForm,
+    IncidentForm,
+    ReviewForm,
+    local_to_utc,
+)
 from srs.security import download
 from srs.sites.access import site_role_required
 from srs.sites.models import TIME_BANDS
@@ -44,14 +50,22 @@ def _roles(site) -> set[str]:
 
 @bp.app_context_processor
 def incident_vocabulary():
-    return VOCABULARY
+    return {**VOCABULARY, "INCIDENT_MAXLENGTH": MAXLENGTH}
 
 
 def _parse(schema, data: dict) -> dict:
+    """Load a form; its refusals as messages per input (a list's, per item, flattened)."""
     try:
         return schema.load(data)
     except ValidationError as error:
-        raise Invalid("Some fields are not valid.", error.messages) from None
+        raise Invalid("Some fields are not valid.", {
+            name: _flat(messages) for name, messages in error.messages.items()}) from None
+
+
+def _flat(messages) -> list[str]:
+    if isinstance(messages, dict):
+        return [m for item in messages.values() for m in _flat(item)]
+    return list(messages) if isinstance(messages, list) else [messages]
 
 
 def _report_data(site) -> dict:
@@ -87,16 +101,22 @@ def create(site):
     return redirect(url_for("incidents.show", slug=site.slug, incident_id=incident.id))
 
 
-def _show(site, incident, *, status: int = 200, errors: dict | None = None, form=None):
+def _show(site, incident, *, status: int = 200, errors: dict | None = None, form=None,
+          review_form=None):
+    """The report's page; after a refused post, with what was typed (``form``: the report's
+    or the amendment's, ``review_form``: the reviewer's panel) and the messages."""
     roles = _roles(site)
     booths = list(db.session.execute(db.select(Booth).filter_by(site_id=site.id)
                                      .order_by(Booth.position, Booth.label)).scalars())
+    chosen = {f.id for f in incident.factors}
+    if review_form is not None:
+        chosen = {int(v) for v in review_form.getlist("factor_ids") if v.isdigit()}
     return render_template(
         "incidents/show.html", site=site, incident=incident, roles=roles, booths=booths,
-        errors=errors or {}, form=form,
+        errors=errors or {}, form=form, review_form=review_form,
         factor_tree=service.factor_tree(site) if Role.REVIEWER in roles else [],
         staff=service.staff_of(site) if Role.REVIEWER in roles else [],
-        chosen={f.id for f in incident.factors},
+        chosen=chosen,
         may_amend=incident.stage != Stage.DRAFT and (
             incident.reported_by == current_user.id or Role.REVIEWER in roles)), status
 
@@ -139,10 +159,10 @@ def autosave(site, incident_id):
 def submit(site, incident_id):
     incident = service.get_incident(site, incident_id)
     now = utcnow()
-    data = _report_data(site)
-    checked = data.pop("identifiers_checked", False)
-    data.pop("amendment_reason", None)
     try:
+        data = _report_data(site)
+        checked = data.pop("identifiers_checked", False)
+        data.pop("amendment_reason", None)
         service.update_incident(incident, data, actor=current_actor(), roles=_roles(site), now=now)
         service.submit_incident(incident, actor=current_actor(), now=now,
                                 identifiers_checked=checked)
@@ -158,9 +178,9 @@ def submit(site, incident_id):
 @idempotent
 def amend(site, incident_id):
     incident = service.get_incident(site, incident_id)
-    data = _report_data(site)
-    reason = data.pop("amendment_reason", None)
     try:
+        data = _report_data(site)
+        reason = data.pop("amendment_reason", None)
         service.update_incident(incident, data, actor=current_actor(), roles=_roles(site),
                                 now=utcnow(), amendment_reason=reason)
     except Invalid as error:
@@ -185,7 +205,7 @@ def review(site, incident_id):
     except Invalid as error:
         db.session.rollback()
         incident = service.get_incident(site, incident_id)
-        return _show(site, incident, status=422, errors=error.errors, form=request.form)
+        return _show(site, incident, status=422, errors=error.errors, review_form=request.form)
     return redirect(url_for("incidents.show", slug=site.slug, incident_id=incident.id))
 
 
