@@ -11,6 +11,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
@@ -32,7 +33,63 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+_HELD = "srs_held_savepoint"
+
+
+class UnitSession(FlaskSession):
+    """The app's database session, able to hold a unit of work's commits for one real commit.
+
+    Services commit their own operation (``db.session.commit()``, ``srs.unit.commit``).
+    Inside :meth:`holding_commits` a ``commit()`` keeps the work so far in a released
+    savepoint and a ``rollback()`` goes back to the last such keep, so each service
+    behaves as it does alone (a refusal that commits its audit trail first still keeps
+    it), while nothing is committed for real until the holder commits, after the block:
+    ``srs.idempotency`` stores a request's answer in the action's own transaction that way.
+    """
+
+    @contextmanager
+    def holding_commits(self):
+        """Hold every ``commit()`` inside the block for the caller's one commit after it.
+
+        Leaving the block normally keeps what it left uncommitted too (the caller's
+        commit takes it, as a later commit would have); leaving it by an exception
+        leaves the transaction to the caller's rollback, which discards all of it.
+        Announcements wait for the real commit (``srs.live.after_commit``).
+        """
+        if _HELD in self.info:
+            raise RuntimeError("commits are already held")
+        self.info[_HELD] = self.begin_nested()
+        try:
+            yield
+            self.info[_HELD].commit()
+        finally:
+            self.info.pop(_HELD, None)
+
+    def commit(self) -> None:
+        savepoint = self.info.get(_HELD)
+        if savepoint is None:
+            super().commit()
+            return
+        try:
+            savepoint.commit()  # flushes first: a lost race or a stale row raises here
+        finally:
+            # Committed or (a refused flush) rolled back: the unit goes on from here.
+            self.info[_HELD] = self.begin_nested()
+        if self.expire_on_commit:
+            # As after a commit: what is read next (the answer's rendering) comes from the
+            # database, collections in their order and all.
+            self.expire_all()
+
+    def rollback(self) -> None:
+        savepoint = self.info.get(_HELD)
+        if savepoint is None:
+            super().rollback()
+            return
+        savepoint.rollback()  # back to the last commit, not to the unit's start
+        self.info[_HELD] = self.begin_nested()
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": UnitSession})
 migrate = Migrate()
 socketio = SocketIO()
 login_manager = LoginManager()

@@ -3,8 +3,29 @@
 Every state-changing form renders a fresh key in a hidden ``idempotency_key``
 field (``new_idempotency_key()`` in templates); API callers send an
 ``Idempotency-Key`` header. The first request with a key is recorded, in the
-transaction of what it records, and its answer kept; a repeat with the same
-key gets that answer back and changes nothing.
+transaction of what it records, with its answer; a repeat with the same key gets
+that answer back and changes nothing.
+
+The key, the action and the answer commit together, once. A crash between the
+action's commit and a separate commit of its answer would leave a key that is
+recorded but has no answer to give: its caller could never learn what was made
+(the visit id of a check-in). So while a keyed request runs, the services'
+commits are held (``UnitSession.holding_commits`` in ``srs.extensions``, the
+session class given to Flask-SQLAlchemy): each ``commit()`` releases a
+savepoint and each ``rollback()`` returns to the last one, the decorator renders
+the answer, writes it onto the claimed row and commits once. A session class
+rather than a flag each service checks: the services keep committing their own
+operation as they do alone (from jobs, the CLI, unkeyed requests), a refusal
+that commits its audit trail or a lockout count before it raises still keeps it
+(the savepoint stays, the error's answer is stored beside it), and nothing a
+service calls can commit early by forgetting a flag. Announcements and alarms
+wait for that one real commit (``srs.live.after_commit`` ignores savepoints), and
+a server error rolls back all of it, key included, so the retry is a first try.
+
+A repeat of a request still running waits on the key's unique index (SQLite: on
+the write lock) until the first commits, then replays its answer. A streamed
+answer (a download) cannot be stored: its key is dropped, and the action
+committed without it.
 """
 
 import uuid
@@ -13,7 +34,7 @@ from functools import wraps
 
 from flask import g, make_response, request
 from flask_login import current_user
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc, update
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import HTTPException
 
@@ -66,8 +87,8 @@ def _replay(row: IdempotentRequest):
         raise Invalid("This idempotency key was used for another action.", {
             "Idempotency-Key": ["Send a new key for each action."]})
     if row.status_code is None:
-        # The key is claimed in the action's own transaction: the action is recorded, and its
-        # answer is being kept (or never was, if the server stopped in between). Never again.
+        # Only an older version of SRS committed a key before its answer: the action is
+        # recorded and its answer was lost. Never again.
         raise Conflict("This action is already recorded; its answer is not ready. Reload to "
                        "see where things are now.")
     response = make_response(row.body or "", row.status_code)
@@ -77,55 +98,54 @@ def _replay(row: IdempotentRequest):
     return response
 
 
-def _row(staff_id: int, key: str, now: datetime, **answer) -> IdempotentRequest:
+def _row(staff_id: int, key: str, now: datetime) -> IdempotentRequest:
     return IdempotentRequest(staff_id=staff_id, key=key, method=request.method,
-                             path=request.path, created_at=now, **answer)
+                             path=request.path, created_at=now)
 
 
-def _claim(staff_id: int, key: str, now: datetime) -> IdempotentRequest | None:
-    """Claim the key in the transaction the action will commit; return the earlier request
-    if the key is taken.
+def _claim(staff_id: int, key: str, now: datetime):
+    """Claim the key in the transaction the action will commit: return ``(the claimed row,
+    None)``, or ``(None, the earlier request)`` if the key is taken.
 
-    A new key (nearly every tap) costs one INSERT and no commit of its own: the claim and
-    what the action records commit together, so a claimed key always means a recorded
-    action. A repeat arriving meanwhile waits on the unique key (SQLite: on the write
-    lock) until the first commits, then finds it.
+    A new key (nearly every tap) costs one INSERT and no commit of its own. A repeat
+    arriving meanwhile waits on the unique key (SQLite: on the write lock) until the
+    first commits with its answer, then finds it.
     """
     for _attempt in range(2):
-        db.session.add(_row(staff_id, key, now))
+        claim = _row(staff_id, key, now)
+        db.session.add(claim)
         try:
             db.session.flush()
-            return None
+            return claim, None
         except exc.IntegrityError:
             db.session.rollback()
         earlier = db.session.execute(db.select(IdempotentRequest).filter_by(
             staff_id=staff_id, key=key)).scalar_one_or_none()
         if earlier is not None:
-            return earlier
+            return None, earlier
         # Forgotten in between (a streamed answer, or the hourly clean-up of old keys):
         # claim it again.
     raise Conflict("This action is being tried again elsewhere; wait a moment.")
 
 
-def _keep(staff_id: int, key: str, now: datetime, response) -> None:
-    """Keep the answer with the key. A refusal rolled the claim back with the action: the
-    key is then claimed again, with its answer, in one INSERT."""
-    answer = {"status_code": response.status_code,
-              "content_type": response.headers.get("Content-Type"),
-              "body": response.get_data(as_text=True)}
-    kept = db.session.execute(
-        update(IdempotentRequest).filter_by(staff_id=staff_id, key=key).values(**answer),
-        execution_options={"synchronize_session": False})
-    if kept.rowcount == 0:
-        db.session.add(_row(staff_id, key, now, **answer))
+def _answer(view, args, kwargs):
+    """The view's answer, a refusal's included; a refusal first undoes what the view left
+    uncommitted (what it committed, an audited read before the refusal, stays)."""
     try:
-        db.session.commit()
-    except exc.IntegrityError:  # a repeat claimed the key between the refusal and here
+        return make_response(view(*args, **kwargs))
+    except DomainError as error:
         db.session.rollback()
+        return make_response(handle_domain_error(error))
+    except HTTPException as error:
+        db.session.rollback()
+        return make_response(handle_http_exception(error))
 
 
 def idempotent(view):
-    """Make a state-changing view answer a repeated key with its first answer."""
+    """Make a state-changing view answer a repeated key with its first answer.
+
+    The view's commits are held: its action, its key and its answer commit together.
+    """
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -133,38 +153,29 @@ def idempotent(view):
         if key is None or staff_id is None:
             return view(*args, **kwargs)
         now = utcnow()
-        earlier = _claim(staff_id, key, now)
+        claim, earlier = _claim(staff_id, key, now)
         if earlier is not None:
             return _replay(earlier)
         try:
-            response = make_response(view(*args, **kwargs))
-        except DomainError as error:
-            db.session.rollback()
-            response = make_response(handle_domain_error(error))
-        except HTTPException as error:
-            db.session.rollback()
-            response = make_response(handle_http_exception(error))
-        except Exception:
-            # The key stays claimed only if the action committed: a retry then hears that it
-            # is recorded; otherwise the rollback freed the key with the rest.
+            with db.session().holding_commits():
+                response = _answer(view, args, kwargs)
+            if response.status_code >= 500:
+                db.session.rollback()
+                return response
+            if response.direct_passthrough:  # a streamed answer cannot be kept
+                db.session.delete(claim)
+            else:
+                claim.status_code = response.status_code
+                claim.content_type = response.headers.get("Content-Type")
+                claim.body = response.get_data(as_text=True)
+            db.session.commit()  # the one real commit: action, key and answer
+        except BaseException:
+            # Nothing is recorded: the key is free again with the rest.
             db.session.rollback()
             raise
-        if response.status_code >= 500:
-            db.session.rollback()
-            return response
-        if response.direct_passthrough:  # a streamed answer cannot be kept
-            _forget(staff_id, key)
-            return response
-        _keep(staff_id, key, now, response)
         return response
 
     return wrapped
-
-
-def _forget(staff_id: int, key: str) -> None:
-    """A request whose answer cannot be kept may be made again with the same key."""
-    db.session.execute(db.delete(IdempotentRequest).filter_by(staff_id=staff_id, key=key))
-    db.session.commit()
 
 
 def forget_older_than(*, now: datetime, age: timedelta = timedelta(days=2)) -> int:

@@ -314,7 +314,10 @@ def register_fragments(renderer, screens: dict[str, tuple[tuple[str, ...], tuple
 # made while the database session has a transaction open is kept on the session and sent by
 # its commit; a rollback (or a session closed without a commit) drops it. So a caller may
 # announce as soon as it has made its change, and a refused or failed operation never tells a
-# screen about something that did not happen.
+# screen about something that did not happen. A savepoint is not a commit: what was announced
+# inside one waits for the commit of the transaction around it when the savepoint is released,
+# and is dropped with it when it is rolled back (a unit of work whose commits are held,
+# ``UnitSession.holding_commits``, is made of such savepoints).
 
 _AFTER_COMMIT = "srs_after_commit"
 
@@ -324,14 +327,27 @@ def after_commit(callback) -> None:
     back. With no transaction open (everything is committed), run it at once."""
     session = db.session()
     if session.in_transaction():
-        session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+        # Kept with the savepoint it was made in (None: the transaction itself).
+        session.info.setdefault(_AFTER_COMMIT, []).append(
+            [session.get_nested_transaction(), callback])
     else:
         callback()
 
 
+def _enclosing_savepoint(transaction):
+    parent = transaction.parent
+    return parent if parent is not None and parent.nested else None
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session) -> None:
-    for callback in session.info.pop(_AFTER_COMMIT, ()):
+    released = session.get_nested_transaction()
+    if released is not None:  # a savepoint released: its callbacks wait for the commit
+        for pending in session.info.get(_AFTER_COMMIT, ()):
+            if pending[0] is released:
+                pending[0] = _enclosing_savepoint(released)
+        return
+    for _made_in, callback in session.info.pop(_AFTER_COMMIT, ()):
         try:
             callback()
         except Exception:  # the change is committed: its answer stands; screens re-fetch
@@ -340,8 +356,12 @@ def _run_after_commit(session) -> None:
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_uncommitted(session, transaction) -> None:
-    if transaction.parent is None:  # the unit of work itself, not a savepoint inside it
+    if transaction.parent is None:  # the unit of work itself
         session.info.pop(_AFTER_COMMIT, None)
+    elif transaction.nested and _AFTER_COMMIT in session.info:
+        # A savepoint ended: what is still kept with it was rolled back with it.
+        session.info[_AFTER_COMMIT] = [pending for pending in session.info[_AFTER_COMMIT]
+                                       if pending[0] is not transaction]
 
 
 # A topic that more than one package hears: an overdose response marks its booth tile and

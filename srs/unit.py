@@ -4,7 +4,9 @@ An operation checks, changes, records its audit events and announces its change,
 commits once with :func:`commit`. The pieces other operations reuse (opening an overdose
 response, drafting an incident, raising or resolving an alert) never commit: the operation
 that calls them does, so a tap that combines them stores all of it or none. Announcements
-and alarms wait for that commit (``srs.live.after_commit``).
+and alarms wait for that commit (``srs.live.after_commit``). A request with an idempotency
+key holds the operation's commit for one of its own, which stores the answer with the
+action (``srs.idempotency``, ``UnitSession.holding_commits``).
 """
 
 from sqlalchemy.orm.exc import StaleDataError

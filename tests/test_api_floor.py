@@ -1,11 +1,15 @@
 """The floor through the JSON API: each operation, bad input, conflicts, idempotency."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
+from srs import live
 from srs.auth.models import AuditEvent, Staff
 from srs.booths.models import Consumption, Visit
 from srs.common import utcnow
@@ -163,7 +167,8 @@ def test_without_a_key_each_call_counts(api):
 
 def _claimed_unanswered(api, key: str, *, started) -> None:
     """A request with ``key`` whose action committed at ``started`` and whose answer is not
-    kept: it is being kept right now, or the server stopped in between."""
+    kept: an older version of SRS committed the key before the answer and stopped in
+    between."""
     nurse = db.session.execute(db.select(Staff).filter_by(username="nina")).scalar_one()
     db.session.add(IdempotentRequest(staff_id=nurse.id, key=key, method="POST",
                                      path=f"/api/v1/sites/{api.site.id}/visits",
@@ -208,17 +213,70 @@ def test_a_tap_that_fails_before_recording_anything_can_be_tried_again(api, app,
     assert _visits() == 1
 
 
-def test_a_tap_that_fails_after_its_action_committed_is_not_acted_on_twice(api, app,
-                                                                          monkeypatch):
-    """The key commits with what the action records: a retry after a failure that came
-    later is told the action is recorded, and checks nobody in twice."""
+def test_a_tap_that_fails_after_its_action_records_nothing_and_tells_no_screen(
+        api, app, auth, monkeypatch, socket_client):
+    """The action, its key and its answer commit together: a server error after the
+    service's own commit leaves nothing recorded and no screen told of a visit that is
+    not there, and the retry checks the client in once."""
+    auth.login("nina")
+    screen = socket_client()
+    screen.get_received()
     app.config["PROPAGATE_EXCEPTIONS"] = False
     _check_in_failing(monkeypatch, after_commit=True)
-    assert api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7").status_code == 500
+    failed = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7")
+    failed.close()  # sent: what the request announces goes out now
+    assert failed.status_code == 500
     monkeypatch.undo()
+    assert live.wait_until_published()
+    assert [e for e in screen.get_received() if e["name"] == "changed"] == []
+    assert _visits() == 0
+    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7")
+    again.close()
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert live.wait_until_published()
+    assert [e["args"][0]["topic"] for e in screen.get_received()
+            if e["name"] == "changed"] == ["queue"]
     assert _visits() == 1
-    body = assert_api_error(api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-7"), 409)
-    assert "already recorded" in body["message"]
+
+
+@pytest.fixture
+def crash_after_the_commit(app):
+    """The server fails right after the commit that records a visit, before the answer goes
+    out (as a crash there would): the caller hears a 500."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    armed = [True]
+
+    def note(session, _context):
+        if any(isinstance(written, Visit) for written in session.new):
+            session.info["test_visit_written"] = True
+
+    def crash(session):
+        if session.get_nested_transaction() is None \
+                and session.info.pop("test_visit_written", False) and armed[0]:
+            armed[0] = False
+            raise RuntimeError("the server stopped")
+
+    event.listen(Session, "after_flush", note)
+    event.listen(Session, "after_commit", crash)
+    yield
+    event.remove(Session, "after_commit", crash)
+    event.remove(Session, "after_flush", note)
+
+
+def test_a_check_in_answered_by_a_crash_after_its_commit_is_replayed_with_its_visit(
+        api, crash_after_the_commit):
+    """A check-in recorded but never answered (the server failed between commit and
+    response) answers its retry with the visit it recorded, never "not ready"."""
+    cut_off = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-9")
+    assert cut_off.status_code == 500
+    assert _visits() == 1
+    visit = db.session.execute(db.select(Visit)).scalar_one()
+    kept = db.session.execute(db.select(IdempotentRequest).filter_by(key="tap-9")).scalar_one()
+    assert kept.status_code == 201 and json.loads(kept.body)["id"] == visit.id
+    again = api.post("/visits", {"code": "F-ABCD-1984"}, key="tap-9")
+    assert again.status_code == 201, again.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == visit.id and again.get_json()["state"] == "waiting"
     assert _visits() == 1
 
 

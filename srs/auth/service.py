@@ -707,8 +707,11 @@ def revoke_display(display: Display, *, actor: Actor, now: datetime) -> Display:
         display.revoked_at = now
         record(actor, "display_revoked", "display", display.id, site_id=display.site_id,
                now=now)
+        # Cut once the revocation is committed (a keyed request commits once, at its end): a
+        # socket cut before would come back and be let in again.
+        key = display_socket_key(display)
+        live.after_commit(lambda: live.end_login_sockets(key, why="revoked"))
         db.session.commit()
-        live.end_login_sockets(display_socket_key(display), why="revoked")
     return display
 
 
