@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 
 from srs.auth import service as auth
 from srs.auth.models import Role
-from srs.booths.service import create_booth
+from srs.booths.admin import add_booth
 from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
@@ -67,9 +67,9 @@ def seed_demo():
         raise click.ClickException("The demo site already exists; nothing was changed.")
     site = create_site(name="Demo Site", slug="demo", timezone="America/Toronto",
                        actor=CLI_ACTOR)
-    for position, (label, kind) in enumerate(DEMO_BOOTHS):
-        create_booth(site, label=label, kind=kind, position=position, actor=CLI_ACTOR)
     now = utcnow()
+    for label, kind in DEMO_BOOTHS:  # each at the end of the board: the demo's order
+        add_booth(site, label=label, kind=kind, actor=CLI_ACTOR, now=now)
     seed_demo_directory(site, actor=CLI_ACTOR, now=now)
     expires = now.date().replace(year=now.year + 1, day=1)
     stock = [receive_stock(site, {**lot, "expires_on": expires}, actor=CLI_ACTOR, now=now)

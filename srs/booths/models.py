@@ -2,7 +2,8 @@
 
 A booth's state is derived, never stored as a flag that can drift: out of
 service when it carries a reason, otherwise what its open visit says (visits
-arrive with the floor).
+arrive with the floor). A booth that has been used is never deleted: it is
+retired, leaves the board and keeps its visits for the reports.
 """
 
 from datetime import datetime
@@ -35,6 +36,11 @@ class BoothState(StrEnum):
     OCCUPIED = "occupied"
     NEEDS_CLEANING = "needs_cleaning"
     OUT_OF_SERVICE = "out_of_service"
+    RETIRED = "retired"
+
+
+BOOTH_KIND_LABELS = {BoothKind.INJECTION: "Injection", BoothKind.INHALATION: "Inhalation"}
+BOOTH_LABEL_LENGTH = 20
 
 
 class Booth(db.Model):
@@ -46,13 +52,16 @@ class Booth(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(BOOTH_LABEL_LENGTH))
     kind: Mapped[str] = mapped_column(String(20))
     position: Mapped[int] = mapped_column(Integer, default=0)
     out_of_service_reason: Mapped[str | None] = mapped_column(String(200))
     out_of_service_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when a client leaves the booth, cleared when a nurse marks it clean.
     needs_cleaning_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when an admin retires the booth: off the board, never assigned again; its label
+    # stays taken so that the reports name one booth by it.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     site: Mapped["Site"] = relationship(back_populates="booths")  # noqa: F821
 
@@ -60,6 +69,8 @@ class Booth(db.Model):
         """The booth's state, given the open visit in it (if any)."""
         if holder is not None:
             return BoothState.OCCUPIED
+        if self.retired_at is not None:
+            return BoothState.RETIRED
         if self.out_of_service_reason:
             return BoothState.OUT_OF_SERVICE
         if self.needs_cleaning_since is not None:

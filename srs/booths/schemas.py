@@ -9,6 +9,8 @@ given") each inherit it and add only what differs.
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from srs.booths.models import (
+    BOOTH_KIND_LABELS,
+    BOOTH_LABEL_LENGTH,
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     EARLY_DISCHARGE_REASONS,
@@ -80,6 +82,39 @@ class _OutOfServiceFields(Schema):
                   validate.Length(max=200, error="At most 200 characters.")],
         metadata={"description": "Why the booth is out of service; null puts it back in "
                                  "service."})
+
+
+# A booth as its admin keeps it. The API's position is strict (a JSON number); the admin
+# page's arrives as the text of its Up and Down buttons.
+def _position_field(**kwargs):
+    return fields.Integer(
+        error_messages={"invalid": "A position is a whole number, 0 for the first booth."},
+        validate=validate.Range(min=0, error="A position is 0 (the first booth) or more."),
+        metadata={"description": "Place on the board, 0 first; the others move up or down "
+                                 "to make room."}, **kwargs)
+
+
+class _BoothFields(Schema):
+    label = fields.String(
+        required=True, error_messages={"required": "Enter a label, e.g. B9."},
+        validate=[validate.Length(min=1, error="Enter a label, e.g. B9."),
+                  validate.Length(max=BOOTH_LABEL_LENGTH, error=(
+                      f"A label has at most {BOOTH_LABEL_LENGTH} characters."))],
+        metadata={"description": "What the board calls the booth, e.g. B9; one booth per "
+                                 "label at a site, retired ones included."})
+    kind = fields.String(
+        required=True, error_messages={"required": "Choose injection or inhalation."},
+        validate=validate.OneOf(list(BOOTH_KIND_LABELS),
+                                error="Choose injection or inhalation."),
+        metadata={"description": "injection or inhalation; changes only while no client is "
+                                 "in the booth."})
+
+
+class _BoothChangeFields(_BoothFields):
+    position = _position_field(strict=True)
+    retired = fields.Boolean(metadata={
+        "description": "true retires the booth (off the board, never assigned again, its "
+                       "history kept; refused while a client is in it); false reinstates it."})
 
 
 # The vitals a check may carry. The API's are strict (a JSON number); the tablet's arrive as
@@ -158,6 +193,20 @@ class OutOfServiceSchema(_OutOfServiceFields):
         unknown = RAISE
 
 
+class NewBoothSchema(_BoothFields):
+    """A booth to add: it goes at the end of the board."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class BoothChangeSchema(_BoothChangeFields):
+    """Any of a booth's label, kind, position and retirement; load with ``partial=True``."""
+
+    class Meta:
+        unknown = RAISE
+
+
 class CheckSchema(_CheckFields):
     """A check on a client in a booth or in after-care."""
 
@@ -214,6 +263,15 @@ class OutOfServiceForm(Form, _OutOfServiceFields):
     strip_text = True
 
 
+class BoothForm(Form, _BoothChangeFields):
+    """The booth admin page's forms: adding one (label and kind) and each change, loaded with
+    ``partial=True`` (each form sends only what it changes)."""
+
+    strip_text = True
+
+    position = _position_field()
+
+
 class CheckForm(Form, _CheckFields):
     """A check from the tablet: one tap on a status, vitals if measured."""
 
@@ -259,6 +317,19 @@ class BoothSchema(Schema):
     state = fields.Enum(BoothState, by_value=True)
     out_of_service_reason = fields.String(allow_none=True)
     visit = fields.Nested(VisitSchema, allow_none=True)
+
+
+class SiteBoothSchema(Schema):
+    """A booth as its admin sees it: no client, whether retired."""
+
+    id = fields.Integer()
+    label = fields.String()
+    kind = fields.String(metadata={"description": "injection or inhalation"})
+    position = fields.Integer(metadata={"description": "Place on the board, 0 first."})
+    state = fields.Enum(BoothState, by_value=True)
+    out_of_service_reason = fields.String(allow_none=True)
+    retired_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "When the booth was retired; null while it is in use."})
 
 
 class TodaySchema(Schema):

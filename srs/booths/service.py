@@ -75,7 +75,8 @@ def site_board(site: Site, *, now: datetime) -> dict:
     """What every screen of a site shows: booths with their state and holder, the queue,
     after-care, and today's figures."""
     booths = list(db.session.execute(
-        db.select(Booth).filter_by(site_id=site.id).order_by(Booth.position, Booth.label)
+        db.select(Booth).where(Booth.site_id == site.id, Booth.retired_at.is_(None))
+        .order_by(Booth.position, Booth.label)
     ).scalars())
     open_visits = list(db.session.execute(
         db.select(Visit).where(Visit.site_id == site.id, Visit.state != VisitState.DEPARTED)
@@ -236,6 +237,8 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     holder = holder_of(booth)
     if holder is not None:
         raise _taken(booth, holder)
+    if booth.retired_at is not None:
+        raise _retired(booth)
     if booth.out_of_service_reason:
         raise BoothTaken(f"Booth {booth.label} is out of service: {booth.out_of_service_reason}.",
                          booth=booth.label, booth_state=BoothState.OUT_OF_SERVICE.value)
@@ -263,6 +266,11 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     live.announce(visit.site_id, TOPIC_BOARD)
     commit(VISIT_CHANGED)
     return visit
+
+
+def _retired(booth: Booth) -> BoothTaken:
+    return BoothTaken(f"Booth {booth.label} is retired.", booth=booth.label,
+                      booth_state=BoothState.RETIRED.value)
 
 
 def holder_of(booth: Booth) -> Visit | None:
@@ -373,20 +381,14 @@ def mark_booth_clean(booth: Booth, *, actor: Actor, now: datetime) -> Booth:
     return booth
 
 
-def create_booth(site: Site, *, label: str, kind: str, position: int, actor: Actor) -> Booth:
-    if kind not in set(BoothKind):
-        raise Invalid("Unknown booth kind.", {"kind": ["Choose injection or inhalation."]})
-    booth = Booth(site_id=site.id, label=label, kind=kind, position=position)
-    db.session.add(booth)
-    db.session.flush()
-    record(actor, "booth_created", "booth", booth.id, site_id=site.id)
-    db.session.commit()
-    return booth
-
-
 def set_booth_out_of_service(booth: Booth, *, reason: str | None, actor: Actor,
                              now: datetime) -> Booth:
-    """Take a booth out of service with a reason, or back in (``reason=None``); announce."""
+    """Take a booth out of service with a reason, or back in (``reason=None``); announce.
+
+    :raises BoothTaken: a client is in it, or it is retired.
+    """
+    if booth.retired_at is not None:
+        raise _retired(booth)
     if reason is not None:
         reason = reason.strip()
         if not reason:
