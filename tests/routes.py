@@ -60,6 +60,9 @@ PAGE_FORMS = {
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
     "booths.set_out_of_service": {"reason": "Needle bin full"},
+    "booths.add_booth": {"label": "B9", "kind": "inhalation"},
+    "booths.update_booth": {"label": "B9"},
+    "booths.booth_admin_out_of_service": {"reason": "Needle bin full"},
     "booths.record_check": {"status": "ok"},
     # Before minimum observation ends the tablet says why (the kept visit arrived just now).
     "booths.discharge": {"reason": "declined_aftercare"},
@@ -105,6 +108,8 @@ API_BODIES = {
     "api_booths.start_observation": None,
     "api_booths.discharge_visit": {},
     "api_booths.mark_booth_clean": None,
+    "api_booths.create_booth": {"label": "B9", "kind": "inhalation"},
+    "api_booths.update_booth": {"label": "B9"},
     "api_alerts.record_observation_check": {"status": "ok"},
     "api_alerts.acknowledge_alert": None,
     "api_overdose.start_overdose_response": lambda floor: {

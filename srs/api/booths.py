@@ -1,4 +1,5 @@
-"""The floor: check-in, booths, consumption, after-care, discharge, housekeeping.
+"""The floor: check-in, booths, consumption, after-care, discharge, housekeeping; the
+site's booths as its admin keeps them.
 
 Every state-changing operation accepts an ``Idempotency-Key`` header: a
 repeat returns the first answer and records nothing twice.
@@ -9,14 +10,17 @@ from flask_smorest import Blueprint
 
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.auth.models import FLOOR, Role
-from srs.booths import service
+from srs.booths import admin, service
 from srs.booths.schemas import (
     AssignBoothSchema,
+    BoothChangeSchema,
     BoothSchema,
     CheckInSchema,
     ConsumptionSchema,
     DischargeSchema,
+    NewBoothSchema,
     OutOfServiceSchema,
+    SiteBoothSchema,
     VisitSchema,
 )
 from srs.common import utcnow
@@ -121,3 +125,40 @@ def set_booth_out_of_service(data, site_id, booth_id):
     booth = service.get_booth(get_site(site_id), booth_id)
     return _booth_view(service.set_booth_out_of_service(
         booth, reason=data["reason"], actor=api_actor(), now=utcnow()))
+
+
+# --- The site's booths, as its admin keeps them -----------------------------------------------
+
+
+@blp.get("/sites/<int:site_id>/booths")
+@blp.doc(operationId="listBooths", security=SECURITY)
+@token_required(Role.ADMIN)
+@blp.response(200, SiteBoothSchema(many=True))
+def list_booths(site_id):
+    """Every booth of the site in board order, retired ones last (admin only)."""
+    return admin.list_booths(get_site(site_id))
+
+
+@blp.post("/sites/<int:site_id>/booths")
+@blp.doc(operationId="createBooth", security=SECURITY, **IDEMPOTENCY)
+@token_required(Role.ADMIN)
+@idempotent
+@blp.arguments(NewBoothSchema)
+@blp.response(201, SiteBoothSchema)
+def create_booth(data, site_id):
+    """Add a booth at the end of the board (admin only); 422 if its label is taken."""
+    return _booth_view(admin.add_booth(get_site(site_id), actor=api_actor(), now=utcnow(),
+                                       **data))
+
+
+@blp.patch("/sites/<int:site_id>/booths/<int:booth_id>")
+@blp.doc(operationId="updateBooth", security=SECURITY, responses=CONFLICT, **IDEMPOTENCY)
+@token_required(Role.ADMIN)
+@idempotent
+@blp.arguments(BoothChangeSchema(partial=True))
+@blp.response(200, SiteBoothSchema)
+def update_booth(data, site_id, booth_id):
+    """Rename a booth, change its kind, move it on the board, retire or reinstate it (admin
+    only); 409 while a client is in it (kind, retiring) or once it is retired."""
+    booth = service.get_booth(get_site(site_id), booth_id)
+    return _booth_view(admin.update_booth(booth, data, actor=api_actor(), now=utcnow()))
