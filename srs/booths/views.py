@@ -17,8 +17,9 @@ from marshmallow import ValidationError
 from srs import live
 from srs.auth.access import current_actor
 from srs.auth.models import DISPLAY, FLOOR, WATCHERS, Role
-from srs.booths import checks, service
+from srs.booths import admin, checks, service
 from srs.booths.models import (
+    BOOTH_KIND_LABELS,
     CHECK_STATUSES,
     DISCHARGE_FROM_BOOTH_REASONS,
     EARLY_DISCHARGE_REASONS,
@@ -35,6 +36,7 @@ from srs.booths.models import (
     VisitState,
 )
 from srs.booths.schemas import (
+    BoothForm,
     CheckForm,
     CheckInForm,
     ConsumptionForm,
@@ -485,3 +487,90 @@ def record_check(site, visit_id):
         answer.headers["HX-Redirect"] = url
         return answer
     return _floor_update(site)
+
+
+# --- The site's booths, as its admin keeps them ----------------------------------------------
+#
+# One partial (``_admin.html``) that the page includes, every form answers with and the board
+# announcement re-fetches. A form's refusal comes back in it beside that form's fields with
+# what was typed (``which`` names the form: ``new`` or ``booth-<id>``).
+
+
+def _booth_admin(site, status: int = 200, *, which=None, form=None, errors=None,
+                 message=None, page=False):
+    context = {"site": site, "booths": admin.list_booths(site), "kinds": BOOTH_KIND_LABELS,
+               "reasons": OUT_OF_SERVICE_REASONS, "which": which, "form": form or {},
+               "errors": errors or {}, "message": message}
+    template = "booths/admin.html" if page else "booths/_admin.html"
+    return render_template(template, **context), status
+
+
+@bp.get("/sites/<slug>/admin/booths")
+@site_role_required(Role.ADMIN)
+def booth_admin(site):
+    """The site's booths: add, rename, change kind, reorder, out of service, retire."""
+    return _booth_admin(site, page=True)
+
+
+@bp.get("/sites/<slug>/admin/booths/list")
+@site_role_required(Role.ADMIN)
+def booth_admin_list(site):
+    return _booth_admin(site)
+
+
+def _booth_admin_action(site, which: str, act, load=None):
+    """Parse the form (``load``), act on it; a refusal comes back beside the form's fields."""
+    form = request.form.to_dict()
+    try:
+        act(load(form) if load else None)
+    except ValidationError as err:
+        return _booth_admin(site, 422, which=which, form=form, errors=err.messages)
+    except (Invalid, Conflict) as err:
+        return _booth_admin(site, err.status, which=which, form=form, errors=err.errors,
+                            message=err.message)
+    return _booth_admin(site)
+
+
+@bp.post("/sites/<slug>/admin/booths")
+@site_role_required(Role.ADMIN)
+@idempotent
+def add_booth(site):
+    return _booth_admin_action(
+        site, "new", lambda data: admin.add_booth(site, actor=current_actor(), now=utcnow(),
+                                                  **data),
+        lambda form: BoothForm(only=("label", "kind")).load(form))
+
+
+@bp.post("/sites/<slug>/admin/booths/<int:booth_id>")
+@site_role_required(Role.ADMIN)
+@idempotent
+def update_booth(site, booth_id):
+    """Each of the row's forms sends only what it changes: label, kind, position or
+    retired."""
+    booth = service.get_booth(site, booth_id)
+    return _booth_admin_action(
+        site, f"booth-{booth.id}",
+        lambda data: admin.update_booth(booth, data, actor=current_actor(), now=utcnow()),
+        lambda form: BoothForm(partial=True).load(form))
+
+
+@bp.post("/sites/<slug>/admin/booths/<int:booth_id>/out-of-service")
+@site_role_required(Role.ADMIN)
+@idempotent
+def booth_admin_out_of_service(site, booth_id):
+    booth = service.get_booth(site, booth_id)
+    return _booth_admin_action(
+        site, f"booth-{booth.id}",
+        lambda data: service.set_booth_out_of_service(
+            booth, reason=data["reason"], actor=current_actor(), now=utcnow()),
+        lambda form: OutOfServiceForm().load(form))
+
+
+@bp.post("/sites/<slug>/admin/booths/<int:booth_id>/in-service")
+@site_role_required(Role.ADMIN)
+@idempotent
+def booth_admin_in_service(site, booth_id):
+    booth = service.get_booth(site, booth_id)
+    return _booth_admin_action(
+        site, f"booth-{booth.id}", lambda _data: service.set_booth_out_of_service(
+            booth, reason=None, actor=current_actor(), now=utcnow()))
