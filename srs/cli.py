@@ -20,6 +20,7 @@ from srs.naloxone.service import receive_stock
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site
+from srs.sites.service import deactivate_staff as deactivate_site_staff
 
 srs_cli = AppGroup("srs", help="SRS administration.")
 user_cli = AppGroup("user", help="Staff accounts.")
@@ -189,11 +190,13 @@ def deactivate_user(username):
     try:
         staff = auth.staff_by_username(username)
         was_active = staff.active
-        auth.deactivate_staff(staff, actor=CLI_ACTOR, now=utcnow())
+        off_call = deactivate_site_staff(staff, actor=CLI_ACTOR, now=utcnow())
     except DomainError as err:
         _fail(err)
     click.echo(f"Deactivated {staff.username}." if was_active
                else f"{staff.username} was already inactive.")
+    for item in off_call:
+        click.echo(f"{staff.username} was on call at {item.site.slug}: nobody is now.")
 
 
 @user_cli.command("delete")

@@ -56,6 +56,8 @@ PAGE_FORMS = {
     "auth.switch": {"pin": PIN},
     "alerts.acknowledge_at_lock": {"pin": PIN},
     "sites.register_display": {"name": "Hall wall"},
+    "sites.add_staff": {"username": "newperson", "roles": "nurse"},
+    "sites.change_roles": {"roles": ["nurse", "reviewer"]},
     "booths.check_in": {"code": "M-NEWC-1990"},
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},
@@ -129,6 +131,9 @@ API_BODIES = {
     "api_displays.register_display": {"name": "Hall wall"},
     "api_displays.revoke_display": None,
     "api_tokens.revoke_api_token": None,
+    "api_staff.create_staff": {"username": "newperson", "roles": ["nurse"]},
+    "api_staff.update_staff": {"roles": ["nurse", "reviewer"]},
+    "api_staff.reset_staff_credentials": {"pin": True},
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -389,6 +394,11 @@ def named_records(route: Route, floor) -> dict:
         values["rule_id"] = make_rule(floor.site).id
     if "referral_id" in route.arguments:
         values["referral_id"] = make_referral(floor.visits["observing"]).id
+    if "staff_id" in route.arguments:
+        # A nurse of the floor's site, new for this test: any admin change may befall them.
+        values["staff_id"] = make_staff(floor.site, role=Role.NURSE).id
+    if "what" in route.arguments:  # which secret a reset replaces
+        values["what"] = "pin"
     if "token_id" in route.arguments:
         # A token of the caller's own, which anyone may revoke; with no caller, one of the
         # floor's nurse, which the site's admin may revoke.

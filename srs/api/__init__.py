@@ -29,6 +29,7 @@ def init_app(app) -> None:
         overdose,
         referrals,
         sites,
+        staff,
         tokens,
     )
     from srs.extensions import csrf
@@ -44,7 +45,7 @@ def init_app(app) -> None:
         '`{"code", "status", "message", "errors": {field: [messages]}}`.')}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
-                      referrals.blp, incidents.blp, displays.blp, tokens.blp):
+                      referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -1,8 +1,9 @@
-"""Schemas for the sign-in forms (HTML forms carry the CSRF token: EXCLUDE) and for wall
-displays in the API (RAISE)."""
+"""Schemas for the sign-in forms (HTML forms carry the CSRF token: EXCLUDE), for wall
+displays and for a site's staff, in the admin's forms and the API (RAISE)."""
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from srs.auth.models import Role
 from srs.common import RecordId
 from srs.forms import Form
 
@@ -97,3 +98,99 @@ class ApiTokenQuerySchema(Schema):
                              metadata={"description": (
                                  "Whose tokens: the caller's own when omitted; someone else's "
                                  "for an admin of a site where they hold a role.")})
+
+
+# --- A site's staff ---------------------------------------------------------------------------
+
+ROLE_CHOICES = [role.value for role in Role]
+_ROLE = fields.String(validate=validate.OneOf(
+    ROLE_CHOICES, error=f"Choose from {', '.join(ROLE_CHOICES)}."))
+
+
+class _StaffFields(Schema):
+    """What an admin gives when adding a person: the API's body and the page's form."""
+
+    username = fields.String(
+        required=True, error_messages={"required": "Give a username."},
+        # The service's rule (lower-cased there), checked here too so that a form shows it
+        # beside the other fields' messages.
+        validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9._-]{1,59}$", error=(
+            "Use 2-60 lower-case letters, digits, dot, dash or underscore, starting with a "
+            "letter.")),
+        metadata={"description": "2-60 lower-case letters, digits, dot, dash or underscore."})
+    display_name = fields.String(
+        load_default=None, validate=validate.Length(
+            max=120, error="A name has at most 120 characters."),
+        metadata={"description": "The name others see; the username when omitted."})
+    roles = fields.List(_ROLE, required=True,
+                        validate=validate.Length(min=1, error="Choose at least one role."),
+                        error_messages={"required": "Choose at least one role."},
+                        metadata={"description": "Roles at this site, at least one."})
+
+
+class StaffForm(_StaffFields, Form):
+    strip_text = True
+    optional = ("display_name",)
+
+
+class StaffCreateSchema(_StaffFields):
+    class Meta:
+        unknown = RAISE
+
+
+class StaffRolesForm(Form):
+    """The roles an admin ticks for one person."""
+
+    roles = fields.List(_ROLE, load_default=list)
+
+
+class StaffUpdateSchema(Schema):
+    """``updateStaff``: any of a person's name, roles at the site and whether they may sign
+    in. Taking away the last role is done by deactivating."""
+
+    class Meta:
+        unknown = RAISE
+
+    display_name = fields.String(validate=validate.Length(min=1, max=120))
+    roles = fields.List(_ROLE, validate=validate.Length(min=1), metadata={
+        "description": "Every role they hold at this site from now on."})
+    active = fields.Boolean(metadata={"description": (
+        "false deactivates them: their logins end, their API tokens are revoked and their "
+        "live connections cut at once. true lets them sign in again.")})
+
+
+class StaffResetSchema(Schema):
+    """``resetStaffCredentials``: which of a person's secrets to replace."""
+
+    class Meta:
+        unknown = RAISE
+
+    password = fields.Boolean(load_default=False)
+    pin = fields.Boolean(load_default=False)
+
+
+class StaffSchema(Schema):
+    """A person on a site's staff list (never a password or PIN, nor their hashes)."""
+
+    id = fields.Integer(attribute="staff.id", dump_only=True)
+    username = fields.String(attribute="staff.username", dump_only=True)
+    display_name = fields.String(attribute="staff.display_name", dump_only=True)
+    active = fields.Boolean(attribute="staff.active", dump_only=True)
+    roles = fields.List(fields.String(), dump_only=True,
+                        metadata={"description": "Their roles at this site."})
+    has_pin = fields.Function(lambda entry: entry.staff.pin_hash is not None, dump_only=True)
+    created_at = fields.AwareDateTime(attribute="staff.created_at", dump_only=True)
+    last_sign_in_at = fields.AwareDateTime(dump_only=True, allow_none=True, metadata={
+        "description": "When their latest login began, at any site."})
+    off_call = fields.List(fields.Integer(), dump_only=True, metadata={"description": (
+        "Sites whose on-call supervisor this change took off call (nobody is on call there "
+        "now); empty otherwise.")})
+
+
+class StaffWithSecretsSchema(Schema):
+    """A person just added, or whose password or PIN was just reset, with what they sign in
+    with: shown this once, only hashes are kept."""
+
+    staff = fields.Nested(StaffSchema)
+    password = fields.String(allow_none=True, metadata={"description": "Shown once."})
+    pin = fields.String(allow_none=True, metadata={"description": "Shown once."})

@@ -580,15 +580,19 @@ def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
     """Deactivate a staff member: they can no longer sign in, their logins end, their API
     tokens are revoked and their sockets are cut on every instance. Their roles stay, and
     are what they hold again if someone reactivates them. Deactivating someone inactive
-    changes nothing. Raises Conflict for the actor themselves.
+    changes nothing. Raises Conflict for the actor themselves and for the last active admin
+    of one of their sites (see :func:`check_deactivation`).
     """
-    _not_yourself(staff, actor, "deactivate")
+    check_deactivation(staff, actor=actor)
     if staff.active:
         staff.active = False
         _shut_out(staff, actor=actor, now=now, why="deactivated")
         record(actor, "staff_deactivated", "staff", staff.id, now=now)
+        # Cut once the deactivation is committed (a keyed request commits once, at its end):
+        # a socket cut before would come back and be let in again.
+        key = staff_socket_key(staff.id)
+        live.after_commit(lambda: live.end_login_sockets(key, why="deactivated"))
         db.session.commit()
-        live.end_login_sockets(staff_socket_key(staff.id), why="deactivated")
     return staff
 
 
@@ -644,8 +648,9 @@ def remove_role(staff: Staff, site, role: str, *, actor: Actor, now: datetime) -
     if not staff.roles_at(site.id):
         why = "removed from site"
         _shut_out(staff, actor=actor, now=now, why=why)
+    key = staff_socket_key(staff.id)  # cut once committed, as deactivate_staff does
+    live.after_commit(lambda: live.end_login_sockets(key, why=why))
     db.session.commit()
-    live.end_login_sockets(staff_socket_key(staff.id), why=why)
     return staff
 
 
@@ -744,3 +749,203 @@ def usable_display(user_id: str, *, now: datetime) -> Display | None:
         display.last_seen_at = now
         db.session.commit()
     return display
+
+
+# --- A site's staff, as its admins manage them ------------------------------------------------
+#
+# An admin adds people, resets what they sign in with, changes their roles at the site and
+# deactivates or reactivates them. What takes access away goes through the functions above;
+# the on-call setting a deactivation or a lost supervisor role empties lives with the site
+# (``srs.sites.service``). First passwords, PINs and resets are answered once and never kept
+# anywhere but as hashes: not in the audit trail, not in a log, not in an idempotent answer.
+
+# A password read off a printed sheet: no 0/O, 1/l/I to mix up.
+_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+@dataclass(frozen=True)
+class StaffEntry:
+    """One person on a site's staff list: their roles there and when they last signed in."""
+
+    staff: Staff
+    roles: list[str]
+    last_sign_in_at: datetime | None
+    # Sites whose on-call supervisor the change that answers this entry took off call.
+    off_call: tuple[int, ...] = ()
+
+
+def new_password() -> str:
+    """A first or reset password: 12 random characters in three groups (about 59 bits)."""
+    chars = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(12))
+    return "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+
+
+def new_pin() -> str:
+    """A first or reset PIN that :func:`check_pin` accepts."""
+    while True:
+        pin = f"{secrets.randbelow(10 ** 6):06d}"
+        try:
+            return check_pin(pin)
+        except Invalid:
+            continue
+
+
+def site_staff(site_id: int) -> list[StaffEntry]:
+    """Everyone with a role at the site, active people first, by name, with their roles there
+    and their last sign-in (the start of their latest login, anywhere)."""
+    last = (db.select(LoginSession.staff_id,
+                      db.func.max(LoginSession.started_at).label("at"))
+            .group_by(LoginSession.staff_id).subquery())
+    at_site = db.select(StaffRole.staff_id).where(StaffRole.site_id == site_id)
+    rows = db.session.execute(
+        db.select(Staff, last.c.at)
+        .outerjoin(last, last.c.staff_id == Staff.id)
+        .where(Staff.id.in_(at_site))
+        .options(joinedload(Staff.roles))
+        .order_by(Staff.active.desc(), Staff.display_name, Staff.id)).unique().all()
+    return [StaffEntry(staff, sorted(staff.roles_at(site_id)), at) for staff, at in rows]
+
+
+def staff_entry(site_id: int, staff: Staff, *, off_call=()) -> StaffEntry:
+    """One person as :func:`site_staff` lists them, with the sites ``off_call``."""
+    last = db.session.scalar(db.select(db.func.max(LoginSession.started_at))
+                             .where(LoginSession.staff_id == staff.id))
+    return StaffEntry(staff, sorted(staff.roles_at(site_id)), last, tuple(off_call))
+
+
+def get_site_staff(site_id: int, staff_id: int) -> Staff:
+    """A person with a role at the site; raises NotFound for anyone else, as for nobody."""
+    staff = db.session.get(Staff, staff_id)
+    if staff is None or site_id not in staff.site_ids:
+        raise NotFound(f"This site has no staff member with id {staff_id}.")
+    return staff
+
+
+def _roles_given(roles) -> list[str]:
+    chosen = sorted(set(roles or []))
+    unknown = [role for role in chosen if role not in set(Role)]
+    if unknown:
+        message = (f"{unknown[0]!r} is not a role; choose from "
+                   f"{', '.join(r.value for r in Role)}.")
+        raise Invalid(message, {"roles": [message]})
+    if not chosen:
+        message = "Choose at least one role at this site (to take someone off it, deactivate them)."
+        raise Invalid(message, {"roles": [message]})
+    return chosen
+
+
+def add_site_staff(site, *, username: str, display_name: str | None, roles: list[str],
+                   actor: Actor, now: datetime) -> tuple[Staff, str, str]:
+    """Add a person with ``roles`` at ``site``; return them, their first password and their
+    first PIN, which the caller shows once (only hashes are kept). Raises Invalid for a bad
+    or taken username or no role."""
+    chosen = _roles_given(roles)
+    password, pin = new_password(), new_pin()
+    display_name = (display_name or "").strip() or None
+    staff = create_staff(username, display_name=display_name, password=password, pin=pin,
+                         roles=[(site, role) for role in chosen], actor=actor)
+    return staff, password, pin
+
+
+def reset_password(staff: Staff, *, site_id: int, actor: Actor, now: datetime) -> str:
+    """Give ``staff`` a new password and return it, to be shown once. A lockout from wrong
+    guesses ends with it; their open logins stand (the PIN lock still guards them)."""
+    password = new_password()
+    staff.password_hash = _hash(password)
+    staff.failed_logins = 0
+    staff.locked_until = None
+    record(actor, "password_reset", "staff", staff.id, site_id=site_id, now=now)
+    db.session.commit()
+    return password
+
+
+def reset_pin(staff: Staff, *, site_id: int, actor: Actor, now: datetime) -> str:
+    """Give ``staff`` a new PIN and return it, to be shown once."""
+    pin = new_pin()
+    staff.pin_hash = _hash(pin)
+    record(actor, "pin_reset", "staff", staff.id, site_id=site_id, now=now)
+    db.session.commit()
+    return pin
+
+
+def _other_active_admins(site_id: int, staff: Staff) -> int:
+    return db.session.scalar(
+        db.select(db.func.count()).select_from(StaffRole).join(Staff)
+        .where(StaffRole.site_id == site_id, StaffRole.role == Role.ADMIN,
+               Staff.active.is_(True), Staff.id != staff.id))
+
+
+def check_admin_stays(staff: Staff, site_id: int, *, actor: Actor) -> None:
+    """Refuse taking the admin role at ``site_id`` from ``staff`` (or ``staff`` altogether)
+    when they are the actor themselves or the site's last active admin: a site nobody can
+    administer needs a shell to mend. Raises Conflict."""
+    if not staff.has_role(site_id, Role.ADMIN):
+        return
+    if actor.staff_id == staff.id:
+        raise Conflict("You cannot take away your own admin role: ask another admin.",
+                       {"roles": ["You cannot take away your own admin role."]})
+    if staff.active and not _other_active_admins(site_id, staff):
+        raise Conflict(f"{staff.display_name} is this site's last admin: make someone else "
+                       f"admin first.", {"roles": ["The site's last admin stays admin."]})
+
+
+def check_deactivation(staff: Staff, *, actor: Actor) -> None:
+    """Refuse deactivating the actor or the last active admin of any of ``staff``'s sites.
+    Raises Conflict."""
+    _not_yourself(staff, actor, "deactivate")
+    for role in staff.roles:
+        if role.role == Role.ADMIN:
+            check_admin_stays(staff, role.site_id, actor=actor)
+
+
+def check_roles_change(staff: Staff, site, roles: list[str], *, actor: Actor) -> list[str]:
+    """The roles ``staff`` would hold at ``site``, checked. Raises Invalid for an unknown
+    role or none, Conflict for taking away one's own or the last admin role."""
+    chosen = _roles_given(roles)
+    if Role.ADMIN not in chosen:
+        check_admin_stays(staff, site.id, actor=actor)
+    return chosen
+
+
+def set_site_roles(staff: Staff, site, roles: list[str], *, actor: Actor,
+                   now: datetime) -> Staff:
+    """Make ``roles`` the roles of ``staff`` at ``site``: the new ones are added, each one
+    taken away goes through :func:`remove_role` (their sockets are cut and reconnect into
+    what they keep). Raises as :func:`check_roles_change`."""
+    chosen = check_roles_change(staff, site, roles, actor=actor)
+    held = staff.roles_at(site.id)
+    for role in sorted(set(chosen) - held):
+        staff.roles.append(StaffRole(site_id=site.id, role=role))
+        record(actor, "role_added", "staff", staff.id, site_id=site.id, detail={"role": role},
+               now=now)
+    db.session.commit()
+    for role in sorted(held - set(chosen)):
+        remove_role(staff, site, role, actor=actor, now=now)
+    return staff
+
+
+def rename_staff(staff: Staff, display_name: str, *, site_id: int, actor: Actor,
+                 now: datetime) -> Staff:
+    """Change the name others see for ``staff``. Raises Invalid for an empty one."""
+    display_name = (display_name or "").strip()
+    if not display_name or len(display_name) > 120:
+        message = "Give a name of 1 to 120 characters."
+        raise Invalid(message, {"display_name": [message]})
+    if display_name != staff.display_name:
+        staff.display_name = display_name
+        record(actor, "staff_renamed", "staff", staff.id, site_id=site_id, now=now)
+        db.session.commit()
+    return staff
+
+
+def reactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
+    """Let a deactivated person sign in again, with the roles they kept and the password and
+    PIN they had (reset them if those went with them). Their old logins and tokens stay
+    ended. Reactivating someone active changes nothing."""
+    if not staff.active:
+        staff.active = True
+        staff.failed_logins = 0
+        staff.locked_until = None
+        record(actor, "staff_reactivated", "staff", staff.id, now=now)
+        db.session.commit()
+    return staff

@@ -1,4 +1,5 @@
-"""A site's admin pages: its wall displays (register, list, revoke)."""
+"""A site's admin pages: its wall displays (register, list, revoke) and its staff (add, reset
+a password or PIN, change roles, deactivate, reactivate)."""
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
@@ -6,9 +7,11 @@ from marshmallow import ValidationError
 from srs.auth import service as auth
 from srs.auth.access import current_actor
 from srs.auth.models import Role
-from srs.auth.schemas import DisplayForm
+from srs.auth.schemas import ROLE_CHOICES, DisplayForm, StaffForm, StaffRolesForm
 from srs.common import utcnow
-from srs.errors import Invalid
+from srs.errors import DomainError, Invalid
+from srs.forms import form_input
+from srs.sites import service
 from srs.sites.access import site_role_required
 
 bp = Blueprint("sites", __name__)
@@ -51,3 +54,114 @@ def revoke_display(site, display_id):
     auth.revoke_display(auth.get_display(site.id, display_id), actor=current_actor(),
                         now=utcnow())
     return redirect(url_for("sites.displays", slug=site.slug))
+
+
+# --- The site's staff -------------------------------------------------------------------------
+#
+# Every form posts with htmx and gets the staff panel back (``sites/_staff.html``, the page
+# includes it): a refusal keeps what was typed and says why beside the field or the person,
+# a new password or PIN appears this once at the top of the panel.
+
+
+def _staff_panel(site, status: int = 200, *, template="sites/_staff.html", form=None,
+                 errors=None, row_errors=None, created=None, secrets=None, notices=()):
+    return render_template(template, site=site, entries=auth.site_staff(site.id),
+                           roles=ROLE_CHOICES, form=form or {}, errors=errors or {},
+                           row_errors=row_errors or {}, created=created,
+                           secrets=secrets or {}, notices=list(notices)), status
+
+
+def _off_call_notices(off_call) -> list[str]:
+    return [f"{item.staff_name} was the on-call supervisor of {item.site.name}: nobody is on "
+            f"call there now. Choose someone in the site's settings." for item in off_call]
+
+
+@bp.get("/sites/<slug>/admin/staff")
+@site_role_required(Role.ADMIN)
+def staff(site):
+    """The site's staff with their roles and last sign-in; add, reset, change, deactivate."""
+    return _staff_panel(site, template="sites/staff.html")
+
+
+@bp.post("/sites/<slug>/admin/staff")
+@site_role_required(Role.ADMIN)
+def add_staff(site):
+    """Add a person and show their first password and PIN, this once."""
+    typed = form_input(request.form, "roles")
+    try:
+        data = StaffForm().load(typed)
+        person, password, pin = auth.add_site_staff(site, **data, actor=current_actor(),
+                                                    now=utcnow())
+    except ValidationError as err:
+        return _staff_panel(site, 422, form=typed, errors=err.messages)
+    except DomainError as err:
+        return _staff_panel(site, err.status, form=typed, errors=err.errors)
+    return _staff_panel(site, created=person,
+                        secrets={"password": password, "pin": pin, "new": True})
+
+
+def _flat(messages) -> list[str]:
+    """Every message of a marshmallow error, however nested (a list's items by index)."""
+    if isinstance(messages, dict):
+        return [text for value in messages.values() for text in _flat(value)]
+    if isinstance(messages, list):
+        return [text for value in messages for text in _flat(value)]
+    return [str(messages)]
+
+
+def _person_change(site, staff_id: int, change):
+    """Run ``change(person)`` on one person of the site and answer the panel, a refusal
+    beside that person's row."""
+    person = auth.get_site_staff(site.id, staff_id)
+    try:
+        outcome = change(person)
+    except ValidationError as err:
+        return _staff_panel(site, 422, row_errors={person.id: " ".join(_flat(err.messages))})
+    except DomainError as err:
+        return _staff_panel(site, err.status, row_errors={person.id: err.message})
+    return _staff_panel(site, **(outcome or {}))
+
+
+@bp.post("/sites/<slug>/admin/staff/<int:staff_id>/roles")
+@site_role_required(Role.ADMIN)
+def change_roles(site, staff_id):
+    """Make the ticked roles this person's roles at the site."""
+    def change(person):
+        roles = StaffRolesForm().load(form_input(request.form, "roles"))["roles"]
+        off_call = service.set_staff_roles(site, person, roles, actor=current_actor(),
+                                           now=utcnow())
+        return {"notices": [f"{person.display_name}'s roles are saved.",
+                            *_off_call_notices(off_call)]}
+    return _person_change(site, staff_id, change)
+
+
+@bp.post("/sites/<slug>/admin/staff/<int:staff_id>/deactivate")
+@site_role_required(Role.ADMIN)
+def deactivate_staff(site, staff_id):
+    """Deactivate a person: their logins end and their screens are cut off at once."""
+    def change(person):
+        off_call = service.deactivate_staff(person, actor=current_actor(), now=utcnow())
+        return {"notices": [f"{person.display_name} is deactivated: signed out everywhere.",
+                            *_off_call_notices(off_call)]}
+    return _person_change(site, staff_id, change)
+
+
+@bp.post("/sites/<slug>/admin/staff/<int:staff_id>/reactivate")
+@site_role_required(Role.ADMIN)
+def reactivate_staff(site, staff_id):
+    """Let a deactivated person sign in again."""
+    def change(person):
+        auth.reactivate_staff(person, actor=current_actor(), now=utcnow())
+        return {"notices": [f"{person.display_name} may sign in again."]}
+    return _person_change(site, staff_id, change)
+
+
+@bp.post("/sites/<slug>/admin/staff/<int:staff_id>/reset/<any(password, pin):what>")
+@site_role_required(Role.ADMIN)
+def reset_secret(site, staff_id, what):
+    """Give a person a new password or PIN and show it, this once."""
+    def change(person):
+        reset = auth.reset_password if what == "password" else auth.reset_pin
+        secret = reset(person, site_id=site.id, actor=current_actor(), now=utcnow())
+        return {"created": person, "secrets": {what: secret}}
+    return _person_change(site, staff_id, change)
