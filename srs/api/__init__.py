@@ -26,7 +26,6 @@ FORBIDDEN = {"description": "The token's owner has a role at the site, but not o
 NOT_FOUND = {"description": "No such site, or the token's owner holds no role at it (the "
                             "same answer); or no such record at the site.",
              "content": ERROR_BODY}
-CONFLICT = "The record's state refuses it; `code` and the members beside it say what holds it."
 REPEATED_KEY = ("A repeat of an Idempotency-Key whose first request is still being answered.")
 BAD_JSON = {"description": "The body is not valid JSON (`errors._body`).", "content": ERROR_BODY}
 INVALID = {"description": "Input that is not valid: `errors` names each field (`_body` for a "
@@ -87,14 +86,18 @@ class ContractPlugin(BasePlugin):
             operation["x-srs-roles"] = role_list(roles)
             operation["description"] = "\n\n".join(
                 part for part in (operation.get("description"), roles_text(roles)) if part)
+        # An error the blueprint declares (a 409 the service can raise, a 404 for a record a
+        # query names) keeps its description and gets the Error body.
+        for status, declared in responses.items():
+            if status.startswith("4") and isinstance(declared, dict):
+                declared["content"] = ERROR_BODY
         if rule.arguments:
             responses["404"] = NOT_FOUND
-        conflict = responses.get("409")
-        if conflict is not None or idempotent:
-            said = conflict.get("description", CONFLICT) if isinstance(conflict, dict) else None
-            responses["409"] = {"description": " ".join(
-                part for part in (said, REPEATED_KEY if idempotent else None) if part),
-                "content": ERROR_BODY}
+        if idempotent:
+            conflict = responses.get("409")
+            said = conflict.get("description", "") if isinstance(conflict, dict) else ""
+            responses["409"] = {"description": f"{said} {REPEATED_KEY}".strip(),
+                                "content": ERROR_BODY}
         if body is not None:
             responses["400"] = BAD_JSON
         if body is not None or operation.get("parameters"):
