@@ -68,7 +68,36 @@ def _render_error(status: int, message: str, errors: dict):
 
 
 def error_payload(code: str, status: int, message: str, errors: dict | None = None) -> dict:
-    return {"code": code, "status": status, "message": message, "errors": errors or {}}
+    return {"code": code, "status": status, "message": message,
+            "errors": field_messages(errors or {})}
+
+
+def field_messages(errors) -> dict[str, list[str]]:
+    """Marshmallow's messages as the API documents them: ``{field: [messages]}``.
+
+    Marshmallow nests what it says of a list's item under the item's index (an int, which
+    JSON can neither hold as a key nor sort beside text keys) and of a nested member under
+    its name: those become messages of the field, saying which item or member
+    ("Item 2: Not a valid string.").
+    """
+    if not isinstance(errors, dict):
+        return {"_schema": _messages(errors)}
+    return {str(field): _messages(said) for field, said in errors.items()}
+
+
+def _messages(said, where: str = "") -> list[str]:
+    if isinstance(said, dict):
+        found = []
+        for key, inner in said.items():
+            if key == "_schema":  # said of the field as a whole
+                found += _messages(inner, where)
+            else:
+                label = f"Item {key + 1}" if isinstance(key, int) else str(key)
+                found += _messages(inner, f"{where}{label}: ")
+        return found
+    if isinstance(said, (list, tuple)):
+        return [message for item in said for message in _messages(item, where)]
+    return [f"{where}{said}"]
 
 
 def _flatten_locations(errors: dict) -> dict:
@@ -79,6 +108,8 @@ def _flatten_locations(errors: dict) -> dict:
             fields, dict
         ):
             flat.update(fields)
+        elif location == "json":  # said of the body as a whole ("Invalid JSON body.")
+            flat["_body"] = fields
         else:
             flat[location] = fields
     return flat
@@ -108,8 +139,12 @@ FRIENDLY = {
 def handle_http_exception(error: HTTPException):
     if error.code in FRIENDLY:
         error.description = FRIENDLY[error.code]
+    # What the error itself says beside its body: a 405's Allow, above all.
+    own_headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if not wants_json():
-        return _render_error(error.code, error.description, {})
+        page = make_response(_render_error(error.code, error.description, {}))
+        page.headers.extend(own_headers)
+        return page
     data = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages") or {}
     message = data.get("message") or error.description
@@ -118,6 +153,7 @@ def handle_http_exception(error: HTTPException):
     body = error_payload(_slug(error.name), error.code, message, _flatten_locations(errors))
     response = jsonify(body)
     response.status_code = error.code
+    response.headers.extend(own_headers)
     for key, value in (data.get("headers") or {}).items():
         response.headers[key] = value
     if error.code == 401:
@@ -177,6 +213,13 @@ def refuse_unstorable_text():
 
 
 def init_app(app):
+    def log_exception(exc_info) -> None:
+        # Flask's own would print the exception's text, and a chained one's: a validation
+        # message quotes what was typed.
+        log_failure(app.logger, f"unhandled error on {request.method} {request.url_rule}",
+                    exc_info[1])
+
+    app.log_exception = log_exception
     app.before_request(refuse_unstorable_text)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)

@@ -175,6 +175,8 @@ def idempotent(view):
             raise
         return response
 
+    # Read by the OpenAPI document: such an operation takes the header and may answer 409.
+    wrapped.srs_idempotent = True
     return wrapped
 
 

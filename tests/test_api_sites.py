@@ -137,15 +137,17 @@ def test_an_unknown_field_is_refused_by_name_and_nothing_changes(client, site, a
     assert stored(Site, site.id).lock_after_seconds == 300
 
 
-@pytest.mark.parametrize("body", [
-    {"json": {}},
-    {},
-    {"data": "", "content_type": "application/json"},
+@pytest.mark.parametrize(("body", "field", "message"), [
+    ({"json": {}}, "_schema", "Give at least one setting to change."),
+    # The body is required (the document says so): none at all is refused on the body.
+    ({}, "_body", "Send a JSON object"),
+    ({"data": "", "content_type": "application/json"}, "_body", "Send a JSON object"),
 ], ids=["empty object", "no body", "empty json"])
-def test_an_empty_change_is_refused(client, site, admin, body):
+def test_an_empty_change_is_refused(client, site, admin, body, field, message):
     response = client.patch(settings_url(site), headers=bearer(admin), **body)
-    errors = assert_api_error(response, 422)["errors"]
-    assert "Give at least one setting to change." in json.dumps(errors)
+    errors = assert_api_error(response, 422, field)["errors"]
+    assert message in json.dumps(errors)
+    assert stored(Site, site.id).lock_after_seconds == 300
 
 
 @pytest.mark.parametrize("field, value", [

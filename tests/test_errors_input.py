@@ -3,6 +3,8 @@ database is an unknown record (404) or an invalid field (422), and text with a N
 character pair a 422 on its field; in a URL, a JSON body, a query and an HTML form, on both
 databases."""
 
+import sys
+
 import pytest
 from factories import make_booth, make_site, make_staff
 from routes import assert_api_error, bearer
@@ -78,3 +80,34 @@ def test_weeks_and_months_outside_the_calendar_fall_back_or_are_refused(client, 
         answer = client.get(f"/api/v1/sites/{site.id}/reports/monthly?month={month}",
                             headers=headers)
         assert_api_error(answer, 422, "month")
+
+
+def test_nested_field_errors_are_answered_and_what_was_typed_is_never_logged(app_with, caplog):
+    """marshmallow keys a list item's message by its int index beside text keys: the 422
+    still answers (``{field: [messages]}``), and no log line quotes the input."""
+    app = app_with(PROPAGATE_EXCEPTIONS=False)  # as served: a failure is logged, not raised
+    site = make_site(slug="east")
+    headers = bearer(make_staff(site, role="admin"))
+    caplog.set_level("DEBUG")
+    answer = app.test_client().patch(
+        f"/api/v1/sites/{site.id}/settings", headers=headers,
+        json={"timezone": "Mars/Olympus_Mons", "overdose_locations": ["Stairs", 1, "Stairs"]})
+    body = assert_api_error(answer, 422, "timezone", "overdose_locations")
+    assert body["errors"]["overdose_locations"] == ["Item 2: Not a valid string.",
+                                                    "Each place once, with a name."]
+    assert all(isinstance(m, str) for messages in body["errors"].values() for m in messages)
+    assert "Olympus" not in caplog.text and "Stairs" not in caplog.text
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_an_unhandled_error_is_logged_by_type_and_stack_only(app, caplog):
+    """Flask logs an error that escapes every handler itself: by type and stack, never the
+    exception's text, which can quote what was typed."""
+    typed = "-".join(("F", "ABCD", "1984"))  # the stack shows this line, not the value
+    with app.test_request_context("/api/v1/sites", method="POST"):
+        try:
+            raise ValueError(f"Key (code)=({typed}) already exists")
+        except ValueError:
+            app.log_exception(sys.exc_info())
+    assert "ValueError" in caplog.text
+    assert "F-ABCD-1984" not in caplog.text

@@ -2,13 +2,17 @@
 
 from functools import wraps
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF
 from srs.auth.service import Actor, bearer_token, staff_for_token
 from srs.common import utcnow
-from srs.sites.service import get_site
+from srs.errors import Invalid
+from srs.sites.service import get_site, no_such_site
+
+# Where srs.api keeps the (endpoint, method) pairs whose document requires a request body.
+REQUIRED_BODIES = "srs_api_required_bodies"
 
 # The OpenAPI security requirement of every operation.
 SECURITY = [{"bearerAuth": []}]
@@ -27,7 +31,9 @@ def api_actor() -> Actor:
 def token_required(*roles: str):
     """Require a valid bearer token; with ``roles``, one of them at ``site_id``'s site.
 
-    401 without a valid token, 404 for an unknown site, 403 for a role that may not.
+    401 without a valid token; 404 for an unknown site and, with the same body, for a site
+    where the token's owner holds no role (so that site ids cannot be probed); 403 for a
+    role at the site that may not; then 422 when a body the document requires is missing.
     """
 
     def decorator(func):
@@ -39,13 +45,34 @@ def token_required(*roles: str):
                 abort(401, message="A valid bearer token is required.")
             if roles:
                 site = get_site(kwargs["site_id"])
-                if not staff.has_role(site.id, *roles):
+                held = staff.roles_at(site.id)
+                if not held:
+                    raise no_such_site()
+                if not held & set(roles):
                     abort(403, message=f"This operation needs one of these roles at the site: "
                                        f"{', '.join(roles)}.")
             g.api_staff = staff
+            _require_declared_body()
             return func(*args, **kwargs)
 
         wrapped.srs_roles = frozenset(roles) if roles else ANY_STAFF
         return wrapped
 
     return decorator
+
+
+def _require_declared_body() -> None:
+    """A request body the OpenAPI document marks required is there, and JSON.
+
+    Without this a body-less call would be read as ``{}`` and, where every field may be
+    left out, be carried out. Called after the access checks, so that a caller learns
+    nothing about input before it may call the operation.
+
+    :raises Invalid: on ``_body``.
+    """
+    required = current_app.extensions.get(REQUIRED_BODIES, frozenset())
+    if (request.endpoint, request.method) not in required:
+        return
+    if not request.is_json or not request.get_data(cache=True).strip():
+        raise Invalid("This operation needs a JSON body.", {"_body": [
+            "Send a JSON object, with Content-Type: application/json."]})

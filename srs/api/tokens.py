@@ -19,7 +19,9 @@ blp = Blueprint("api_tokens", __name__, url_prefix="/api/v1", description="API t
 
 
 @blp.get("/tokens")
-@blp.doc(operationId="listApiTokens", security=SECURITY)
+@blp.doc(operationId="listApiTokens", security=SECURITY, responses={404: {
+    "description": "No such person, or not one whose tokens the caller manages (the same "
+                   "answer)."}})
 @token_required()
 @blp.arguments(ApiTokenQuerySchema, location="query")
 @blp.response(200, ApiTokenSchema(many=True))

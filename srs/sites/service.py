@@ -21,10 +21,17 @@ def sites_for(staff: Staff) -> list[Site]:
 
 
 def get_site(site_id: int) -> Site:
+    """:raises NotFound: ``no_such_site``."""
     site = db.session.get(Site, site_id)
     if site is None:
-        raise NotFound(f"No site has id {site_id}.")
+        raise no_such_site()
     return site
+
+
+def no_such_site() -> NotFound:
+    """The answer for an unknown site, and for a site the caller holds no role at: the
+    same, so that nobody learns which site ids exist by asking."""
+    return NotFound("No such site.")
 
 
 def create_site(*, name: str, slug: str, timezone: str, actor: Actor) -> Site:
