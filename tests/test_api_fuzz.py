@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 import schemathesis
 from conftest import rolled_back
-from factories import make_referral
+from factories import make_referral, make_staff
 from hypothesis import HealthCheck, given, settings
 from routes import OTHER_SITE
 from schemathesis import GenerationMode
@@ -73,7 +73,9 @@ def fuzz_floor(shared_apps, kept_floor):
                "response_id": floor.url_values["response_id"],
                "display_id": floor.url_values["display_id"],
                # One person's token: theirs to revoke, an admin's at the site, no one else's.
-               "token_id": tokens_of(floor.everyone)[0].id}
+               "token_id": tokens_of(floor.everyone)[0].id,
+               # A nurse of the site whom any admin change may befall.
+               "staff_id": make_staff(floor.site, role=Role.NURSE).id}
         yield kept_floor, ids
 
 
