@@ -30,6 +30,15 @@ The incident package drafts the report from the response's timeline and returns 
 """)
 
 
+response_draft = _signals.signal("response-draft", doc="""
+Which incident report a closed overdose response drafted. Sender: the ``OverdoseResponse``;
+keyword argument ``reporter_id``, the staff member asking. Sent by the console's render, so
+that every render of a closed console (not only the close's own answer) links its reporter
+to the draft. The incident package returns that reporter's report drafted from the response,
+or None.
+""")
+
+
 def first_answer(results: list[tuple]) -> object | None:
     """The first non-None value receivers returned from ``signal.send(...)``."""
     return next((value for _receiver, value in results if value is not None), None)

@@ -242,6 +242,15 @@ def test_transferred_to_hospital_ends_the_visit_and_the_close_links_its_draft(
     incident = db.session.execute(db.select(Incident)).scalar_one()
     assert 'data-testid="console-drafted"' in done
     assert f'href="/sites/east/incidents/{incident.id}"' in done
+    # The console's live re-fetch (and a reload) keeps the link for its reporter, who must
+    # still submit the draft; another nurse is not sent to someone else's draft.
+    console = f"/sites/{site.slug}/overdose/{response.id}/console"
+    again = client.get(console).get_data(as_text=True)
+    assert f'href="/sites/east/incidents/{incident.id}"' in again
+    make_staff(site, role="nurse", username="omar")
+    auth.logout()
+    auth.login("omar")
+    assert 'data-testid="console-drafted"' not in client.get(console).get_data(as_text=True)
     ended = db.session.get(Visit, visit.id)
     assert (ended.state, ended.departure_reason) == ("departed", "transferred_ems")
     booth = db.session.execute(db.select(Booth).filter_by(label="B1")).scalar_one()

@@ -366,6 +366,14 @@ def draft_from_response(response: OverdoseResponse, *, actor: Actor, now: dateti
         response_id=response.id)
 
 
+@signals.response_draft.connect
+def draft_of_response(response: OverdoseResponse, *, reporter_id: int) -> Incident | None:
+    """The report the response's close drafted, if ``reporter_id`` reported it."""
+    return db.session.execute(db.select(Incident).filter_by(
+        site_id=response.site_id, response_id=response.id, reported_by=reporter_id)
+        .order_by(Incident.id).limit(1)).scalar_one_or_none()
+
+
 def _may_amend(incident: Incident, actor: Actor, roles: set[str]) -> bool:
     return incident.reported_by == actor.staff_id or Role.REVIEWER in roles
 

@@ -697,6 +697,17 @@ def close_response(response: OverdoseResponse, *, outcome: str | None, note: str
     return response
 
 
+def drafted_report(response: OverdoseResponse, *, reporter_id: int | None):
+    """The incident report this closed response drafted for ``reporter_id``, or None: the
+    close's own answer knows it (``response.drafted``), and every later render of the
+    console (a live re-fetch, a reload) asks the incident package again."""
+    if response.is_open or reporter_id is None:
+        return None
+    if response.drafted is not None:
+        return response.drafted
+    return signals.first_answer(signals.response_draft.send(response, reporter_id=reporter_id))
+
+
 # --- Figures for the monthly report ---------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ message beside the field.
 
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
@@ -114,6 +115,11 @@ def start(site):
 # --- The console ----------------------------------------------------------------------------
 
 
+def _person_id() -> int | None:
+    """The signed-in person's staff id; None on a wall display (nobody)."""
+    return None if current_user.is_display else current_user.id
+
+
 def _console_context(site, response, **extra) -> dict:
     now = utcnow()
     entries = service.effective_entries(response)
@@ -130,7 +136,7 @@ def _console_context(site, response, **extra) -> dict:
             "done": done, "now": now, "flows": OXYGEN_FLOWS,
             "may_cancel": service.may_cancel(response, now=now),
             "cancel_until": response.started_at + service.MISTAKE_WINDOW,
-            "drafted": response.drafted,
+            "drafted": service.drafted_report(response, reporter_id=_person_id()),
             "summary": service.response_summary(response), "errors": {}, **extra}
 
 
