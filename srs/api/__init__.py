@@ -2,8 +2,9 @@
 
 Each operation's error answers, the roles that may call it and whether its body is
 required are written into the document here, from what its decorators already declare
-(``token_required``'s ``srs_roles``, ``idempotent``, ``blp.arguments``, a 409 the blueprint
-describes): a new operation is documented like the others without a line of its own.
+(``token_required``'s ``srs_roles``, ``idempotent``, ``blp.arguments``, an error the
+blueprint declares): a new operation is documented like the others without a line of its
+own.
 """
 
 from apispec import BasePlugin
@@ -26,7 +27,7 @@ FORBIDDEN = {"description": "The token's owner has a role at the site, but not o
 NOT_FOUND = {"description": "No such site, or the token's owner holds no role at it (the "
                             "same answer); or no such record at the site.",
              "content": ERROR_BODY}
-REPEATED_KEY = ("A repeat of an Idempotency-Key whose first request is still being answered.")
+REPEATED_KEY = "A repeat of an Idempotency-Key whose first request is still being answered."
 BAD_JSON = {"description": "The body is not valid JSON (`errors._body`).", "content": ERROR_BODY}
 INVALID = {"description": "Input that is not valid: `errors` names each field (`_body` for a "
                           "missing body).",
