@@ -50,10 +50,17 @@ def due_visit_alerts(*, now: datetime):
             Alert.kind == kind, Alert.subject_type == "visit", Alert.subject_id == Visit.id,
             Alert.due_at == column).exists())
         due = db.session.execute(
-            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars()
+            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars().all()
         for visit in due:
-            yield {"site_id": visit.site_id, "kind": kind,
-                   "due_at": getattr(visit, column_name), "visit": visit}
+            due_at = getattr(visit, column_name)
+            # A check committed since that read moved the due time (PostgreSQL reads beside
+            # writers): take the visit's row, so a check waits for this alarm and resolves
+            # it, and look again. Without it, an alarm for a check already done stayed open
+            # and escalated.
+            db.session.refresh(visit, with_for_update=True)
+            if visit.state != state or getattr(visit, column_name) != due_at:
+                continue
+            yield {"site_id": visit.site_id, "kind": kind, "due_at": due_at, "visit": visit}
 
 
 alerts.register_due_source(due_visit_alerts)
