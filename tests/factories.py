@@ -128,3 +128,15 @@ def make_referral(visit, *, service=None, service_type: str = "oat", at=None,
     db.session.add_all([offer, referral])
     db.session.commit()
     return referral
+
+
+def make_submitted_incident(site: Site, reporter, *, now: datetime):
+    """A complete complaint report ``reporter`` wrote and submitted for review."""
+    from srs.incidents import service as incidents
+
+    actor = auth.Actor.of(reporter)
+    incident = incidents.create_incident(site, {
+        "type": "complaint", "area": "Front desk", "narrative": "Client complained of wait.",
+        "immediate_actions": "Listened."}, actor=actor, now=now)
+    incidents.submit_incident(incident, actor=actor, now=now)
+    return incident

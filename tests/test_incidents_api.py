@@ -6,7 +6,7 @@ import io
 import re
 
 import pytest
-from factories import make_booth, make_client, make_site, make_staff
+from factories import make_booth, make_client, make_site, make_staff, make_submitted_incident
 from routes import assert_api_error, bearer
 
 from srs.auth.models import AuditEvent
@@ -311,15 +311,9 @@ def test_the_reporter_sees_the_reviewers_feedback(client, auth):
     site = make_site(slug="north")
     nurse = make_staff(site, role="nurse")
     reviewer = make_staff(site, role="reviewer")
-    from srs.auth.service import Actor
     from srs.common import utcnow
-    from srs.incidents import service
 
-    now = utcnow()
-    incident = service.create_incident(site, {
-        "type": "complaint", "area": "Front desk", "narrative": "Client complained of wait.",
-        "immediate_actions": "Listened."}, actor=Actor.of(nurse), now=now)
-    service.submit_incident(incident, actor=Actor.of(nurse), now=now)
+    incident = make_submitted_incident(site, nurse, now=utcnow())
     auth.login(reviewer.username)
     assert auth.post(f"/sites/north/incidents/{incident.id}/review",
                      {"decision": "start_review"}).status_code == 302

@@ -5,7 +5,7 @@ import html
 import re
 
 import pytest
-from factories import make_site, make_staff
+from factories import make_site, make_staff, make_submitted_incident
 from marshmallow import fields, validate
 from routes import assert_api_error, bearer
 
@@ -68,10 +68,7 @@ def under_review(client, auth):
     nurse = make_staff(site, role="nurse")
     reviewer = make_staff(site, role="reviewer")
     now = utcnow()
-    incident = service.create_incident(site, {
-        "type": "complaint", "area": "Front desk", "narrative": "Client complained of wait.",
-        "immediate_actions": "Listened."}, actor=Actor.of(nurse), now=now)
-    service.submit_incident(incident, actor=Actor.of(nurse), now=now)
+    incident = make_submitted_incident(site, nurse, now=now)
     service.review_incident(incident, {"decision": "start_review"}, actor=Actor.of(reviewer),
                             roles={"reviewer"}, now=now)
     auth.login(reviewer.username)
