@@ -70,7 +70,8 @@ def test_a_whole_visit(api, client):
     done = api.post(f"/visits/{visit['id']}/discharge", {})
     assert done.get_json()["state"] == "departed"
     events = [e.action for e in db.session.execute(
-        db.select(AuditEvent).filter_by(entity="visit", entity_id=str(visit["id"]))).scalars()]
+        db.select(AuditEvent).filter_by(entity="visit", entity_id=str(visit["id"]))
+        .order_by(AuditEvent.id)).scalars()]
     assert events == ["visit_checked_in", "booth_assigned", "consumption_recorded",
                       "observation_started", "visit_discharged"]
 
