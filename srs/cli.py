@@ -4,6 +4,7 @@ import os
 import secrets
 import signal
 import string
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -16,7 +17,7 @@ from srs.booths.admin import add_booth
 from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
-from srs.naloxone.service import receive_stock
+from srs.naloxone.service import list_stock, receive_stock
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site
@@ -32,13 +33,25 @@ CLI_ACTOR = auth.Actor.system("cli")
 DEMO_BOOTHS = [("B1", "injection"), ("B2", "injection"), ("B3", "injection"),
                ("B4", "injection"), ("B5", "injection"), ("B6", "injection"),
                ("S1", "inhalation"), ("S2", "inhalation")]
+# The demo's second site, so the supervisor's dashboard shows two: the same people work both.
+DEMO_SECOND_SITE = {"name": "Demo North", "slug": "demo-north"}
+DEMO_SECOND_BOOTHS = [("N1", "injection"), ("N2", "injection"), ("N3", "injection"),
+                      ("NS1", "inhalation")]
 DEMO_LOGINS_FILE = "demo-logins.txt"
-# Naloxone on the demo's shelf (DOMAIN.md: 0.4 mg/mL ampoules for IM, 4 mg nasal spray).
+# Naloxone on the demo's shelf (DOMAIN.md: 0.4 mg/mL ampoules for IM, 4 mg nasal spray): two
+# lots of each kind, the first to expire in about four months (the console draws from it
+# first), the second in about a year and a half. ``days`` is how long until each expires.
+_AMPOULE = {"product": "Naloxone HCl", "form": "ampoule", "strength": "0.4 mg/mL"}
+_NASAL = {"product": "Naloxone nasal spray", "form": "nasal_spray", "strength": "4 mg/0.1 mL"}
 DEMO_NALOXONE = [
-    {"product": "Naloxone HCl", "form": "ampoule", "strength": "0.4 mg/mL",
-     "lot_number": "DEMO-A1", "quantity": 20},
-    {"product": "Naloxone nasal spray", "form": "nasal_spray", "strength": "4 mg/0.1 mL",
-     "lot_number": "DEMO-N1", "quantity": 10},
+    {**_AMPOULE, "lot_number": "DEMO-A1", "quantity": 20, "days": 120},
+    {**_AMPOULE, "lot_number": "DEMO-A2", "quantity": 10, "days": 540},
+    {**_NASAL, "lot_number": "DEMO-N1", "quantity": 10, "days": 120},
+    {**_NASAL, "lot_number": "DEMO-N2", "quantity": 6, "days": 540},
+]
+DEMO_SECOND_NALOXONE = [
+    {**_AMPOULE, "lot_number": "NORTH-A1", "quantity": 10, "days": 300},
+    {**_NASAL, "lot_number": "NORTH-N1", "quantity": 6, "days": 300},
 ]
 
 
@@ -63,31 +76,24 @@ def _fail(err: DomainError):
 
 @srs_cli.command("seed-demo")
 def seed_demo():
-    """Create the demo site: 8 booths and one user per role; print their logins once."""
+    """Create the demo: two sites with their booths, naloxone, referral directory and rules,
+    and one user per role holding it at both; print their logins once."""
     if db.session.execute(db.select(Site).filter_by(slug="demo")).scalar_one_or_none():
         raise click.ClickException("The demo site already exists; nothing was changed.")
-    site = create_site(name="Demo Site", slug="demo", timezone="America/Toronto",
-                       actor=CLI_ACTOR)
     now = utcnow()
-    for label, kind in DEMO_BOOTHS:  # each at the end of the board: the demo's order
-        add_booth(site, label=label, kind=kind, actor=CLI_ACTOR, now=now)
-    seed_demo_directory(site, actor=CLI_ACTOR, now=now)
-    expires = now.date().replace(year=now.year + 1, day=1)
-    stock = [receive_stock(site, {**lot, "expires_on": expires}, actor=CLI_ACTOR, now=now)
-             for lot in DEMO_NALOXONE]
+    site = _demo_site("Demo Site", "demo", DEMO_BOOTHS, DEMO_NALOXONE, now=now)
+    second = _demo_site(DEMO_SECOND_SITE["name"], DEMO_SECOND_SITE["slug"],
+                        DEMO_SECOND_BOOTHS, DEMO_SECOND_NALOXONE, now=now)
     lines = []
     for role in Role:
         password, pin = _password(), _pin()
         auth.create_staff(f"demo-{role.value}", display_name=f"Demo {role.value.title()}",
-                          password=password, pin=pin, roles=[(site, role.value)],
-                          actor=CLI_ACTOR)
+                          password=password, pin=pin,
+                          roles=[(site, role.value), (second, role.value)], actor=CLI_ACTOR)
         lines.append(f"  {role.value:<11} username demo-{role.value:<11} password {password}"
                      f"  PIN {pin}")
-    naloxone = "\n".join(
-        f"  {lot.quantity} x {lot.product} {lot.strength} ({lot.form.replace('_', ' ')}),"
-        f" lot {lot.lot_number}, expires {lot.expires_on:%d %b %Y}" for lot in stock)
-    text = ("Demo site 'demo' with 8 booths (6 injection, 2 inhalation). Naloxone on hand:\n"
-            f"{naloxone}\nLogins:\n" + "\n".join(lines) + "\n")
+    text = (_demo_site_text(site, DEMO_BOOTHS) + _demo_site_text(second, DEMO_SECOND_BOOTHS)
+            + "Logins (each holds its role at both sites):\n" + "\n".join(lines) + "\n")
     click.echo(text, nl=False)
     # Kept for `make run` to show again; the demo is for trying SRS, not for real clients.
     instance = Path(current_app.instance_path)
@@ -96,6 +102,32 @@ def seed_demo():
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def _demo_site(name: str, slug: str, booths, naloxone, *, now) -> Site:
+    """One demo site: its booths in the demo's order, the default referral rules and a small
+    service directory, and its naloxone lots (each received through the stock service)."""
+    site = create_site(name=name, slug=slug, timezone="America/Toronto", actor=CLI_ACTOR)
+    for label, kind in booths:  # each at the end of the board: the demo's order
+        add_booth(site, label=label, kind=kind, actor=CLI_ACTOR, now=now)
+    seed_demo_directory(site, actor=CLI_ACTOR, now=now)
+    today = site.local_date(now)
+    for lot in naloxone:
+        data = {key: value for key, value in lot.items() if key != "days"}
+        receive_stock(site, {**data, "expires_on": today + timedelta(days=lot["days"])},
+                      actor=CLI_ACTOR, now=now)
+    return site
+
+
+def _demo_site_text(site: Site, booths) -> str:
+    kinds = [kind for _label, kind in booths]
+    lots = list_stock(site, now=utcnow())["lots"]
+    naloxone = "\n".join(
+        f"    {lot.quantity} x {lot.product} {lot.strength} ({lot.form.replace('_', ' ')}),"
+        f" lot {lot.lot_number}, expires {lot.expires_on:%d %b %Y}" for lot in lots)
+    return (f"Demo site '{site.slug}' ({site.name}) with {len(kinds)} booths "
+            f"({kinds.count('injection')} injection, {kinds.count('inhalation')} inhalation), "
+            f"referral services and rules. Naloxone on hand:\n{naloxone}\n")
 
 
 @srs_cli.command("is-empty")
