@@ -315,3 +315,69 @@ def test_the_openapi_document_names_the_token_operations(client):
                   for op in item.values() if isinstance(op, dict)}
     assert operations["listApiTokens"] == "/api/v1/tokens"
     assert operations["revokeApiToken"] == "/api/v1/tokens/{token_id}/revoke"
+
+
+# --- The tokens page: /account/tokens --------------------------------------------------------
+
+def _rows(page: str, testid: str) -> list[int]:
+    """The token ids of the page's rows of one kind (own-token, staff-token), in order."""
+    return [int(part.split('"', 1)[0]) for part in
+            page.split(f'data-testid="{testid}" data-token-id="')[1:]]
+
+
+def test_a_person_creates_sees_once_and_revokes_their_own_token_on_the_page(
+        client, auth, socket_client, east):
+    auth.login("nina")
+    empty = client.get("/account/tokens").get_data(as_text=True)
+    assert "You have no API tokens" in empty and 'data-testid="site-tokens"' not in empty
+
+    created = auth.post("/account/tokens")
+    assert created.status_code == 200
+    page = created.get_data(as_text=True)
+    raw = page.split('data-testid="new-token"')[0].rsplit('value="', 1)[1].split('"')[0]
+    assert raw.startswith("srs_") and api_status(client, raw) == 200
+    integration = socket_client(auth={"token": raw})
+    (token,) = tokens_of(east["nina"])
+    assert _rows(page, "own-token") == [token.id]
+
+    again = client.get("/account/tokens").get_data(as_text=True)
+    assert raw not in again and token.prefix in again  # shown that once, then its prefix
+    row = again.split(f'id="token-{token.id}"')[1].split("</tr>")[0]
+    assert "never" not in row  # created, and last used by the API call above: both dated
+    revoked = auth.post(f"/account/tokens/{token.id}/revoke")
+    assert revoked.status_code == 302
+    assert revoked.headers["Location"].endswith(f"/account/tokens#token-{token.id}")
+    assert api_status(client, raw) == 401 and not integration.is_connected()
+    after = client.get("/account/tokens").get_data(as_text=True)
+    assert "revoked " in after and 'data-testid="revoke-token"' not in after
+    events = db.session.execute(db.select(AuditEvent).filter_by(
+        entity="api_token", entity_id=str(token.id)).order_by(AuditEvent.id)).scalars().all()
+    assert [(e.action, e.staff_id) for e in events] == [("token_created", east["nina"].id),
+                                                       ("token_revoked", east["nina"].id)]
+
+
+def test_a_site_admin_sees_and_revokes_their_staffs_tokens_and_nobody_elses(
+        client, auth, east):
+    ninas, ninas_raw = a_token(east["nina"])
+    adas, _adas_raw = a_token(east["ada"])
+    wess, wess_raw = a_token(east["wes"])
+
+    auth.login("ada")
+    page = client.get("/account/tokens").get_data(as_text=True)
+    assert _rows(page, "own-token") == [adas.id]
+    assert _rows(page, "staff-token") == [ninas.id]  # Wes works at West End only
+    assert "Tokens of East Side's staff" in page and 'id="site-east"' in page
+    assert auth.post(f"/account/tokens/{ninas.id}/revoke").status_code == 302
+    assert api_status(client, ninas_raw) == 401
+    assert auth.post(f"/account/tokens/{wess.id}/revoke").status_code == 404
+    assert api_status(client, wess_raw) == 200
+    (event,) = db.session.execute(db.select(AuditEvent).filter_by(
+        action="token_revoked")).scalars()
+    assert event.staff_id == east["ada"].id and event.entity_id == str(ninas.id)
+
+    # A nurse sees their own tokens only, and may revoke nobody else's.
+    auth.login("nina")
+    page = client.get("/account/tokens").get_data(as_text=True)
+    assert _rows(page, "own-token") == [ninas.id] and _rows(page, "staff-token") == []
+    assert auth.post(f"/account/tokens/{adas.id}/revoke").status_code == 404
+    assert stored(ApiToken, adas.id).revoked_at is None

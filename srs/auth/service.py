@@ -8,6 +8,7 @@ function takes ``now`` where time matters and commits its own unit of work.
 
 import functools
 import hashlib
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from srs import live
@@ -507,6 +508,36 @@ def managed_tokens(manager: Staff, username: str | None = None) -> list[ApiToken
     if holder is None or not may_manage_tokens(manager, holder):
         raise NotFound(f"No staff member is called {username!r}.")
     return tokens_of(holder)
+
+
+@dataclass(frozen=True)
+class SiteTokens:
+    """The API tokens of one site's staff, as its admin sees them on the tokens page: each
+    person (by name) with their tokens, those in use first."""
+
+    site: object  # the Site, as StaffRole.site gives it
+    holders: list[tuple[Staff, list[ApiToken]]]
+
+
+def tokens_at_admin_sites(manager: Staff) -> list[SiteTokens]:
+    """For each site where ``manager`` is admin, by name, the tokens of everyone else with a
+    role there (who hold any): the tokens ``may_manage_tokens`` lets them revoke. Someone
+    at two such sites is listed at both."""
+    admin_at = sorted((r for r in manager.roles if r.role == Role.ADMIN),
+                      key=lambda r: (r.site.name, r.site_id))
+    listed = []
+    for role in admin_at:
+        at_site = db.select(StaffRole.staff_id).where(StaffRole.site_id == role.site_id)
+        tokens = db.session.execute(
+            db.select(ApiToken).join(ApiToken.staff)
+            .where(ApiToken.staff_id.in_(at_site), ApiToken.staff_id != manager.id)
+            .options(contains_eager(ApiToken.staff))
+            .order_by(Staff.display_name, Staff.id, ApiToken.revoked_at.is_not(None),
+                      ApiToken.created_at.desc(), ApiToken.id.desc())).scalars().all()
+        holders = [(staff, list(group))
+                   for staff, group in itertools.groupby(tokens, key=lambda t: t.staff)]
+        listed.append(SiteTokens(role.site, holders))
+    return listed
 
 
 def get_token(token_id: int, *, manager: Staff | None = None) -> ApiToken:

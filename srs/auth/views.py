@@ -19,7 +19,13 @@ from flask_login import current_user, login_user, logout_user
 from marshmallow import ValidationError
 
 from srs.auth import service
-from srs.auth.access import is_display, pin_rate_limit, public, staff_required
+from srs.auth.access import (
+    current_actor,
+    is_display,
+    pin_rate_limit,
+    public,
+    staff_required,
+)
 from srs.auth.models import DISPLAY, DISPLAY_ID_PREFIX, LoginSession
 from srs.auth.schemas import LoginForm, PinForm
 from srs.common import utcnow
@@ -310,6 +316,47 @@ def display_sign_in(token):
 def activity():
     """Count a touch on the screen as activity (``enforce_idle_lock`` has recorded it)."""
     return "", 204
+
+
+# --- API tokens -----------------------------------------------------------------------------
+#
+# The same services as the API's listApiTokens and revokeApiToken and the CLI's ``srs token``:
+# a person sees, creates and revokes their own tokens; a site's admin also revokes those of
+# the site's staff. A new token's value is shown on the answer to its creation, this once.
+
+
+def _tokens_page(status: int = 200, *, created: str | None = None):
+    own = service.tokens_of(current_user)
+    clock = min((r.site for r in current_user.roles), key=lambda s: (s.name, s.id),
+                default=None)
+    return render_template("auth/tokens.html", own=own, created=created, clock=clock,
+                           sites=service.tokens_at_admin_sites(current_user)), status
+
+
+@bp.get("/account/tokens")
+@staff_required
+def tokens():
+    """The person's API tokens (created, last used, revoked) and, for a site's admin, those
+    of the site's staff."""
+    return _tokens_page()
+
+
+@bp.post("/account/tokens")
+@staff_required
+def create_token():
+    """Create an API token for the person signed in and show its value, this once: only
+    its hash is kept."""
+    return _tokens_page(created=service.issue_token(current_user, actor=current_actor()))
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@staff_required
+def revoke_token(token_id):
+    """Revoke one's own token or, as a site's admin, a token of the site's staff: its next
+    call is refused and its sockets cut at once. Anyone else's token is a 404."""
+    token = service.get_token(token_id, manager=current_user)
+    service.revoke_token(token, actor=current_actor(), now=utcnow())
+    return redirect(url_for("auth.tokens", _anchor=f"token-{token.id}"))
 
 
 @bp.app_context_processor
