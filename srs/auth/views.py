@@ -356,7 +356,8 @@ def revoke_token(token_id):
     call is refused and its sockets cut at once. Anyone else's token is a 404."""
     token = service.get_token(token_id, manager=current_user)
     service.revoke_token(token, actor=current_actor(), now=utcnow())
-    return redirect(url_for("auth.tokens", _anchor=f"token-{token.id}"))
+    own = token.staff_id == current_user.id
+    return redirect(url_for("auth.tokens", _anchor=f"token-{token.id}" if own else None))
 
 
 @bp.app_context_processor

@@ -1,11 +1,21 @@
 """The home page and the supervisor's dashboard: every site's figures, board, queue and
 after-care, read-only and live."""
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from dataclasses import dataclass
+
+from flask import (
+    Blueprint,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from srs.alerts.service import open_alerts
-from srs.auth.access import any_site_role_required, staff_required
+from srs.auth.access import ANY_STAFF, any_site_role_required, staff_required
 from srs.auth.models import DISPLAY, Role
 from srs.booths.views import live_board
 from srs.common import utcnow
@@ -19,16 +29,112 @@ bp = Blueprint("dashboard", __name__)
 SUPERVISING = (Role.SUPERVISOR, Role.ADMIN)
 
 
+# --- The home page: a link to every page a person may use ------------------------------------
+#
+# ONE list: a new page is one line here. A line shows to whoever the page's own declaration
+# (``srs_roles``) lets in at that site, narrowed by ``roles`` where a page open to more people
+# belongs in one group only; a line whose endpoint does not exist (yet) is skipped.
+# tests/test_dashboard_home.py fails for a page a role may open that no line links.
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    endpoint: str
+    testid: str
+    group: str
+    roles: tuple[str, ...] | None = None  # None: whoever the page's declaration lets in
+    anchor: bool = False  # a page of every site (no slug): jump to this site's part of it
+    org_admin: bool = False  # for the organisation admin flag, not a role at a site
+
+
+ACCOUNT, ORGANISATION = "account", "organisation"
+GROUPS = {"work": "Floor and day", "review": "Review and reports", "admin": "Administration",
+          ORGANISATION: "Organisation", ACCOUNT: "Your account"}
+# What the admin group is called for someone who may open some of its pages but is no admin.
+NOT_ADMIN_GROUP = "Stock and records"
+
+LINKS = (
+    Link("Open the floor", "booths.floor", "floor-link", "work"),
+    Link("Supervisor dashboard", "dashboard.supervise", "dashboard-link", "work", anchor=True),
+    Link("Incident reports", "incidents.index", "incidents-link", "work"),
+    Link("Referral follow-ups", "referrals.follow_ups", "follow-ups-link", "work"),
+    Link("Weekly review", "incidents.week", "week-link", "review"),
+    Link("Monthly report", "incidents.monthly", "monthly-link", "review"),
+    Link("Referral uptake", "referrals.uptake", "uptake-link", "review"),
+    Link("Booths", "booths.booth_admin", "booths-link", "admin"),
+    Link("Staff", "sites.staff", "staff-link", "admin"),
+    Link("Settings", "sites.settings", "settings-link", "admin"),
+    Link("Wall displays", "sites.displays", "displays-link", "admin"),
+    Link("Staff API tokens", "auth.tokens", "site-tokens-link", "admin", roles=(Role.ADMIN,),
+         anchor=True),
+    Link("Referral rules", "referrals.rules_page", "rules-link", "admin"),
+    Link("Referral services", "referrals.services_page", "services-link", "admin"),
+    Link("Naloxone stock", "naloxone.stock_page", "naloxone-link", "admin"),
+    Link("Incident factors", "incidents.factors", "factors-link", "admin"),
+    Link("Clients", "clients.index", "clients-link", "admin"),
+    Link("Audit trail", "audit.index", "audit-link", "admin"),
+    Link("Retention", "retention.page", "retention-link", "admin"),
+    Link("Sites", "org.sites", "org-sites-link", ORGANISATION, org_admin=True),
+    Link("API tokens", "auth.tokens", "tokens-link", ACCOUNT),
+)
+
+
+def _may_open(link: Link, staff, site=None) -> bool:
+    """Whether ``staff`` may open ``link``'s page (at ``site``), as its declaration says."""
+    if link.org_admin:
+        return bool(getattr(staff, "org_admin", False))
+    declared = getattr(current_app.view_functions[link.endpoint], "srs_roles", None)
+    if declared == ANY_STAFF:
+        allowed = set(Role)
+    elif isinstance(declared, frozenset):
+        allowed = declared
+    else:
+        return False
+    if link.roles is not None:
+        allowed = set(allowed) & set(link.roles)
+    if site is None:
+        return any(role.role in allowed for role in staff.roles)
+    return staff.has_role(site.id, *allowed)
+
+
+def _href(link: Link, site=None) -> str:
+    takes_slug = any("slug" in rule.arguments
+                     for rule in current_app.url_map.iter_rules(link.endpoint))
+    if site is not None and takes_slug:
+        return url_for(link.endpoint, slug=site.slug)
+    return url_for(link.endpoint, _anchor=f"site-{site.slug}" if site and link.anchor else None)
+
+
+def links_for(staff, site=None) -> list[tuple[str, list[tuple[Link, str]]]]:
+    """The home page's groups of links of ``staff`` at ``site`` (without a site: those of
+    their account and the organisation), each group as (title, [(link, href)])."""
+    groups: dict[str, list] = {}
+    for link in LINKS:
+        if link.endpoint not in current_app.view_functions:
+            continue  # a page still to come
+        if (link.group in (ACCOUNT, ORGANISATION)) != (site is None):
+            continue
+        if _may_open(link, staff, site):
+            groups.setdefault(link.group, []).append((link, _href(link, site)))
+    admin = site is not None and staff.has_role(site.id, Role.ADMIN)
+    return [(NOT_ADMIN_GROUP if key == "admin" and not admin else GROUPS[key], items)
+            for key, items in groups.items()]
+
+
 @bp.get("/")
 @staff_required
 def home():
-    """Send a nurse with one site straight to its floor; everyone else chooses."""
+    """Send a nurse with one site straight to its floor; everyone else gets, per site, a link
+    to every page they may use there."""
     sites = service.sites_for(current_user)
     floor_sites = [s for s in sites if current_user.has_role(s.id, Role.NURSE)]
     only_nurse = all(r.role == Role.NURSE for r in current_user.roles)
     if len(floor_sites) == 1 and only_nurse:
         return redirect(url_for("booths.floor", slug=floor_sites[0].slug))
-    return render_template("dashboard/home.html", sites=sites, Role=Role)
+    return render_template("dashboard/home.html",
+                           sites=[(site, links_for(current_user, site)) for site in sites],
+                           general=links_for(current_user))
 
 
 @bp.get("/supervise")
