@@ -117,6 +117,8 @@ def test_minutes_and_seconds_are_saved_in_seconds_and_the_save_says_what_changed
     assert "Minimum after-care: 15:00 → 1:30" in saved
     assert "Shared tablets lock after: 5:00 → 2:00" in saved
     assert "Opening hours: none → Daily 09:00-21:00" in saved
+    assert ("Places on the overdose console: added Back alley; removed Doorway, Waiting room, "
+            "Outside the entrance") in saved
     assert "Timezone" not in saved and "Time zone" not in saved  # unchanged, not listed
     form = page_form(html)
     assert (form["min_observation_seconds-min"], form["min_observation_seconds-sec"]) == (

@@ -188,15 +188,22 @@ SETTING_GROUPS = (
         ("booth_check_interval_seconds", "Check a client in a booth every", None),
         ("lock_after_seconds", "Shared tablets lock after", None),
     )),
-    ("Alarms", (
-        ("escalation_grace_seconds", "Escalate an unacknowledged alarm after", None),
-        ("on_call_staff_id", "On-call supervisor",
-         "Named on an alarm's third level, after the tablets and the site's supervisors."),
-    )),
     ("After-care", (
         ("min_observation_seconds", "Minimum after-care", None),
         ("observation_check_interval_seconds", "Check a client in after-care every", None),
         ("drowsy_check_interval_seconds", "Check a drowsy client again after", None),
+    )),
+    ("Alarms", (
+        ("escalation_grace_seconds", "Escalate an unacknowledged alarm after", None),
+        ("on_call_staff_id", "On-call supervisor",
+         "An alarm nobody acknowledges reaches this person by name at its third level, after "
+         "the tablets and the site's supervisors."),
+    )),
+    ("Naloxone", (
+        ("naloxone_redose_seconds", "Reassess after a naloxone dose", None),
+        ("naloxone_low_stock", "Low-stock threshold",
+         "The daily stock check flags a kind of naloxone (injectable, nasal) with fewer usable "
+         "doses than this."),
     )),
     ("Site", (
         ("timezone", "Time zone",
@@ -210,13 +217,9 @@ SETTING_GROUPS = (
          "Where someone who never checked in may be found: the console's start list (1 to "
          "20 places)."),
     )),
-    ("Naloxone", (
-        ("naloxone_redose_seconds", "Reassess after a naloxone dose", None),
-        ("naloxone_low_stock", "Low-stock threshold",
-         "The daily stock check flags a kind of naloxone (injectable, nasal) with fewer usable "
-         "doses than this."),
-    )),
 )
+
+
 SETTING_TITLES = {name: title for _, rows in SETTING_GROUPS for name, title, _ in rows}
 
 
@@ -261,6 +264,17 @@ def _shown(site, name: str, value) -> str:
     return "none" if value is None else str(value)
 
 
+def _change_shown(site, name: str, change: dict) -> str:
+    """A change as the saved message lists it: "15:00 → 20:00"; places added and removed."""
+    if name == "overdose_locations":
+        added = [place for place in change["to"] if place not in change["from"]]
+        removed = [place for place in change["from"] if place not in change["to"]]
+        said = [f"added {', '.join(added)}" if added else "",
+                f"removed {', '.join(removed)}" if removed else ""]
+        return "; ".join(part for part in said if part) or "put in a new order"
+    return f"{_shown(site, name, change['from'])} → {_shown(site, name, change['to'])}"
+
+
 def _settings_panel(site, status: int = 200, *, template="sites/_settings.html", form=None,
                     errors=None, changed=None):
     supervisors = [entry.staff for entry in auth.site_staff(site.id)
@@ -268,8 +282,8 @@ def _settings_panel(site, status: int = 200, *, template="sites/_settings.html",
     placed = set(SETTING_TITLES)
     saved = None
     if changed is not None:
-        saved = [(SETTING_TITLES.get(name, name), _shown(site, name, change["from"]),
-                  _shown(site, name, change["to"])) for name, change in changed.items()]
+        saved = [(SETTING_TITLES.get(name, name), _change_shown(site, name, change))
+                 for name, change in changed.items()]
     return render_template(
         template, site=site, form=form or _site_inputs(site), errors=errors or {},
         groups=SETTING_GROUPS, timers=TIMERS, timer_range=timer_range,
