@@ -39,6 +39,14 @@ def clock_until(moment: datetime, now: datetime, done: str = "Ready") -> str:
     return f"{seconds // 60}:{seconds % 60:02d} left"
 
 
+def duration(seconds: int) -> str:
+    """A duration as a clock reads it: "0:10", "15:00", "2:00:00"."""
+    hours, rest = divmod(seconds, 3600)
+    if hours:
+        return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{rest // 60}:{rest % 60:02d}"
+
+
 def site_time(moment: datetime | str | None, site) -> str:
     """A moment as the site's wall clock reads it (HH:MM:SS)."""
     if moment is None:
@@ -60,7 +68,7 @@ def band(moment: datetime, site) -> str:
 
 
 FILTERS = {f.__name__: f for f in (iso, labels, minutes_since, clock_since, clock_until,
-                                    site_time, local, band)}
+                                    duration, site_time, local, band)}
 
 
 def server_time(response):

@@ -784,6 +784,28 @@
     showSound();
   }
 
+  /* --- Lists of lines an admin edits (a site's overdose places) ---------------
+   * [data-line-add] adds a line cloned from its <template>, up to data-line-max lines;
+   * [data-line-remove] takes its line away. Nothing is saved until the form is. */
+  document.addEventListener("click", function (evt) {
+    var add = evt.target.closest && evt.target.closest("[data-line-add]");
+    if (add) {
+      var list = document.getElementById(add.dataset.lineAdd);
+      var template = document.getElementById(add.dataset.lineTemplate);
+      if (!list || !template) return;
+      if (list.querySelectorAll("[data-line]").length >= Number(add.dataset.lineMax || 50)) return;
+      list.appendChild(template.content.cloneNode(true));
+      var inputs = list.querySelectorAll("[data-line] input");
+      if (inputs.length) inputs[inputs.length - 1].focus();
+      return;
+    }
+    var remove = evt.target.closest && evt.target.closest("[data-line-remove]");
+    if (remove) {
+      var line = remove.closest("[data-line]");
+      if (line) line.remove();
+    }
+  });
+
   /* --- Wake lock: a wall tablet must not sleep while the floor is open ------ */
   if (body.dataset.wakeLock === "on" && navigator.wakeLock) {
     var requestWakeLock = function () {

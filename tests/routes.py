@@ -58,6 +58,8 @@ PAGE_FORMS = {
     "sites.register_display": {"name": "Hall wall"},
     "sites.add_staff": {"username": "newperson", "roles": "nurse"},
     "sites.change_roles": {"roles": ["nurse", "reviewer"]},
+    "sites.save_settings": {"lock_after_seconds-min": "10", "lock_after_seconds-sec": "0",
+                            "overdose_locations": "Washroom"},
     "booths.check_in": {"code": "M-NEWC-1990"},
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},

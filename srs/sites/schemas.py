@@ -4,17 +4,21 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import (
+    EXCLUDE,
     RAISE,
     Schema,
     ValidationError,
     fields,
+    pre_load,
     validate,
     validates,
     validates_schema,
 )
 
 from srs.common import RecordId
+from srs.forms import Form
 from srs.sites.models import NALOXONE_LOW_STOCK_MAX, TIMER_SETTINGS
+from srs.templating import duration
 
 
 class SiteSchema(Schema):
@@ -101,3 +105,87 @@ class SiteSettingsChangeSchema(SiteSettingsSchema):
 
     def __init__(self, **kwargs):
         super().__init__(partial=True, **kwargs)
+
+
+# --- The settings page's form -----------------------------------------------------------------
+
+
+def _in_words(seconds: int) -> str:
+    minutes, rest = divmod(seconds, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def timer_range(setting) -> str:
+    """A timer's allowed range as the settings page states it: "Between 0:10 and 2:00:00 (10 s
+    to 120 min)"."""
+    return (f"Between {duration(setting.minimum)} and {duration(setting.maximum)} "
+            f"({_in_words(setting.minimum)} to {_in_words(setting.maximum)})")
+
+
+_WHOLE = re.compile(r"[0-9]{1,7}")
+_INVALID_NUMBER = fields.Integer.default_error_messages["invalid"]
+
+
+def _whole(text: str) -> int | str:
+    """A typed whole number as a number; anything else as typed (the field refuses it)."""
+    return int(text) if _WHOLE.fullmatch(text) else text
+
+
+class SiteSettingsForm(Form, SiteSettingsSchema):
+    """The admin's settings page: the API's fields and rules, read from the page's inputs.
+
+    A timer comes as two inputs, ``<name>-min`` and ``<name>-sec``, and loads as seconds (a
+    blank one counts as 0; both blank is refused). A blank opening hours or on-call choice is
+    None; the overdose places are one input per line, blank lines left out. A setting the
+    form does not send is left as it is. Messages speak minutes and seconds, not seconds.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+    strip_text = True
+    unstripped = ("client_code_pattern",)
+
+    @pre_load
+    def _from_inputs(self, data, **_kwargs):
+        data = dict(data)
+        for setting in TIMER_SETTINGS:
+            parts = [data.pop(f"{setting.name}-{unit}", None) for unit in ("min", "sec")]
+            if parts == [None, None]:
+                continue
+            parts = [(part or "").strip() for part in parts]
+            if not any(parts):
+                data[setting.name] = ""
+                continue
+            minutes, seconds = (_whole(part or "0") for part in parts)
+            both = isinstance(minutes, int) and isinstance(seconds, int)
+            data[setting.name] = minutes * 60 + seconds if both else " ".join(parts)
+        for name in ("opening_hours", "on_call_staff_id"):
+            if isinstance(data.get(name), str) and not data[name].strip():
+                data[name] = None
+        for name in ("naloxone_low_stock", "on_call_staff_id"):
+            if isinstance(data.get(name), str):
+                data[name] = _whole(data[name].strip())
+        if isinstance(data.get("overdose_locations"), list):
+            data["overdose_locations"] = [place.strip() for place in data["overdose_locations"]
+                                          if isinstance(place, str) and place.strip()]
+        return data
+
+    def handle_error(self, error, data, **_kwargs):
+        messages = error.messages
+        for setting in TIMER_SETTINGS:
+            if setting.name in messages:
+                typed = _INVALID_NUMBER in str(messages[setting.name])
+                messages[setting.name] = [
+                    f"{'Whole minutes and seconds. ' if typed else ''}{timer_range(setting)}."]
+        if "naloxone_low_stock" in messages:
+            messages["naloxone_low_stock"] = [
+                f"A whole number of doses between 0 and {NALOXONE_LOW_STOCK_MAX}."]
+        if "on_call_staff_id" in messages:
+            messages["on_call_staff_id"] = ["Choose a supervisor of this site, or nobody."]
+        if "client_code_pattern" in messages and not data.get("client_code_pattern"):
+            messages["client_code_pattern"] = ["Give the pattern every client code must match."]
+        if isinstance(messages.get("overdose_locations"), dict):
+            messages["overdose_locations"] = ["A place's name is at most 80 characters."]

@@ -44,7 +44,15 @@ def create_site(*, name: str, slug: str, timezone: str, actor: Actor) -> Site:
 
 
 def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -> Site:
-    """Apply validated setting changes, audit each old and new value, announce.
+    """Apply validated setting changes, audit each old and new value, announce (the API's
+    update). Raises Invalid as :func:`change_settings` does."""
+    change_settings(site, changes, actor=actor, now=now)
+    return site
+
+
+def change_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -> dict:
+    """Apply validated setting changes, audit each old and new value, announce; return what
+    changed, ``{name: {"from": old, "to": new}}`` (empty when nothing did).
 
     Raises Invalid when the on-call person is not a supervisor at the site.
     """
@@ -66,7 +74,7 @@ def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -
     if changed:
         live.announce(site.id, "settings")
     db.session.commit()
-    return site
+    return changed
 
 
 # --- Staff changes that reach a site's settings -----------------------------------------------

@@ -1,18 +1,25 @@
-"""A site's admin pages: its wall displays (register, list, revoke) and its staff (add, reset
-a password or PIN, change roles, deactivate, reactivate)."""
+"""A site's admin pages: its wall displays (register, list, revoke), its staff (add, reset
+a password or PIN, change roles, deactivate, reactivate) and its settings."""
+
+import functools
+import zoneinfo
 
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from srs.auth import service as auth
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import Role, Staff
 from srs.auth.schemas import ROLE_CHOICES, DisplayForm, StaffForm, StaffRolesForm
 from srs.common import utcnow
 from srs.errors import DomainError, Invalid
+from srs.extensions import db
 from srs.forms import form_input
 from srs.sites import service
 from srs.sites.access import site_role_required
+from srs.sites.models import TIMER_SETTINGS, TIMERS
+from srs.sites.schemas import SiteSettingsForm, timer_range
+from srs.templating import duration
 
 bp = Blueprint("sites", __name__)
 
@@ -165,3 +172,143 @@ def reset_secret(site, staff_id, what):
         secret = reset(person, site_id=site.id, actor=current_actor(), now=utcnow())
         return {"created": person, "secrets": {what: secret}}
     return _person_change(site, staff_id, change)
+
+
+# --- The site's settings ----------------------------------------------------------------------
+#
+# One form for every setting, grouped as the floor meets them; it posts with htmx and gets the
+# settings panel back (``sites/_settings.html``, the page includes it): a refusal keeps what
+# was typed and says why under the field, a save says what changed. Timers are typed as
+# minutes and seconds (``SiteSettingsForm`` turns them into the seconds the API speaks).
+
+# (heading, ((setting, title, help), ...)); a timer's help is its TimerSetting's label.
+SETTING_GROUPS = (
+    ("Floor timers", (
+        ("booth_time_limit_seconds", "Booth time limit", None),
+        ("booth_check_interval_seconds", "Check a client in a booth every", None),
+        ("lock_after_seconds", "Shared tablets lock after", None),
+    )),
+    ("After-care", (
+        ("min_observation_seconds", "Minimum after-care", None),
+        ("observation_check_interval_seconds", "Check a client in after-care every", None),
+        ("drowsy_check_interval_seconds", "Check a drowsy client again after", None),
+    )),
+    ("Alarms", (
+        ("escalation_grace_seconds", "Escalate an unacknowledged alarm after", None),
+        ("on_call_staff_id", "On-call supervisor",
+         "An alarm nobody acknowledges reaches this person by name at its third level, after "
+         "the tablets and the site's supervisors."),
+    )),
+    ("Naloxone", (
+        ("naloxone_redose_seconds", "Reassess after a naloxone dose", None),
+        ("naloxone_low_stock", "Low-stock threshold",
+         "The daily stock check flags a kind of naloxone (injectable, nasal) with fewer usable "
+         "doses than this."),
+    )),
+    ("Site", (
+        ("timezone", "Time zone",
+         "The site's clock: its days, hours and time bands in every report."),
+        ("opening_hours", "Opening hours",
+         "As the site states them to clients, e.g. \"Daily 09:00-21:00\"; the monthly "
+         "report gives them. Leave blank if none."),
+        ("client_code_pattern", "Client code pattern",
+         "A regular expression every client code must match at check-in."),
+        ("overdose_locations", "Places on the overdose console",
+         "Where someone who never checked in may be found: the console's start list (1 to "
+         "20 places)."),
+    )),
+)
+
+
+SETTING_TITLES = {name: title for _, rows in SETTING_GROUPS for name, title, _ in rows}
+
+
+@functools.cache
+def _time_zones() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """IANA zones by region, the old aliases (US/Eastern, EST5EDT...) left out."""
+    regions = {}
+    for zone in sorted(zoneinfo.available_timezones()):
+        region = zone.split("/")[0]
+        if "/" in zone and region in _ZONE_REGIONS:
+            regions.setdefault(region, []).append(zone)
+    return (*((region, tuple(zones)) for region, zones in regions.items()), ("UTC", ("UTC",)))
+
+
+_ZONE_REGIONS = {"Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia",
+                 "Europe", "Indian", "Pacific"}
+
+
+def _site_inputs(site) -> dict:
+    """The form's inputs as the site's settings fill them."""
+    inputs = {"timezone": site.timezone, "client_code_pattern": site.client_code_pattern,
+              "opening_hours": site.opening_hours or "",
+              "on_call_staff_id": str(site.on_call_staff_id or ""),
+              "naloxone_low_stock": str(site.naloxone_low_stock),
+              "overdose_locations": list(site.overdose_locations)}
+    for setting in TIMER_SETTINGS:
+        minutes, seconds = divmod(getattr(site, setting.name), 60)
+        inputs[f"{setting.name}-min"], inputs[f"{setting.name}-sec"] = (
+            str(minutes), f"{seconds:02d}")
+    return inputs
+
+
+def _shown(site, name: str, value) -> str:
+    """A setting's value as the saved message shows it."""
+    if name in TIMERS:
+        return duration(value)
+    if name == "on_call_staff_id":
+        person = db.session.get(Staff, value) if value else None
+        return person.display_name if person else "nobody"
+    if name == "overdose_locations":
+        return ", ".join(value)
+    return "none" if value is None else str(value)
+
+
+def _change_shown(site, name: str, change: dict) -> str:
+    """A change as the saved message lists it: "15:00 → 20:00"; places added and removed."""
+    if name == "overdose_locations":
+        added = [place for place in change["to"] if place not in change["from"]]
+        removed = [place for place in change["from"] if place not in change["to"]]
+        said = [f"added {', '.join(added)}" if added else "",
+                f"removed {', '.join(removed)}" if removed else ""]
+        return "; ".join(part for part in said if part) or "put in a new order"
+    return f"{_shown(site, name, change['from'])} → {_shown(site, name, change['to'])}"
+
+
+def _settings_panel(site, status: int = 200, *, template="sites/_settings.html", form=None,
+                    errors=None, changed=None):
+    supervisors = [entry.staff for entry in auth.site_staff(site.id)
+                   if entry.staff.active and Role.SUPERVISOR in entry.roles]
+    placed = set(SETTING_TITLES)
+    saved = None
+    if changed is not None:
+        saved = [(SETTING_TITLES.get(name, name), _change_shown(site, name, change))
+                 for name, change in changed.items()]
+    return render_template(
+        template, site=site, form=form or _site_inputs(site), errors=errors or {},
+        groups=SETTING_GROUPS, timers=TIMERS, timer_range=timer_range,
+        other_timers=[s for s in TIMER_SETTINGS if s.name not in placed],
+        zones=_time_zones(), zone_names={z for _, names in _time_zones() for z in names},
+        supervisors=supervisors, saved=saved), status
+
+
+@bp.get("/sites/<slug>/admin/settings")
+@site_role_required(Role.ADMIN)
+def settings(site):
+    """Every setting of the site: timers, alarms, after-care, the site, naloxone."""
+    return _settings_panel(site, template="sites/settings.html")
+
+
+@bp.post("/sites/<slug>/admin/settings")
+@site_role_required(Role.ADMIN)
+def save_settings(site):
+    """Save the settings form; answer the panel with what changed, or with the refusals."""
+    typed = form_input(request.form, "overdose_locations")
+    try:
+        changed = service.change_settings(site, SiteSettingsForm().load(typed),
+                                          actor=current_actor(), now=utcnow())
+    except ValidationError as err:
+        return _settings_panel(site, 422, form=typed, errors=err.messages)
+    except Invalid as err:
+        return _settings_panel(site, err.status, form=typed, errors=err.errors)
+    return _settings_panel(site, changed=changed)

@@ -1,0 +1,231 @@
+"""A site's settings page: every setting shown with its range, timers typed in minutes and
+seconds and kept in seconds, the API's rules with messages under the fields, audited and
+announced."""
+
+import re
+from html import unescape
+
+import pytest
+from factories import make_site, make_staff
+
+from srs import live
+from srs.auth.models import AuditEvent, Role
+from srs.extensions import db
+from srs.sites.models import TIMER_SETTINGS, Site
+
+OTHER_SETTINGS = ("timezone", "client_code_pattern", "opening_hours", "on_call_staff_id",
+                  "overdose_locations", "naloxone_low_stock")
+
+
+@pytest.fixture
+def east(app):
+    site = make_site(name="East", slug="east")
+    return {"site": site, "admin": make_staff(site, role=Role.ADMIN, username="ada"),
+            "nurse": make_staff(site, role=Role.NURSE, username="nina"),
+            "supervisor": make_staff(site, role=Role.SUPERVISOR, username="sam")}
+
+
+URL = "/sites/east/admin/settings"
+
+
+def page_form(html: str) -> dict:
+    """The settings form's inputs as the page fills them (what a browser would send)."""
+    form = {}
+    html = re.sub(r"<template.*?</template>", "", html, flags=re.S)  # a line not yet added
+    for tag in re.findall(r"<input [^>]*>", html):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name and name.group(1) != "csrf_token":
+            form.setdefault(name.group(1), []).append(unescape(value.group(1)) if value else "")
+    for name, options in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', html,
+                                    re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected', options)
+        form[name] = [chosen.group(1) if chosen else ""]
+    return form
+
+
+def stored(site) -> Site:
+    db.session.rollback()
+    return db.session.get(Site, site.id)
+
+
+def text_of(html: str) -> str:
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return unescape(re.sub(r" ([:.,;])", r"\1", words))
+
+
+def save(client, auth, **changes):
+    """Post the page's own form with ``changes`` (input name: value) over it."""
+    form = page_form(client.get(URL).get_data(as_text=True))
+    form.update(changes)
+    return auth.post(URL, form)
+
+
+def error_under(html: str, name: str) -> str:
+    match = re.search(rf'<p class="field-error"[^>]*data-error-for="{name}">(.*?)</p>', html,
+                      re.S)
+    assert match, f"no message under {name}"
+    return unescape(match.group(1)).strip()
+
+
+def test_the_page_shows_every_setting_with_its_range_and_help(client, auth, east):
+    auth.login("ada")
+    response = client.get(URL)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    text = text_of(html)
+    for heading in ("Floor timers", "Alarms", "After-care", "Site", "Naloxone"):
+        assert f"<legend class=\"settings__heading\">{heading}</legend>" in html
+    form = page_form(html)
+    for setting in TIMER_SETTINGS:
+        minutes, seconds = divmod(setting.default, 60)
+        assert form[f"{setting.name}-min"] == [str(minutes)], setting.name
+        assert form[f"{setting.name}-sec"] == [f"{seconds:02d}"], setting.name
+        assert setting.label in text
+    assert "Between 0:10 and 2:00:00 (10 s to 120 min); default 15:00" in text  # booth limit
+    assert "Between 0:00 and 4:00:00 (0 s to 240 min); default 15:00" in text  # after-care
+    for name in OTHER_SETTINGS:
+        assert name in form, name
+    assert form["timezone"] == ["America/Toronto"]
+    assert form["overdose_locations"] == east["site"].overdose_locations
+    assert form["naloxone_low_stock"] == ["10"]
+    assert form["on_call_staff_id"] == [""]
+    assert "Between 0 and 1000 doses" in text
+    assert 'data-busy-label="Saving…"' in html and "hx-sync=\"this:drop\"" in html
+
+
+def test_minutes_and_seconds_are_saved_in_seconds_and_the_save_says_what_changed(
+        client, auth, east, monkeypatch):
+    heard = []
+    monkeypatch.setattr(live, "announce", lambda site_id, topic: heard.append((site_id, topic)))
+    auth.login("ada")
+    response = save(client, auth, **{
+        "booth_time_limit_seconds-min": "20", "booth_time_limit_seconds-sec": "30",
+        "min_observation_seconds-min": "", "min_observation_seconds-sec": "90",
+        "lock_after_seconds-min": "2", "lock_after_seconds-sec": "",
+        "opening_hours": " Daily 09:00-21:00 ",
+        "overdose_locations": ["Washroom", "", "Back alley "]})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    site = stored(east["site"])
+    assert (site.booth_time_limit_seconds, site.min_observation_seconds,
+            site.lock_after_seconds) == (1230, 90, 120)
+    assert site.opening_hours == "Daily 09:00-21:00"
+    assert site.overdose_locations == ["Washroom", "Back alley"]
+    html = response.get_data(as_text=True)
+    saved = text_of(re.search(r'data-testid="settings-saved">(.*?)</div>', html, re.S).group(1))
+    assert "Booth time limit: 15:00 → 20:30" in saved
+    assert "Minimum after-care: 15:00 → 1:30" in saved
+    assert "Shared tablets lock after: 5:00 → 2:00" in saved
+    assert "Opening hours: none → Daily 09:00-21:00" in saved
+    assert ("Places on the overdose console: added Back alley; removed Doorway, Waiting room, "
+            "Outside the entrance") in saved
+    assert "Timezone" not in saved and "Time zone" not in saved  # unchanged, not listed
+    form = page_form(html)
+    assert (form["min_observation_seconds-min"], form["min_observation_seconds-sec"]) == (
+        ["1"], ["30"])
+    assert heard == [(site.id, "settings")]
+
+
+def test_saving_nothing_new_says_so_and_audits_nothing(client, auth, east):
+    auth.login("ada")
+    response = save(client, auth)
+    assert response.status_code == 200
+    assert "Nothing changed" in response.get_data(as_text=True)
+    assert db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).first() is None
+
+
+@pytest.mark.parametrize(("inputs", "name", "message"), [
+    ({"lock_after_seconds-min": "0", "lock_after_seconds-sec": "10"}, "lock_after_seconds",
+     "Between 0:30 and 1:00:00 (30 s to 60 min)."),
+    ({"booth_time_limit_seconds-min": "121", "booth_time_limit_seconds-sec": "0"},
+     "booth_time_limit_seconds", "Between 0:10 and 2:00:00 (10 s to 120 min)."),
+    ({"booth_time_limit_seconds-min": "", "booth_time_limit_seconds-sec": ""},
+     "booth_time_limit_seconds",
+     "Whole minutes and seconds. Between 0:10 and 2:00:00 (10 s to 120 min)."),
+    ({"escalation_grace_seconds-min": "1.5", "escalation_grace_seconds-sec": "0"},
+     "escalation_grace_seconds",
+     "Whole minutes and seconds. Between 0:02 and 15:00 (2 s to 15 min)."),
+    ({"naloxone_low_stock": "1001"}, "naloxone_low_stock",
+     "A whole number of doses between 0 and 1000."),
+    ({"timezone": "Mars/Olympus_Mons"}, "timezone",
+     "'Mars/Olympus_Mons' is not a known time zone."),
+    ({"client_code_pattern": "([A-Z]{4}"}, "client_code_pattern", "Not a valid pattern"),
+    ({"overdose_locations": ["", " "]}, "overdose_locations", "Give 1 to 20 places."),
+    ({"overdose_locations": ["Washroom", "Washroom "]}, "overdose_locations",
+     "Each place once, with a name."),
+], ids=["below", "above", "blank", "not whole", "stock", "zone", "pattern", "no place",
+        "same place twice"])
+def test_a_bad_value_is_refused_under_its_field_and_what_was_typed_stays(
+        client, auth, east, inputs, name, message):
+    auth.login("ada")
+    typed = {"opening_hours": "Daily 10:00-18:00", "drowsy_check_interval_seconds-min": "3",
+             "drowsy_check_interval_seconds-sec": "15", **inputs}
+    response = save(client, auth, **typed)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert error_under(html, name).startswith(message)
+    assert "Nothing was saved" in html
+    form = page_form(html)
+    for input_name, value in typed.items():
+        if input_name in ("timezone", "overdose_locations"):
+            continue  # a select keeps a known choice; blank lines are shown as typed
+        assert form[input_name] == [value], input_name
+    site = stored(east["site"])
+    assert (site.opening_hours, site.drowsy_check_interval_seconds) == (None, 60)
+
+
+def test_places_typed_are_kept_on_a_refusal(client, auth, east):
+    auth.login("ada")
+    response = save(client, auth, overdose_locations=["Washroom", "Stairwell"],
+                    **{"lock_after_seconds-sec": "x"})
+    assert response.status_code == 422
+    assert page_form(response.get_data(as_text=True))["overdose_locations"] == [
+        "Washroom", "Stairwell"]
+
+
+def test_the_on_call_person_must_be_a_supervisor_of_the_site(client, auth, east):
+    auth.login("ada")
+    html = client.get(URL).get_data(as_text=True)
+    choices = re.search(r'<select id="setting-on-call-staff-id".*?</select>', html,
+                        re.S).group(0)
+    assert "sam" in choices and "nina" not in choices and "ada" not in choices
+    refused = save(client, auth, on_call_staff_id=str(east["nurse"].id))
+    assert refused.status_code == 422
+    assert error_under(refused.get_data(as_text=True), "on_call_staff_id") == \
+        "Choose an active supervisor of this site."
+    assert stored(east["site"]).on_call_staff_id is None
+
+    saved = save(client, auth, on_call_staff_id=str(east["supervisor"].id))
+    assert saved.status_code == 200
+    assert "On-call supervisor: nobody → sam" in text_of(saved.get_data(as_text=True))
+    assert stored(east["site"]).on_call_staff_id == east["supervisor"].id
+    cleared = save(client, auth, on_call_staff_id="")
+    assert "On-call supervisor: sam → nobody" in text_of(cleared.get_data(as_text=True))
+    assert stored(east["site"]).on_call_staff_id is None
+
+
+def test_each_change_is_audited_from_and_to(client, auth, east):
+    auth.login("ada")
+    save(client, auth, **{"booth_check_interval_seconds-min": "4",
+                          "booth_check_interval_seconds-sec": "00",
+                          "timezone": "America/Vancouver", "naloxone_low_stock": "12"})
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).scalar_one()
+    assert (event.staff_id, event.entity, event.entity_id, event.site_id) == (
+        east["admin"].id, "site", str(east["site"].id), east["site"].id)
+    assert event.detail == {
+        "booth_check_interval_seconds": {"from": 180, "to": 240},
+        "timezone": {"from": "America/Toronto", "to": "America/Vancouver"},
+        "naloxone_low_stock": {"from": 10, "to": 12},
+    }
+
+
+@pytest.mark.parametrize("role", [Role.NURSE, Role.SUPERVISOR])
+def test_only_the_sites_admin_opens_or_saves_its_settings(client, auth, east, role):
+    make_staff(east["site"], role=role, username="someone")
+    auth.login("someone")
+    assert client.get(URL).status_code == 403
+    refused = auth.post(URL, {"lock_after_seconds-min": "1", "lock_after_seconds-sec": "0"})
+    assert refused.status_code == 403
+    assert stored(east["site"]).lock_after_seconds == 300
