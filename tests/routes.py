@@ -86,11 +86,11 @@ PAGE_FORMS = {
     "referrals.update_service": {"name": "Peer circle", "service_type": "peer_support"},
     "referrals.create_rule": {
         "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
-        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "cond-0-fact": "visits", "cond-0-days": "30", "cond-0-op": ">=", "cond-0-value": "8",
         "priority": "30", "reoffer_days": "30", "active": "on"},
     "referrals.update_rule": {
         "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
-        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "cond-0-fact": "visits", "cond-0-days": "30", "cond-0-op": ">=", "cond-0-value": "8",
         "priority": "30", "reoffer_days": "30", "active": "on"},
     "incidents.autosave": {"narrative": "Client slipped in the waiting room."},
     "incidents.submit": {"narrative": "Client fell in the waiting room.",

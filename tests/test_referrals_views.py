@@ -3,6 +3,7 @@ uptake, and the JSON API."""
 
 import re
 from datetime import timedelta
+from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +17,7 @@ from srs.extensions import db
 from srs.overdose.models import OverdoseResponse
 from srs.referrals import service
 from srs.referrals.models import Referral, ReferralOffer, ReferralRule
+from srs.referrals.schemas import condition_rows
 
 HTMX = {"HX-Request": "true"}
 
@@ -53,8 +55,51 @@ def text(response) -> str:
 
 RULE = {"name": "Often here", "service_type": "peer_support",
         "reason_template": "{visits} visits in 30 days",
-        "condition": '{"fact": "visits", "days": 30, "op": ">=", "value": 8}',
+        "cond-0-fact": "visits", "cond-0-days": "30", "cond-0-op": ">=", "cond-0-value": "8",
         "priority": "30", "reoffer_days": "30", "active": "on"}
+
+
+class FormValues(HTMLParser):
+    """What a browser would post from a page's inputs: checked boxes, selected options."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self.textareas: list[str] = []
+        self._select: str | None = None
+        self._first: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "textarea":
+            self.textareas.append(name)
+        elif tag == "input" and name and attrs.get("type") not in ("checkbox", "hidden"):
+            self.values[name] = attrs.get("value") or ""
+        elif tag == "input" and name and attrs.get("type") == "checkbox":
+            if "checked" in attrs:
+                self.values[name] = attrs.get("value") or "on"
+        elif tag == "input" and name == "match":
+            self.values[name] = attrs.get("value") or ""
+        elif tag == "select":
+            self._select, self._first = name, None
+        elif tag == "option" and self._select:
+            if self._first is None:
+                self._first = attrs.get("value") or ""
+            if "selected" in attrs:
+                self.values[self._select] = attrs.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "select" and self._select:
+            self.values.setdefault(self._select, self._first or "")
+            self._select = None
+
+
+def rows_shown(response) -> list[dict]:
+    """The condition rows a page shows, as their typed parts."""
+    values = FormValues(response.get_data(as_text=True)).values
+    return condition_rows(values)
 
 
 @pytest.fixture
@@ -64,25 +109,117 @@ def admin(site, client, auth):
     return staff
 
 
+IOAT_ROWS = {"match": "all",
+             "cond-0-fact": "failed_oral_oat", "cond-0-op": ">=", "cond-0-value": "2",
+             "cond-1-fact": "injecting_share", "cond-1-days": "90", "cond-1-op": ">=",
+             "cond-1-value": "0.5",
+             "cond-2-fact": "on_oat", "cond-2-op": "==",  # unticked: false
+             "cond-3-fact": "housing", "cond-3-op": "!=", "cond-3-value": "housed"}
+IOAT_JSON = {"all": [{"fact": "failed_oral_oat", "op": ">=", "value": 2},
+                     {"fact": "injecting_share", "days": 90, "op": ">=", "value": 0.5},
+                     {"fact": "on_oat", "op": "==", "value": False},
+                     {"fact": "housing", "op": "!=", "value": "housed"}]}
+
+
+def test_a_rule_made_with_the_form_is_stored_as_its_json_would_be(site, client, auth, admin):
+    form = {**RULE, "name": "Made on screen", **IOAT_ROWS}
+    assert auth.post(f"/sites/{site.slug}/referrals/rules", form).status_code == 303
+    by_form = db.session.execute(
+        db.select(ReferralRule).filter_by(name="Made on screen")).scalar_one()
+    as_json = service.create_rule(site, {
+        "name": "Posted as JSON", "condition": IOAT_JSON, "service_type": "peer_support",
+        "reason_template": "{visits} visits in 30 days", "priority": 30, "reoffer_days": 30,
+        "active": True}, actor=Actor.system("test"), now=utcnow())
+    assert by_form.condition == as_json.condition == IOAT_JSON
+    assert (by_form.service_type, by_form.priority, by_form.reoffer_days, by_form.active) == (
+        as_json.service_type, as_json.priority, as_json.reoffer_days, as_json.active)
+    # One row is the bare comparison, as a rule written by hand.
+    assert auth.post(f"/sites/{site.slug}/referrals/rules", RULE).status_code == 303
+    one = db.session.execute(db.select(ReferralRule).filter_by(name="Often here")).scalar_one()
+    assert one.condition == {"fact": "visits", "days": 30, "op": ">=", "value": 8}
+
+
 @pytest.mark.parametrize(("change", "field_message"), [
-    ({"condition": '{"fact": "overdose", "days": 30, "op": ">=", "value": 1}'},
-     "Unknown fact &#39;overdose&#39;"),
-    ({"condition": '{"fact": "visits", "op": ">=", "value": 1'}, "This is not valid JSON"),
-    ({"condition": '{"all": [{"fact": "housing", "op": "==", "value": "tent"}]}'},
-     "all[0]: value: &#39;housing&#39; is one of"),
+    ({"cond-1-fact": "overdose"}, "Unknown fact &#39;overdose&#39;"),
+    ({"cond-1-op": "=>"}, "Unknown comparison &#39;=&gt;&#39;"),
+    ({"cond-1-op": "<"}, "&#39;housing&#39; cannot be compared with &#39;&lt;&#39;"),
+    ({"cond-1-value": "tent"}, "&#39;housing&#39; is one of"),
+    ({"cond-0-days": ""}, "&#39;visits&#39; counts over a window: give &#39;days&#39;."),
+    ({"cond-0-value": "lots"}, "&#39;visits&#39; compares with a whole number"),
     ({"reason_template": "Seen {often}"}, "Unknown placeholder {often}"),
     ({"priority": "250"}, "A priority from 0 (lowest) to 100."),
 ])
-def test_a_malformed_rule_is_refused_with_a_message_beside_its_field(
+def test_a_bad_rule_is_refused_beside_its_field_with_every_row_kept(
         site, client, auth, admin, change, field_message):
-    response = auth.post(f"/sites/{site.slug}/referrals/rules", {**RULE, **change})
+    typed = {**RULE, "cond-1-fact": "housing", "cond-1-op": "==",
+             "cond-1-value": "no_fixed_address", "cond-2-fact": "age", "cond-2-op": ">=",
+             "cond-2-value": "18", **change}
+    response = auth.post(f"/sites/{site.slug}/referrals/rules", typed)
     assert response.status_code == 422
     page = text(response)
     assert "The rule was not saved" in page
     assert field_message in page
     assert 'aria-invalid="true"' in page
+    assert rows_shown(response) == condition_rows(typed)
+    assert FormValues(response.get_data(as_text=True)).values["reason_template"] == typed[
+        "reason_template"]
     assert db.session.scalar(db.select(db.func.count(ReferralRule.id)).filter_by(
         name="Often here")) == 0
+
+
+def test_a_rule_without_conditions_is_refused(site, client, auth, admin):
+    typed = {k: v for k, v in RULE.items() if not k.startswith("cond-")}
+    response = auth.post(f"/sites/{site.slug}/referrals/rules", typed)
+    assert response.status_code == 422
+    assert "Add at least one condition." in text(response)
+
+
+def test_editing_a_rule_prefills_every_row(site, client, auth, admin):
+    ioat = next(r for r in service.current_rules(site) if r.key == "ioat")
+    page = client.get(f"/sites/{site.slug}/referrals/rules/{ioat.id}")
+    shown = FormValues(page.get_data(as_text=True)).values
+    assert condition_rows(shown) == [
+        {"fact": "failed_oral_oat", "op": ">=", "value": "2"},
+        {"fact": "injecting_share", "days": "90", "op": ">=", "value": "0.5"},
+        {"fact": "age", "op": ">=", "value": "18"}]
+    assert (shown["match"], shown["service_type"], shown["priority"], shown["active"]) == (
+        "all", "ioat", "85", "on")
+    # Saved untouched, the form gives the same rule as a new version.
+    assert auth.post(f"/sites/{site.slug}/referrals/rules/{ioat.id}", shown).status_code == 303
+    current = next(r for r in service.current_rules(site) if r.key == "ioat")
+    assert (current.version, current.condition) == (2, ioat.condition)
+
+
+def test_the_rule_form_has_rows_not_json(site, client, auth, admin):
+    page = client.get(f"/sites/{site.slug}/referrals/rules")
+    parsed = FormValues(page.get_data(as_text=True))
+    assert parsed.textareas == []
+    assert "JSON" not in text(page)
+    assert rows_shown(page) == [{"fact": "", "op": "==", "value": ""}]
+    assert "{last_overdose}" in text(page)  # the placeholders a reason may use
+
+
+def test_choosing_a_fact_fits_the_comparisons_and_the_value_input(site, client, auth, admin):
+    url = f"/sites/{site.slug}/referrals/rules/conditions"
+    housing = text(auth.post(url, {"cond-0-fact": "housing", "cond-0-op": ">="}, headers=HTMX))
+    assert '<option value="no_fixed_address">No fixed address</option>' in housing
+    assert "is at least" not in housing and 'name="cond-0-days"' not in housing
+    on_oat = text(auth.post(url, {"cond-0-fact": "on_oat"}, headers=HTMX))
+    assert 'type="checkbox" value="true"' in on_oat
+    visits = text(auth.post(url, {"cond-0-fact": "visits"}, headers=HTMX))
+    assert 'name="cond-0-days"' in visits and "is at least" in visits
+
+
+def test_adding_and_removing_a_row_keeps_what_is_typed(site, client, auth, admin):
+    url = f"/sites/{site.slug}/referrals/rules/conditions"
+    typed = {k: v for k, v in {**RULE, **IOAT_ROWS}.items() if k.startswith(("cond-", "match"))}
+    added = auth.post(url, {**typed, "add": "1"}, headers=HTMX)
+    assert added.status_code == 200
+    assert rows_shown(added) == [*condition_rows(typed), {"fact": "", "op": "==", "value": ""}]
+    removed = auth.post(url, {**typed, "remove": "1"}, headers=HTMX)
+    kept = condition_rows(typed)
+    assert rows_shown(removed) == [kept[0], kept[2], kept[3]]
+    assert FormValues(removed.get_data(as_text=True)).values["match"] == "all"
 
 
 def test_an_admin_adds_and_changes_a_rule_as_versions(site, client, auth, admin):
@@ -91,7 +228,7 @@ def test_an_admin_adds_and_changes_a_rule_as_versions(site, client, auth, admin)
     v1 = db.session.execute(db.select(ReferralRule).filter_by(name="Often here")).scalar_one()
     assert (v1.key, v1.version, v1.condition["value"]) == ("often-here", 1, 8)
     changed = auth.post(f"/sites/{site.slug}/referrals/rules/{v1.id}",
-                        {**RULE, "condition": RULE["condition"].replace("8", "10")})
+                        {**RULE, "cond-0-value": "10"})
     assert changed.status_code == 303
     page = text(client.get(changed.headers["Location"]))
     assert "v2" in page and "Save as version 3" in page

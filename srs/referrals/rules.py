@@ -27,33 +27,45 @@ class Fact:
     label: str
     windowed: bool = False
     choices: tuple[str, ...] = ()
+    title: str = ""  # what the admin's form calls it
 
 
 FACTS: dict[str, Fact] = {f.name: f for f in (
     Fact("overdoses", "int", "Overdose responses (any kind) at the site in the last `days` days",
-         windowed=True),
+         windowed=True, title="Overdoses (any kind)"),
     Fact("opioid_overdoses", "int", "Opioid overdose responses at the site in the last `days` "
-         "days", windowed=True),
-    Fact("visits", "int", "Visits to the site in the last `days` days", windowed=True),
+         "days", windowed=True, title="Opioid overdoses"),
+    Fact("visits", "int", "Visits to the site in the last `days` days", windowed=True,
+         title="Visits"),
     Fact("injecting_share", "number",
          "Share of recorded uses that were injected in the last `days` days (0 to 1)",
-         windowed=True),
-    Fact("first_visit", "bool", "This is the client's first visit to the site"),
-    Fact("on_oat", "bool", "On opioid agonist treatment now (care profile)"),
+         windowed=True, title="Share of uses injected"),
+    Fact("first_visit", "bool", "This is the client's first visit to the site",
+         title="First visit to the site"),
+    Fact("on_oat", "bool", "On opioid agonist treatment now (care profile)", title="On OAT now"),
     Fact("oat_medication", "choice", "Which OAT, if any (care profile)",
-         choices=tuple(OAT_MEDICATIONS)),
-    Fact("failed_oral_oat", "int", "Past oral OAT attempts that did not work (care profile)"),
+         choices=tuple(OAT_MEDICATIONS), title="OAT medication"),
+    Fact("failed_oral_oat", "int", "Past oral OAT attempts that did not work (care profile)",
+         title="Failed oral OAT attempts"),
     Fact("days_since_hiv_test", "days_since",
-         "Days since the last HIV test; never recorded counts as longer than any number"),
+         "Days since the last HIV test; never recorded counts as longer than any number",
+         title="Days since an HIV test"),
     Fact("days_since_hcv_test", "days_since",
-         "Days since the last HCV test; never recorded counts as longer than any number"),
-    Fact("housing", "choice", "Housing status (care profile)", choices=tuple(HOUSING)),
+         "Days since the last HCV test; never recorded counts as longer than any number",
+         title="Days since an HCV test"),
+    Fact("housing", "choice", "Housing status (care profile)", choices=tuple(HOUSING),
+         title="Housing"),
     Fact("days_since_wound_noted", "days_since",
-         "Days since a wound was noted; none noted counts as longer than any number"),
+         "Days since a wound was noted; none noted counts as longer than any number",
+         title="Days since a wound was noted"),
     Fact("days_since_treatment_interest", "days_since",
-         "Days since the client asked about detox or treatment; never counts as longer"),
-    Fact("age", "int", "Age in years from the code's birth year; unknown never matches"),
+         "Days since the client asked about detox or treatment; never counts as longer",
+         title="Days since asking about treatment"),
+    Fact("age", "int", "Age in years from the code's birth year; unknown never matches",
+         title="Age"),
 )}
+# The labels of a choice fact's values, as the care profile shows them.
+CHOICE_LABELS = {"oat_medication": OAT_MEDICATIONS, "housing": HOUSING}
 
 # Placeholders a reason may use besides the facts themselves: dates, written for a person.
 REASON_EXTRAS = {
@@ -73,6 +85,9 @@ OPS_BY_KIND = {
     "choice": ("==", "!="),
 }
 ALL_OPS = ("==", "!=", "<", "<=", ">", ">=")
+# How the admin's form reads a comparison out: "Visits in the last 30 days is at least 4".
+OP_LABELS = {"==": "is", "!=": "is not", "<": "is less than", "<=": "is at most",
+             ">": "is more than", ">=": "is at least"}
 MAX_DEPTH = 4
 MAX_ATOMS = 20
 
@@ -87,7 +102,8 @@ class AtomSchema(Schema):
         ALL_OPS, error="Unknown comparison {input!r}; use one of: " + " ".join(ALL_OPS) + "."))
     value = fields.Raw(required=True)
     days = fields.Integer(strict=True, validate=validate.Range(
-        min=1, max=3650, error="A window is 1 to 3650 days."))
+        min=1, max=3650, error="A window is 1 to 3650 days."),
+        error_messages={"invalid": "A window is a whole number of days, 1 to 3650."})
 
     @validates_schema
     def _fits_the_fact(self, data, **_kwargs):

@@ -4,7 +4,9 @@ HTML forms carry the CSRF token and idempotency key beside the fields, so their 
 exclude unknown fields; the API's raise on them.
 """
 
-from marshmallow import RAISE, Schema, fields, validate
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from srs.common import RecordId
 from srs.forms import Form
@@ -15,13 +17,11 @@ from srs.referrals.models import (
     SERVICE_TYPES,
     OfferStatus,
 )
-from srs.referrals.rules import RuleSchema
+from srs.referrals.rules import FACTS, MAX_ATOMS, RuleSchema, check_condition
 
 
 class _Form(Form):
-    # Text is trimmed; a rule's condition is JSON, kept as typed for its error positions.
     strip_text = True
-    unstripped = ("condition",)
 
 
 _TYPE = validate.OneOf(list(SERVICE_TYPES), error="Choose a service type.")
@@ -69,9 +69,140 @@ class ServiceQuerySchema(Schema):
 
 
 class RuleForm(_Form, RuleSchema):
-    """The admin's rule form: the condition arrives as JSON text."""
+    """The admin's rule form once its condition rows are one condition (``load_rule_form``)."""
 
     active = fields.Boolean(load_default=False)
+
+
+# The rule form's condition is rows of inputs named cond-<n>-<part>; ``match`` says whether
+# every row must hold or any one. One row is the bare comparison, as a rule written by hand.
+ROW_PART = re.compile(r"cond-(\d{1,3})-(fact|op|value|days)")
+MATCHES = ("all", "any")
+_WHOLE = re.compile(r"[0-9]{1,9}")
+_DECIMAL = re.compile(r"[0-9]{0,9}(\.[0-9]{0,9})?")
+
+
+def condition_rows(entered: dict) -> list[dict]:
+    """The form's condition rows as typed, in their order on the page."""
+    rows: dict[int, dict] = {}
+    for name, value in entered.items():
+        part = ROW_PART.fullmatch(name)
+        if part and isinstance(value, str):
+            rows.setdefault(int(part[1]), {})[part[2]] = value.strip()
+    return [rows[n] for n in sorted(rows)]
+
+
+def rule_form_values(rule) -> dict:
+    """A saved rule as its form's inputs; a condition that nests groups has no rows."""
+    values = {"name": rule.name, "service_type": rule.service_type,
+              "reason_template": rule.reason_template, "priority": rule.priority,
+              "reoffer_days": rule.reoffer_days, "active": rule.active, "match": "all"}
+    condition = rule.condition
+    group = next((key for key in MATCHES if key in condition), None)
+    atoms = condition[group] if group else [condition]
+    if any(key in atom for atom in atoms for key in MATCHES):
+        return values
+    values["match"] = group or "all"
+    for n, atom in enumerate(atoms):
+        values |= {f"cond-{n}-{part}": _typed_back(atom[part])
+                   for part in ("fact", "op", "value", "days") if part in atom}
+    return values
+
+
+def _typed_back(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else ""
+    return str(value)
+
+
+def _typed(fact, raw: str | None):
+    """A row's value as the JSON API would send it; what cannot be read stays as typed,
+    for the schema to refuse with its message."""
+    raw = raw or ""
+    if fact is None or fact.kind == "choice":
+        return raw
+    if fact.kind == "bool":
+        return raw in ("true", "on")
+    if fact.kind == "number" and _DECIMAL.fullmatch(raw) and raw.strip("."):
+        number = float(raw)
+        return int(number) if number.is_integer() else number
+    return int(raw) if _WHOLE.fullmatch(raw) else raw
+
+
+def _atom(row: dict) -> dict:
+    fact = FACTS.get(row.get("fact", ""))
+    atom = {"fact": row.get("fact", ""), "op": row.get("op", ""),
+            "value": _typed(fact, row.get("value"))}
+    if fact is not None and fact.windowed and row.get("days"):
+        days = row["days"]
+        atom["days"] = int(days) if _WHOLE.fullmatch(days) else days
+    return atom
+
+
+def condition_from_rows(rows: list[dict], match: str) -> dict | None:
+    """The condition the rows make, exactly as the JSON API takes it."""
+    atoms = [_atom(row) for row in rows]
+    if not atoms:
+        return None
+    return atoms[0] if len(atoms) == 1 else {match: atoms}
+
+
+def _messages_by_row(messages, count: int) -> tuple[dict[int, dict], list[str]]:
+    """``check_condition``'s messages put beside the row they are about."""
+    by_row: dict[int, dict] = {}
+    general: list[str] = []
+    if not isinstance(messages, dict):
+        return by_row, list(messages)
+    for key, value in messages.items():
+        item = re.fullmatch(r"(?:all|any)\[(\d+)\]", key)
+        if item and int(item[1]) < count:
+            by_row[int(item[1])] = value if isinstance(value, dict) else {"_row": value}
+        elif count == 1 and key in ("fact", "op", "value", "days"):
+            by_row.setdefault(0, {})[key] = value
+        else:
+            general += value if isinstance(value, list) else [str(value)]
+    return by_row, general
+
+
+def load_rule_form(entered: dict) -> dict:
+    """The admin's rule form as the rule the JSON API would send, checked by RuleSchema.
+
+    Raises ValidationError whose messages are by field name, a condition row's under
+    ``rows`` (by position, then part), and what concerns the whole condition under
+    ``condition``.
+    """
+    rows = condition_rows(entered)
+    errors: dict = {}
+    match = entered.get("match") or "all"
+    if match not in MATCHES:
+        errors["match"] = ["Choose whether every condition must hold or any one."]
+        match = "all"
+    condition = condition_from_rows(rows, match)
+    if condition is None:
+        errors["condition"] = ["Add at least one condition."]
+    elif len(rows) > MAX_ATOMS:
+        errors["condition"] = [f"A rule compares at most {MAX_ATOMS} facts."]
+    else:
+        try:
+            check_condition(condition)
+        except ValidationError as err:
+            by_row, general = _messages_by_row(err.messages, len(rows))
+            if by_row:
+                errors["rows"] = by_row
+            if general or not by_row:
+                errors["condition"] = general or ["This condition is not valid."]
+    others = {k: v for k, v in entered.items() if not ROW_PART.fullmatch(k)}
+    if condition is not None:
+        others["condition"] = condition
+    try:
+        data = RuleForm().load(others)
+    except ValidationError as err:
+        for field, messages in err.messages.items():
+            if field != "condition" or not ("condition" in errors or "rows" in errors):
+                errors[field] = messages
+    if errors:
+        raise ValidationError(errors)
+    return data
 
 
 class CareProfileForm(_Form):

@@ -6,8 +6,6 @@ rule; each tap posts one offer step and gets the panel back. Admin pages are pla
 redirect after a successful post and show field messages beside the fields otherwise.
 """
 
-import json
-
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
@@ -26,8 +24,25 @@ from srs.referrals.models import (
     OFFER_STATUSES,
     SERVICE_TYPES,
 )
-from srs.referrals.rules import ALL_OPS, FACTS, PLACEHOLDERS, REASON_EXTRAS
-from srs.referrals.schemas import CareProfileForm, OfferForm, OutcomeForm, RuleForm, ServiceForm
+from srs.referrals.rules import (
+    ALL_OPS,
+    CHOICE_LABELS,
+    FACTS,
+    MAX_ATOMS,
+    OP_LABELS,
+    OPS_BY_KIND,
+    PLACEHOLDERS,
+    REASON_EXTRAS,
+)
+from srs.referrals.schemas import (
+    CareProfileForm,
+    OfferForm,
+    OutcomeForm,
+    ServiceForm,
+    condition_rows,
+    load_rule_form,
+    rule_form_values,
+)
 from srs.sites.access import site_role_required
 
 bp = Blueprint("referrals", __name__)
@@ -248,26 +263,26 @@ def update_service(site, service_id):
 # --- Admin: rules -----------------------------------------------------------------------------
 
 
-def _rule_form(rule) -> dict:
-    return {"name": rule.name, "condition": json.dumps(rule.condition, indent=2),
-            "service_type": rule.service_type, "reason_template": rule.reason_template,
-            "priority": rule.priority, "reoffer_days": rule.reoffer_days,
-            "active": rule.active}
+NEW_RULE = {"priority": 50, "reoffer_days": 30, "active": True, "match": "all"}
 
 
 def _rules_page(site, status: int = 200, *, form=None, errors=None, rule=None):
+    form = form or dict(NEW_RULE)
     return render_template(
         "referrals/rules.html", site=site, rules=service.current_rules(site), rule=rule,
-        history=service.rule_history(rule) if rule else [],
-        form=form or {"priority": 50, "reoffer_days": 30, "active": True,
-                      "condition": '{"all": [\n  {"fact": "visits", "days": 30, "op": ">=", '
-                                   '"value": 4}\n]}'},
-        errors=errors or {}, FACTS=FACTS, OPS=ALL_OPS, PLACEHOLDERS=PLACEHOLDERS,
-        REASON_EXTRAS=REASON_EXTRAS), status
+        history=service.rule_history(rule) if rule else [], form=form,
+        # A condition with groups inside groups (from the API) has no rows to show.
+        nested=rule.condition if rule and not condition_rows(form) else None,
+        errors=errors or {}, **_condition_rows(form)), status
 
 
-def _load_rule(entered: dict) -> dict:
-    return RuleForm().load(entered)
+def _condition_rows(form: dict, rows: list[dict] | None = None) -> dict:
+    """What the condition rows partial renders: the rows as typed and the vocabulary."""
+    rows = condition_rows(form) if rows is None else rows
+    return {"rows": rows or [{}], "match": form.get("match") or "all", "FACTS": FACTS,
+            "OPS_BY_KIND": OPS_BY_KIND, "OP_LABELS": OP_LABELS, "ALL_OPS": ALL_OPS,
+            "CHOICE_LABELS": CHOICE_LABELS, "MAX_ATOMS": MAX_ATOMS,
+            "PLACEHOLDERS": PLACEHOLDERS, "REASON_EXTRAS": REASON_EXTRAS}
 
 
 @bp.get("/sites/<slug>/referrals/rules")
@@ -276,15 +291,33 @@ def rules_page(site):
     return _rules_page(site)
 
 
+@bp.post("/sites/<slug>/referrals/rules/conditions")
+@site_role_required(*ADMIN)
+def rule_conditions(site):
+    """The rule form's condition rows as typed, re-drawn after a fact changed (its
+    comparisons and value input follow the fact), with one more row (``add``) or one
+    fewer (``remove``: its position). Saves nothing."""
+    entered = form_input(request.form)
+    rows = condition_rows(entered)
+    if entered.get("add") and len(rows) < MAX_ATOMS:
+        rows.append({})
+    remove = entered.get("remove", "")
+    if remove.isdecimal() and int(remove) < len(rows) and len(rows) > 1:
+        del rows[int(remove)]
+    return render_template("referrals/_rule_conditions.html", site=site, errors={},
+                           **_condition_rows(entered, rows))
+
+
 @bp.post("/sites/<slug>/referrals/rules")
 @site_role_required(*ADMIN)
 @idempotent
 def create_rule(site):
     entered = form_input(request.form)
     try:
-        rule = service.create_rule(site, _load_rule(entered), actor=current_actor(), now=utcnow())
+        data = load_rule_form(entered)
     except ValidationError as err:
         return _rules_page(site, 422, form=entered, errors=err.messages)
+    rule = service.create_rule(site, data, actor=current_actor(), now=utcnow())
     return redirect(url_for("referrals.edit_rule", slug=site.slug, rule_id=rule.id), 303)
 
 
@@ -292,7 +325,7 @@ def create_rule(site):
 @site_role_required(*ADMIN)
 def edit_rule(site, rule_id):
     rule = service.get_rule(site, rule_id)
-    return _rules_page(site, form=_rule_form(rule), rule=rule)
+    return _rules_page(site, form=rule_form_values(rule), rule=rule)
 
 
 @bp.post("/sites/<slug>/referrals/rules/<int:rule_id>")
@@ -302,9 +335,10 @@ def update_rule(site, rule_id):
     rule = service.get_rule(site, rule_id)
     entered = form_input(request.form)
     try:
-        new = service.update_rule(rule, _load_rule(entered), actor=current_actor(), now=utcnow())
+        data = load_rule_form(entered)
     except ValidationError as err:
         return _rules_page(site, 422, form=entered, errors=err.messages, rule=rule)
+    new = service.update_rule(rule, data, actor=current_actor(), now=utcnow())
     return redirect(url_for("referrals.edit_rule", slug=site.slug, rule_id=new.id), 303)
 
 
