@@ -204,10 +204,14 @@ def test_choosing_a_fact_fits_the_comparisons_and_the_value_input(site, client, 
     housing = text(auth.post(url, {"cond-0-fact": "housing", "cond-0-op": ">="}, headers=HTMX))
     assert '<option value="no_fixed_address">No fixed address</option>' in housing
     assert "is at least" not in housing and 'name="cond-0-days"' not in housing
-    on_oat = text(auth.post(url, {"cond-0-fact": "on_oat"}, headers=HTMX))
-    assert 'type="checkbox" value="true"' in on_oat
-    visits = text(auth.post(url, {"cond-0-fact": "visits"}, headers=HTMX))
-    assert 'name="cond-0-days"' in visits and "is at least" in visits
+    # Age "is at least 18" turned into "On OAT now": what no longer fits is let go.
+    on_oat = auth.post(url, {"cond-0-fact": "on_oat", "cond-0-op": ">=", "cond-0-value": "18"},
+                       headers=HTMX)
+    assert 'type="checkbox" value="true"' in text(on_oat)
+    assert rows_shown(on_oat) == [{"fact": "on_oat", "op": "=="}]
+    visits = auth.post(url, {"cond-0-fact": "visits", "cond-0-op": ">=", "cond-0-value": "4"},
+                       headers=HTMX)
+    assert rows_shown(visits) == [{"fact": "visits", "days": "30", "op": ">=", "value": "4"}]
 
 
 def test_adding_and_removing_a_row_keeps_what_is_typed(site, client, auth, admin):

@@ -17,7 +17,7 @@ from srs.referrals.models import (
     SERVICE_TYPES,
     OfferStatus,
 )
-from srs.referrals.rules import FACTS, MAX_ATOMS, RuleSchema, check_condition
+from srs.referrals.rules import FACTS, MAX_ATOMS, OPS_BY_KIND, RuleSchema, check_condition
 
 
 class _Form(Form):
@@ -90,6 +90,27 @@ def condition_rows(entered: dict) -> list[dict]:
         if part and isinstance(value, str):
             rows.setdefault(int(part[1]), {})[part[2]] = value.strip()
     return [rows[n] for n in sorted(rows)]
+
+
+def fit_row(row: dict) -> dict:
+    """A row redrawn after its fact changed: what no longer fits the fact is let go, so its
+    inputs start from the fact's first comparison and an empty value; a count over days
+    starts at 30 days."""
+    fact = FACTS.get(row.get("fact", ""))
+    if fact is None:
+        return row
+    fitted = {"fact": fact.name}
+    if row.get("op") in OPS_BY_KIND[fact.kind]:
+        fitted["op"] = row["op"]
+    if fact.windowed:
+        fitted["days"] = row.get("days", "30")
+    value = row.get("value", "")
+    fits = {"bool": value == "true", "choice": value in fact.choices,
+            "number": bool(_DECIMAL.fullmatch(value)), "int": bool(_WHOLE.fullmatch(value)),
+            "days_since": bool(_WHOLE.fullmatch(value))}[fact.kind]
+    if fits:
+        fitted["value"] = value
+    return fitted
 
 
 def rule_form_values(rule) -> dict:

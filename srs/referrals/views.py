@@ -40,6 +40,7 @@ from srs.referrals.schemas import (
     OutcomeForm,
     ServiceForm,
     condition_rows,
+    fit_row,
     load_rule_form,
     rule_form_values,
 )
@@ -298,7 +299,7 @@ def rule_conditions(site):
     comparisons and value input follow the fact), with one more row (``add``) or one
     fewer (``remove``: its position). Saves nothing."""
     entered = form_input(request.form)
-    rows = condition_rows(entered)
+    rows = [fit_row(row) for row in condition_rows(entered)]
     if entered.get("add") and len(rows) < MAX_ATOMS:
         rows.append({})
     remove = entered.get("remove", "")
