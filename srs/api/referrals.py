@@ -1,4 +1,4 @@
-"""Referral suggestions for a visit, and what became of them.
+"""Referral suggestions for a visit, what became of them, and the site's rules behind them.
 
 Every state-changing operation accepts an ``Idempotency-Key`` header: a
 repeat returns the first answer and records nothing twice.
@@ -7,7 +7,7 @@ repeat returns the first answer and records nothing twice.
 from flask_smorest import Blueprint
 
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
-from srs.auth.models import FLOOR
+from srs.auth.models import FLOOR, Role
 from srs.booths.service import get_visit
 from srs.common import utcnow
 from srs.idempotency import idempotent
@@ -17,6 +17,8 @@ from srs.referrals.schemas import (
     OfferSchema,
     OutcomeSchema,
     ReferralSchema,
+    RuleBodySchema,
+    RuleDumpSchema,
     ServiceQuerySchema,
     ServiceSchema,
     SuggestionsSchema,
@@ -26,6 +28,8 @@ from srs.sites.service import get_site
 blp = Blueprint("api_referrals", __name__, url_prefix="/api/v1",
                 description="Referral suggestions and referrals")
 CONFLICT = {409: {"description": "Already answered; the body gives the current status."}}
+REPLACED = {409: {"description": "This version was replaced: change the current one "
+                                 "(the body names its version)."}}
 
 
 @blp.get("/sites/<int:site_id>/visits/<int:visit_id>/referral-suggestions")
@@ -76,3 +80,38 @@ def list_services(query, site_id):
     ``recordReferral`` takes when a client accepts."""
     return service.services(get_site(site_id), service_type=query["service_type"],
                             active_only=True)
+
+
+@blp.get("/sites/<int:site_id>/referral-rules")
+@blp.doc(operationId="listReferralRules", security=SECURITY)
+@token_required(Role.ADMIN)
+@blp.response(200, RuleDumpSchema(many=True))
+def list_referral_rules(site_id):
+    """The current version of each of the site's rules, highest priority first."""
+    return service.current_rules(get_site(site_id))
+
+
+@blp.post("/sites/<int:site_id>/referral-rules")
+@blp.doc(operationId="createReferralRule", security=SECURITY, **IDEMPOTENCY)
+@token_required(Role.ADMIN)
+@idempotent
+@blp.arguments(RuleBodySchema)
+@blp.response(201, RuleDumpSchema)
+def create_referral_rule(data, site_id):
+    """Add a rule (version 1). The rule form on the referral rules page makes the same rule
+    from its rows, checked by the same schema."""
+    return service.create_rule(get_site(site_id), data, actor=api_actor(), now=utcnow())
+
+
+@blp.put("/sites/<int:site_id>/referral-rules/<int:rule_id>")
+@blp.doc(operationId="updateReferralRule", security=SECURITY, responses=REPLACED,
+         **IDEMPOTENCY)
+@token_required(Role.ADMIN)
+@idempotent
+@blp.arguments(RuleBodySchema)
+@blp.response(200, RuleDumpSchema)
+def update_referral_rule(data, site_id, rule_id):
+    """Save the whole rule as a new version of ``rule_id`` (the current one); offers keep
+    the version that made them."""
+    rule = service.get_rule(get_site(site_id), rule_id)
+    return service.update_rule(rule, data, actor=api_actor(), now=utcnow())

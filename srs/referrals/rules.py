@@ -218,12 +218,19 @@ class RuleSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(
         min=1, max=120, error="A name of 1 to 120 characters."))
-    condition = ConditionField(required=True)
+    condition = ConditionField(required=True, metadata={"type": "object", "description": (
+        'A comparison {"fact": ..., "op": ..., "value": ...} (a fact counted over a window '
+        'also takes "days"), or {"all": [...]} / {"any": [...]} of conditions. Facts: '
+        + ", ".join(f"{f.name} ({f.kind.replace('_', ' ')}"
+                    + (", days" if f.windowed else "") + ")" for f in FACTS.values())
+        + f". Comparisons: {' '.join(ALL_OPS)}.")})
     service_type = fields.String(required=True, validate=validate.OneOf(
-        list(SERVICE_TYPES), error="Choose a service type."))
+        list(SERVICE_TYPES), error="Choose a service type."), metadata={
+            "description": f"One of: {', '.join(SERVICE_TYPES)}."})
     reason_template = fields.String(required=True, validate=[
         validate.Length(min=1, max=300, error="A reason of 1 to 300 characters."),
-        check_template])
+        check_template], metadata={"description": "What the nurse reads; it may name in "
+                                   "braces: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS)})
     priority = fields.Integer(required=True, validate=validate.Range(
         min=0, max=100, error="A priority from 0 (lowest) to 100."))
     reoffer_days = fields.Integer(required=True, validate=validate.Range(

@@ -17,7 +17,13 @@ from srs.referrals.models import (
     SERVICE_TYPES,
     OfferStatus,
 )
-from srs.referrals.rules import FACTS, MAX_ATOMS, OPS_BY_KIND, RuleSchema, check_condition
+from srs.referrals.rules import (
+    FACTS,
+    MAX_ATOMS,
+    OPS_BY_KIND,
+    RuleSchema,
+    check_condition,
+)
 
 
 class _Form(Form):
@@ -224,6 +230,28 @@ def load_rule_form(entered: dict) -> dict:
     if errors:
         raise ValidationError(errors)
     return data
+
+
+class RuleBodySchema(RuleSchema):
+    """createReferralRule's and updateReferralRule's body: the rule form's fields with the
+    condition as JSON, checked by the same RuleSchema as the form."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class RuleDumpSchema(Schema):
+    id = fields.Integer(metadata={"description": "This version's id."})
+    key = fields.String(metadata={"description": "Names the rule across its versions."})
+    version = fields.Integer()
+    name = fields.String()
+    condition = fields.Dict()
+    service_type = fields.String()
+    reason_template = fields.String()
+    priority = fields.Integer()
+    reoffer_days = fields.Integer()
+    active = fields.Boolean()
+    created_at = fields.AwareDateTime()
 
 
 class CareProfileForm(_Form):
