@@ -126,6 +126,14 @@ API_BODIES = {
     "api_naloxone.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
+    "api_referrals.create_referral_rule": {
+        "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
+        "condition": {"fact": "visits", "days": 30, "op": ">=", "value": 8},
+        "priority": 30, "reoffer_days": 30},
+    "api_referrals.update_referral_rule": {
+        "name": "Often here", "service_type": "peer_support", "reason_template": "{visits} visits",
+        "condition": {"fact": "visits", "days": 30, "op": ">=", "value": 10},
+        "priority": 30, "reoffer_days": 30},
     "api_incidents.create_incident": {"type": "other"},
     "api_incidents.update_incident": {"narrative": "Client slipped in the waiting room."},
     "api_incidents.submit_incident": {},
