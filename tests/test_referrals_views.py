@@ -220,6 +220,20 @@ def test_editing_a_rule_prefills_every_row(site, client, auth, admin):
     assert (current.version, current.condition) == (2, ioat.condition)
 
 
+def test_a_condition_with_groups_in_groups_is_shown_not_lost(site, client, auth, admin):
+    nested = {"any": [{"all": [{"fact": "age", "op": ">=", "value": 18},
+                               {"fact": "first_visit", "op": "==", "value": True}]},
+                      {"fact": "housing", "op": "==", "value": "no_fixed_address"}]}
+    rule = service.create_rule(site, {
+        "name": "From an integration", "condition": nested, "service_type": "housing",
+        "reason_template": "x", "priority": 10, "reoffer_days": 30},
+        actor=Actor.system("test"), now=utcnow())
+    page = client.get(f"/sites/{site.slug}/referrals/rules/{rule.id}")
+    assert page.status_code == 200
+    assert "cannot show as rows" in text(page) and "&#34;op&#34;: &#34;&gt;=&#34;" in text(page)
+    assert rows_shown(page) == [{"fact": "", "op": "==", "value": ""}]
+
+
 def test_the_rule_form_has_rows_not_json(site, client, auth, admin):
     page = client.get(f"/sites/{site.slug}/referrals/rules")
     parsed = FormValues(page.get_data(as_text=True))

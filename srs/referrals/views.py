@@ -6,6 +6,8 @@ rule; each tap posts one offer step and gets the panel back. Admin pages are pla
 redirect after a successful post and show field messages beside the fields otherwise.
 """
 
+import json
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
@@ -273,7 +275,8 @@ def _rules_page(site, status: int = 200, *, form=None, errors=None, rule=None):
         "referrals/rules.html", site=site, rules=service.current_rules(site), rule=rule,
         history=service.rule_history(rule) if rule else [], form=form,
         # A condition with groups inside groups (from the API) has no rows to show.
-        nested=rule.condition if rule and not condition_rows(form) else None,
+        nested=json.dumps(rule.condition, indent=2) if rule and not condition_rows(form)
+        else None,
         errors=errors or {}, **_condition_rows(form)), status
 
 
