@@ -3,7 +3,7 @@ service restriction and a note (each audited, each refusal beside its field with
 typed kept), the check-in that shows them, and the same through the API."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from conftest import csrf_token
@@ -12,6 +12,7 @@ from routes import bearer
 
 from srs.auth.models import AuditEvent
 from srs.booths import service as floor
+from srs.booths import views as booth_views
 from srs.booths.models import Visit
 from srs.clients.models import Client
 from srs.common import utcnow
@@ -299,3 +300,16 @@ def test_a_check_in_made_elsewhere_is_counted_on_the_page(desk):
     floor.check_in(desk.site, code="F-ABCD-1984", handle=None, actor=ACTOR,
                    actor_roles={"nurse"}, now=utcnow())
     assert re.search(r"Visits</dt><dd[^>]*>1<", text(desk.browser.get(desk.url())))
+
+
+def test_the_check_in_panel_reads_a_restriction_on_the_sites_calendar(desk, monkeypatch):
+    # 03:00 UTC on the 8th is still the evening of the 7th in Toronto: the last day.
+    monkeypatch.setattr(booth_views, "utcnow", lambda: datetime(2026, 12, 8, 3, 0, tzinfo=UTC))
+    desk.client.restricted_until = date(2026, 12, 7)
+    desk.client.restriction_reason = "Weapon"
+    db.session.commit()
+    desk.sign_in(make_staff(desk.site, role="nurse"))
+    panel = text(desk.browser.get("/sites/east/floor/check-in?code=F-ABCD-1984", headers=HTMX))
+    assert "Service restriction until 07 Dec 2026: Weapon" in panel
+    offered = text(desk.browser.get("/sites/east/floor/clients?code=ABCD", headers=HTMX))
+    assert "Restricted" in offered
