@@ -147,13 +147,18 @@ def open_client(site: Site, client_id: int, *, actor: Actor, now: datetime) -> C
     return client
 
 
+# The order the client's page lists what is held; a kind not named here comes after.
+SUMMARY_ORDER = ("Visits", "Overdoses", "Referrals", "Incidents", "Take-home kits")
+
+
 def client_summary(client: Client) -> dict[str, int]:
     """How many records of each kind the packages listening on ``signals.client_summary``
-    hold about the client ("Visits": 12, "Overdoses": 1...), in the order they answer."""
+    hold about the client ("Visits": 12, "Overdoses": 1...)."""
     summary: dict[str, int] = {}
     for _receiver, counts in signals.client_summary.send(client):
         summary.update(counts or {})
-    return summary
+    rank = {label: i for i, label in enumerate(SUMMARY_ORDER)}
+    return dict(sorted(summary.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def restriction_parts(stored: str | None) -> tuple[str | None, str]:
@@ -222,19 +227,22 @@ def update_flags(site: Site, client: Client, changes: dict, *, actor: Actor,
 
     :raises Invalid: every field at fault, and nothing changed.
     """
-    errors, restriction, note = {}, None, client.flag_note
+    refusals, restriction, note = [], None, client.flag_note
     if changes.get("restriction") is not None:
         try:
             restriction = _restriction(site, changes["restriction"], now=now)
         except Invalid as err:
-            errors.update(err.errors)
+            refusals.append(err)
     if "flag_note" in changes:
         try:
             note = _check_note(changes["flag_note"], "flag_note", FLAG_NOTE_LENGTH)
         except Invalid as err:
-            errors.update(err.errors)
-    if errors:
-        raise Invalid("Nothing was changed: see the fields.", errors)
+            refusals.append(err)
+    if refusals:
+        raise Invalid(refusals[0].message if len(refusals) == 1
+                      else "Nothing was changed: see the fields.",
+                      {name: messages for err in refusals
+                       for name, messages in err.errors.items()})
     in_force = client_flags(client, today=site.local_date(now))["restricted"]
     if restriction is not None:
         until, reason, text = restriction

@@ -44,15 +44,17 @@ def _page(site, client, status: int = 200, *, panel: str | None = None, form=Non
     the messages after a refusal."""
     now = utcnow()
     today = site.local_date(now)
-    reason, note = service.restriction_parts(client.restriction_reason)
-    restriction = {"reason": reason or "", "note": note,
-                   "until": client.restricted_until.isoformat()
-                   if client.restricted_until and client.restricted_until >= today else ""}
+    flags = service.client_flags(client, today=today)
+    restriction = {}
+    if flags["restricted"]:  # one that ended leaves the form empty for the next
+        reason, note = service.restriction_parts(client.restriction_reason)
+        restriction = {"reason": reason, "note": note,
+                       "until": client.restricted_until.isoformat()}
     forms = {"restriction": restriction, "note": {"flag_note": client.flag_note or ""}}
     if panel is not None and form is not None:
         forms[panel] = form.to_dict() if hasattr(form, "to_dict") else dict(form)
     context = {"site": site, "client": client, "today": today,
-               "flags": service.client_flags(client, today=today), "forms": forms,
+               "flags": flags, "forms": forms,
                "errors": {panel: errors or {}} if panel else {}, "message": message,
                "saved": saved, "reasons": service.RESTRICTION_REASONS,
                "note_length": service.RESTRICTION_NOTE_LENGTH,
