@@ -1,9 +1,12 @@
-"""Finding clients by code: check-in, autocomplete, the flags staff see first.
+"""Finding clients by code: check-in, autocomplete, the flags staff see first; and the
+flags a supervisor or admin sets (a service restriction, a note).
 
-Callers: the floor (check-in, the tablet's code field), take-home naloxone kits. Each looks
-in one site's clients only: a code another site knows is, here, a client not yet met. Every
-read and write of a client's record is audited. None of these commit except the two reads a
-screen makes on its own (``find_clients``, ``view_client``).
+Callers: the floor (check-in, the tablet's code field), take-home naloxone kits, the
+client's page and the API. Each looks in one site's clients only: a code another site knows
+is, here, a client not yet met. Every read and write of a client's record is audited. None
+of these commit except the reads a screen makes on its own (``find_clients``,
+``view_client``, ``open_client``) and the operations on the flags (``update_flags``,
+``lift_restriction``).
 """
 
 import re
