@@ -16,6 +16,7 @@ from srs.auth.service import Actor
 from srs.booths import checks
 from srs.booths import service as floor
 from srs.clients import export
+from srs.clients import service as clients
 from srs.common import utcnow
 from srs.extensions import db
 from srs.incidents import service as incidents
@@ -198,3 +199,15 @@ def test_the_clients_page_offers_both_exports(app, client, auth, site, history):
     page = client.get(f"/sites/east/clients/{client_id}").get_data(as_text=True)
     assert f'href="/sites/east/clients/{client_id}/record.pdf"' in page
     assert f'href="/sites/east/clients/{client_id}/record.csv"' in page
+
+
+def test_a_search_that_showed_the_client_is_in_the_trail_and_anothers_is_not(app, site,
+                                                                              history):
+    nurse = history["nurse"]
+    clients.find_clients(site, "ABCD", actor=Actor.of(nurse))  # shows CODE
+    clients.find_clients(site, "WXYZ", actor=Actor.of(nurse))  # shows OTHER only
+    content, _ = export.export_record(site, history["visit"].client, "csv", actor=ACTOR,
+                                      now=utcnow())
+    searches = [e for e in sections(content)["audit_event"] if e["action"] == "client_search"]
+    assert len(searches) == 1
+    assert searches[0]["actor"] == "nina"

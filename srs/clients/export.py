@@ -31,8 +31,10 @@ RECORD_ORDER = ("client", "visit", "consumption", "observation_check", "alert",
                 "care_profile", "take_home_kit", "incident", "audit_event")
 AUDIT_COLUMNS = ("id", "at", "actor", "staff_id", "action", "entity", "entity_id", "origin",
                  "detail")
-# Ids per IN (...) of the audit query: well under every database's limit on parameters.
+# Ids per IN (...) of the audit query: well under every database's limit on parameters;
+# and per OR of LIKEs that finds the list reads showing them.
 _CHUNK = 500
+_LISTED_CHUNK = 50
 
 
 @dataclass
@@ -78,21 +80,37 @@ def _client_section(client: Client) -> Section:
         "restriction_reason", "flag_note", "created_at"), audit_entity="client")
 
 
-def _audit_section(sections: list[Section]) -> Section:
-    """Every audit event whose entity is one of the sections' records, oldest first."""
+def _events_naming(entity: str, ids: set[str], site: Site):
+    """Audit events about one of ``ids`` of ``entity``: those naming it, and the list
+    reads (no ``entity_id``) that showed it (``detail["shown"]``: a search, a list)."""
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHUNK):
+        yield from db.session.execute(db.select(AuditEvent).where(
+            AuditEvent.entity == entity,
+            AuditEvent.entity_id.in_(ordered[start:start + _CHUNK]))).scalars()
+    # The database narrows list reads by the ids' digits in the detail's text; the exact
+    # match is made here, the same on SQLite and PostgreSQL.
+    detail = db.cast(AuditEvent.detail, db.Text)
+    for start in range(0, len(ordered), _LISTED_CHUNK):
+        for event in db.session.execute(db.select(AuditEvent).where(
+                AuditEvent.entity == entity, AuditEvent.entity_id.is_(None),
+                AuditEvent.site_id == site.id,
+                db.or_(*(detail.like(f"%{i}%")
+                         for i in ordered[start:start + _LISTED_CHUNK])))).scalars():
+            shown = (event.detail or {}).get("shown") or []
+            if any(str(item) in ids for item in shown):
+                yield event
+
+
+def _audit_section(site: Site, sections: list[Section]) -> Section:
+    """Every audit event about one of the sections' records, oldest first."""
     wanted: dict[str, set[str]] = {}
     for section in sections:
         if section.audit_entity:
             wanted.setdefault(section.audit_entity, set()).update(
                 str(row["id"]) for row in section.rows)
-    events: dict[int, AuditEvent] = {}
-    for entity, ids in wanted.items():
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), _CHUNK):
-            for event in db.session.execute(db.select(AuditEvent).where(
-                    AuditEvent.entity == entity,
-                    AuditEvent.entity_id.in_(ordered[start:start + _CHUNK]))).scalars():
-                events[event.id] = event
+    events = {event.id: event for entity, ids in wanted.items() if ids
+              for event in _events_naming(entity, ids, site)}
     rows = [{"id": e.id, "at": e.at, "actor": e.actor, "staff_id": e.staff_id,
              "action": e.action, "entity": e.entity, "entity_id": e.entity_id,
              "origin": e.origin, "detail": e.detail}
@@ -108,7 +126,7 @@ def gather(site: Site, client: Client) -> list[Section]:
         sections.extend(more or [])
     rank = {kind: i for i, kind in enumerate(RECORD_ORDER)}
     sections.sort(key=lambda s: rank.get(s.record_type, len(RECORD_ORDER)))
-    sections.append(_audit_section(sections))
+    sections.append(_audit_section(site, sections))
     return sections
 
 
