@@ -14,16 +14,22 @@ def create_app(test_config=None):
     from srs.alerts.views import bp as alerts_bp
     from srs.auth import sockets  # noqa: F401 - registers who may open a socket
     from srs.auth.views import bp as auth_bp
+    from srs.booths import records as _booth_records  # noqa: F401 - a client's record
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
+    from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.health import bp as health_bp
+    from srs.incidents import records as _incident_records  # noqa: F401 - a client's record
     from srs.incidents.views import bp as incidents_bp
+    from srs.naloxone import records as _naloxone_records  # noqa: F401 - a client's record
     from srs.naloxone.views import bp as naloxone_bp
+    from srs.overdose import records as _overdose_records  # noqa: F401 - a client's record
     from srs.overdose.views import bp as overdose_bp
+    from srs.referrals import records as _referral_records  # noqa: F401 - a client's record
     from srs.referrals.views import bp as referrals_bp
     from srs.sites.views import bp as sites_bp
 
@@ -81,5 +87,6 @@ def create_app(test_config=None):
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)
     app.register_blueprint(sites_bp)
+    app.register_blueprint(clients_bp)
     app.cli.add_command(srs_cli)
     return app

@@ -3,8 +3,9 @@
 A floor package sends a signal when something happened that a package above it must
 act on in the same unit of work; it imports nothing of that package. Receivers run at
 once, inside the sender's transaction: they add and flush, never commit, and what they
-return is the sender's answer. Receivers connect when their package's service module is
-imported (``create_app`` imports every package).
+return is the sender's answer. Receivers connect when their package's service module (or,
+for the access request, its ``records`` module) is imported (``create_app`` imports every
+package).
 """
 
 from blinker import Namespace
@@ -21,6 +22,19 @@ client_flags = _signals.signal("client-flags", doc="""
 A client is about to be checked in or looked up. Sender: the ``Client``; keyword argument
 ``today``, the site's date. Sent by
 ``srs.clients.service.client_flags``. Each receiver returns a dict of flags to show.
+""")
+
+client_summary = _signals.signal("client-summary", doc="""
+A client's page is opened. Sender: the ``Client``. Sent by
+``srs.clients.service.client_summary``. Each receiver returns a dict of counts of what its
+package holds about the client, by label (``{"Visits": 12}``).
+""")
+
+client_record = _signals.signal("client-record", doc="""
+A client asked for everything SRS holds about them (an access request). Sender: the
+``Client``. Sent by ``srs.clients.export.gather``. Each receiver returns a list of
+``srs.clients.export.Section``: its package's records of the client, one section per kind,
+each naming the audit trail's entity for its rows' ids. Receivers only read.
 """)
 
 response_closed = _signals.signal("response-closed", doc="""

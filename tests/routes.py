@@ -3,7 +3,7 @@
 import functools
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -99,6 +99,9 @@ PAGE_FORMS = {
     "incidents.review": {"decision": "start_review"},
     "incidents.add_factor": {"label": "Door alarm"},
     "incidents.toggle_factor": {"active": "0"},
+    "clients.restrict": {"reason": "violence",
+                         "until": (date.today() + timedelta(days=7)).isoformat()},
+    "clients.note": {"flag_note": "Prefers the booth by the door"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -144,6 +147,7 @@ API_BODIES = {
     "api_staff.create_staff": {"username": "newperson", "roles": ["nurse"]},
     "api_staff.update_staff": {"roles": ["nurse", "reviewer"]},
     "api_staff.reset_staff_credentials": {"pin": True},
+    "api_clients.update_client_flags": {"flag_note": "Prefers the booth by the door"},
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -393,7 +397,7 @@ def _just_started(site):
 
 def named_records(route: Route, floor) -> dict:
     """Records of the floor's site that only some URLs name, made for those routes alone."""
-    from factories import make_referral, make_rule, make_service
+    from factories import make_client, make_referral, make_rule, make_service
 
     values = {}
     if "service_type" in route.arguments:
@@ -407,6 +411,13 @@ def named_records(route: Route, floor) -> dict:
     if "staff_id" in route.arguments:
         # A nurse of the floor's site, new for this test: any admin change may befall them.
         values["staff_id"] = make_staff(floor.site, role=Role.NURSE).id
+    if "client_id" in route.arguments:
+        # A client of the site under a restriction, which any route of theirs may lift.
+        client = make_client(floor.site)
+        client.restricted_until = date.today() + timedelta(days=7)
+        client.restriction_reason = "Violence or threats"
+        db.session.commit()
+        values["client_id"] = client.id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:

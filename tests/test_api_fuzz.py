@@ -71,6 +71,7 @@ def fuzz_floor(shared_apps, kept_floor):
                "visit_id": floor.visits["in_booth"].id, "alert_id": floor.alert.id,
                "incident_id": floor.incident.id, "referral_id": referral.id,
                "rule_id": make_rule(floor.site).id,
+               "client_id": floor.visits["waiting"].client_id,
                "response_id": floor.url_values["response_id"],
                "display_id": floor.url_values["display_id"],
                # One person's token: theirs to revoke, an admin's at the site, no one else's.

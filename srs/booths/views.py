@@ -210,7 +210,7 @@ def _checkin_panel(site, status: int = 200, **context):
 def client_suggestions(site):
     """Known codes for the code field once it holds 2 characters; each with its flags."""
     found = clients.find_clients(site, request.args.get("code", ""), actor=current_actor())
-    today = utcnow().date()
+    today = service.local_date(site, utcnow())
     return render_template("booths/_suggestions.html", site=site, suggestions=[
         (client, clients.client_flags(client, today=today)) for client in found])
 
@@ -222,8 +222,9 @@ def checkin_panel(site):
     code = request.args.get("code", "").strip().upper()
     if not code:
         return _checkin_panel(site)
-    client = clients.view_client(site, code, actor=current_actor(), now=utcnow())
-    flags = clients.client_flags(client, today=utcnow().date()) if client else None
+    now = utcnow()
+    client = clients.view_client(site, code, actor=current_actor(), now=now)
+    flags = clients.client_flags(client, today=service.local_date(site, now)) if client else None
     return _checkin_panel(site, form={"code": code, "handle": client.handle if client else ""},
                           client=client, flags=flags)
 

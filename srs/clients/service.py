@@ -1,24 +1,41 @@
-"""Finding clients by code: check-in, autocomplete, the flags staff see first.
+"""Finding clients by code: check-in, autocomplete, the flags staff see first; and the
+flags a supervisor or admin sets (a service restriction, a note).
 
-Callers: the floor (check-in, the tablet's code field), take-home naloxone kits. Each looks
-in one site's clients only: a code another site knows is, here, a client not yet met. Every
-read and write of a client's record is audited. None of these commit except the two reads a
-screen makes on its own (``find_clients``, ``view_client``).
+Callers: the floor (check-in, the tablet's code field), take-home naloxone kits, the
+client's page and the API. Each looks in one site's clients only: a code another site knows
+is, here, a client not yet met. Every read and write of a client's record is audited. None
+of these commit except the reads a screen makes on its own (``find_clients``,
+``view_client``, ``open_client``) and the operations on the flags (``update_flags``,
+``lift_restriction``).
 """
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from srs import signals
 from srs.auth.service import Actor, record
 from srs.clients.models import Client, parse_client_code
-from srs.errors import Invalid
+from srs.errors import Conflict, Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
 
 # A handle is a nickname: never a full name or a phone number.
 _PHONE = re.compile(r"(\d[\s().-]*){7,}")
 _FULL_NAME = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?\s+[A-Z][a-z]+")
+# Why a supervisor restricts service: the form's list, and the words the floor reads at
+# check-in. Stored as the label, with the supervisor's note after a colon.
+RESTRICTION_REASONS = {
+    "violence": "Violence or threats",
+    "dealing": "Dealing on site",
+    "weapon": "Weapon",
+    "property_damage": "Property damage",
+    "other": "Other",
+}
+# The reason column holds 200 characters: the longest label, ": " and the note fit.
+RESTRICTION_NOTE_LENGTH = 150
+# A restriction is reviewed at least yearly: no date further than this from today.
+RESTRICTION_MAX_DAYS = 365
+FLAG_NOTE_LENGTH = 500
 CODE_FORM = ("Use the site's code form, e.g. F-ABCD-1984: gender (M, F, TM, TF or X), "
              "four letters, year of birth.")
 
@@ -111,4 +128,153 @@ def view_client(site: Site, code: str, *, actor: Actor, now: datetime) -> Client
     if client is not None:
         record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
         db.session.commit()
+    return client
+
+
+def get_client(site: Site, client_id: int) -> Client:
+    """The site's client with this id. Raises NotFound (also for another site's client)."""
+    client = db.session.get(Client, client_id)
+    if client is None or client.site_id != site.id:
+        raise NotFound(f"Site {site.slug} has no client with id {client_id}.")
+    return client
+
+
+def open_client(site: Site, client_id: int, *, actor: Actor, now: datetime) -> Client:
+    """Open the site's client's record by id (the client's page); the read is audited.
+
+    Raises NotFound.
+    """
+    client = get_client(site, client_id)
+    record(actor, "client_viewed", "client", client.id, site_id=site.id, now=now)
+    db.session.commit()
+    return client
+
+
+# The order the client's page lists what is held; a kind not named here comes after.
+SUMMARY_ORDER = ("Visits", "Overdoses", "Referrals", "Incidents", "Take-home kits")
+
+
+def client_summary(client: Client) -> dict[str, int]:
+    """How many records of each kind the packages listening on ``signals.client_summary``
+    hold about the client ("Visits": 12, "Overdoses": 1...)."""
+    summary: dict[str, int] = {}
+    for _receiver, counts in signals.client_summary.send(client):
+        summary.update(counts or {})
+    rank = {label: i for i, label in enumerate(SUMMARY_ORDER)}
+    return dict(sorted(summary.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
+def restriction_parts(stored: str | None) -> tuple[str | None, str]:
+    """The reason's key and the note from a stored restriction reason ("Weapon: knife")."""
+    text = (stored or "").strip()
+    if not text:
+        return None, ""
+    for key, label in RESTRICTION_REASONS.items():
+        if text == label:
+            return key, ""
+        if text.startswith(f"{label}: "):
+            return key, text[len(label) + 2:]
+    return "other", text  # written before the list existed: all of it is the note
+
+
+def latest_restriction_day(today: date) -> date:
+    """The furthest last day a restriction set today may have."""
+    return today + timedelta(days=RESTRICTION_MAX_DAYS)
+
+
+def _check_note(note: str | None, field: str, length: int) -> str | None:
+    note = (note or "").strip() or None
+    if note is not None and len(note) > length:
+        raise Invalid("That note is too long.", {field: [f"At most {length} characters."]})
+    return note
+
+
+def _restriction(site: Site, data: dict, *, now: datetime) -> tuple[date, str, str]:
+    """The last day, the reason's key and the text kept, from ``reason``, ``note`` and
+    ``until``. Raises Invalid naming each field at fault."""
+    reason, until = data.get("reason"), data.get("until")
+    errors = {}
+    if not reason:
+        errors["reason"] = ["Choose why service is restricted."]
+    elif reason not in RESTRICTION_REASONS:
+        errors["reason"] = [f"Choose one of: {', '.join(RESTRICTION_REASONS.values())}."]
+    today = site.local_date(now)
+    latest = latest_restriction_day(today)
+    if until is None:
+        errors["until"] = ["Give the last day of the restriction."]
+    elif until < today:
+        errors["until"] = [f"The last day cannot be in the past: today is {today:%d %b %Y}."]
+    elif until > latest:
+        errors["until"] = [f"At most a year ahead (until {latest:%d %b %Y}); set it again "
+                           f"when it ends if it must go on."]
+    note = None
+    try:
+        note = _check_note(data.get("note"), "note", RESTRICTION_NOTE_LENGTH)
+    except Invalid as err:
+        errors.update(err.errors)
+    if reason == "other" and not note and "note" not in errors:
+        errors["note"] = ["Say what happened when the reason is Other."]
+    if errors:
+        raise Invalid("The restriction was not set: see the fields.", errors)
+    label = RESTRICTION_REASONS[reason]
+    return until, reason, f"{label}: {note}" if note else label
+
+
+def update_flags(site: Site, client: Client, changes: dict, *, actor: Actor,
+                 now: datetime) -> Client:
+    """Change what the floor sees at check-in, in one unit of work: ``restriction`` (a dict
+    of ``reason`` from ``RESTRICTION_REASONS``, ``note``, ``until`` (today at the site or
+    later, within a year); None lifts one in force) and ``flag_note`` (empty clears it).
+    A key left out is left as it is. Each change is audited with the reason's key and the
+    date, never the notes; commits.
+
+    :raises Invalid: every field at fault, and nothing changed.
+    """
+    refusals, restriction, note = [], None, client.flag_note
+    if changes.get("restriction") is not None:
+        try:
+            restriction = _restriction(site, changes["restriction"], now=now)
+        except Invalid as err:
+            refusals.append(err)
+    if "flag_note" in changes:
+        try:
+            note = _check_note(changes["flag_note"], "flag_note", FLAG_NOTE_LENGTH)
+        except Invalid as err:
+            refusals.append(err)
+    if refusals:
+        raise Invalid(refusals[0].message if len(refusals) == 1
+                      else "Nothing was changed: see the fields.",
+                      {name: messages for err in refusals
+                       for name, messages in err.errors.items()})
+    in_force = client_flags(client, today=site.local_date(now))["restricted"]
+    if restriction is not None:
+        until, reason, text = restriction
+        client.restricted_until, client.restriction_reason = until, text
+        record(actor, "client_restricted", "client", client.id, site_id=site.id, now=now,
+               detail={"reason": reason, "until": until.isoformat(), "replaced": in_force})
+    elif "restriction" in changes and in_force:
+        _lift(site, client, actor=actor, now=now)
+    if note != client.flag_note:
+        client.flag_note = note
+        record(actor, "client_note_changed", "client", client.id, site_id=site.id, now=now,
+               detail={"note": "set" if note else "cleared"})
+    db.session.commit()
+    return client
+
+
+def _lift(site: Site, client: Client, *, actor: Actor, now: datetime) -> None:
+    client.restricted_until = None
+    client.restriction_reason = None
+    record(actor, "client_restriction_lifted", "client", client.id, site_id=site.id, now=now)
+
+
+def lift_restriction(site: Site, client: Client, *, actor: Actor, now: datetime) -> Client:
+    """End a client's restriction now: its date and reason are cleared. Audited; commits.
+
+    :raises Conflict: the client has no restriction in force.
+    """
+    if not client_flags(client, today=site.local_date(now))["restricted"]:
+        raise Conflict("This client has no service restriction to lift.")
+    _lift(site, client, actor=actor, now=now)
+    db.session.commit()
     return client
