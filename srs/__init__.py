@@ -27,6 +27,7 @@ def create_app(test_config=None):
     from srs.incidents.views import bp as incidents_bp
     from srs.naloxone import records as _naloxone_records  # noqa: F401 - a client's record
     from srs.naloxone.views import bp as naloxone_bp
+    from srs.org.views import bp as org_bp
     from srs.overdose import records as _overdose_records  # noqa: F401 - a client's record
     from srs.overdose.views import bp as overdose_bp
     from srs.referrals import records as _referral_records  # noqa: F401 - a client's record
@@ -88,5 +89,6 @@ def create_app(test_config=None):
     app.register_blueprint(incidents_bp)
     app.register_blueprint(sites_bp)
     app.register_blueprint(clients_bp)
+    app.register_blueprint(org_bp)
     app.cli.add_command(srs_cli)
     return app

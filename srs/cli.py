@@ -18,6 +18,7 @@ from srs.common import utcnow
 from srs.errors import DomainError
 from srs.extensions import db
 from srs.naloxone.service import list_stock, receive_stock
+from srs.org import service as org
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
 from srs.sites.service import create_site
@@ -26,8 +27,10 @@ from srs.sites.service import deactivate_staff as deactivate_site_staff
 srs_cli = AppGroup("srs", help="SRS administration.")
 user_cli = AppGroup("user", help="Staff accounts.")
 token_cli = AppGroup("token", help="API tokens.")
+site_cli = AppGroup("site", help="Sites.")
 srs_cli.add_command(user_cli)
 srs_cli.add_command(token_cli)
+srs_cli.add_command(site_cli)
 
 CLI_ACTOR = auth.Actor.system("cli")
 DEMO_BOOTHS = [("B1", "injection"), ("B2", "injection"), ("B3", "injection"),
@@ -139,26 +142,54 @@ def is_empty():
 
 @user_cli.command("create")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-@click.option("--site", "site_slug", required=True, help="The site's slug.")
+@click.option("--role", default=None, type=click.Choice([r.value for r in Role]))
+@click.option("--site", "site_slug", default=None, help="The site's slug.")
+@click.option("--org-admin", is_flag=True,
+              help="An organisation admin: creates sites and names their first admins.")
 @click.option("--password", default=None, help="Generated and printed once when omitted.")
 @click.option("--pin", default=None, help="6-digit PIN for unlocking a shared tablet.")
 @click.option("--name", "display_name", default=None, help="Name shown to colleagues.")
-def create_user(username, role, site_slug, password, pin, display_name):
-    """Create a staff member with a role at a site."""
-    site = db.session.execute(db.select(Site).filter_by(slug=site_slug)).scalar_one_or_none()
-    if site is None:
-        raise click.ClickException(f"No site has the slug {site_slug!r}.")
+def create_user(username, role, site_slug, org_admin, password, pin, display_name):
+    """Create a staff member with a role at a site (--role and --site), an organisation
+    admin (--org-admin), or both."""
+    if (role is None) != (site_slug is None):
+        raise click.UsageError("Give --role and --site together.")
+    if role is None and not org_admin:
+        raise click.UsageError("Give --role and --site, --org-admin, or both.")
+    site = None
+    if site_slug is not None:
+        site = db.session.execute(db.select(Site).filter_by(slug=site_slug)).scalar_one_or_none()
+        if site is None:
+            raise click.ClickException(f"No site has the slug {site_slug!r}.")
     generated = password is None
     password = password or _password()
     try:
         staff = auth.create_staff(username, display_name=display_name, password=password,
-                                  pin=pin, roles=[(site, role)], actor=CLI_ACTOR)
+                                  pin=pin, roles=[(site, role)] if site else [],
+                                  actor=CLI_ACTOR, org_admin=org_admin)
     except DomainError as err:
         _fail(err)
-    click.echo(f"Created {staff.username} ({role} at {site.slug}).")
+    held = [f"{role} at {site.slug}"] if site else []
+    held += ["organisation admin"] if org_admin else []
+    click.echo(f"Created {staff.username} ({', '.join(held)}).")
     if generated:
         click.echo(f"Password (shown once): {password}")
+
+
+@site_cli.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The site's name, as staff see it.")
+@click.option("--timezone", required=True, help="IANA time zone, e.g. America/Toronto.")
+def create_site_command(slug, name, timezone):
+    """Create a site with the default settings and no booths; its admin adds them."""
+    try:
+        site = org.create_site(name=name, slug=slug, timezone=timezone, actor=CLI_ACTOR,
+                               now=utcnow()).site
+    except DomainError as err:
+        _fail(err)
+    click.echo(f"Created site {site.slug!r}: {site.name}, time zone {site.timezone}, default "
+               f"settings, no booths.\nName its first admin: flask --app app srs user create "
+               f"USERNAME --role admin --site {site.slug}")
 
 
 @token_cli.command("create")

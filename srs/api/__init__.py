@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 from srs.api.access import REQUIRED_BODIES
 from srs.api.schemas import ErrorSchema
-from srs.auth.access import ANY_STAFF
+from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import Role
 from srs.errors import handle_http_exception
 
@@ -42,6 +42,9 @@ def roles_text(roles) -> str:
     """Who may call an operation, in words, from its ``srs_roles``."""
     if roles == ANY_STAFF:
         return "Any staff member with a token."
+    if roles == ORG_ADMIN:
+        return ("Organisation admins only (the flag, not a role at a site). Anyone else gets "
+                "403; for a site they hold no role at, the 404 of a site that does not exist.")
     names = role_list(roles)
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     return (f"Roles: {listed} at the site. A token whose owner holds no role at the site "
@@ -82,7 +85,7 @@ class ContractPlugin(BasePlugin):
             self.app.extensions[REQUIRED_BODIES].add((rule.endpoint, method))
         if roles is not None:
             responses["401"] = UNAUTHORIZED
-            if isinstance(roles, frozenset):
+            if isinstance(roles, frozenset) or roles == ORG_ADMIN:
                 responses["403"] = FORBIDDEN
             operation["x-srs-roles"] = role_list(roles)
             operation["description"] = "\n\n".join(
@@ -133,6 +136,7 @@ def init_app(app) -> None:
         displays,
         incidents,
         naloxone,
+        org,
         overdose,
         referrals,
         sites,
@@ -156,7 +160,7 @@ def init_app(app) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
-                      clients.blp):
+                      clients.blp, org.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -5,7 +5,7 @@ from functools import wraps
 from flask import current_app, g, request
 from flask_smorest import abort
 
-from srs.auth.access import ANY_STAFF
+from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.service import Actor, bearer_token, staff_for_token
 from srs.common import utcnow
 from srs.errors import Invalid
@@ -59,6 +59,32 @@ def token_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+def org_admin_token_required(func):
+    """Require a bearer token of an organisation admin (``Staff.org_admin``).
+
+    401 without a valid token; for anyone else 403, except that an operation on a site
+    (``site_id``) the caller holds no role at answers the 404 of a site that does not exist,
+    as :func:`token_required` does; then 422 when a body the document requires is missing.
+    """
+
+    @wraps(func)
+    def wrapped(*args, **kwargs):
+        staff = staff_for_token(bearer_token(request.headers.get("Authorization")),
+                                 now=utcnow())
+        if staff is None:
+            abort(401, message="A valid bearer token is required.")
+        if not staff.org_admin:
+            if "site_id" in kwargs and not staff.roles_at(kwargs["site_id"]):
+                raise no_such_site()
+            abort(403, message="Only an organisation admin may call this operation.")
+        g.api_staff = staff
+        _require_declared_body()
+        return func(*args, **kwargs)
+
+    wrapped.srs_roles = ORG_ADMIN
+    return wrapped
 
 
 def _require_declared_body() -> None:

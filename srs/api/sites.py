@@ -9,6 +9,7 @@ from srs.auth.service import Actor
 from srs.booths.schemas import BoardSchema
 from srs.booths.service import site_board
 from srs.common import utcnow
+from srs.org.service import all_sites
 from srs.sites import service
 from srs.sites.schemas import SiteSchema, SiteSettingsChangeSchema, SiteSettingsSchema
 
@@ -20,8 +21,8 @@ blp = Blueprint("api_sites", __name__, url_prefix="/api/v1", description="Sites"
 @token_required()
 @blp.response(200, SiteSchema(many=True))
 def list_sites():
-    """List the sites the token's owner has a role at."""
-    return service.sites_for(g.api_staff)
+    """List the sites the token's owner has a role at; an organisation admin's, every site."""
+    return all_sites() if g.api_staff.org_admin else service.sites_for(g.api_staff)
 
 
 @blp.get("/sites/<int:site_id>/board")

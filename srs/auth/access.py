@@ -13,6 +13,8 @@ from srs.auth.service import Actor
 from srs.extensions import limiter, login_manager
 
 ANY_STAFF = "any staff"
+# What a view for organisation admins declares: the flag on staff, not a role at a site.
+ORG_ADMIN = "organisation admin"
 
 # Every PIN typed on a locked tablet (unlocking, switching person, taking an alarm) counts
 # against one limit per address: three doors to the same guess.
@@ -56,6 +58,21 @@ def any_site_role_required(*roles: str):
         return wrapped
 
     return decorator
+
+
+def org_admin_required(view):
+    """A signed-in organisation admin (``Staff.org_admin``), whatever their roles at sites."""
+
+    @wraps(view)
+    def wrapped(**kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not getattr(current_user, "org_admin", False):
+            abort(403, "Only an organisation admin may open this page.")
+        return view(**kwargs)
+
+    wrapped.srs_roles = ORG_ADMIN
+    return wrapped
 
 
 def public(view):

@@ -364,9 +364,31 @@ def _hash(secret: str) -> str:
 
 
 def create_staff(username: str, *, display_name: str | None, password: str, pin: str | None,
-                 roles: list[tuple], actor: Actor) -> Staff:
-    """Create a staff member with roles at sites (``(site, role)`` pairs); raise Invalid on
-    a bad field."""
+                 roles: list[tuple], actor: Actor, org_admin: bool = False) -> Staff:
+    """Create a staff member with roles at sites (``(site, role)`` pairs) and, with
+    ``org_admin``, the organisation admin flag; commit. Raises Invalid on a bad field."""
+    staff = new_staff(username, display_name=display_name, password=password, pin=pin,
+                      roles=roles, actor=actor, org_admin=org_admin)
+    db.session.commit()
+    return staff
+
+
+def check_username(username: str | None) -> str:
+    """The username lower-cased, if well formed and free. Raises Invalid."""
+    username = (username or "").strip().lower()
+    if not _USERNAME.match(username):
+        raise Invalid("Invalid username.", {"username": [
+            "Use 2-60 lower-case letters, digits, dot, dash or underscore, starting with a "
+            "letter."]})
+    if db.session.execute(db.select(Staff.id).filter_by(username=username)).first():
+        raise Invalid("Username taken.", {"username": [f"{username!r} is already taken."]})
+    return username
+
+
+def new_staff(username: str, *, display_name: str | None, password: str, pin: str | None,
+              roles: list[tuple], actor: Actor, org_admin: bool = False) -> Staff:
+    """:func:`create_staff` without the commit, for an operation that makes a person as one
+    of its steps (a new site's first admin). Raises Invalid on a bad field."""
     username = (username or "").strip().lower()
     if not _USERNAME.match(username):
         raise Invalid("Invalid username.", {"username": [
@@ -382,14 +404,18 @@ def create_staff(username: str, *, display_name: str | None, password: str, pin:
             raise Invalid("Unknown role.", {"role": [
                 f"{role!r} is not a role; choose one of {', '.join(r.value for r in Role)}."]})
     staff = Staff(username=username, display_name=display_name or username,
-                  password_hash=_hash(password), pin_hash=_hash(pin) if pin else None)
+                  password_hash=_hash(password), pin_hash=_hash(pin) if pin else None,
+                  org_admin=org_admin)
     staff.roles = [StaffRole(site_id=site.id, role=role) for site, role in roles]
     db.session.add(staff)
     db.session.flush()
     for site, role in roles:
         record(actor, "staff_created", "staff", staff.id, site_id=site.id,
                detail={"role": role})
-    db.session.commit()
+    if not roles:
+        record(actor, "staff_created", "staff", staff.id)
+    if org_admin:
+        record(actor, "org_admin_granted", "staff", staff.id)
     return staff
 
 
@@ -638,9 +664,11 @@ def delete_staff(staff: Staff, *, actor: Actor, now: datetime) -> bool:
     The row itself goes when no record names them (an account made by mistake). Otherwise
     what they recorded keeps their name (the audit trail is append-only): the row stays,
     inactive, with no role, password or PIN, so that nothing signs in as them again.
-    Returns whether the row went. Raises Conflict for the actor themselves.
+    Returns whether the row went. Raises Conflict for the actor themselves and for the last
+    active organisation admin.
     """
     _not_yourself(staff, actor, "delete")
+    check_org_admin_stays(staff)
     staff_id = staff.id
     roles = sorted([role.site_id, role.role] for role in staff.roles)
     _shut_out(staff, actor=actor, now=now, why="deleted")
@@ -920,10 +948,25 @@ def check_admin_stays(staff: Staff, site_id: int, *, actor: Actor) -> None:
                        f"admin first.", {"roles": ["The site's last admin stays admin."]})
 
 
+def check_org_admin_stays(staff: Staff) -> None:
+    """Refuse taking the organisation admin flag from ``staff`` (or ``staff`` altogether)
+    when they are the last active organisation admin: nobody could create a site or name its
+    admins without a shell. Raises Conflict."""
+    if not (staff.org_admin and staff.active):
+        return
+    others = db.session.scalar(db.select(db.func.count()).select_from(Staff).where(
+        Staff.org_admin.is_(True), Staff.active.is_(True), Staff.id != staff.id))
+    if not others:
+        raise Conflict(f"{staff.display_name} is the last organisation admin: make someone "
+                       f"else organisation admin first.",
+                       {"org_admin": ["The last organisation admin stays one."]})
+
+
 def check_deactivation(staff: Staff, *, actor: Actor) -> None:
-    """Refuse deactivating the actor or the last active admin of any of ``staff``'s sites.
-    Raises Conflict."""
+    """Refuse deactivating the actor, the last active admin of any of ``staff``'s sites or
+    the last active organisation admin. Raises Conflict."""
     _not_yourself(staff, actor, "deactivate")
+    check_org_admin_stays(staff)
     for role in staff.roles:
         if role.role == Role.ADMIN:
             check_admin_stays(staff, role.site_id, actor=actor)
