@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from srs import create_app
 from srs.alerts import service as alerts
 from srs.auth import service as auth_service
-from srs.auth.access import ANY_STAFF
+from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import DISPLAY, Role, Staff
 from srs.auth.service import Actor, issue_token
 from srs.booths import checks
@@ -43,7 +43,10 @@ ANONYMOUS = "anonymous"
 OTHER_SITE = "every role at another site"
 # A device, not a person: signed in by the floor's display link, with no API token.
 WALL_DISPLAY = "wall display"
-PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE, WALL_DISPLAY)
+# The organisation admin flag and no role at any site.
+ORG_ADMIN_ONLY = "organisation admin, no role at a site"
+PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE, WALL_DISPLAY,
+              ORG_ADMIN_ONLY)
 
 # A username the login form signs in as (the floor's own nurse).
 FLOOR_NURSE = "floor-nurse"
@@ -102,6 +105,11 @@ PAGE_FORMS = {
     "clients.restrict": {"reason": "violence",
                          "until": (date.today() + timedelta(days=7)).isoformat()},
     "clients.note": {"flag_note": "Prefers the booth by the door"},
+    "org.create_site": {"name": "North", "slug": "north", "timezone": "America/Toronto",
+                        "injection_booths": "2", "inhalation_booths": "1",
+                        "admin_username": "north-admin"},
+    "org.update_site": {"name": "East End", "timezone": "America/Vancouver"},
+    "org.grant_org_admin": {"username": FLOOR_NURSE},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -148,6 +156,9 @@ API_BODIES = {
     "api_staff.update_staff": {"roles": ["nurse", "reviewer"]},
     "api_staff.reset_staff_credentials": {"pin": True},
     "api_clients.update_client_flags": {"flag_note": "Prefers the booth by the door"},
+    "api_org.create_site": {"name": "North", "slug": "north", "timezone": "America/Toronto",
+                            "booths": {"injection": 2}, "admin": {"username": "north-admin"}},
+    "api_org.update_site": {"name": "East End"},
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -306,7 +317,7 @@ def _load(value):
 class KeptFloor:
     """``make_floor()`` built once for a module, with a staff member and an API token for
     every principal (none for the wall display: ``display_token`` signs it in) and one person
-    holding every role at the floor's site (``everyone``).
+    holding every role at the floor's site and the organisation admin flag (``everyone``).
 
     Build it inside a module's ``rolled_back`` transaction; each test, in its savepoint of
     that transaction, reads its own copy with ``load()``.
@@ -319,6 +330,8 @@ class KeptFloor:
                        for principal, staff in self._staff.items()}
         floor.principal = None
         floor.everyone = make_staff(roles=[(floor.site, role.value) for role in Role])
+        floor.everyone.org_admin = True  # and the organisation's pages and operations
+        db.session.commit()
         self.everyone_token = bearer(floor.everyone)
         self.display_token = floor.url_values["token"]
         self._floor = _keep(vars(floor))
@@ -351,6 +364,10 @@ def make_principal(floor, principal: str):
         return None
     if principal == OTHER_SITE:
         floor.principal = make_staff(roles=[(floor.other_site, role.value) for role in Role])
+    elif principal == ORG_ADMIN_ONLY:
+        floor.principal = auth_service.create_staff(
+            "org-admin", display_name=None, password=PASSWORD, pin=PIN, roles=[], actor=ACTOR,
+            org_admin=True)
     else:
         floor.principal = make_staff(floor.site, role=principal)
     return floor.principal
@@ -472,8 +489,8 @@ def declared_roles(app, endpoint: str):
     view = app.view_functions[endpoint]
     if not hasattr(view, "srs_roles"):
         pytest.fail(f"{endpoint} declares no srs_roles: protect it with public, "
-                    f"staff_required, site_role_required, any_site_role_required or "
-                    f"token_required")
+                    f"staff_required, site_role_required, any_site_role_required, "
+                    f"org_admin_required, token_required or org_admin_token_required")
     return view.srs_roles
 
 
@@ -491,6 +508,10 @@ def may_call(declared, principal: str, route: Route) -> bool:
         return False
     if declared == ANY_STAFF:
         return True
+    if declared == ORG_ADMIN:
+        return principal == ORG_ADMIN_ONLY
+    if principal == ORG_ADMIN_ONLY:  # the flag holds no role at any site
+        return False
     if principal == OTHER_SITE:
         # Holds every role, but elsewhere: enough only where the URL names no site.
         return not route.at_one_site

@@ -11,7 +11,7 @@ from conftest import ROOT
 from factories import make_site, make_staff
 from routes import API_BODIES, OTHER_SITE, Route, api_body, assert_api_error, bearer, routes, url_of
 
-from srs.auth.access import ANY_STAFF
+from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import Role
 from srs.errors import DomainError
 from srs.extensions import db
@@ -107,7 +107,7 @@ def test_every_error_an_operation_can_give_is_documented(app, document, route):
     responses = operation["responses"]
     inputs = "requestBody" in operation or bool(operation.get("parameters"))
     expected = {"401"}
-    if isinstance(view.srs_roles, frozenset):
+    if isinstance(view.srs_roles, frozenset) or view.srs_roles == ORG_ADMIN:
         expected.add("403")
     if route.arguments:
         expected.add("404")
@@ -136,6 +136,10 @@ def test_the_roles_an_operation_allows_are_documented(app, document, route):
     if declared == ANY_STAFF:
         assert operation["x-srs-roles"] == ANY_STAFF
         assert "Any staff member" in operation["description"]
+        return
+    if declared == ORG_ADMIN:
+        assert operation["x-srs-roles"] == ORG_ADMIN
+        assert "Organisation admins only" in operation["description"]
         return
     assert sorted(operation["x-srs-roles"]) == sorted(declared)
     order = [role.value for role in Role]
@@ -171,7 +175,7 @@ def test_an_incident_without_a_body_is_not_created(client):
 # --- 405, and sites one holds no role at --------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("DELETE", "/api/v1/sites", {"GET", "HEAD", "OPTIONS"}),
+    ("DELETE", "/api/v1/sites", {"GET", "HEAD", "OPTIONS", "POST"}),
     ("PUT", "/login", {"GET", "HEAD", "OPTIONS", "POST"}),
 ])
 def test_a_method_not_allowed_says_which_are(client, method, path, allowed):

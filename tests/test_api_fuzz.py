@@ -17,7 +17,7 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import OTHER_SITE
+from routes import ORG_ADMIN_ONLY, OTHER_SITE
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
@@ -28,13 +28,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from srs.auth.access import ORG_ADMIN
 from srs.auth.models import Role
 from srs.auth.service import tokens_of
 
 # A token with no role at the seeded site (every role, at another site).
 NO_ROLE = "no role at the site"
 CALLERS = (Role.NURSE.value, Role.SUPERVISOR.value, Role.REVIEWER.value, Role.ADMIN.value,
-           NO_ROLE)
+           NO_ROLE, ORG_ADMIN_ONLY)
 # No 5xx; and the status documented, the body fitting its schema, the content type and the
 # headers the document gives.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -93,6 +94,10 @@ def _may_call(app, operation, caller: str, path_parameters: dict) -> bool:
     path = operation.path.format(**path_parameters)
     endpoint, _ = app.url_map.bind("localhost").match(path, method=operation.method.upper())
     roles = app.view_functions[endpoint].srs_roles
+    if roles == ORG_ADMIN:
+        return caller == ORG_ADMIN_ONLY
+    if caller == ORG_ADMIN_ONLY and isinstance(roles, frozenset):  # no role at any site
+        return False
     if isinstance(roles, frozenset):
         return caller in roles
     return caller != NO_ROLE or "site_id" not in path_parameters  # any staff member

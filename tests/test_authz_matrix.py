@@ -11,6 +11,7 @@ from conftest import csrf_token
 from routes import (
     ALSO_ANSWERS,
     ANONYMOUS,
+    ORG_ADMIN_ONLY,
     OTHER_SITE,
     PAGE_FORMS,
     PRINCIPALS,
@@ -26,7 +27,7 @@ from routes import (
     url_of,
 )
 
-from srs.auth.access import ANY_STAFF
+from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import DISPLAY, Role
 
 # Flask answers OPTIONS itself, without running the view or its access check: nothing of SRS's.
@@ -44,7 +45,8 @@ def test_every_endpoint_declares_who_may_call_it(app):
             assert declared, f"{endpoint} declares an empty set of roles"
             assert declared <= allowed_roles, f"{endpoint} declares unknown roles {declared}"
         else:
-            assert declared in {PUBLIC, ANY_STAFF}, f"{endpoint}: srs_roles={declared!r}"
+            assert declared in {PUBLIC, ANY_STAFF, ORG_ADMIN}, \
+                f"{endpoint}: srs_roles={declared!r}"
 
 
 def test_no_view_answers_options_itself(app):
@@ -91,7 +93,7 @@ def test_authorization_matrix(kept_floor, app, client, auth, route, principal):
     elif route.is_api:
         if principal in (ANONYMOUS, WALL_DISPLAY):
             expected = 401
-        elif principal == OTHER_SITE:
+        elif principal in (OTHER_SITE, ORG_ADMIN_ONLY) and route.at_one_site:
             # No role at the site: the answer of a site that does not exist (ids not probed).
             expected = 404
         else:

@@ -50,8 +50,9 @@ class Staff(db.Model):
     pin_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(default=True)
     # An organisation admin creates sites and names their first admins; the flag holds no
-    # role at any site (DESIGN: roles are per site, the organisation admin is a flag).
-    org_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # role at any site (DESIGN: roles are per site, the organisation admin is a flag). The
+    # database gives it: a row written without it (by an older revision's shape) is no admin.
+    org_admin: Mapped[bool] = mapped_column(server_default=false())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
