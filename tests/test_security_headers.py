@@ -11,6 +11,7 @@ from routes import bearer, make_floor, routes, url_of
 from srs import create_app
 from srs.auth.models import Role
 from srs.config import ConfigError
+from srs.extensions import db
 
 TEMPLATES = sorted((ROOT / "templates").rglob("*.html"))
 # Every page a person opens; /health is the load balancers' JSON (tests/test_health.py).
@@ -60,6 +61,8 @@ def template_problems(text: str) -> list[str]:
 def test_every_page_sends_the_security_headers(client, auth, route):
     floor = make_floor()
     staff = make_staff(roles=[(floor.site, role.value) for role in Role])
+    staff.org_admin = True  # the organisation's pages too
+    db.session.commit()
     assert auth.login(staff.username).status_code == 302
     response = client.get(url_of(route, floor), follow_redirects=True)
     assert response.status_code == 200
