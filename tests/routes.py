@@ -159,6 +159,8 @@ API_BODIES = {
     "api_org.create_site": {"name": "North", "slug": "north", "timezone": "America/Toronto",
                             "booths": {"injection": 2}, "admin": {"username": "north-admin"}},
     "api_org.update_site": {"name": "East End"},
+    "api_org.grant_org_admin": None,
+    "api_org.remove_org_admin": None,
 }
 
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
@@ -402,6 +404,9 @@ def url_of(route: Route, floor, **overrides) -> str:
     return f"{url}?{QUERY_FOR[route.endpoint]}" if route.endpoint in QUERY_FOR else url
 
 
+# Routes that take the organisation admin flag from the person their ``staff_id`` names.
+TAKES_THE_FLAG = {"org.remove_org_admin", "api_org.remove_org_admin"}
+
 # Routes on a response that must have started moments ago.
 JUST_STARTED = {"overdose.cancel"}
 
@@ -427,7 +432,11 @@ def named_records(route: Route, floor) -> dict:
         values["referral_id"] = make_referral(floor.visits["observing"]).id
     if "staff_id" in route.arguments:
         # A nurse of the floor's site, new for this test: any admin change may befall them.
-        values["staff_id"] = make_staff(floor.site, role=Role.NURSE).id
+        person = make_staff(floor.site, role=Role.NURSE)
+        if route.endpoint in TAKES_THE_FLAG:  # someone whose flag there is to take
+            person.org_admin = True
+            db.session.commit()
+        values["staff_id"] = person.id
     if "client_id" in route.arguments:
         # A client of the site under a restriction, which any route of theirs may lift.
         client = make_client(floor.site)

@@ -228,6 +228,22 @@ def test_api_update_site_renames_and_moves_the_clock(app, client):
     assert_api_error(bad, 422, "timezone")
 
 
+def test_api_passes_the_flag_on_but_not_ones_own(app, client):
+    olu = make_org_admin()
+    nina = make_staff(username="nina")
+    headers = bearer(olu)
+    granted = client.put(f"/api/v1/org-admins/{nina.id}", headers=headers)
+    assert granted.status_code == 200 and granted.get_json()["org_admin"] is True
+    listed = client.get("/api/v1/org-admins", headers=headers).get_json()
+    assert sorted(p["username"] for p in listed) == ["nina", "olu"]
+    own = client.delete(f"/api/v1/org-admins/{olu.id}", headers=headers)
+    assert "your own" in assert_api_error(own, 409)["message"]
+    removed = client.delete(f"/api/v1/org-admins/{nina.id}", headers=headers)
+    assert removed.status_code == 200 and removed.get_json()["org_admin"] is False
+    assert_api_error(client.put(f"/api/v1/org-admins/{olu.id}", headers=bearer(nina)), 403)
+    assert [e.actor for e in events("org_admin_removed")] == ["olu"]
+
+
 # --- The pages --------------------------------------------------------------------------------
 
 def test_an_org_admin_creates_a_site_on_the_page_and_its_admin_signs_in(app, client, auth):

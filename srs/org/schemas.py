@@ -141,6 +141,16 @@ class CreatedSiteSchema(Schema):
     pin = fields.String(allow_none=True, metadata={"description": "Shown once."})
 
 
+class OrgAdminSchema(Schema):
+    """A person holding (or just losing) the organisation admin flag."""
+
+    id = fields.Integer(dump_only=True)
+    username = fields.String(dump_only=True)
+    display_name = fields.String(dump_only=True)
+    active = fields.Boolean(dump_only=True)
+    org_admin = fields.Boolean(dump_only=True)
+
+
 # --- The pages --------------------------------------------------------------------------------
 
 

@@ -261,11 +261,11 @@ def org_admins() -> list[Staff]:
 def grant_org_admin(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
     """Make an active person organisation admin. Granting it again changes nothing.
 
-    :raises Invalid: the person is deactivated.
+    :raises Conflict: the person is deactivated.
     """
     if not staff.active:
         message = f"{staff.display_name} is deactivated: reactivate them first."
-        raise Invalid(message, {"username": [message]})
+        raise Conflict(message, {"username": [message]})
     if not staff.org_admin:
         staff.org_admin = True
         record(actor, "org_admin_granted", "staff", staff.id, now=now)
