@@ -288,6 +288,19 @@ def test_an_org_admin_renames_a_site_and_a_bad_zone_keeps_the_name_typed(app, cl
     assert (site.name, site.timezone) == ("East End", "Europe/Dublin")
 
 
+def test_a_zone_the_list_lacks_stays_chosen_on_the_edit_page(app, client, auth):
+    site = make_site(name="East", slug="east")
+    site.timezone = "Etc/GMT+5"  # as the settings API may set it
+    make_org_admin()
+    auth.login("olu")
+    page = client.get("/admin/sites/east").get_data(as_text=True)
+    assert '<option value="Etc/GMT+5" selected>' in page
+    assert auth.post("/admin/sites/east", {"name": "East End", "timezone": "Etc/GMT+5"}
+                     ).status_code == 200
+    assert db.session.execute(db.select(Site.timezone).filter_by(slug="east")).scalar_one() \
+        == "Etc/GMT+5"
+
+
 def test_org_admins_are_listed_granted_and_removed_on_their_page(app, client, auth):
     olu = make_org_admin()
     make_staff(username="nina")

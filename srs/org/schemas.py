@@ -12,7 +12,7 @@ from marshmallow import (
 
 from srs.auth.schemas import StaffSchema
 from srs.forms import Form
-from srs.org.service import MAX_BOOTHS, NAME_MAX, SLUG, SLUG_MAX, SLUG_RULE, time_zones
+from srs.org.service import MAX_BOOTHS, NAME_MAX, SLUG, SLUG_MAX, SLUG_RULE, known_zones
 
 _USERNAME_RULE = ("Use 2-60 lower-case letters, digits, dot, dash or underscore, starting "
                   "with a letter.")
@@ -34,7 +34,7 @@ def _timezone(**kwargs):
 
 
 def _known_zone(value):
-    if value not in time_zones():
+    if value not in known_zones():
         raise ValidationError(f"{value!r} is not a known time zone: give an IANA name such as "
                               f"America/Toronto.")
 

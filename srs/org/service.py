@@ -37,11 +37,24 @@ BOOTH_PREFIX = {BoothKind.INJECTION: "B", BoothKind.INHALATION: "S"}
 
 
 @functools.cache
+def known_zones() -> frozenset[str]:
+    """Every IANA time zone name this machine knows: what a site may keep."""
+    return frozenset(available_timezones())
+
+
+@functools.cache
 def time_zones() -> tuple[str, ...]:
-    """The IANA time zones a site may keep, by name: regions and cities, and UTC."""
-    return (*sorted(z for z in available_timezones()
+    """The time zones a form offers, by name: regions and cities, and UTC."""
+    return (*sorted(z for z in known_zones()
                     if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix", "right"))),
             "UTC")
+
+
+def zone_choices(current: str | None = None) -> tuple[str, ...]:
+    """:func:`time_zones`, with ``current`` (a site's own zone, set another way) first when the
+    list lacks it, so that saving a form never changes a zone nobody chose."""
+    zones = time_zones()
+    return zones if not current or current in zones else (current, *zones)
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ def _slug(value, *, site: Site | None = None) -> str:
 
 def _timezone(value) -> str:
     zone = (value or "").strip()
-    if zone not in time_zones():
+    if zone not in known_zones():
         message = (f"{zone!r} is not a known time zone: give an IANA name such as "
                    f"America/Toronto." if zone else "Choose the site's time zone.")
         raise Invalid(message, {"timezone": [message]})

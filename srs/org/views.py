@@ -65,7 +65,7 @@ def create_site():
 
 
 def _site_page(site, status: int = 200, *, form=None, errors=None, notice=None):
-    return render_template("org/site.html", site=site, zones=service.time_zones(),
+    return render_template("org/site.html", site=site, zones=service.zone_choices(site.timezone),
                            form=form or {"name": site.name, "timezone": site.timezone},
                            errors=errors or {}, notice=notice), status
 
