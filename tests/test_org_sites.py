@@ -342,3 +342,10 @@ def test_a_new_site_is_on_the_dashboard_of_a_supervisor_of_both(app, client, aut
     page = client.get("/supervise").get_data(as_text=True)
     assert "East" in page and "North" in page
     assert "S2" in page  # the new site's board
+
+
+def test_an_org_admin_without_a_site_finds_the_sites_page_from_home(app, client, auth):
+    make_org_admin()
+    auth.login("olu")
+    home = client.get("/").get_data(as_text=True)
+    assert 'href="/admin/sites"' in home
