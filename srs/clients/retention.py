@@ -1,0 +1,319 @@
+"""Retention: records older than a site's period stop leading back to a client.
+
+A site that sets ``retention_days`` keeps every record and every count, but a visit,
+take-home kit, overdose response, referral offer, referral or incident link older than the
+period stops pointing at its client: it points at a placeholder made for that client in that
+run, with the client's gender and birth year, a random code no one can type (lower case,
+and every lookup upper-cases what staff type) and nothing else. One placeholder per client,
+so the monthly report counts the same unique clients, genders, age bands and new clients;
+the weekly figures count visits, incidents and doses, which all stay. The client's code,
+where it appears in a retired overdose record or incident report, becomes the placeholder's.
+Then the clients with no visit left in the period lose their handle, note, restriction and
+care profile, and those no record points at any more are deleted, code and all.
+
+The period ends at the start of a site month: the month holding the day ``retention_days``
+before today. Nothing younger than the period is touched, and no month's visits of one
+person are split between them and a placeholder, which would count them twice.
+
+Every step is a batch of clients committed on its own, so no lock is held for long, and a
+record is old or not by its own time (a visit's arrival; an offer, referral or response by
+its visit's): running again changes nothing, and a run stopped halfway is finished by the
+next one.
+
+Callers: the daily job (``apply_retention``), the retention page (``retention_preview``).
+"""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from random import SystemRandom
+
+from sqlalchemy import and_, case, exists, func, or_, union
+
+from srs.auth.service import Actor, record
+from srs.booths.models import Visit
+from srs.clients.models import Client
+from srs.errors import log_failure
+from srs.extensions import db
+from srs.incidents.models import Incident, IncidentHistory, incident_client
+from srs.naloxone.models import TakeHomeKit
+from srs.overdose.models import OverdoseResponse
+from srs.referrals.models import CareProfile, Referral, ReferralOffer
+from srs.sites.models import Site
+
+log = logging.getLogger(__name__)
+
+# Clients per transaction: each batch commits, so the floor never waits long on a lock.
+BATCH = 200
+# Lower case: a typed code is upper-cased before every lookup, so none can reach one.
+PLACEHOLDER_PREFIX = "retired-"
+
+# What a run changes, in the order the page and the audit trail give them.
+COUNTS = ("clients", "visits", "take_home_kits", "overdose_responses", "referral_offers",
+          "referrals", "incident_links", "clients_cleared", "care_profiles", "clients_removed")
+COUNT_LABELS = {
+    "clients": "Clients whose older records go to a placeholder",
+    "visits": "Visits",
+    "take_home_kits": "Take-home naloxone kits",
+    "overdose_responses": "Overdose responses",
+    "referral_offers": "Referral offers",
+    "referrals": "Referrals",
+    "incident_links": "Incident reports naming the client",
+    "clients_cleared": "Clients with no visit in the period: handle, note and flags removed",
+    "care_profiles": "Care profiles removed",
+    "clients_removed": "Client codes removed (no record left)",
+}
+
+_shuffle = SystemRandom().shuffle
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What retention at ``days`` would change now: records older than ``cutoff``."""
+
+    days: int
+    cutoff: datetime
+    counts: dict
+
+
+def retention_cutoff(site: Site, days: int, now: datetime) -> datetime:
+    """The start (UTC) of the site month holding the day ``days`` before ``now``'s date."""
+    day = site.local_date(now) - timedelta(days=days)
+    return site.midnight(day.replace(day=1))
+
+
+# --- Which records are old ---------------------------------------------------------------------
+
+
+def _old_records(site_id: int, cutoff: datetime) -> tuple:
+    """(count name, table, its client column, when a row is older than ``cutoff``).
+
+    Offers, referrals and responses made in a visit go with the visit, so a visit and what
+    it holds never end up with different clients.
+    """
+    old_visits = db.select(Visit.id).where(Visit.site_id == site_id, Visit.arrived_at < cutoff)
+    old_offers = db.select(ReferralOffer.id).where(ReferralOffer.visit_id.in_(old_visits))
+    old_incidents = db.select(Incident.id).where(Incident.site_id == site_id,
+                                                Incident.occurred_at < cutoff)
+    response = OverdoseResponse
+    return (
+        ("visits", Visit, Visit.client_id,
+         and_(Visit.site_id == site_id, Visit.arrived_at < cutoff)),
+        ("take_home_kits", TakeHomeKit, TakeHomeKit.client_id,
+         and_(TakeHomeKit.site_id == site_id, TakeHomeKit.given_at < cutoff)),
+        ("overdose_responses", response, response.client_id,
+         and_(response.site_id == site_id, or_(
+             and_(response.visit_id.is_not(None), response.visit_id.in_(old_visits)),
+             and_(response.visit_id.is_(None), response.started_at < cutoff)))),
+        ("referral_offers", ReferralOffer, ReferralOffer.client_id,
+         and_(ReferralOffer.site_id == site_id, ReferralOffer.visit_id.in_(old_visits))),
+        ("referrals", Referral, Referral.client_id,
+         and_(Referral.site_id == site_id, Referral.offer_id.in_(old_offers))),
+        ("incident_links", incident_client, incident_client.c.client_id,
+         incident_client.c.incident_id.in_(old_incidents)),
+    )
+
+
+def _site_clients(site_id: int):
+    """The site's clients that are people, not placeholders."""
+    return db.select(Client.id).where(Client.site_id == site_id, Client.placeholder.is_(False))
+
+
+def _clients_with_old_records(site_id: int, cutoff: datetime):
+    people = _site_clients(site_id)
+    return union(*(db.select(column.label("client_id")).where(old, column.in_(people))
+                   for _name, _table, column, old in _old_records(site_id, cutoff))).subquery()
+
+
+def _without_visit_in_period(site_id: int, cutoff: datetime):
+    """People of the site known before the period who have not visited since it began."""
+    recent = exists().where(Visit.client_id == Client.id, Visit.arrived_at >= cutoff)
+    return and_(Client.site_id == site_id, Client.placeholder.is_(False),
+                Client.created_at < cutoff, ~recent)
+
+
+def _keeps_records(site_id: int, cutoff: datetime):
+    """Some record in the period still names the client (none older does, after a run)."""
+    return or_(*(exists().where(column == Client.id, ~old)
+                 for _name, _table, column, old in _old_records(site_id, cutoff)))
+
+
+def _personal():
+    """Something about the person beyond the code: handle, note, restriction, care profile."""
+    return or_(Client.handle.is_not(None), Client.flag_note.is_not(None),
+               Client.restricted_until.is_not(None), Client.restriction_reason.is_not(None),
+               exists().where(CareProfile.client_id == Client.id))
+
+
+def _count(query) -> int:
+    return db.session.scalar(db.select(func.count()).select_from(query.subquery()))
+
+
+def retention_preview(site: Site, days: int, now: datetime) -> Preview:
+    """What a run at ``now`` with retention at ``days`` would change, counted as the run
+    counts (the retention page's confirmation states it). Changes nothing."""
+    cutoff = retention_cutoff(site, days, now)
+    counts = {}
+    people = _site_clients(site.id)
+    for name, table, column, old in _old_records(site.id, cutoff):
+        counts[name] = _count(db.select(column).select_from(table)
+                              .where(old, column.in_(people)))
+    with_old = _clients_with_old_records(site.id, cutoff)
+    counts["clients"] = _count(db.select(with_old.c.client_id))
+    leaving = _without_visit_in_period(site.id, cutoff)
+    keeps = _keeps_records(site.id, cutoff)
+    counts["clients_cleared"] = _count(db.select(Client.id).where(leaving, keeps, _personal()))
+    counts["care_profiles"] = _count(db.select(CareProfile.client_id).join(
+        Client, Client.id == CareProfile.client_id).where(leaving))
+    counts["clients_removed"] = _count(db.select(Client.id).where(leaving, ~keeps))
+    return Preview(days=days, cutoff=cutoff, counts={name: counts[name] for name in COUNTS})
+
+
+# --- The run ---------------------------------------------------------------------------------
+
+
+def _placeholder_for(client: Client, *, now: datetime) -> Client:
+    return Client(site_id=client.site_id, code=PLACEHOLDER_PREFIX + secrets.token_hex(12),
+                  gender=client.gender, birth_year=client.birth_year, placeholder=True,
+                  earlier_visits_retired=client.earlier_visits_retired, created_at=now)
+
+
+def _replace_codes(value, codes: dict):
+    """``value`` (text, or JSON data holding text) with each old code replaced by its
+    placeholder's."""
+    if isinstance(value, str):
+        for old, new in codes.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, dict):
+        return {key: _replace_codes(item, codes) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_codes(item, codes) for item in value]
+    return value
+
+
+def _replace_codes_in_records(placeholder_ids: list[int], codes: dict) -> None:
+    """Where a retired overdose record or incident report writes a client's code, write the
+    placeholder's: the frozen report draft, the narrative, the amendments' history."""
+    responses = db.session.execute(db.select(OverdoseResponse).where(
+        OverdoseResponse.client_id.in_(placeholder_ids),
+        OverdoseResponse.report_draft.is_not(None))).scalars()
+    for response in responses:
+        draft = _replace_codes(response.report_draft, codes)
+        if draft != response.report_draft:
+            response.report_draft = draft
+    incident_ids = db.select(incident_client.c.incident_id).where(
+        incident_client.c.client_id.in_(placeholder_ids))
+    for incident in db.session.execute(db.select(Incident).where(
+            Incident.id.in_(incident_ids))).scalars():
+        for name in ("narrative", "immediate_actions", "lessons_learned", "feedback"):
+            text = getattr(incident, name)
+            if text and _replace_codes(text, codes) != text:
+                setattr(incident, name, _replace_codes(text, codes))
+    for entry in db.session.execute(db.select(IncidentHistory).where(
+            IncidentHistory.incident_id.in_(incident_ids))).scalars():
+        entry.reason = _replace_codes(entry.reason, codes)
+        changes = _replace_codes(entry.changes, codes)
+        if changes != entry.changes:
+            entry.changes = changes
+
+
+def _retire_batch(site_id: int, cutoff: datetime, ids: list[int], *, now: datetime,
+                  counts: dict) -> None:
+    """Give the old records of the clients ``ids`` to a placeholder each. Does not commit."""
+    clients = list(db.session.execute(db.select(Client).where(Client.id.in_(ids))).scalars())
+    # Made in random order, so a placeholder's id says nothing of whose it is.
+    _shuffle(clients)
+    placeholders = {client.id: _placeholder_for(client, now=now) for client in clients}
+    db.session.add_all(placeholders.values())
+    db.session.flush()
+    had_old_visits = set(db.session.execute(db.select(Visit.client_id).where(
+        Visit.site_id == site_id, Visit.arrived_at < cutoff,
+        Visit.client_id.in_(ids))).scalars())
+    for name, table, column, old in _old_records(site_id, cutoff):
+        to = case({client_id: p.id for client_id, p in placeholders.items()}, value=column)
+        values = {column: to}
+        versioned = getattr(table, "version", None)
+        if versioned is not None:  # a screen holding the row sees it changed
+            values[versioned] = versioned + 1
+        statement = db.update(table).where(old, column.in_(ids)).values(values)
+        if table is not incident_client:
+            statement = statement.execution_options(synchronize_session=False)
+        counts[name] += db.session.execute(statement).rowcount
+    for client in clients:
+        if client.id in had_old_visits:
+            client.earlier_visits_retired = True
+    _replace_codes_in_records([p.id for p in placeholders.values()],
+                              {c.code: placeholders[c.id].code for c in clients})
+    counts["clients"] += len(clients)
+
+
+def _clear_batch(site_id: int, cutoff: datetime, counts: dict) -> bool:
+    """Clear or delete one batch of clients with no visit left in the period; whether there
+    was one. Does not commit."""
+    leaving = _without_visit_in_period(site_id, cutoff)
+    keeps = _keeps_records(site_id, cutoff)
+    ids = list(db.session.execute(db.select(Client.id).where(
+        leaving, or_(_personal(), ~keeps)).order_by(Client.id).limit(BATCH)).scalars())
+    if not ids:
+        return False
+    gone = list(db.session.execute(db.select(Client.id).where(
+        Client.id.in_(ids), ~keeps)).scalars())
+    counts["care_profiles"] += db.session.execute(db.delete(CareProfile).where(
+        CareProfile.client_id.in_(ids)).execution_options(synchronize_session=False)).rowcount
+    cleared = [i for i in ids if i not in set(gone)]
+    if cleared:
+        counts["clients_cleared"] += db.session.execute(db.update(Client).where(
+            Client.id.in_(cleared)).values(handle=None, flag_note=None, restricted_until=None,
+                                           restriction_reason=None)
+            .execution_options(synchronize_session=False)).rowcount
+    if gone:
+        counts["clients_removed"] += db.session.execute(db.delete(Client).where(
+            Client.id.in_(gone)).execution_options(synchronize_session=False)).rowcount
+    return True
+
+
+def retire_site(site: Site, *, now: datetime, actor: Actor | None = None) -> dict:
+    """Apply ``site``'s retention as at ``now``, a batch per commit; return the counts
+    (``COUNTS``). Audited once per run, ``retention_applied`` with the counts, also when a
+    failure stopped it halfway (``complete`` false; the next run finishes)."""
+    actor = actor or Actor.system("retention")
+    site_id, days = site.id, site.retention_days
+    cutoff = retention_cutoff(site, days, now)
+    counts = dict.fromkeys(COUNTS, 0)
+    complete = False
+    try:
+        done = set()
+        while True:
+            with_old = _clients_with_old_records(site_id, cutoff)
+            ids = list(db.session.execute(db.select(with_old.c.client_id)
+                                          .order_by(with_old.c.client_id)
+                                          .limit(BATCH)).scalars())
+            if not ids:
+                break
+            if done.intersection(ids):  # a batch that changed nothing: never loop on it
+                raise RuntimeError("retention left old records with a client")
+            done.update(ids)
+            _retire_batch(site_id, cutoff, ids, now=now, counts=counts)
+            db.session.commit()
+        while _clear_batch(site_id, cutoff, counts):
+            db.session.commit()
+        complete = True
+    except Exception as error:
+        db.session.rollback()
+        log_failure(log, f"retention stopped at site {site_id}", error)
+    finally:
+        record(actor, "retention_applied", "site", site_id, site_id=site_id, now=now,
+               detail={"retention_days": days, "before": cutoff.isoformat(),
+                       "complete": complete, **counts})
+        db.session.commit()
+    return counts
+
+
+def apply_retention(*, now: datetime) -> dict:
+    """The daily job: apply each site's retention that has one; return counts by site id."""
+    site_ids = list(db.session.execute(db.select(Site.id).where(
+        Site.retention_days.is_not(None)).order_by(Site.id)).scalars())
+    return {site_id: retire_site(db.session.get(Site, site_id), now=now)
+            for site_id in site_ids}
