@@ -16,6 +16,7 @@ def create_app(test_config=None):
     from srs.auth.views import bp as auth_bp
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
+    from srs.clients.retention_views import bp as retention_bp
     from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
@@ -81,5 +82,6 @@ def create_app(test_config=None):
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)
     app.register_blueprint(sites_bp)
+    app.register_blueprint(retention_bp)
     app.cli.add_command(srs_cli)
     return app

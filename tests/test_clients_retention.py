@@ -1,6 +1,7 @@
 """Retention: records older than a site's period lose their client, and every report's figure
 stays what it was."""
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from srs.booths.models import Consumption, Visit
 from srs.clients import retention
 from srs.clients.models import Client
 from srs.clients.service import client_for_code, find_clients
+from srs.common import utcnow
 from srs.extensions import db
 from srs.incidents import reports
 from srs.incidents.models import Incident
@@ -324,3 +326,90 @@ def test_the_daily_job_is_in_the_table():
 
     job = next(j for j in JOBS if j.id == "retention")
     assert job.func is retention.apply_retention and job.trigger == "cron"
+
+
+# --- The page ----------------------------------------------------------------------------------
+
+
+def page_url(site, **query) -> str:
+    return f"/sites/{site.slug}/admin/retention" + (
+        "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def shown_counts(page: str) -> dict:
+    return {name: int(value) for name, value in re.findall(
+        r'data-count="(\w+)"><td>[^<]*</td><td>(\d+)</td>', page)}
+
+
+def stored_days(site):
+    db.session.rollback()
+    return db.session.get(Site, site.id).retention_days
+
+
+@pytest.fixture
+def admin(floor, auth):
+    staff = make_staff(floor.site, role=Role.ADMIN)
+    assert auth.login(staff.username).status_code == 302
+    return staff
+
+
+def test_an_admin_sees_what_a_period_would_change_before_setting_it(client, floor, admin):
+    page = client.get(page_url(floor.site))
+    assert page.status_code == 200
+    assert "No period is set" in page.text and "data-count" not in page.text
+
+    page = client.get(page_url(floor.site, retention_days=730))
+    assert page.status_code == 200
+    expected = retention.retention_preview(floor.site, 730, utcnow()).counts
+    assert shown_counts(page.text) == expected and expected["visits"] > 0
+    assert 'data-testid="retention-confirm"' in page.text
+    assert f"{expected['visits']} visits" in page.text
+    assert stored_days(floor.site) is None
+
+
+@pytest.mark.parametrize(("typed", "message"), [
+    ("729", "at least 730 days"), ("36501", "at most 36500 days"),
+    ("two years", "whole number of days"), ("", "Give a number of days")])
+def test_a_period_outside_the_range_is_refused_beside_the_field_and_kept(
+        client, auth, floor, admin, typed, message):
+    for response in (client.get(page_url(floor.site, retention_days=typed)),
+                     auth.post(page_url(floor.site), data={"retention_days": typed,
+                                                           "confirmed": "true"})):
+        assert response.status_code == 422
+        assert message in response.text
+        assert f'value="{typed}"' in response.text and 'aria-invalid="true"' in response.text
+        assert "data-count" not in response.text
+    assert stored_days(floor.site) is None
+
+
+def test_setting_takes_a_confirmation_that_states_the_counts_and_is_audited(
+        client, auth, floor, admin):
+    asked = auth.post(page_url(floor.site), data={"retention_days": "730"})
+    assert asked.status_code == 200
+    expected = retention.retention_preview(floor.site, 730, utcnow()).counts
+    assert 'data-testid="retention-confirm"' in asked.text
+    assert f"would stop naming\n      {expected['clients']} clients" in asked.text
+    assert stored_days(floor.site) is None
+
+    done = auth.post(page_url(floor.site), data={"retention_days": "730", "confirmed": "true"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(page_url(floor.site))
+    assert stored_days(floor.site) == 730
+    page = client.get(page_url(floor.site))
+    assert "older than <strong>730 days</strong>" in page.text
+    assert shown_counts(page.text) == expected  # the period in force, counted
+
+    lifted = auth.post(page_url(floor.site) + "/off")
+    assert lifted.status_code == 303 and stored_days(floor.site) is None
+    changes = [(e.staff_id, e.detail) for e in db.session.execute(db.select(AuditEvent).filter_by(
+        site_id=floor.site.id, action="settings_updated").order_by(AuditEvent.id)).scalars()]
+    assert changes == [(admin.id, {"retention_days": {"from": None, "to": 730}}),
+                       (admin.id, {"retention_days": {"from": 730, "to": None}})]
+
+
+def test_the_page_is_for_site_admins(client, auth, floor):
+    nurse = make_staff(floor.site, role=Role.SUPERVISOR)
+    auth.login(nurse.username)
+    assert client.get(page_url(floor.site, retention_days=730)).status_code == 403
+    assert auth.post(page_url(floor.site), data={"retention_days": "730",
+                                                 "confirmed": "true"}).status_code == 403
+    assert stored_days(floor.site) is None
