@@ -232,7 +232,10 @@ def test_old_records_lose_their_client_and_recent_clients_keep_theirs(floor):
     assert [c.code for c in new_incident.clients] == ["M-BOTH-1990"]
 
 
-def test_the_preview_counts_what_the_run_changes_and_the_run_is_audited(floor):
+@pytest.mark.parametrize("batch", [retention.BATCH, 1])
+def test_the_preview_counts_what_the_run_changes_and_the_run_is_audited(floor, monkeypatch,
+                                                                         batch):
+    monkeypatch.setattr(retention, "BATCH", batch)  # one client per commit: the same result
     preview = retention.retention_preview(floor.site, 730, NOW)
     assert preview.cutoff == CUTOFF
     set_retention(floor.site)
@@ -254,6 +257,31 @@ def test_the_preview_counts_what_the_run_changes_and_the_run_is_audited(floor):
     assert retention.apply_retention(now=NOW)[floor.site.id] == dict.fromkeys(
         retention.COUNTS, 0)
     assert retention_events(floor.site)[-1].detail["visits"] == 0
+
+
+def test_a_run_stopped_halfway_is_audited_and_the_next_one_finishes_it(floor, monkeypatch):
+    before = every_figure(floor.site)
+    preview = retention.retention_preview(floor.site, 730, NOW)
+    set_retention(floor.site)
+    monkeypatch.setattr(retention, "BATCH", 1)
+    real, calls = retention._replace_codes_in_records, []
+
+    def fail_the_second_batch(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return real(*args)
+
+    monkeypatch.setattr(retention, "_replace_codes_in_records", fail_the_second_batch)
+    first = retention.apply_retention(now=NOW)[floor.site.id]
+    assert first["clients"] == 1 and first["clients_removed"] == 0
+    assert retention_events(floor.site)[-1].detail == {
+        "retention_days": 730, "before": CUTOFF.isoformat(), "complete": False, **first}
+
+    second = retention.apply_retention(now=NOW)[floor.site.id]
+    assert {name: first[name] + second[name] for name in retention.COUNTS} == preview.counts
+    assert retention_events(floor.site)[-1].detail["complete"] is True
+    assert every_figure(floor.site) == before
 
 
 def test_a_site_without_retention_keeps_everything(floor):

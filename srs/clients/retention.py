@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import SystemRandom
 
-from sqlalchemy import and_, case, exists, func, or_, union
+from sqlalchemy import and_, case, exists, func, or_
 
 from srs.auth.service import Actor, record
 from srs.booths.models import Visit
@@ -120,10 +120,17 @@ def _site_clients(site_id: int):
     return db.select(Client.id).where(Client.site_id == site_id, Client.placeholder.is_(False))
 
 
-def _clients_with_old_records(site_id: int, cutoff: datetime):
-    people = _site_clients(site_id)
-    return union(*(db.select(column.label("client_id")).where(old, column.in_(people))
-                   for _name, _table, column, old in _old_records(site_id, cutoff))).subquery()
+def _has_old_records(site_id: int, cutoff: datetime):
+    """The client (a row of ``Client`` in the query) is named by a record older than
+    ``cutoff``; each test is one probe of an index on the client column."""
+    return or_(*(exists().where(column == Client.id, old)
+                 for _name, _table, column, old in _old_records(site_id, cutoff)))
+
+
+def _people_with_old_records(site_id: int, cutoff: datetime, *, after: int = 0):
+    return db.select(Client.id).where(
+        Client.site_id == site_id, Client.placeholder.is_(False), Client.id > after,
+        _has_old_records(site_id, cutoff))
 
 
 def _without_visit_in_period(site_id: int, cutoff: datetime):
@@ -159,8 +166,7 @@ def retention_preview(site: Site, days: int, now: datetime) -> Preview:
     for name, table, column, old in _old_records(site.id, cutoff):
         counts[name] = _count(db.select(column).select_from(table)
                               .where(old, column.in_(people)))
-    with_old = _clients_with_old_records(site.id, cutoff)
-    counts["clients"] = _count(db.select(with_old.c.client_id))
+    counts["clients"] = _count(_people_with_old_records(site.id, cutoff))
     leaving = _without_visit_in_period(site.id, cutoff)
     keeps = _keeps_records(site.id, cutoff)
     counts["clients_cleared"] = _count(db.select(Client.id).where(leaving, keeps, _personal()))
@@ -249,15 +255,16 @@ def _retire_batch(site_id: int, cutoff: datetime, ids: list[int], *, now: dateti
     counts["clients"] += len(clients)
 
 
-def _clear_batch(site_id: int, cutoff: datetime, counts: dict) -> bool:
-    """Clear or delete one batch of clients with no visit left in the period; whether there
-    was one. Does not commit."""
+def _clear_batch(site_id: int, cutoff: datetime, counts: dict, *, after: int) -> int | None:
+    """Clear or delete the next batch of clients (by id, after ``after``) with no visit left
+    in the period; return the batch's last id, None when there was none. Does not commit."""
     leaving = _without_visit_in_period(site_id, cutoff)
     keeps = _keeps_records(site_id, cutoff)
     ids = list(db.session.execute(db.select(Client.id).where(
-        leaving, or_(_personal(), ~keeps)).order_by(Client.id).limit(BATCH)).scalars())
+        leaving, Client.id > after, or_(_personal(), ~keeps))
+        .order_by(Client.id).limit(BATCH)).scalars())
     if not ids:
-        return False
+        return None
     gone = list(db.session.execute(db.select(Client.id).where(
         Client.id.in_(ids), ~keeps)).scalars())
     counts["care_profiles"] += db.session.execute(db.delete(CareProfile).where(
@@ -271,7 +278,12 @@ def _clear_batch(site_id: int, cutoff: datetime, counts: dict) -> bool:
     if gone:
         counts["clients_removed"] += db.session.execute(db.delete(Client).where(
             Client.id.in_(gone)).execution_options(synchronize_session=False)).rowcount
-    return True
+    return ids[-1]
+
+
+def _add(counts: dict, batch: dict) -> None:
+    for name, n in batch.items():
+        counts[name] += n
 
 
 def retire_site(site: Site, *, now: datetime, actor: Actor | None = None) -> dict:
@@ -284,21 +296,25 @@ def retire_site(site: Site, *, now: datetime, actor: Actor | None = None) -> dic
     counts = dict.fromkeys(COUNTS, 0)
     complete = False
     try:
-        done = set()
+        # Batches follow client ids, so each client is looked at once per step.
+        last = 0
         while True:
-            with_old = _clients_with_old_records(site_id, cutoff)
-            ids = list(db.session.execute(db.select(with_old.c.client_id)
-                                          .order_by(with_old.c.client_id)
-                                          .limit(BATCH)).scalars())
+            ids = list(db.session.execute(_people_with_old_records(site_id, cutoff, after=last)
+                                          .order_by(Client.id).limit(BATCH)).scalars())
             if not ids:
                 break
-            if done.intersection(ids):  # a batch that changed nothing: never loop on it
-                raise RuntimeError("retention left old records with a client")
-            done.update(ids)
-            _retire_batch(site_id, cutoff, ids, now=now, counts=counts)
+            batch = dict.fromkeys(COUNTS, 0)
+            _retire_batch(site_id, cutoff, ids, now=now, counts=batch)
             db.session.commit()
-        while _clear_batch(site_id, cutoff, counts):
+            _add(counts, batch)  # only what was committed: a failed batch rolls back
+            last = ids[-1]
+        last = 0
+        while True:
+            batch = dict.fromkeys(COUNTS, 0)
+            if (last := _clear_batch(site_id, cutoff, batch, after=last)) is None:
+                break
             db.session.commit()
+            _add(counts, batch)
         complete = True
     except Exception as error:
         db.session.rollback()
