@@ -349,6 +349,12 @@ def test_the_database_refuses_a_period_under_two_years(app):
                                {"id": site.id})
 
 
+def test_every_record_that_names_a_client_has_a_retention_rule(app):
+    """A table that names a client and that retention does not know keeps the client's code
+    for ever: a new one needs its rule in ``srs.clients.retention._old_records``."""
+    assert retention.unknown_references() == []
+
+
 def test_the_daily_job_is_in_the_table():
     from srs.jobs import JOBS
 
