@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013_retention'
-down_revision = '0011_booth_retired'
+down_revision = '0012_org_admin'
 branch_labels = None
 depends_on = None
 
