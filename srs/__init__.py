@@ -17,6 +17,7 @@ def create_app(test_config=None):
     from srs.booths import records as _booth_records  # noqa: F401 - a client's record
     from srs.booths.views import bp as booths_bp
     from srs.cli import srs_cli
+    from srs.clients.retention_views import bp as retention_bp
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
@@ -90,5 +91,6 @@ def create_app(test_config=None):
     app.register_blueprint(sites_bp)
     app.register_blueprint(clients_bp)
     app.register_blueprint(org_bp)
+    app.register_blueprint(retention_bp)
     app.cli.add_command(srs_cli)
     return app

@@ -63,6 +63,8 @@ PAGE_FORMS = {
     "sites.change_roles": {"roles": ["nurse", "reviewer"]},
     "sites.save_settings": {"lock_after_seconds-min": "10", "lock_after_seconds-sec": "0",
                             "overdose_locations": "Washroom"},
+    # Unconfirmed: the answer is the confirmation stating what the period would change.
+    "retention.save": {"retention_days": "730"},
     "booths.check_in": {"code": "M-NEWC-1990"},
     "booths.leave_queue": {"reason": "left"},
     "booths.record_consumption": {"substances": "fentanyl", "route": "injects"},

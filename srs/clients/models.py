@@ -10,7 +10,16 @@ no site sees the handle, flags or history another site keeps.
 import re
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from srs.common import UTCDateTime, utcnow
@@ -56,6 +65,14 @@ class Client(db.Model):
     restriction_reason: Mapped[str | None] = mapped_column(String(200))
     flag_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Retention (srs.clients.retention) gives the records of a client older than the site's
+    # period to a placeholder: the same gender and birth year under a code no one can type,
+    # so the reports count what they counted and nothing leads back to the person.
+    placeholder: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Some of this client's visits went to a placeholder: they came before, so the monthly
+    # report never counts them as new again.
+    earlier_visits_retired: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=false())
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

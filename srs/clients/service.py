@@ -94,7 +94,7 @@ def find_clients(site: Site, text: str, *, actor: Actor, limit: int = 8) -> list
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     starts = Client.code.like(f"{escaped}%", escape="\\")
     clients = list(db.session.execute(
-        db.select(Client).where(Client.site_id == site.id,
+        db.select(Client).where(Client.site_id == site.id, Client.placeholder.is_(False),
                                 Client.code.like(f"%{escaped}%", escape="\\"))
         .order_by(db.case((starts, 0), else_=1), Client.code).limit(limit)).scalars())
     if clients:

@@ -270,8 +270,11 @@ class MonthData:
         before = exists().where(earlier.client_id == Visit.client_id,
                                 earlier.site_id == self.site.id,
                                 earlier.arrived_at < self.start)
+        # A client whose earlier visits retention gave to a placeholder came before too.
         return db.session.scalar(db.select(func.count(func.distinct(Visit.client_id)))
-                                 .where(self._in_month(), ~before))
+                                 .join(Client, Client.id == Visit.client_id)
+                                 .where(self._in_month(), ~before,
+                                        Client.earlier_visits_retired.is_(False)))
 
     @cached_property
     def incidents(self) -> list:

@@ -54,6 +54,13 @@ DEFAULT_CLIENT_CODE_PATTERN = r"^(M|F|TM|TF|X)-[A-Z]{4}-[0-9]{4}$"
 # Naloxone: a daily check flags stock under this many doses of a form.
 DEFAULT_NALOXONE_LOW_STOCK = 10
 NALOXONE_LOW_STOCK_MAX = 1000
+# Retention: records older than this many days lose their client. Unset keeps everything;
+# never under two years, the Canadian minimum for records of controlled substances.
+RETENTION_MIN_DAYS = 730
+RETENTION_MAX_DAYS = 36500
+RETENTION_RANGE = (f"Keep records at least {RETENTION_MIN_DAYS} days (two years, the Canadian "
+                   f"minimum for controlled-substance records) and at most "
+                   f"{RETENTION_MAX_DAYS} days.")
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
@@ -87,7 +94,9 @@ class Site(db.Model):
         CheckConstraint(f"{s.name} BETWEEN {s.minimum} AND {s.maximum}", name=f"{s.name}_range")
         for s in TIMER_SETTINGS
     ), CheckConstraint(f"naloxone_low_stock BETWEEN 0 AND {NALOXONE_LOW_STOCK_MAX}",
-                       name="naloxone_low_stock_range"))
+                       name="naloxone_low_stock_range"),
+        CheckConstraint(f"retention_days IS NULL OR retention_days BETWEEN {RETENTION_MIN_DAYS} "
+                        f"AND {RETENTION_MAX_DAYS}", name="retention_days_range"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -118,6 +127,8 @@ class Site(db.Model):
         server_default=json.dumps(DEFAULT_OVERDOSE_LOCATIONS), nullable=False)
     # As the site states them ("Daily 09:00-21:00"): Ontario's monthly report asks for them.
     opening_hours: Mapped[str | None] = mapped_column(String(120))
+    # Days a record keeps its client (srs.clients.retention); None keeps everything.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")

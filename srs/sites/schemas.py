@@ -17,7 +17,13 @@ from marshmallow import (
 
 from srs.common import RecordId
 from srs.forms import Form
-from srs.sites.models import NALOXONE_LOW_STOCK_MAX, TIMER_SETTINGS
+from srs.sites.models import (
+    NALOXONE_LOW_STOCK_MAX,
+    RETENTION_MAX_DAYS,
+    RETENTION_MIN_DAYS,
+    RETENTION_RANGE,
+    TIMER_SETTINGS,
+)
 from srs.templating import duration
 
 
@@ -68,6 +74,15 @@ class SiteSettingsSchema(_TimerFields):
         allow_none=True, validate=validate.Length(min=1, max=120),
         metadata={"description": "The site's opening hours as stated to clients, e.g. "
                                  "\"Daily 09:00-21:00\"; the monthly report gives them."})
+
+    retention_days = fields.Integer(
+        strict=True, allow_none=True,
+        validate=validate.Range(min=RETENTION_MIN_DAYS, max=RETENTION_MAX_DAYS,
+                                error=RETENTION_RANGE),
+        metadata={"description": "Days a record keeps its client: older visits, kits, "
+                                 "responses, referrals and incident links go to an anonymous "
+                                 "placeholder each night (the reports' counts stay the same). "
+                                 "Null keeps everything."})
 
     on_call_staff_id = RecordId(
         allow_none=True,
