@@ -14,7 +14,6 @@ from srs.common import RecordId
 from srs.forms import Form
 
 
-
 class _FilterFields(Schema):
     person = RecordId(strict=False, metadata={
         "description": "Only what this staff member did (their id)."})
