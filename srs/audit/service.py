@@ -251,17 +251,18 @@ def people_of(events: list[AuditEvent]) -> dict[int, str]:
         db.select(Staff.id, Staff.display_name).where(Staff.id.in_(ids))).all())
 
 
+# What acted when no staff member did, in words (``Actor.system`` names and the like).
+NOT_A_PERSON = {"scheduler": "SRS (scheduled job)", "system": "SRS", "cli": "SRS command line",
+                "anonymous": "Someone not signed in"}
+
+
 def person(event: AuditEvent, people: dict[int, str]) -> str:
     """Who acted: a staff member's name, else what the trail calls the actor."""
     if event.staff_id is not None and event.staff_id in people:
         return people[event.staff_id]
-    if event.actor == "scheduler":
-        return "SRS (scheduled)"
     if event.actor.startswith("display:"):
-        return "Wall display"
-    if event.actor == "system":
-        return "SRS"
-    return event.actor
+        return f"Wall display {event.actor.removeprefix('display:')}"
+    return NOT_A_PERSON.get(event.actor, event.actor)
 
 
 def action_words(event: AuditEvent) -> str:
