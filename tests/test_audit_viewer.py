@@ -193,3 +193,27 @@ def test_every_action_the_code_records_reads_as_words():
         written |= set(re.findall(r'\baction = "([a-z_]+)"', text))
     assert written, "the pattern finds record() calls"
     assert sorted(written - set(ACTIONS)) == []
+
+
+def test_the_api_lists_a_client_s_trail_and_refuses_a_nurse(client, trail):
+    from routes import bearer
+
+    site, ann = trail["site"], trail["ann"]
+    url = f"/api/v1/sites/{site.id}/audit-events"
+    supervisor = bearer(make_staff(site, role=Role.SUPERVISOR))
+    answer = client.get(f"{url}?client=F-ANNA-1980&per_page=3", headers=supervisor)
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert len(body["items"]) == 3 and body["newer"] is None and body["older"]
+    rest = client.get(f"{url}?client=F-ANNA-1980&per_page=50&before={body['older']}",
+                      headers=supervisor).get_json()
+    shown = body["items"] + rest["items"]
+    assert ("visit", str(trail["bob_visit"].id)) not in {
+        (i["entity"], i["entity_id"]) for i in shown}
+    assert {"overdose_viewed", "referral_suggestions_viewed"} <= {i["action"] for i in shown}
+    assert shown[0]["at"].endswith("-05:00") and shown[0]["action_words"]
+    assert [e.entity_id for e in events(action="audit_viewed")] == [str(ann.id)] * 2
+    unknown = client.get(f"{url}?client=F-ZZZZ-1999", headers=supervisor)
+    assert unknown.status_code == 422 and unknown.get_json()["errors"]["client"]
+    nurse = client.get(url, headers=bearer(trail["nurse"]))
+    assert nurse.status_code == 403

@@ -128,6 +128,7 @@ api = SrsApi()
 def init_app(app) -> None:
     from srs.api import (
         alerts,
+        audit,
         booths,
         displays,
         incidents,
@@ -154,7 +155,8 @@ def init_app(app) -> None:
             "(`x-srs-roles`).")}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
-                      referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp):
+                      referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
+                      audit.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -71,6 +71,8 @@ class AuditQuerySchema(_FilterFields):
         "description": "The next (older) page: the id of the last event of this one."})
     after = RecordId(strict=False, metadata={
         "description": "The previous (newer) page: the id of the first event of this one."})
+    per_page = fields.Integer(load_default=50, validate=validate.Range(
+        1, 200, error="Ask for 1 to 200 events a page."))
 
 
 class AuditEventSchema(Schema):
