@@ -90,23 +90,13 @@ def client_by_code(site: Site, code: str) -> Client | None:
         site_id=site.id, code=code.strip().upper())).scalar_one_or_none()
 
 
-def _ids(column) -> "db.Select":
-    """A subquery of ids as the trail keeps them (text), to meet ``(entity, entity_id)``."""
-    return db.select(cast(column, String))
-
-
-def events_for_client(site: Site, client: Client) -> ColumnElement[bool]:
-    """A filter on ``AuditEvent``: what concerns ``client`` at ``site``.
-
-    Events about the client's own record, one of their visits (its checks, consumption and
-    referral suggestions are recorded on the visit), an alarm raised on one of those visits,
-    one of their overdose responses, referral offers and referrals, an incident report that
-    names them or was drafted from one of their responses, and that report's actions.
-    Each arm is a lookup on ``(entity, entity_id)`` by subquery, so a client with years of
-    visits costs no list of ids in the statement.
-    """
-    visits = db.select(Visit.id).where(Visit.client_id == client.id,
-                                       Visit.site_id == site.id)
+def client_records(site: Site, client: Client) -> dict[str, list[int]]:
+    """The ids of every record of ``site`` that concerns ``client``, by the trail's entity
+    name: the client, their visits, alarms raised on those visits, their overdose responses,
+    referral offers and referrals, incident reports that name them or were drafted from one
+    of their responses, and those reports' actions. Each is a lookup on an index of a
+    table far smaller than the trail."""
+    visits = db.select(Visit.id).where(Visit.client_id == client.id, Visit.site_id == site.id)
     responses = db.select(OverdoseResponse.id).where(
         OverdoseResponse.site_id == site.id,
         or_(OverdoseResponse.client_id == client.id, OverdoseResponse.visit_id.in_(visits)))
@@ -116,24 +106,37 @@ def events_for_client(site: Site, client: Client) -> ColumnElement[bool]:
             incident_client.c.client_id == client.id, Incident.site_id == site.id),
         db.select(Incident.id).where(Incident.site_id == site.id,
                                      Incident.response_id.in_(responses)))
-    arms = {
-        "client": db.select(db.literal(str(client.id))),
-        "visit": _ids(Visit.id).where(Visit.client_id == client.id, Visit.site_id == site.id),
-        "alert": _ids(Alert.id).where(Alert.site_id == site.id, Alert.visit_id.in_(visits)),
-        "overdose_response": _ids(OverdoseResponse.id).where(
-            OverdoseResponse.site_id == site.id,
-            or_(OverdoseResponse.client_id == client.id,
-                OverdoseResponse.visit_id.in_(visits))),
-        "referral_offer": _ids(ReferralOffer.id).where(ReferralOffer.client_id == client.id,
-                                                       ReferralOffer.site_id == site.id),
-        "referral": _ids(Referral.id).where(Referral.client_id == client.id,
-                                            Referral.site_id == site.id),
-        "incident": _ids(Incident.id).where(Incident.id.in_(incidents)),
-        "incident_action": _ids(IncidentAction.id).where(
+    queries = {
+        "visit": visits,
+        "alert": db.select(Alert.id).where(Alert.site_id == site.id,
+                                           Alert.visit_id.in_(visits)),
+        "overdose_response": responses,
+        "referral_offer": db.select(ReferralOffer.id).where(
+            ReferralOffer.client_id == client.id, ReferralOffer.site_id == site.id),
+        "referral": db.select(Referral.id).where(Referral.client_id == client.id,
+                                                 Referral.site_id == site.id),
+        "incident": db.select(incidents.subquery().c[0]),
+        "incident_action": db.select(IncidentAction.id).where(
             IncidentAction.incident_id.in_(incidents)),
     }
-    return or_(*(and_(AuditEvent.entity == entity, AuditEvent.entity_id.in_(ids))
-                 for entity, ids in arms.items()))
+    found = {"client": [client.id]}
+    for entity, query in queries.items():
+        found[entity] = sorted(db.session.execute(query).scalars())
+    return found
+
+
+def events_for_client(site: Site, client: Client) -> ColumnElement[bool]:
+    """A filter on ``AuditEvent``: what concerns ``client`` at ``site``, i.e. events about
+    one of ``client_records`` (a visit's checks, consumption and referral suggestions are
+    recorded on the visit).
+
+    The records' ids are read first and named in the filter, so that the database meets
+    them through the trail's ``(entity, entity_id)`` index: behind a subquery, PostgreSQL
+    would walk the whole trail by time instead.
+    """
+    return or_(*(and_(AuditEvent.entity == entity,
+                      AuditEvent.entity_id.in_([str(i) for i in ids]))
+                 for entity, ids in client_records(site, client).items() if ids))
 
 
 def _conditions(site: Site, filters: AuditFilters) -> list:
