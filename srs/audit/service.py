@@ -191,10 +191,12 @@ def events_page(site: Site, filters: AuditFilters, *, before: int | None = None,
         rows = list(db.session.execute(
             db.select(AuditEvent).where(*where, _newer_than(cursor_after))
             .order_by(AuditEvent.at, AuditEvent.id).limit(per_page + 1)).scalars())
+        if not rows:  # nothing newer (a stale link): the newest page
+            return events_page(site, filters, per_page=per_page)
         more_newer = len(rows) > per_page
         events = rows[:per_page][::-1]
-        return AuditPage(events, newer=events[0].id if events and more_newer else None,
-                         older=events[-1].id if events else cursor_after.id)
+        return AuditPage(events, newer=events[0].id if more_newer else None,
+                         older=events[-1].id)
     if cursor_before is not None:
         where.append(_older_than(cursor_before))
     rows = list(db.session.execute(
