@@ -181,18 +181,23 @@ def test_a_nurse_and_another_site_s_supervisor_are_refused(client, auth, trail, 
     assert events(action="audit_viewed") == []
 
 
-def test_every_action_the_code_records_reads_as_words():
-    """A new ``record(..., "action", ...)`` needs its words in ACTIONS: the page's filter
-    offers only those, and each row reads as them."""
+def test_every_action_the_code_records_reads_as_words_on_its_entity():
+    """A new ``record(..., "action", "entity", ...)`` needs its words and entity in ACTIONS:
+    the page's filter offers only those, each row reads as them, and the filter on an action
+    looks only at events on its entity."""
     source = Path(__file__).resolve().parent.parent / "srs"
-    written = set()
+    written, on = set(), {}
     for path in source.rglob("*.py"):
         text = path.read_text()
-        written |= set(re.findall(r'record\([^,()]+(?:\([^()]*\))?,\s*"([a-z_]+)"', text))
+        for action, entity in re.findall(
+                r'record\([^,()]+(?:\([^()]*\))?,\s*"([a-z_]+)",\s*"([a-z_]+)"', text):
+            on.setdefault(action, set()).add(entity)
         written |= set(re.findall(r'audit\.append\(\("([a-z_]+)"', text))
         written |= set(re.findall(r'\baction = "([a-z_]+)"', text))
-    assert written, "the pattern finds record() calls"
-    assert sorted(written - set(ACTIONS)) == []
+    assert on, "the pattern finds record() calls"
+    assert sorted((written | set(on)) - set(ACTIONS)) == []
+    assert {action: entities for action, entities in on.items()
+            if entities != {ACTIONS[action][1]}} == {}
 
 
 def test_the_api_lists_a_client_s_trail_and_refuses_a_nurse(client, trail):

@@ -19,7 +19,7 @@ from sqlalchemy import String, and_, cast, or_, union
 from sqlalchemy.sql import ColumnElement
 
 from srs.alerts.models import Alert
-from srs.audit.models import ACTIONS, ENTITIES, AuditEvent, in_words
+from srs.audit.models import ACTIONS, ENTITIES, AuditEvent, entity_of, in_words
 from srs.auth.models import Staff, StaffRole
 from srs.auth.service import Actor, record
 from srs.booths.models import Visit
@@ -147,6 +147,8 @@ def _conditions(site: Site, filters: AuditFilters) -> list:
         where.append(AuditEvent.staff_id == filters.person)
     if filters.action:
         where.append(AuditEvent.action == filters.action)
+        if entity_of(filters.action) and not filters.entity:
+            where.append(AuditEvent.entity == entity_of(filters.action))
     if filters.entity:
         where.append(AuditEvent.entity == filters.entity)
     if filters.entity_id:
@@ -399,7 +401,8 @@ def action_choices() -> list[tuple[str, str]]:
 
     The whole vocabulary rather than a ``DISTINCT`` over the site's events: no index holds
     actions, and that scan would grow with the trail."""
-    return sorted(ACTIONS.items(), key=lambda item: item[1])
+    return sorted(((name, words) for name, (words, _entity) in ACTIONS.items()),
+                  key=lambda item: item[1])
 
 
 def entity_choices() -> list[tuple[str, str]]:
