@@ -113,6 +113,27 @@ def test_a_client_s_trail_holds_its_visit_and_overdose_and_nothing_of_another(
     assert "ANNA" not in str(read[0].detail)
 
 
+def test_a_client_s_records_take_in_incidents_that_name_them_or_came_from_their_overdose(
+        app, trail):
+    from factories import make_submitted_incident
+
+    from srs.audit.service import client_records
+
+    site, ann = trail["site"], trail["ann"]
+    naming = make_submitted_incident(site, trail["nurse"], now=NOW)
+    naming.clients = [ann]
+    from_response = make_submitted_incident(site, trail["nurse"], now=NOW)
+    from_response.response_id = trail["response"].id
+    about_bob = make_submitted_incident(site, trail["nurse"], now=NOW)
+    about_bob.clients = [trail["bob"]]
+    db.session.commit()
+    records = client_records(site, ann)
+    assert records["incident"] == sorted([naming.id, from_response.id])
+    assert records["visit"] == [trail["ann_visit"].id]
+    assert records["overdose_response"] == [trail["response"].id]
+    assert about_bob.id not in records["incident"]
+
+
 def test_an_unknown_code_says_so_and_shows_nothing(client, auth, trail):
     auth.login("ada")
     page = client.get("/sites/east/audit?client=F-ZZZZ-1999&action=client_viewed")
