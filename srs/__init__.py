@@ -12,6 +12,7 @@ def create_app(test_config=None):
 
     from srs import api, errors, idempotency, live, security, templating
     from srs.alerts.views import bp as alerts_bp
+    from srs.audit.views import bp as audit_bp
     from srs.auth import sockets  # noqa: F401 - registers who may open a socket
     from srs.auth.views import bp as auth_bp
     from srs.booths import records as _booth_records  # noqa: F401 - a client's record
@@ -92,5 +93,6 @@ def create_app(test_config=None):
     app.register_blueprint(clients_bp)
     app.register_blueprint(org_bp)
     app.register_blueprint(retention_bp)
+    app.register_blueprint(audit_bp)
     app.cli.add_command(srs_cli)
     return app

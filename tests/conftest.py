@@ -323,6 +323,9 @@ class IsolatedClient(FlaskClient):
             # End the test's own transaction: the request then sees what the test wrote,
             # and the test's next read sees what the request wrote.
             db.session.commit()
+        # A streamed body (a CSV) is read inside the request's own context: buffered here,
+        # since the context that request pushed cannot be popped from another.
+        kwargs.setdefault("buffered", True)
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 

@@ -131,6 +131,7 @@ api = SrsApi()
 def init_app(app) -> None:
     from srs.api import (
         alerts,
+        audit,
         booths,
         clients,
         displays,
@@ -160,7 +161,7 @@ def init_app(app) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
-                      clients.blp, org.blp):
+                      clients.blp, org.blp, audit.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
