@@ -344,8 +344,11 @@ def test_a_new_site_is_on_the_dashboard_of_a_supervisor_of_both(app, client, aut
     assert "S2" in page  # the new site's board
 
 
-def test_an_org_admin_without_a_site_finds_the_sites_page_from_home(app, client, auth):
+def test_an_org_admin_without_a_site_finds_the_organisation_pages_from_home(app, client,
+                                                                            auth):
     make_org_admin()
     auth.login("olu")
     home = client.get("/").get_data(as_text=True)
-    assert 'href="/admin/sites"' in home
+    assert 'href="/admin/sites"' in home and 'href="/admin/org-admins"' in home
+    for href in ("/admin/sites", "/admin/org-admins"):
+        assert client.get(href).status_code == 200

@@ -76,6 +76,8 @@ LINKS = (
     Link("Audit trail", "audit.index", "audit-link", "admin"),
     Link("Retention", "retention.page", "retention-link", "admin"),
     Link("Sites", "org.sites", "org-sites-link", ORGANISATION, org_admin=True),
+    Link("Organisation admins", "org.org_admins", "org-admins-link", ORGANISATION,
+         org_admin=True),
     Link("API tokens", "auth.tokens", "tokens-link", ACCOUNT),
 )
 
