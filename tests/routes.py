@@ -112,6 +112,7 @@ PAGE_FORMS = {
                         "admin_username": "north-admin"},
     "org.update_site": {"name": "East End", "timezone": "America/Vancouver"},
     "org.grant_org_admin": {"username": FLOOR_NURSE},
+    "org.give_site_role": {"username": FLOOR_NURSE, "role": "reviewer"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.

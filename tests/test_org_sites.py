@@ -352,3 +352,30 @@ def test_an_org_admin_without_a_site_finds_the_organisation_pages_from_home(app,
     assert 'href="/admin/sites"' in home and 'href="/admin/org-admins"' in home
     for href in ("/admin/sites", "/admin/org-admins"):
         assert client.get(href).status_code == 200
+
+
+def test_a_supervisor_of_one_site_is_given_a_role_at_a_new_one_and_sees_both(app, client, auth):
+    east = make_site(name="East", slug="east")
+    north = new_site().site
+    make_staff(east, role=Role.SUPERVISOR, username="sup")
+    make_org_admin()
+    auth.login("olu")
+    unknown = auth.post(f"/admin/sites/{north.slug}/roles", {"username": "ghost",
+                                                             "role": "supervisor"})
+    assert unknown.status_code == 404 and 'value="ghost"' in unknown.get_data(as_text=True)
+    given = auth.post(f"/admin/sites/{north.slug}/roles", {"username": "sup",
+                                                           "role": "supervisor"})
+    assert given.status_code == 200
+    assert "is now supervisor at North" in given.get_data(as_text=True)
+    again = auth.post(f"/admin/sites/{north.slug}/roles", {"username": "sup",
+                                                           "role": "supervisor"})
+    assert again.status_code == 409 and "already supervisor" in again.get_data(as_text=True)
+    sup = auth_staff("sup")
+    assert sup.roles_at(east.id) == {"supervisor"} and sup.roles_at(north.id) == {"supervisor"}
+    (added,) = db.session.execute(db.select(AuditEvent).filter_by(
+        action="role_added", entity_id=str(sup.id), site_id=north.id)).scalars()
+    assert added.detail == {"role": "supervisor"}
+    auth.logout()
+    auth.login("sup")
+    page = client.get("/supervise").get_data(as_text=True)
+    assert "East" in page and "North" in page

@@ -10,6 +10,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from srs.auth.models import Role
 from srs.auth.schemas import StaffSchema
 from srs.forms import Form
 from srs.org.service import MAX_BOOTHS, NAME_MAX, SLUG, SLUG_MAX, SLUG_RULE, known_zones
@@ -184,3 +185,11 @@ class OrgAdminForm(Form):
     username = fields.String(
         required=True, error_messages={"required": "Give the person's username."},
         validate=validate.Length(min=1, max=60, error="Give the person's username."))
+
+
+class SiteRoleForm(OrgAdminForm):
+    """Give someone who already has an account (at another site) a role at this one."""
+
+    role = fields.String(
+        required=True, error_messages={"required": "Choose a role."},
+        validate=validate.OneOf([r.value for r in Role], error="Choose a role from the list."))

@@ -315,6 +315,32 @@ def staff_by_username(username: str) -> Staff:
     return staff
 
 
+def give_site_role(site: Site, staff: Staff, role: str, *, actor: Actor,
+                   now: datetime) -> Staff:
+    """Add ``role`` at ``site`` to someone who already has an account, keeping what they
+    hold there: a supervisor of several sites, an admin moving between them. Audited as
+    ``role_added``; the site's screens let them in on their next request.
+
+    :raises Conflict: the person is deactivated, or already holds that role there.
+    """
+    if not staff.active:
+        message = f"{staff.display_name}'s account is deactivated: reactivate it first."
+        raise Conflict(message, {"username": [message]})
+    held = staff.roles_at(site.id)
+    if role in held:
+        message = f"{staff.display_name} is already {role} at {site.name}."
+        raise Conflict(message, {"role": [message]})
+    auth.set_site_roles(staff, site, sorted({*held, role}), actor=actor, now=now)
+    return staff
+
+
+def site_staff(site: Site) -> list[Staff]:
+    """Everyone holding a role at ``site``, by name."""
+    return list(db.session.execute(
+        db.select(Staff).join(StaffRole).where(StaffRole.site_id == site.id).distinct()
+        .order_by(Staff.display_name)).scalars())
+
+
 def get_staff(staff_id: int) -> Staff:
     """:raises NotFound: no such person."""
     staff = db.session.get(Staff, staff_id)

@@ -6,11 +6,12 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor, org_admin_required
+from srs.auth.models import Role
 from srs.common import utcnow
 from srs.errors import DomainError
 from srs.forms import form_input
 from srs.org import service
-from srs.org.schemas import OrgAdminForm, SiteEditForm, SiteForm
+from srs.org.schemas import OrgAdminForm, SiteEditForm, SiteForm, SiteRoleForm
 
 bp = Blueprint("org", __name__)
 
@@ -64,10 +65,13 @@ def create_site():
     return _sites_page(created=created)
 
 
-def _site_page(site, status: int = 200, *, form=None, errors=None, notice=None):
+def _site_page(site, status: int = 200, *, form=None, errors=None, notice=None,
+               role_form=None, role_errors=None, role_notice=None):
     return render_template("org/site.html", site=site, zones=service.zone_choices(site.timezone),
                            form=form or {"name": site.name, "timezone": site.timezone},
-                           errors=errors or {}, notice=notice), status
+                           errors=errors or {}, notice=notice, people=service.site_staff(site),
+                           roles=[r.value for r in Role], role_form=role_form or {},
+                           role_errors=role_errors or {}, role_notice=role_notice), status
 
 
 @bp.get("/admin/sites/<slug>")
@@ -91,6 +95,24 @@ def update_site(slug):
     except DomainError as err:
         return _site_page(site, err.status, form=typed, errors=err.errors)
     return _site_page(site, notice=f"{site.name} is saved.")
+
+
+@bp.post("/admin/sites/<slug>/roles")
+@org_admin_required
+def give_site_role(slug):
+    """Give someone with an account elsewhere a role at this site (by username)."""
+    site = service.site_by_slug(slug)
+    typed = form_input(request.form)
+    try:
+        data = SiteRoleForm().load(typed)
+        person = service.staff_by_username(data["username"])
+        service.give_site_role(site, person, data["role"], actor=current_actor(), now=utcnow())
+    except ValidationError as err:
+        return _site_page(site, 422, role_form=typed, role_errors=err.messages)
+    except DomainError as err:
+        return _site_page(site, err.status, role_form=typed, role_errors=err.errors)
+    return _site_page(site, role_notice=f"{person.display_name} is now {data['role']} at "
+                                        f"{site.name}.")
 
 
 def _admins_page(status: int = 200, *, form=None, errors=None, notice=None,
