@@ -196,3 +196,50 @@ class LiveScreen:
 
     def unexpected_console(self) -> list[str]:
         return [e for e in self.console.errors if OFFLINE_NOISE not in e]
+
+
+class FloorScreen(LiveScreen):
+    """A live page of one site's floor or dashboard: its booth tiles and fragments."""
+
+    def __init__(self, page: Page, site):
+        super().__init__(page)
+        self.site = site
+        page.set_default_timeout(TIMEOUT_MS)
+
+    def tile(self, label: str):
+        booth = next(b for b in self.site.booths if b.label == label)
+        return self.page.locator(f'.tile[data-booth-id="{booth.id}"]')
+
+    def fragment(self, name: str):
+        return self.page.locator(f"#{name}-{self.site.id}")
+
+
+def tap(locator) -> None:
+    locator.tap()
+
+
+def shot(page: Page, path, *, full_page: bool = False) -> None:
+    # caret="initial": hiding the caret takes an inline style, which the CSP refuses.
+    page.screenshot(path=path, full_page=full_page, caret="initial")
+
+
+def check_in(tablet: FloorScreen, code: str, handle: str | None = None) -> None:
+    """Check a code in on the tablet's form and wait for the panel as it stays."""
+    page = tablet.page
+    page.get_by_label("Client code").fill(code)
+    if handle:
+        page.get_by_label("Handle").fill(handle)
+    tap(page.get_by_test_id("checkin-submit"))
+    expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
+    # The referral offers load into their line in the check-in panel after it: wait for them,
+    # so that what a test looks at next is the panel as it stays.
+    expect(page.locator('#checkin [hx-trigger="load"]')).to_have_count(0)
+
+
+def assign(tablet: FloorScreen, code: str, booth: str) -> None:
+    """Tap a waiting client, then a free booth's Assign here."""
+    page = tablet.page
+    tap(tablet.fragment("queue").locator(f'[data-code="{code}"]'))
+    expect(page.locator("[data-assign-hint]")).to_contain_text(code)
+    tap(tablet.tile(booth).get_by_role("button", name="Assign here"))
+    expect(tablet.tile(booth)).to_have_class("tile tile--occupied")

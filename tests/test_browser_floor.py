@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 from factories import make_booth, make_site, make_staff
-from live_helpers import RECONNECT_TIMEOUT_MS, TIMEOUT_MS, LiveScreen, sign_in
+from live_helpers import (
+    RECONNECT_TIMEOUT_MS,
+    FloorScreen,
+    assign,
+    check_in,
+    shot,
+    sign_in,
+    tap,
+)
 from playwright.sync_api import Page, expect
 
 from srs.auth.service import Actor
@@ -21,20 +29,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 STEP_MS = 5000  # the dashboard shows each step live; the floor benchmark measures how fast
 
 
-class Screen(LiveScreen):
-    def __init__(self, page: Page, site):
-        super().__init__(page)
-        self.site = site
-        page.set_default_timeout(TIMEOUT_MS)
-
-    def tile(self, label: str):
-        booth = next(b for b in self.site.booths if b.label == label)
-        return self.page.locator(f'.tile[data-booth-id="{booth.id}"]')
-
-    def fragment(self, name: str):
-        return self.page.locator(f"#{name}-{self.site.id}")
-
-
 @pytest.fixture
 def site(live_server):
     # B1 and B2 inject, B3 is the smoking booth; a 2-minute after-care to count down.
@@ -42,9 +36,9 @@ def site(live_server):
 
 
 @pytest.fixture
-def tablet_screen(live_server, site, tablet) -> Screen:
+def tablet_screen(live_server, site, tablet) -> FloorScreen:
     make_staff(site, role="nurse", username="nina")
-    screen = Screen(tablet.new_page(), site)
+    screen = FloorScreen(tablet.new_page(), site)
     sign_in(screen.page, live_server.url, "nina")  # a nurse of one site lands on its floor
     expect(screen.page.locator(".tile")).to_have_count(3)
     screen.wait_until_live()
@@ -52,10 +46,10 @@ def tablet_screen(live_server, site, tablet) -> Screen:
 
 
 @pytest.fixture
-def dashboard(live_server, site, browser) -> Screen:
+def dashboard(live_server, site, browser) -> FloorScreen:
     make_staff(site, role="supervisor", username="sam")
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
-    screen = Screen(context.new_page(), site)
+    screen = FloorScreen(context.new_page(), site)
     sign_in(screen.page, live_server.url, "sam")
     screen.page.goto(f"{live_server.url}/supervise")
     expect(screen.page.get_by_role("heading", name="East Side")).to_be_visible()
@@ -76,35 +70,6 @@ WATCH_BUSY = """() => {
   })).observe(document.body, {attributes: true, subtree: true,
                                attributeFilter: ["disabled", "aria-busy"]});
 }"""
-
-
-def tap(locator) -> None:
-    locator.tap()
-
-
-def shot(page: Page, path, *, full_page: bool = False) -> None:
-    # caret="initial": hiding the caret takes an inline style, which the CSP refuses.
-    page.screenshot(path=path, full_page=full_page, caret="initial")
-
-
-def check_in(tablet: Screen, code: str, handle: str | None = None) -> None:
-    page = tablet.page
-    page.get_by_label("Client code").fill(code)
-    if handle:
-        page.get_by_label("Handle").fill(handle)
-    tap(page.get_by_test_id("checkin-submit"))
-    expect(page.get_by_test_id("checkin-done")).to_contain_text(code)
-    # The referral offers load into their line in the check-in panel after it: wait for them,
-    # so that what a test looks at next is the panel as it stays.
-    expect(page.locator('#checkin [hx-trigger="load"]')).to_have_count(0)
-
-
-def assign(tablet: Screen, code: str, booth: str) -> None:
-    page = tablet.page
-    tap(tablet.fragment("queue").locator(f'[data-code="{code}"]'))
-    expect(page.locator("[data-assign-hint]")).to_contain_text(code)
-    tap(tablet.tile(booth).get_by_role("button", name="Assign here"))
-    expect(tablet.tile(booth)).to_have_class("tile tile--occupied")
 
 
 def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
