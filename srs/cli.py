@@ -21,7 +21,6 @@ from srs.naloxone.service import list_stock, receive_stock
 from srs.org import service as org
 from srs.referrals.service import seed_demo_directory
 from srs.sites.models import Site
-from srs.sites.service import create_site
 from srs.sites.service import deactivate_staff as deactivate_site_staff
 
 srs_cli = AppGroup("srs", help="SRS administration.")
@@ -110,7 +109,8 @@ def seed_demo():
 def _demo_site(name: str, slug: str, booths, naloxone, *, now) -> Site:
     """One demo site: its booths in the demo's order, the default referral rules and a small
     service directory, and its naloxone lots (each received through the stock service)."""
-    site = create_site(name=name, slug=slug, timezone="America/Toronto", actor=CLI_ACTOR)
+    site = org.create_site(name=name, slug=slug, timezone="America/Toronto", actor=CLI_ACTOR,
+                           now=now).site
     for label, kind in booths:  # each at the end of the board: the demo's order
         add_booth(site, label=label, kind=kind, actor=CLI_ACTOR, now=now)
     seed_demo_directory(site, actor=CLI_ACTOR, now=now)

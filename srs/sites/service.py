@@ -34,15 +34,6 @@ def no_such_site() -> NotFound:
     return NotFound("No such site.")
 
 
-def create_site(*, name: str, slug: str, timezone: str, actor: Actor) -> Site:
-    site = Site(name=name, slug=slug, timezone=timezone)
-    db.session.add(site)
-    db.session.flush()
-    record(actor, "site_created", "site", site.id, site_id=site.id)
-    db.session.commit()
-    return site
-
-
 def update_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -> Site:
     """Apply validated setting changes, audit each old and new value, announce (the API's
     update). Raises Invalid as :func:`change_settings` does."""
