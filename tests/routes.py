@@ -475,6 +475,21 @@ def api_body(route: Route, floor=None):
     return body(floor) if callable(body) else body
 
 
+def field_error(body: str, field: str) -> str:
+    """The message a page shows beside ``field`` (fails when there is none)."""
+    match = re.search(rf'<p class="field-error"[^>]*data-error-for="{field}">(.*?)</p>', body,
+                      re.S)
+    assert match, f"no message beside {field!r}"
+    return match.group(1).strip()
+
+
+def input_value(body: str, name: str) -> str:
+    """What a page's input ``name`` holds: what was typed, kept after a refusal."""
+    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', body)
+    assert match, f"no input {name!r}"
+    return match.group(1)
+
+
 def assert_api_error(response, status: int, *fields: str) -> dict:
     """Assert the API's error shape with ``status``; each of ``fields`` has a message."""
     text = response.get_data(as_text=True)

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from conftest import csrf_token
 from factories import ACTOR, make_client, make_site, make_staff
-from routes import bearer
+from routes import bearer, field_error, input_value
 
 from srs.auth.models import AuditEvent
 from srs.booths import service as floor
@@ -64,19 +64,6 @@ def desk(client, auth):
 
 def text(response) -> str:
     return response.get_data(as_text=True)
-
-
-def field_error(body: str, field: str) -> str:
-    match = re.search(rf'<p class="field-error"[^>]*data-error-for="{field}">(.*?)</p>', body,
-                      re.S)
-    assert match, f"no message beside {field!r}"
-    return match.group(1).strip()
-
-
-def input_value(body: str, name: str) -> str:
-    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', body)
-    assert match, f"no input {name!r}"
-    return match.group(1)
 
 
 def events(action: str) -> list[AuditEvent]:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from conftest import csrf_token
 from factories import ACTOR, make_booth, make_client, make_site, make_staff
+from routes import field_error, input_value
 
 from srs.auth.models import AuditEvent
 from srs.booths import service
@@ -95,19 +96,6 @@ def assert_flash(response, status: int, *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in body, body
     return body
-
-
-def field_error(body: str, field: str) -> str:
-    match = re.search(rf'<p class="field-error"[^>]*data-error-for="{field}">(.*?)</p>', body,
-                      re.S)
-    assert match, f"no message beside {field!r}"
-    return match.group(1).strip()
-
-
-def input_value(body: str, name: str) -> str:
-    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', body)
-    assert match, f"no input {name!r}"
-    return match.group(1)
 
 
 def oob_fragments(body: str) -> set[str]:

@@ -389,13 +389,7 @@ def new_staff(username: str, *, display_name: str | None, password: str, pin: st
               roles: list[tuple], actor: Actor, org_admin: bool = False) -> Staff:
     """:func:`create_staff` without the commit, for an operation that makes a person as one
     of its steps (a new site's first admin). Raises Invalid on a bad field."""
-    username = (username or "").strip().lower()
-    if not _USERNAME.match(username):
-        raise Invalid("Invalid username.", {"username": [
-            "Use 2-60 lower-case letters, digits, dot, dash or underscore, starting with a "
-            "letter."]})
-    if db.session.execute(db.select(Staff.id).filter_by(username=username)).first():
-        raise Invalid("Username taken.", {"username": [f"{username!r} is already taken."]})
+    username = check_username(username)
     check_password(password)
     if pin is not None:
         check_pin(pin)
