@@ -28,6 +28,14 @@ def api_actor() -> Actor:
     return Actor.of(g.api_staff, request.remote_addr)
 
 
+def _token_staff():
+    """The staff member whose valid bearer token this request carries; 401 without one."""
+    staff = staff_for_token(bearer_token(request.headers.get("Authorization")), now=utcnow())
+    if staff is None:
+        abort(401, message="A valid bearer token is required.")
+    return staff
+
+
 def token_required(*roles: str):
     """Require a valid bearer token; with ``roles``, one of them at ``site_id``'s site.
 
@@ -39,10 +47,7 @@ def token_required(*roles: str):
     def decorator(func):
         @wraps(func)
         def wrapped(*args, **kwargs):
-            staff = staff_for_token(bearer_token(request.headers.get("Authorization")),
-                                     now=utcnow())
-            if staff is None:
-                abort(401, message="A valid bearer token is required.")
+            staff = _token_staff()
             if roles:
                 site = get_site(kwargs["site_id"])
                 held = staff.roles_at(site.id)
@@ -71,10 +76,7 @@ def org_admin_token_required(func):
 
     @wraps(func)
     def wrapped(*args, **kwargs):
-        staff = staff_for_token(bearer_token(request.headers.get("Authorization")),
-                                 now=utcnow())
-        if staff is None:
-            abort(401, message="A valid bearer token is required.")
+        staff = _token_staff()
         if not staff.org_admin:
             if "site_id" in kwargs and not staff.roles_at(kwargs["site_id"]):
                 raise no_such_site()
