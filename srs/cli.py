@@ -91,11 +91,13 @@ def seed_demo():
         password, pin = _password(), _pin()
         auth.create_staff(f"demo-{role.value}", display_name=f"Demo {role.value.title()}",
                           password=password, pin=pin,
-                          roles=[(site, role.value), (second, role.value)], actor=CLI_ACTOR)
+                          roles=[(site, role.value), (second, role.value)], actor=CLI_ACTOR,
+                          org_admin=role == Role.ADMIN)
         lines.append(f"  {role.value:<11} username demo-{role.value:<11} password {password}"
                      f"  PIN {pin}")
     text = (_demo_site_text(site, DEMO_BOOTHS) + _demo_site_text(second, DEMO_SECOND_BOOTHS)
-            + "Logins (each holds its role at both sites):\n" + "\n".join(lines) + "\n")
+            + "Logins (each holds its role at both sites; demo-admin is also the "
+              "organisation admin, who creates sites):\n" + "\n".join(lines) + "\n")
     click.echo(text, nl=False)
     # Kept for `make run` to show again; the demo is for trying SRS, not for real clients.
     instance = Path(current_app.instance_path)

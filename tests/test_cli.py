@@ -65,6 +65,7 @@ def test_seed_demo_makes_a_second_site_the_same_people_work(runner, app, client,
     for role in ("nurse", "supervisor", "reviewer", "admin"):
         staff = db.session.execute(db.select(Staff).filter_by(username=f"demo-{role}")).scalar_one()
         assert all(staff.roles_at(s.id) == {role} for s in sites)
+        assert staff.org_admin == (role == "admin")  # who may try creating a site
     assert "Demo site 'demo-north' (Demo North)" in result.output
     assert "each holds its role at both sites" in result.output
     written = (Path(app.instance_path) / "demo-logins.txt").read_text()
