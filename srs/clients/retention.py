@@ -46,7 +46,8 @@ PLACEHOLDER_PREFIX = "retired-"
 
 # What a run changes, in the order the page and the audit trail give them.
 COUNTS = ("clients", "visits", "take_home_kits", "overdose_responses", "referral_offers",
-          "referrals", "incident_links", "clients_cleared", "care_profiles", "clients_removed")
+          "referrals", "incident_links", "naloxone_trainees", "clients_cleared", "care_profiles",
+          "clients_removed")
 COUNT_LABELS = {
     "clients": "Clients whose older records go to a placeholder",
     "visits": "Visits",
@@ -55,6 +56,7 @@ COUNT_LABELS = {
     "referral_offers": "Referral offers",
     "referrals": "Referrals",
     "incident_links": "Incident reports naming the client",
+    "naloxone_trainees": "Naloxone trainee records",
     "clients_cleared": "Clients with no visit in the period: handle, note and flags removed",
     "care_profiles": "Care profiles removed",
     "clients_removed": "Client codes removed (no record left)",
@@ -93,9 +95,11 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
     Offers, referrals and responses made in a visit go with the visit, so a visit and what
     it holds never end up with different clients.
     """
-    visit, kit, response, offer, referral, incident, link = (_table(name) for name in (
-        "visit", "take_home_kit", "overdose_response", "referral_offer", "referral",
-        "incident", "incident_client"))
+    visit, kit, response, offer, referral, incident, link, trainee, attended, session = (
+        _table(name) for name in (
+            "visit", "take_home_kit", "overdose_response", "referral_offer", "referral",
+            "incident", "incident_client", "naloxone_trainee", "naloxone_session_trainee",
+            "naloxone_training_session"))
     old_visits = db.select(visit.c.id).where(visit.c.site_id == site_id,
                                              visit.c.arrived_at < cutoff)
     old_offers = db.select(offer.c.id).where(offer.c.visit_id.in_(old_visits))
@@ -115,6 +119,13 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
         ("referrals", referral, referral.c.client_id,
          and_(referral.c.site_id == site_id, referral.c.offer_id.in_(old_offers))),
         ("incident_links", link, link.c.client_id, link.c.incident_id.in_(old_incidents)),
+        # A client trained in naloxone: old once they took part in no session since the
+        # cutoff (a session's day is the site's; the cutoff's UTC date is never later).
+        ("naloxone_trainees", trainee, trainee.c.client_id,
+         and_(trainee.c.site_id == site_id, trainee.c.created_at < cutoff,
+              ~db.exists().where(attended.c.trainee_id == trainee.c.id,
+                                 session.c.id == attended.c.session_id,
+                                 session.c.held_on >= cutoff.date()))),
     )
 
 

@@ -161,3 +161,107 @@ class StockFinding(db.Model):
     resolved_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
     lot: Mapped[NaloxoneLot | None] = relationship()
+
+
+# --- Training (DOMAIN.md "Naloxone training and kits") ---------------------------------------
+
+TRAINEE_KINDS = {
+    "person_at_risk": "Person at risk",
+    "family_friend": "Family or friend",
+    "peer": "Peer",
+    "staff_volunteer": "Staff or volunteer",
+    "police": "Police",
+    "fire": "Fire",
+    "other_first_responder": "Other first responder",
+    "pharmacist": "Pharmacist",
+    "other": "Other",
+}
+# Only these may be recorded by name, and only with their consent: for refresher tracking.
+NAMED_KINDS = ("staff_volunteer", "police")
+TRAINING_FORMATS = {
+    "brief": "Brief (10-15 min)",
+    "standard": "Standard (about 30 min)",
+    "trainer_of_trainers": "Trainer of trainers",
+    "online": "Online",
+}
+
+
+class Trainee(db.Model):
+    """A person trained in naloxone at a site: a client (by their record, so by code), or
+    someone outside the site by kind and an optional organisation. A name and badge or
+    employee number only for staff and police who consent to it (refresher tracking)."""
+
+    __tablename__ = "naloxone_trainee"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", TRAINEE_KINDS), name="kind_known"),
+        CheckConstraint(f"(first_name IS NULL AND last_name IS NULL AND badge_number IS NULL) "
+                        f"OR (named_consent AND {_one_of('kind', NAMED_KINDS)})",
+                        name="named_only_with_consent"),
+        Index("ix_naloxone_trainee_site_kind", "site_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    organisation: Mapped[str | None] = mapped_column(String(120))
+    named_consent: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                server_default=db.false())
+    first_name: Mapped[str | None] = mapped_column(String(60))
+    last_name: Mapped[str | None] = mapped_column(String(60))
+    badge_number: Mapped[str | None] = mapped_column(String(40))
+    # Family and friends (Scotland): whether the person at risk consented to their training.
+    at_risk_consented: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    client: Mapped["Client | None"] = relationship()  # noqa: F821
+
+    def __repr__(self) -> str:
+        return f"<Trainee {self.id} {self.kind}>"
+
+
+class TrainingSession(db.Model):
+    """One naloxone training: when, where, by whom, in what, and who took part."""
+
+    __tablename__ = "naloxone_training_session"
+    __table_args__ = (
+        CheckConstraint(_one_of("format", TRAINING_FORMATS), name="format_known"),
+        Index("ix_naloxone_training_session_site_held", "site_id", "held_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    held_on: Mapped[date] = mapped_column(Date)
+    # Empty: at the site itself; otherwise the outreach place ("Police division 3").
+    place: Mapped[str | None] = mapped_column(String(120))
+    trainer_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    curriculum: Mapped[str] = mapped_column(String(120))
+    curriculum_version: Mapped[str | None] = mapped_column(String(40))
+    format: Mapped[str] = mapped_column(String(30))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    trainer: Mapped["Staff"] = relationship(foreign_keys=[trainer_id])  # noqa: F821
+    attendance: Mapped[list["SessionTrainee"]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="SessionTrainee.id")
+
+
+class SessionTrainee(db.Model):
+    """A trainee's part in a session, with their post-test score if one was taken."""
+
+    __tablename__ = "naloxone_session_trainee"
+    __table_args__ = (
+        UniqueConstraint("session_id", "trainee_id"),
+        CheckConstraint("post_test_score IS NULL OR post_test_score BETWEEN 0 AND 100",
+                        name="score_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("naloxone_training_session.id", ondelete="CASCADE"))
+    trainee_id: Mapped[int] = mapped_column(ForeignKey("naloxone_trainee.id"), index=True)
+    post_test_score: Mapped[int | None] = mapped_column(Integer)
+
+    session: Mapped[TrainingSession] = relationship(back_populates="attendance")
+    trainee: Mapped[Trainee] = relationship()

@@ -61,6 +61,11 @@ RETENTION_MAX_DAYS = 36500
 RETENTION_RANGE = (f"Keep records at least {RETENTION_MIN_DAYS} days (two years, the Canadian "
                    f"minimum for controlled-substance records) and at most "
                    f"{RETENTION_MAX_DAYS} days.")
+# Naloxone programme (DOMAIN.md): a police or staff trainee's refresher comes due this many
+# months after their last session; a client's kit is listed for replacement this many days
+# before it expires. Both the site's choice.
+DEFAULT_REFRESHER_MONTHS, REFRESHER_MONTHS_RANGE = 12, (1, 60)
+DEFAULT_KIT_EXPIRY_WARNING_DAYS, KIT_EXPIRY_WARNING_DAYS_RANGE = 60, (0, 365)
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
@@ -96,7 +101,11 @@ class Site(db.Model):
     ), CheckConstraint(f"naloxone_low_stock BETWEEN 0 AND {NALOXONE_LOW_STOCK_MAX}",
                        name="naloxone_low_stock_range"),
         CheckConstraint(f"retention_days IS NULL OR retention_days BETWEEN {RETENTION_MIN_DAYS} "
-                        f"AND {RETENTION_MAX_DAYS}", name="retention_days_range"))
+                        f"AND {RETENTION_MAX_DAYS}", name="retention_days_range"),
+        CheckConstraint("refresher_months BETWEEN {} AND {}".format(*REFRESHER_MONTHS_RANGE),
+                        name="refresher_months_range"),
+        CheckConstraint("kit_expiry_warning_days BETWEEN {} AND {}".format(
+            *KIT_EXPIRY_WARNING_DAYS_RANGE), name="kit_expiry_warning_days_range"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -129,6 +138,12 @@ class Site(db.Model):
     opening_hours: Mapped[str | None] = mapped_column(String(120))
     # Days a record keeps its client (srs.clients.retention); None keeps everything.
     retention_days: Mapped[int | None] = mapped_column(Integer)
+    # Server defaults only: a migration test writes sites through these models at revisions
+    # before the columns existed.
+    refresher_months: Mapped[int] = mapped_column(
+        Integer, server_default=str(DEFAULT_REFRESHER_MONTHS), nullable=False)
+    kit_expiry_warning_days: Mapped[int] = mapped_column(
+        Integer, server_default=str(DEFAULT_KIT_EXPIRY_WARNING_DAYS), nullable=False)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")
