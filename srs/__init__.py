@@ -28,6 +28,7 @@ def create_app(test_config=None):
     from srs.incidents import records as _incident_records  # noqa: F401 - a client's record
     from srs.incidents.views import bp as incidents_bp
     from srs.naloxone import records as _naloxone_records  # noqa: F401 - a client's record
+    from srs.naloxone.training_views import bp as training_bp
     from srs.naloxone.views import bp as naloxone_bp
     from srs.org.views import bp as org_bp
     from srs.overdose import records as _overdose_records  # noqa: F401 - a client's record
@@ -86,6 +87,7 @@ def create_app(test_config=None):
     app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)
+    app.register_blueprint(training_bp)
     app.register_blueprint(overdose_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)

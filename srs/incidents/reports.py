@@ -36,7 +36,8 @@ from srs.incidents.models import (
     Stage,
 )
 from srs.incidents.service import overdue_actions
-from srs.naloxone.models import KIT_FORMS
+from srs.naloxone.models import KIT_FORMS, TRAINEE_KINDS
+from srs.naloxone.training import month_days, trained_by_kind
 from srs.referrals.models import SERVICE_TYPES
 from srs.sites.models import TIME_BANDS, Site, time_band
 
@@ -349,6 +350,10 @@ def _kits_by_form(m: MonthData) -> dict:
     return {form: m.overdoses["take_home_kits"][form] for form in KIT_FORMS}
 
 
+def _trained_by_kind(m: MonthData) -> dict:
+    return trained_by_kind(m.site, *month_days(m.month))
+
+
 def _overdose(key: str):
     return lambda m: m.overdoses[key]
 
@@ -421,6 +426,8 @@ FIGURES: tuple[Figure, ...] = (
            _overdose("take_home_kits_replacing_used")),
     Figure("take_home_kits_with_training", "Take-home kits given with training",
            _overdose("take_home_kits_with_training")),
+    Figure("people_trained_by_kind", "People trained in naloxone, by kind (each once)",
+           _trained_by_kind, TRAINEE_KINDS),
     Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type,
            INCIDENT_TYPES),
 )

@@ -9,8 +9,9 @@ from marshmallow import (
     validate,
 )
 
+from srs.common import RecordId
 from srs.forms import Form
-from srs.naloxone.models import FORMS, KIT_FORMS
+from srs.naloxone.models import FORMS, KIT_FORMS, TRAINEE_KINDS, TRAINING_FORMATS
 
 # --- Input ----------------------------------------------------------------------------------
 
@@ -116,3 +117,116 @@ class TakeHomeKitSchema(Schema):
     training_given = fields.Boolean()
     given_at = fields.AwareDateTime()
     stock_discrepancy = fields.Boolean()
+
+
+# --- Training sessions and refreshers (srs/naloxone/training.py) ----------------------------
+
+
+class TraineeInputSchema(Schema):
+    """One person trained: a client by code, or someone from outside by kind."""
+
+    class Meta:
+        unknown = RAISE
+
+    kind = fields.String(required=True, validate=validate.OneOf(
+        list(TRAINEE_KINDS), error=f"Choose one of: {', '.join(TRAINEE_KINDS)}."))
+    client_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=40), metadata={"description": "A client of the site (person at risk, family or "
+                                          "friend, peer); leave out for anyone else."})
+    organisation = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.Length(max=120))
+    named_consent = fields.Boolean(load_default=False, metadata={
+        "description": "Staff and police only: they consent to be named (for refreshers)."})
+    first_name = fields.String(load_default=None, allow_none=True,
+                               validate=validate.Length(max=60))
+    last_name = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(max=60))
+    badge_number = fields.String(load_default=None, allow_none=True,
+                                 validate=validate.Length(max=40), metadata={
+                                     "description": "Badge or employee number."})
+    at_risk_consented = fields.Boolean(load_default=None, allow_none=True, metadata={
+        "description": "Family or friend (required): whether the person at risk consented."})
+    post_test_score = fields.Integer(strict=True, load_default=None, allow_none=True,
+                                     validate=validate.Range(
+                                         min=0, max=100, error="From 0 to 100."))
+
+
+class TrainingSessionInputSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    held_on = fields.Date(required=True)
+    place = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=120), metadata={"description": "An outreach place; leave out for the site."})
+    trainer_id = RecordId(required=True, metadata={
+        "description": "Staff id of the trainer, a staff member of the site."})
+    curriculum = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    curriculum_version = fields.String(load_default=None, allow_none=True,
+                                       validate=validate.Length(max=40))
+    format = fields.String(required=True, validate=validate.OneOf(
+        list(TRAINING_FORMATS), error=f"Choose one of: {', '.join(TRAINING_FORMATS)}."))
+    trainees = fields.List(fields.Nested(TraineeInputSchema), required=True,
+                           validate=validate.Length(min=1, max=100,
+                                                    error="From 1 to 100 people."))
+
+
+class TrainingMonthQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    month = fields.String(load_default=None, validate=validate.Regexp(
+        r"^(20\d\d|2100)-(0[1-9]|1[0-2])$",
+        error="Give the month as YYYY-MM, from 2000-01 to 2100-12."),
+        metadata={"description": "YYYY-MM; this month at the site if left out."})
+
+
+class SessionTraineeSchema(Schema):
+    trainee_id = fields.Integer()
+    kind = fields.Function(lambda p: p.trainee.kind)
+    client_code = fields.Function(lambda p: p.trainee.client.code if p.trainee.client else None)
+    organisation = fields.Function(lambda p: p.trainee.organisation)
+    named = fields.Function(lambda p: p.trainee.named_consent)
+    first_name = fields.Function(lambda p: p.trainee.first_name)
+    last_name = fields.Function(lambda p: p.trainee.last_name)
+    badge_number = fields.Function(lambda p: p.trainee.badge_number)
+    at_risk_consented = fields.Function(lambda p: p.trainee.at_risk_consented)
+    post_test_score = fields.Integer(allow_none=True)
+
+
+class TrainingSessionSchema(Schema):
+    id = fields.Integer()
+    held_on = fields.Date()
+    place = fields.String(allow_none=True)
+    trainer_id = fields.Integer()
+    trainer = fields.Function(lambda s: s.trainer.display_name)
+    curriculum = fields.String()
+    curriculum_version = fields.String(allow_none=True)
+    format = fields.String()
+    recorded_at = fields.AwareDateTime()
+    trainees = fields.List(fields.Nested(SessionTraineeSchema), attribute="attendance")
+
+
+class TrainingSessionListSchema(Schema):
+    month = fields.String()
+    sessions = fields.List(fields.Nested(TrainingSessionSchema))
+
+
+class RefresherSchema(Schema):
+    trainee_id = fields.Function(lambda r: r.trainee.id)
+    kind = fields.Function(lambda r: r.trainee.kind)
+    organisation = fields.Function(lambda r: r.trainee.organisation)
+    named = fields.Boolean(metadata={"description": "Consented to be named; else no name."})
+    first_name = fields.Function(lambda r: r.trainee.first_name)
+    last_name = fields.Function(lambda r: r.trainee.last_name)
+    badge_number = fields.Function(lambda r: r.trainee.badge_number)
+    last_training = fields.Date()
+    sessions = fields.Integer()
+    due_on = fields.Date()
+    status = fields.String(metadata={"description": "overdue or due_soon (within 30 days)."})
+
+
+class RefreshersDueSchema(Schema):
+    refreshers = fields.List(fields.Nested(RefresherSchema), attribute="due")
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Police and staff trainees by status (overdue, due_soon, later) and "
+                       "unnamed_due: those due who did not consent to be named."})
