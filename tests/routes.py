@@ -85,6 +85,10 @@ PAGE_FORMS = {
                          "lot_number": "R1", "expires_on": "2099-01-01", "quantity": "5"},
     "naloxone.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
     "naloxone.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    # The trainer is whoever records it; one person from outside, by kind.
+    "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),
+                        "curriculum": "Take-home naloxone", "format": "brief",
+                        "t-row1-mode": "outside", "t-row1-kind": "fire"},
     "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
     "referrals.record_outcome": {"outcome": "presented"},
     "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
@@ -138,6 +142,10 @@ API_BODIES = {
         "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "R1",
         "expires_on": "2099-01-01", "quantity": 5},
     "api_naloxone.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "api_training.record_training_session": lambda floor: {
+        "held_on": (date.today() - timedelta(days=1)).isoformat(),
+        "trainer_id": floor_nurse_id(), "curriculum": "Take-home naloxone", "format": "brief",
+        "trainees": [{"kind": "police", "organisation": "City Police"}]},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
     "api_referrals.create_referral_rule": {
@@ -166,6 +174,11 @@ API_BODIES = {
     "api_org.remove_org_admin": None,
 }
 
+def floor_nurse_id() -> int:
+    """The floor's own nurse (a staff member of its site: a session's trainer)."""
+    return db.session.execute(db.select(Staff.id).filter_by(username=FLOOR_NURSE)).scalar_one()
+
+
 # Which report a route's ``incident_id`` names: one the caller wrote (a draft, or submitted)
 # or, by default, one the floor's nurse submitted (what a reviewer works on).
 INCIDENT_FOR = {
@@ -180,7 +193,8 @@ INCIDENT_FOR = {
 
 # The query a route's URL carries, where what the route declares holds only with it: every
 # role lists its own incident reports (without ``mine``, reviewers and admins alone).
-QUERY_FOR = {"api_incidents.list_incidents": "mine=true"}
+QUERY_FOR = {"api_incidents.list_incidents": "mine=true",
+             "training.trainee_row": "kind=police"}
 
 # Which open visit a route's ``visit_id`` names (the state its action starts from).
 VISIT_STATE_FOR = {

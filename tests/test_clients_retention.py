@@ -28,7 +28,7 @@ from srs.common import utcnow
 from srs.extensions import db
 from srs.incidents import reports
 from srs.incidents.models import Incident
-from srs.naloxone.models import TakeHomeKit
+from srs.naloxone.models import SessionTrainee, TakeHomeKit, Trainee, TrainingSession
 from srs.overdose.models import OverdoseResponse
 from srs.referrals.models import CareProfile, Referral
 from srs.sites.models import Site
@@ -113,6 +113,16 @@ def floor(app):
         TakeHomeKit(site_id=site.id, client_id=kit_only.id, form="injectable",
                     given_at=local(2026, 6, 2, 11, 0)),
     ])
+    # Naloxone training: the gone client trained before the period, the returning one in it
+    # (with a police officer beside them, whom retention never touches).
+    for held, who in ((date(2024, 5, 10), gone), (date(2026, 4, 8), both)):
+        trained = Trainee(site_id=site.id, kind="person_at_risk", client_id=who.id,
+                          created_at=local(held.year, held.month, held.day, 12, 0))
+        officer = Trainee(site_id=site.id, kind="police", created_at=trained.created_at)
+        db.session.add(TrainingSession(
+            site_id=site.id, held_on=held, trainer_id=reporter.id, curriculum="THN",
+            format="standard", recorded_at=trained.created_at, attendance=[
+                SessionTrainee(trainee=trained), SessionTrainee(trainee=officer)]))
     overdose_visit = visit(site, gone, local(2024, 3, 3, 12, 0), booth=b1,
                            substances=["fentanyl"])
     db.session.add(OverdoseResponse(
@@ -172,6 +182,7 @@ def test_every_monthly_and_weekly_figure_is_the_same_after_a_run_and_after_anoth
     # The data is what the test means: the period's first months count a returning client.
     assert dict(before[date(2024, 12, 1)])["new_clients"] == 0
     assert dict(before[date(2024, 11, 1)])["unique_clients"] == 2
+    assert dict(before[date(2024, 5, 1)])["people_trained_by_kind"]["person_at_risk"] == 1
     set_retention(floor.site)
 
     retention.apply_retention(now=NOW)
@@ -230,6 +241,9 @@ def test_old_records_lose_their_client_and_recent_clients_keep_theirs(floor):
     assert [c.placeholder for c in old_incident.clients] == [True]
     assert "F-GONE-1980" not in old_incident.narrative
     assert [c.code for c in new_incident.clients] == ["M-BOTH-1990"]
+    old_trainee, new_trainee = db.session.execute(db.select(Trainee).where(
+        Trainee.client_id.is_not(None)).order_by(Trainee.created_at)).scalars()
+    assert old_trainee.client.placeholder and new_trainee.client_id == both_id
 
 
 @pytest.mark.parametrize("batch", [retention.BATCH, 1])
@@ -244,7 +258,7 @@ def test_the_preview_counts_what_the_run_changes_and_the_run_is_audited(floor, m
     assert done == preview.counts
     assert done == {"clients": 3, "visits": 12 + 1 + 12 + 1 + 3 + 2, "take_home_kits": 1,
                     "overdose_responses": 1, "referral_offers": 1, "referrals": 1,
-                    "incident_links": 1, "naloxone_trainees": 0, "clients_cleared": 1,
+                    "incident_links": 1, "naloxone_trainees": 1, "clients_cleared": 1,
                     "care_profiles": 1, "clients_removed": 2}
     event, = retention_events(floor.site)
     assert event.actor == "retention" and event.entity_id == str(floor.site.id)

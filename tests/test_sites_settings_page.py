@@ -14,7 +14,8 @@ from srs.extensions import db
 from srs.sites.models import TIMER_SETTINGS, Site
 
 OTHER_SETTINGS = ("timezone", "client_code_pattern", "opening_hours", "on_call_staff_id",
-                  "overdose_locations", "naloxone_low_stock")
+                  "overdose_locations", "naloxone_low_stock", "refresher_months",
+                  "kit_expiry_warning_days")
 
 
 @pytest.fixture
@@ -91,6 +92,9 @@ def test_the_page_shows_every_setting_with_its_range_and_help(client, auth, east
     assert form["naloxone_low_stock"] == ["10"]
     assert form["on_call_staff_id"] == [""]
     assert "Between 0 and 1000 doses" in text
+    assert form["refresher_months"] == ["12"] and form["kit_expiry_warning_days"] == ["60"]
+    assert "Between 1 and 60 months; default 12" in text
+    assert "Between 0 and 365 days; default 60" in text
     assert 'data-busy-label="Saving…"' in html and "hx-sync=\"this:drop\"" in html
 
 
@@ -148,14 +152,18 @@ def test_saving_nothing_new_says_so_and_audits_nothing(client, auth, east):
      "Whole minutes and seconds. Between 0:02 and 15:00 (2 s to 15 min)."),
     ({"naloxone_low_stock": "1001"}, "naloxone_low_stock",
      "A whole number of doses between 0 and 1000."),
+    ({"refresher_months": "0"}, "refresher_months",
+     "A whole number of months between 1 and 60."),
+    ({"kit_expiry_warning_days": "two"}, "kit_expiry_warning_days",
+     "A whole number of days between 0 and 365."),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone",
      "'Mars/Olympus_Mons' is not a known time zone."),
     ({"client_code_pattern": "([A-Z]{4}"}, "client_code_pattern", "Not a valid pattern"),
     ({"overdose_locations": ["", " "]}, "overdose_locations", "Give 1 to 20 places."),
     ({"overdose_locations": ["Washroom", "Washroom "]}, "overdose_locations",
      "Each place once, with a name."),
-], ids=["below", "above", "blank", "not whole", "stock", "zone", "pattern", "no place",
-        "same place twice"])
+], ids=["below", "above", "blank", "not whole", "stock", "refresher", "kit expiry", "zone",
+        "pattern", "no place", "same place twice"])
 def test_a_bad_value_is_refused_under_its_field_and_what_was_typed_stays(
         client, auth, east, inputs, name, message):
     auth.login("ada")
@@ -209,7 +217,8 @@ def test_each_change_is_audited_from_and_to(client, auth, east):
     auth.login("ada")
     save(client, auth, **{"booth_check_interval_seconds-min": "4",
                           "booth_check_interval_seconds-sec": "00",
-                          "timezone": "America/Vancouver", "naloxone_low_stock": "12"})
+                          "timezone": "America/Vancouver", "naloxone_low_stock": "12",
+                          "refresher_months": "6", "kit_expiry_warning_days": "30"})
     event = db.session.execute(db.select(AuditEvent).filter_by(
         action="settings_updated")).scalar_one()
     assert (event.staff_id, event.entity, event.entity_id, event.site_id) == (
@@ -218,6 +227,8 @@ def test_each_change_is_audited_from_and_to(client, auth, east):
         "booth_check_interval_seconds": {"from": 180, "to": 240},
         "timezone": {"from": "America/Toronto", "to": "America/Vancouver"},
         "naloxone_low_stock": {"from": 10, "to": 12},
+        "refresher_months": {"from": 12, "to": 6},
+        "kit_expiry_warning_days": {"from": 60, "to": 30},
     }
 
 

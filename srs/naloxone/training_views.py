@@ -105,9 +105,11 @@ def record(site):
     the fields and rows they concern."""
     form = request.form.to_dict()
     rows = _rows_from(request.form)
+    # The form names whoever fills it as the trainer unless another is chosen.
+    trainer = form.get("trainer_id", str(current_actor().staff_id or ""))
     data = {"held_on": _date(form.get("held_on", "")), "place": form.get("place"),
-            "trainer_id": int(form["trainer_id"]) if form.get("trainer_id", "").isdigit()
-            else None, "curriculum": form.get("curriculum"),
+            "trainer_id": int(trainer) if trainer.isdigit() else None,
+            "curriculum": form.get("curriculum"),
             "curriculum_version": form.get("curriculum_version"), "format": form.get("format"),
             "trainees": [_trainee_data(row) for row in rows]}
     try:

@@ -18,7 +18,9 @@ from marshmallow import (
 from srs.common import RecordId
 from srs.forms import Form
 from srs.sites.models import (
+    KIT_EXPIRY_WARNING_DAYS_RANGE,
     NALOXONE_LOW_STOCK_MAX,
+    REFRESHER_MONTHS_RANGE,
     RETENTION_MAX_DAYS,
     RETENTION_MIN_DAYS,
     RETENTION_RANGE,
@@ -64,6 +66,19 @@ class SiteSettingsSchema(_TimerFields):
             error=f"Must be between 0 and {NALOXONE_LOW_STOCK_MAX}."),
         metadata={"description": "Usable naloxone doses of a kind (injectable, nasal) under "
                                  "which the daily stock check flags low stock."})
+    refresher_months = fields.Integer(
+        strict=True, validate=validate.Range(
+            *REFRESHER_MONTHS_RANGE,
+            error="Between {} and {} months.".format(*REFRESHER_MONTHS_RANGE)),
+        metadata={"description": "Months after a police or staff trainee's last naloxone "
+                                 "training session that their refresher comes due (default "
+                                 "12)."})
+    kit_expiry_warning_days = fields.Integer(
+        strict=True, validate=validate.Range(
+            *KIT_EXPIRY_WARNING_DAYS_RANGE,
+            error="Between {} and {} days.".format(*KIT_EXPIRY_WARNING_DAYS_RANGE)),
+        metadata={"description": "Days before a client's take-home kit expires that it is "
+                                 "listed for replacement at their next visit (default 60)."})
     overdose_locations = fields.List(
         fields.String(validate=validate.Length(min=1, max=80)),
         validate=validate.Length(min=1, max=20, error="Give 1 to 20 places."),
@@ -180,7 +195,8 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
         for name in ("opening_hours", "on_call_staff_id"):
             if isinstance(data.get(name), str) and not data[name].strip():
                 data[name] = None
-        for name in ("naloxone_low_stock", "on_call_staff_id"):
+        for name in ("naloxone_low_stock", "on_call_staff_id", "refresher_months",
+                     "kit_expiry_warning_days"):
             if isinstance(data.get(name), str):
                 data[name] = _whole(data[name].strip())
         if isinstance(data.get("overdose_locations"), list):
@@ -198,6 +214,13 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
         if "naloxone_low_stock" in messages:
             messages["naloxone_low_stock"] = [
                 f"A whole number of doses between 0 and {NALOXONE_LOW_STOCK_MAX}."]
+        if "refresher_months" in messages:
+            messages["refresher_months"] = [
+                "A whole number of months between {} and {}.".format(*REFRESHER_MONTHS_RANGE)]
+        if "kit_expiry_warning_days" in messages:
+            messages["kit_expiry_warning_days"] = [
+                "A whole number of days between {} and {}.".format(
+                    *KIT_EXPIRY_WARNING_DAYS_RANGE)]
         if "on_call_staff_id" in messages:
             messages["on_call_staff_id"] = ["Choose a supervisor of this site, or nobody."]
         if "client_code_pattern" in messages and not data.get("client_code_pattern"):

@@ -204,6 +204,12 @@ SETTING_GROUPS = (
         ("naloxone_low_stock", "Low-stock threshold",
          "The daily stock check flags a kind of naloxone (injectable, nasal) with fewer usable "
          "doses than this."),
+        ("refresher_months", "Naloxone training refresher",
+         "Police and staff trained in naloxone come due for a refresher this long after "
+         "their last session."),
+        ("kit_expiry_warning_days", "Kit expiry warning",
+         "A client's take-home kit is listed for replacement at their next visit this long "
+         "before it expires."),
     )),
     ("Site", (
         ("timezone", "Time zone",
@@ -220,6 +226,7 @@ SETTING_GROUPS = (
 )
 
 
+SETTING_UNITS = {"refresher_months": "months", "kit_expiry_warning_days": "days"}
 SETTING_TITLES = {name: title for _, rows in SETTING_GROUPS for name, title, _ in rows}
 
 
@@ -244,6 +251,8 @@ def _site_inputs(site) -> dict:
               "opening_hours": site.opening_hours or "",
               "on_call_staff_id": str(site.on_call_staff_id or ""),
               "naloxone_low_stock": str(site.naloxone_low_stock),
+              "refresher_months": str(site.refresher_months),
+              "kit_expiry_warning_days": str(site.kit_expiry_warning_days),
               "overdose_locations": list(site.overdose_locations)}
     for setting in TIMER_SETTINGS:
         minutes, seconds = divmod(getattr(site, setting.name), 60)
@@ -261,6 +270,8 @@ def _shown(site, name: str, value) -> str:
         return person.display_name if person else "nobody"
     if name == "overdose_locations":
         return ", ".join(value)
+    if name in SETTING_UNITS:
+        return f"{value} {SETTING_UNITS[name]}"
     return "none" if value is None else str(value)
 
 
