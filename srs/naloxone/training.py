@@ -1,7 +1,7 @@
 """Naloxone training: sessions and who took part, refreshers and the month's people trained.
 
-Callers: the training pages (``training_views``), the API (``srs.api.training``), the
-monthly report (:func:`trained_by_kind`) and the demo seeding. :func:`record_session` is one
+Callers: the training pages (``training_views``), the API (``srs.api.training``) and the
+monthly report (:func:`trained_by_kind`). :func:`record_session` is one
 unit of work: check every field, add the session and its trainees, audit, commit once. It
 raises Invalid (422) with a message per field; a trainee's field is named under
 ``trainees`` by the trainee's place in the list (``{"trainees": {1: {"badge_number": [...]}}}``).
@@ -242,8 +242,9 @@ def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> Tr
         errors["trainees"] = row_errors
     if errors:
         count = len(row_errors) + len([k for k in errors if k != "trainees"])
-        raise Invalid(f"The session was not recorded: {count} "
-                      f"{'entry' if count == 1 else 'entries'} to correct.", errors)
+        raise Invalid(f"Nothing was recorded: {count} "
+                      f"{'entry' if count == 1 else 'entries'} to correct, marked below.",
+                      errors)
 
     session = TrainingSession(site_id=site.id, recorded_at=now, recorded_by=actor.staff_id,
                               **session_data)
