@@ -94,7 +94,8 @@ def test_the_clients_page_shows_the_record_and_audits_the_read(desk):
     assert page.status_code == 200
     assert "F-ABCD-1984" in body and "Sparrow" in body
     assert re.findall(r'figure__label">([^<]+)<', body) == [
-        "Visits", "Overdoses", "Referrals", "Incidents", "Take-home kits"]
+        "Visits", "Overdoses", "Referrals", "Incidents", "Take-home kits",
+        "Naloxone training sessions"]
     assert re.search(r"Visits</dt><dd[^>]*>0<", body)
     assert 'href="/sites/east/audit?client=F-ABCD-1984"' in body
     assert "Who has looked at or changed this record" in body

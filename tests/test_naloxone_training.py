@@ -398,3 +398,19 @@ def test_the_organisation_sees_every_sites_refreshers(client, auth, east):
     auth.login("sam")
     page = client.get("/org/naloxone/refreshers").get_data(True)
     assert page.count('data-testid="refresher"') == 2 and "West" in page
+
+
+def test_a_clients_training_is_in_their_access_request_and_on_their_page(east):
+    from srs.clients.export import gather
+    from srs.clients.service import client_summary
+
+    site, trainer = east
+    client = make_client(site, code="F-ABCD-1984")
+    session = record(site, trainer, {"kind": "peer", "client_code": "F-ABCD-1984",
+                                     "post_test_score": 70}, officer())
+    sections = {s.record_type: s for s in gather(site, client)}
+    [row] = sections["naloxone_training"].rows
+    assert (row["id"], row["trained_as"], row["post_test_score"]) == (session.id, "peer", 70)
+    assert "Olive" not in str(sections["naloxone_training"].rows)
+    assert "naloxone_training_recorded" in {r["action"] for r in sections["audit_event"].rows}
+    assert client_summary(client)["Naloxone training sessions"] == 1

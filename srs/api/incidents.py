@@ -162,7 +162,8 @@ def get_monthly_report(query, site_id):
     incident types as createIncident's ``type`` (``needle_stick``: "Needle-stick injury"),
     substances as recordConsumption's ``substances`` (``fentanyl``), service types as
     recordReferral's ``service_type`` (``oat``), take-home kit forms as
-    recordTakeHomeKit's ``form`` (``nasal``), genders as the client code's letter (M, F,
+    recordTakeHomeKit's ``form`` (``nasal``), people trained by recordTrainingSession's
+    trainee ``kind`` (``police``), genders as the client code's letter (M, F,
     TM, TF, X, or ``unknown``), time bands (``07-12``) and age bands (``20-29``,
     ``unknown``) as they are written."""
     site = get_site(site_id)

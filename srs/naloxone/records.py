@@ -1,11 +1,11 @@
 """What the naloxone programme holds about a client, for their page and their access
-request: the take-home kits given to them."""
+request: the take-home kits given to them, and the naloxone training they took part in."""
 
 from srs import signals
 from srs.clients.export import Section, section
 from srs.clients.models import Client
 from srs.extensions import db
-from srs.naloxone.models import TakeHomeKit
+from srs.naloxone.models import SessionTrainee, TakeHomeKit, Trainee, TrainingSession
 
 
 @signals.client_summary.connect
@@ -20,3 +20,35 @@ def kit_records(client: Client) -> list[Section]:
                               .order_by(TakeHomeKit.given_at, TakeHomeKit.id)).scalars()
     return [section("take_home_kit", "Take-home naloxone kits", kits, (
         "id", "form", "number", "replaces_used", "training_given", "given_at", "given_by"))]
+
+
+# --- Naloxone training ----------------------------------------------------------------------
+
+
+def _training_of(client: Client):
+    return db.session.execute(
+        db.select(SessionTrainee, Trainee, TrainingSession)
+        .join(Trainee, Trainee.id == SessionTrainee.trainee_id)
+        .join(TrainingSession, TrainingSession.id == SessionTrainee.session_id)
+        .where(Trainee.client_id == client.id)
+        .order_by(TrainingSession.held_on, SessionTrainee.id)).all()
+
+
+@signals.client_summary.connect
+def count_training(client: Client) -> dict[str, int]:
+    return {"Naloxone training sessions": len(_training_of(client))}
+
+
+@signals.client_record.connect
+def training_records(client: Client) -> list[Section]:
+    columns = ("id", "held_on", "place", "trainer_id", "curriculum",
+               "curriculum_version", "format", "trained_as", "at_risk_consented",
+               "post_test_score")
+    rows = [{"id": s.id, "held_on": s.held_on, "place": s.place,
+             "trainer_id": s.trainer_id, "curriculum": s.curriculum,
+             "curriculum_version": s.curriculum_version, "format": s.format,
+             "trained_as": t.kind, "at_risk_consented": t.at_risk_consented,
+             "post_test_score": part.post_test_score}
+            for part, t, s in _training_of(client)]
+    return [Section("naloxone_training", "Naloxone training", columns, rows,
+                    audit_entity="naloxone_training_session")]
