@@ -414,3 +414,8 @@ def test_a_clients_training_is_in_their_access_request_and_on_their_page(east):
     assert "Olive" not in str(sections["naloxone_training"].rows)
     assert "naloxone_training_recorded" in {r["action"] for r in sections["audit_event"].rows}
     assert client_summary(client)["Naloxone training sessions"] == 1
+    # The month's list showed their code: that read is in their access request too.
+    training.list_sessions(site, date(2026, 12, 1), actor=Actor.of(trainer), now=NOW)
+    audit = gather(site, client)[-1].rows
+    assert [r["detail"] for r in audit if r["action"] == "naloxone_training_listed"] == [
+        {"shown": [session.id]}]

@@ -52,13 +52,15 @@ def record_training_session(data, site_id):
 @blp.arguments(TrainingMonthQuerySchema, location="query")
 @blp.response(200, TrainingSessionListSchema)
 def list_training_sessions(query, site_id):
-    """The sessions held in ``month`` (site time), latest first, with who took part."""
+    """The sessions held in ``month`` (site time), latest first, with who took part
+    (audited as a read of those sessions when it shows a client's code)."""
     site = get_site(site_id)
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()
     else:
         month = site.local_date(utcnow())
-    return {"month": f"{month:%Y-%m}", "sessions": training.list_sessions(site, month)}
+    return {"month": f"{month:%Y-%m}", "sessions": training.list_sessions(
+        site, month, actor=api_actor(), now=utcnow())}
 
 
 @blp.get("/sites/<int:site_id>/naloxone/refreshers")

@@ -73,7 +73,7 @@ def _check_session(site: Site, data: dict, today: date, errors: dict) -> dict:
         errors["held_on"] = ["Give the date of the session."]
     elif held_on > today:
         errors["held_on"] = ["A session cannot be recorded before it is held."]
-    elif held_on < today.replace(year=today.year - 5):
+    elif held_on < add_months(today, -60):
         errors["held_on"] = ["Give a date in the last five years."]
     out["held_on"] = held_on
     trainer = db.session.get(Staff, data["trainer_id"]) if data.get("trainer_id") else None
@@ -281,15 +281,22 @@ def month_days(month: date) -> tuple[date, date]:
     return first, (first + timedelta(days=32)).replace(day=1)
 
 
-def list_sessions(site: Site, month: date) -> list[TrainingSession]:
-    """The site's sessions held in ``month``, latest first, with who took part."""
+def list_sessions(site: Site, month: date, *, actor: Actor,
+                  now: datetime) -> list[TrainingSession]:
+    """The site's sessions held in ``month``, latest first, with who took part; a list
+    that shows clients' codes is audited as a read of those sessions (their ids)."""
     first, after = month_days(month)
-    return list(db.session.execute(db.select(TrainingSession).where(
+    sessions = list(db.session.execute(db.select(TrainingSession).where(
         TrainingSession.site_id == site.id, TrainingSession.held_on >= first,
         TrainingSession.held_on < after).options(
         selectinload(TrainingSession.attendance).selectinload(SessionTrainee.trainee)
         .selectinload(Trainee.client), selectinload(TrainingSession.trainer)).order_by(
         TrainingSession.held_on.desc(), TrainingSession.id.desc())).scalars())
+    if any(part.trainee.client_id for s in sessions for part in s.attendance):
+        record(actor, "naloxone_training_listed", "naloxone_training_session", None,
+               site_id=site.id, now=now, detail={"shown": [s.id for s in sessions]})
+        db.session.commit()
+    return sessions
 
 
 def trained_by_kind(site: Site, first: date, after: date) -> dict[str, int]:

@@ -172,7 +172,9 @@ def sessions(site):
     previous = (first - timedelta(days=1)).replace(day=1)
     return render_template("naloxone/training_sessions.html", site=site, month=first,
                            previous=previous, following=after if after <= today else None,
-                           sessions=training.list_sessions(site, first),
+                           sessions=training.list_sessions(site, first,
+                                                           actor=current_actor(),
+                                                           now=utcnow()),
                            trained=training.trained_by_kind(site, first, after))
 
 
