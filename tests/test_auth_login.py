@@ -45,10 +45,13 @@ def test_login_then_home_lists_site(client, auth):
 def test_nurse_with_one_site_lands_on_its_floor(client, auth):
     site = make_site(slug="east")
     make_staff(site, role="nurse", username="nina")
-    auth.login("nina")
-    response = client.get("/")
+    signed_in = auth.login("nina")
+    response = client.get(signed_in.headers["Location"])
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/sites/east/floor")
+    # The header's SRS mark still leads her to every page she may use.
+    home = client.get("/")
+    assert home.status_code == 200 and "/sites/east/floor" in home.get_data(as_text=True)
 
 
 def test_wrong_password_gets_the_plain_refusal(client, auth):
@@ -134,9 +137,9 @@ def test_next_never_leaves_the_site(client, auth):
     site = make_site()
     make_staff(site, role="supervisor", username="sam")
     response = auth.login("sam", next="https://evil.example/")
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/start"
     response = auth.login("sam", next="//evil.example/")
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/start"
 
 
 def test_login_attempts_are_rate_limited_per_address(client, auth, app):

@@ -49,7 +49,7 @@ def test_sign_in_pin_unlock_and_taps_work_while_redis_is_down(redis_down, east):
     app, client = redis_down
     auth = AuthActions(client)
 
-    assert auth.login("nina").headers["Location"] == "/"
+    assert auth.login("nina").headers["Location"] == "/start"
     assert auth.post("/lock", {"next": FLOOR}).status_code == 302  # cuts the screen's sockets
     unlocked = auth.post("/unlock", {"pin": PIN, "next": FLOOR})
     assert unlocked.status_code == 302

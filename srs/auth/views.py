@@ -154,7 +154,7 @@ def login():
     login_session = service.begin_session(staff, now=utcnow(), origin=request.remote_addr,
                                           replaces=session.get("login_key"))
     _sign_in(login_session)
-    return redirect(next_url or url_for("dashboard.home"))
+    return redirect(next_url or url_for("dashboard.start"))
 
 
 def _sign_in(login_session: LoginSession) -> None:
@@ -187,7 +187,7 @@ def lock_screen():
         return redirect(url_for("auth.login", next=safe_next(request.args.get("next"))))
     next_url = safe_next(request.args.get("next"))
     if login_session.locked_at is None:
-        return redirect(next_url or url_for("dashboard.home"))
+        return redirect(next_url or url_for("dashboard.start"))
     return lock_page(login_session, next_url=next_url,
                      person_id=request.args.get("person", type=int),
                      alert_id=request.args.get("alert", type=int))
@@ -229,7 +229,7 @@ def pin_step(*, site=None, alert_id: int | None = None) -> LoginSession:
     if login_session is None:
         abort(redirect(url_for("auth.login")))
     if login_session.locked_at is None:  # a second tap on Unlock: already open
-        abort(redirect(next_url or url_for("dashboard.home")))
+        abort(redirect(next_url or url_for("dashboard.start")))
     try:
         data = PinForm().load(request.form)
     except ValidationError as err:
@@ -274,7 +274,7 @@ def _int(value) -> int | None:
 @pin_rate_limit
 def unlock():
     pin_step()
-    return redirect(safe_next(request.form.get("next")) or url_for("dashboard.home"))
+    return redirect(safe_next(request.form.get("next")) or url_for("dashboard.start"))
 
 
 @bp.post("/lock/switch")
@@ -287,7 +287,7 @@ def switch():
     next_url = safe_next(request.form.get("next"))
     site = service.tablet_site(login_session.staff, next_url) if login_session else None
     pin_step(site=site)
-    return redirect(next_url or url_for("dashboard.home"))
+    return redirect(next_url or url_for("dashboard.start"))
 
 
 @bp.get("/display/<token>")

@@ -129,16 +129,25 @@ def links_for(staff, site=None) -> list[tuple[str, list[tuple[Link, str]]]]:
             for key, items in groups.items()]
 
 
-@bp.get("/")
+@bp.get("/start")
 @staff_required
-def home():
-    """Send a nurse with one site straight to its floor; everyone else gets, per site, a link
-    to every page they may use there."""
+def start():
+    """Where signing in (or unlocking) lands: a nurse of one site on its floor, everyone
+    else on their home page."""
     sites = service.sites_for(current_user)
     floor_sites = [s for s in sites if current_user.has_role(s.id, Role.NURSE)]
     only_nurse = all(r.role == Role.NURSE for r in current_user.roles)
     if len(floor_sites) == 1 and only_nurse:
         return redirect(url_for("booths.floor", slug=floor_sites[0].slug))
+    return redirect(url_for("dashboard.home"))
+
+
+@bp.get("/")
+@staff_required
+def home():
+    """Per site, a link to every page this person may use there (the header's SRS mark
+    leads here from every page, the floor's nurse included)."""
+    sites = service.sites_for(current_user)
     return render_template("dashboard/home.html",
                            sites=[(site, links_for(current_user, site)) for site in sites],
                            general=links_for(current_user))
