@@ -29,6 +29,7 @@ from srs.errors import log_failure
 from srs.extensions import db
 from srs.idempotency import forget_older_than
 from srs.incidents.packets import build_weekly_packets
+from srs.naloxone.kits import warn_expiring_kits
 from srs.naloxone.service import check_naloxone_stock
 from srs.referrals.service import list_due_follow_ups
 
@@ -99,6 +100,8 @@ JOBS: tuple[Job, ...] = (
     Job("forget_idempotency_keys", forget_older_than, "interval", {"hours": 1}),
     # Low naloxone stock and lots expiring within 30 days, as findings on the stock page.
     Job("naloxone_stock_check", check_naloxone_stock, "cron", {"hour": 10, "minute": 0}),
+    # Clients' take-home kits expiring within the site's window, listed for replacement.
+    Job("naloxone_kit_expiry", warn_expiring_kits, "cron", {"hour": 10, "minute": 5}),
     Job("referral_follow_ups", list_due_follow_ups, "cron", {"hour": 6, "minute": 0}),
     # Monday 07:00 in each site's own timezone; the job builds a week's packet once.
     Job("weekly_review_packets", build_weekly_packets, "interval", {"minutes": 5}),

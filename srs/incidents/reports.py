@@ -36,7 +36,7 @@ from srs.incidents.models import (
     Stage,
 )
 from srs.incidents.service import overdue_actions
-from srs.naloxone.models import KIT_FORMS, TRAINEE_KINDS
+from srs.naloxone.models import KIT_FORMS, REPLACEMENT_REASONS, TRAINEE_KINDS, USE_OUTCOMES
 from srs.naloxone.training import month_days, trained_by_kind
 from srs.referrals.models import SERVICE_TYPES
 from srs.sites.models import TIME_BANDS, Site, time_band
@@ -292,6 +292,13 @@ class MonthData:
         return monthly_figures(self.site, start=self.start, end=self.end)
 
     @cached_property
+    def naloxone_kits(self) -> dict:
+        """Take-home kits first or replacement and why, kits reported used and outcomes."""
+        from srs.naloxone.kits import monthly_figures
+
+        return monthly_figures(self.site, start=self.start, end=self.end)
+
+    @cached_property
     def referrals(self) -> dict:
         from srs.referrals.service import uptake
 
@@ -428,6 +435,15 @@ FIGURES: tuple[Figure, ...] = (
            _overdose("take_home_kits_with_training")),
     Figure("people_trained_by_kind", "People trained in naloxone, by kind (each once)",
            _trained_by_kind, TRAINEE_KINDS),
+    Figure("take_home_kits_first_or_replacement", "Take-home kits given, first or replacement",
+           lambda m: m.naloxone_kits["first_or_replacement"],
+           {"first": "First kit", "replacement": "Replacement"}),
+    Figure("take_home_kits_replaced_by_reason", "Take-home kits replacing another, by reason",
+           lambda m: m.naloxone_kits["replacements_by_reason"], REPLACEMENT_REASONS),
+    Figure("take_home_kits_reported_used", "Take-home kits reported used",
+           lambda m: m.naloxone_kits["reported_used"]),
+    Figure("take_home_kit_use_outcomes", "Take-home kits reported used, by outcome",
+           lambda m: m.naloxone_kits["use_outcomes"], USE_OUTCOMES),
     Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type,
            INCIDENT_TYPES),
 )

@@ -46,6 +46,16 @@ MOVEMENTS = {
 
 KIT_FORMS = {"injectable": "Injectable", "nasal": "Nasal"}
 FORMS_FOR_KIT = {"injectable": ("ampoule", "vial"), "nasal": ("nasal_spray",)}
+# Why a kit replaces an earlier one (BC's take-home programme, and a recall of its lot).
+REPLACEMENT_REASONS = {
+    "used": "Used",
+    "lost": "Lost",
+    "stolen": "Stolen",
+    "confiscated": "Confiscated",
+    "expired": "Expired",
+    "recalled": "Recalled",
+    "other": "Other",
+}
 
 FINDINGS = {
     "low_stock": "Low stock",
@@ -110,18 +120,30 @@ class StockMovement(db.Model):
 
 
 class TakeHomeKit(db.Model):
-    """Naloxone kits handed to a client to take away (Ontario counts them by form)."""
+    """Naloxone kits handed out to take away (Ontario counts them by form): to a client, or
+    to a trainee; one kit by serial (``kit_id``) or, in the short form, ``number`` kits of a
+    form. A replacement says why (``replacement_reason``); ``replaces_used`` is the reason
+    ``used``, which the monthly report has always counted."""
 
     __tablename__ = "take_home_kit"
     __table_args__ = (
         CheckConstraint(_one_of("form", KIT_FORMS), name="form_known"),
         CheckConstraint("number BETWEEN 1 AND 20", name="number_range"),
+        CheckConstraint("client_id IS NOT NULL OR trainee_id IS NOT NULL", name="has_holder"),
+        CheckConstraint("replacement_reason IS NULL OR "
+                        + _one_of("replacement_reason", REPLACEMENT_REASONS),
+                        name="reason_known"),
         Index("ix_take_home_kit_site_given", "site_id", "given_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
-    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
+    trainee_id: Mapped[int | None] = mapped_column(ForeignKey("naloxone_trainee.id"),
+                                                   index=True)
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("naloxone_kit.id"), index=True)
+    replacement_reason: Mapped[str | None] = mapped_column(String(20))
+    replacement_note: Mapped[str | None] = mapped_column(String(200))
     form: Mapped[str] = mapped_column(String(20))
     number: Mapped[int] = mapped_column(Integer, default=1)
     replaces_used: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -130,7 +152,9 @@ class TakeHomeKit(db.Model):
     given_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     stock_discrepancy: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    client: Mapped["Client"] = relationship()  # noqa: F821
+    client: Mapped["Client | None"] = relationship()  # noqa: F821
+    trainee: Mapped["Trainee | None"] = relationship()
+    kit: Mapped["NaloxoneKit | None"] = relationship()
 
 
 class StockFinding(db.Model):
@@ -265,3 +289,96 @@ class SessionTrainee(db.Model):
 
     session: Mapped[TrainingSession] = relationship(back_populates="attendance")
     trainee: Mapped[Trainee] = relationship()
+
+
+# --- Take-home kits by serial (DOMAIN.md "Naloxone training and kits") -----------------------
+
+# One vocabulary with the take-home count (``KIT_FORMS``): an injectable kit is BC's IM kit.
+KIT_CONTENTS = {"injectable": "IM, 3 x 0.4 mg ampoules", "nasal": "Nasal, 2 x 4 mg"}
+KIT_STATES = {
+    "in_stock": "In stock",
+    "issued": "Issued",
+    "used": "Reported used",
+    "withdrawn": "Withdrawn",
+}
+USE_ROUTES = {"im": "IM", "in": "Nasal"}
+USE_OUTCOMES = {
+    "recovered": "Recovered",
+    "hospital": "Transported to hospital",
+    "died": "Died",
+    "unknown": "Unknown",
+}
+
+
+class NaloxoneKit(db.Model):
+    """A take-home kit by serial, made from one lot; its expiry is the lot's unless the kit
+    says otherwise. Occupational stock is the lots themselves: a kit is take-home only."""
+
+    __tablename__ = "naloxone_kit"
+    __table_args__ = (
+        UniqueConstraint("site_id", "serial"),
+        CheckConstraint(_one_of("kind", KIT_FORMS), name="kind_known"),
+        CheckConstraint(_one_of("state", KIT_STATES), name="state_known"),
+        Index("ix_naloxone_kit_site_state_expiry", "site_id", "state", "expires_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    serial: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("naloxone_lot.id"), index=True)
+    expires_on: Mapped[date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(20), default="in_stock")
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # Set by a recall of its lot, whatever the kit's state then.
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the daily job listed it for replacement at its holder's next visit.
+    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    lot: Mapped[NaloxoneLot] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<NaloxoneKit {self.id} {self.state}>"
+
+
+class KitUse(db.Model):
+    """A kit reported used: when, where, how many doses by which route, whether 911 was
+    called and what became of the person."""
+
+    __tablename__ = "naloxone_kit_use"
+    __table_args__ = (
+        CheckConstraint(_one_of("route", USE_ROUTES), name="route_known"),
+        CheckConstraint(_one_of("outcome", USE_OUTCOMES), name="outcome_known"),
+        CheckConstraint("doses BETWEEN 1 AND 10", name="doses_range"),
+        Index("ix_naloxone_kit_use_site_used", "site_id", "used_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    kit_id: Mapped[int] = mapped_column(ForeignKey("naloxone_kit.id"), unique=True)
+    used_on: Mapped[date] = mapped_column(Date)
+    area: Mapped[str | None] = mapped_column(String(120))
+    doses: Mapped[int] = mapped_column(Integer)
+    route: Mapped[str] = mapped_column(String(10))
+    called_911: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str] = mapped_column(String(20))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reported_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    kit: Mapped[NaloxoneKit] = relationship()
+
+
+class LotRecall(db.Model):
+    """A lot recalled: every kit made from it is marked, wherever it is."""
+
+    __tablename__ = "naloxone_lot_recall"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("naloxone_lot.id"), unique=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    recalled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recalled_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+    lot: Mapped[NaloxoneLot] = relationship()

@@ -1,10 +1,14 @@
-"""What the naloxone programme holds about a client, for their page and their access
-request: the take-home kits given to them, and the naloxone training they took part in."""
+"""What the naloxone programme holds about a client, for their page, their access request
+and their check-in: the take-home kits given to them and the ones to replace, and the
+naloxone training they took part in."""
+
+from datetime import date
 
 from srs import signals
 from srs.clients.export import Section, section
 from srs.clients.models import Client
 from srs.extensions import db
+from srs.naloxone.kits import kits_to_replace
 from srs.naloxone.models import SessionTrainee, TakeHomeKit, Trainee, TrainingSession
 
 
@@ -19,7 +23,8 @@ def kit_records(client: Client) -> list[Section]:
     kits = db.session.execute(db.select(TakeHomeKit).where(TakeHomeKit.client_id == client.id)
                               .order_by(TakeHomeKit.given_at, TakeHomeKit.id)).scalars()
     return [section("take_home_kit", "Take-home naloxone kits", kits, (
-        "id", "form", "number", "replaces_used", "training_given", "given_at", "given_by"))]
+        "id", "form", "number", "kit_id", "replaces_used", "replacement_reason", "training_given",
+        "given_at", "given_by"))]
 
 
 # --- Naloxone training ----------------------------------------------------------------------
@@ -52,3 +57,13 @@ def training_records(client: Client) -> list[Section]:
             for part, t, s in _training_of(client)]
     return [Section("naloxone_training", "Naloxone training", columns, rows,
                     audit_entity="naloxone_training_session")]
+
+
+@signals.client_flags.connect
+def kits_to_replace_flag(client: Client, *, today: date) -> dict:
+    """The check-in flag: kits the client holds that expire within the site's window (the
+    daily job lists them) or come from a recalled lot, to replace at this visit."""
+    return {"kits_to_replace": [
+        {"serial": kit.serial, "expires_on": kit.expires_on,
+         "recalled": kit.recalled_at is not None}
+        for kit in kits_to_replace(client, today=today)]}

@@ -11,7 +11,15 @@ from marshmallow import (
 
 from srs.common import RecordId
 from srs.forms import Form
-from srs.naloxone.models import FORMS, KIT_FORMS, TRAINEE_KINDS, TRAINING_FORMATS
+from srs.naloxone.models import (
+    FORMS,
+    KIT_FORMS,
+    REPLACEMENT_REASONS,
+    TRAINEE_KINDS,
+    TRAINING_FORMATS,
+    USE_OUTCOMES,
+    USE_ROUTES,
+)
 
 # --- Input ----------------------------------------------------------------------------------
 
@@ -44,6 +52,66 @@ class TakeHomeKitInputSchema(Schema):
     training_given = fields.Boolean(load_default=False)
 
 
+class AddKitsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    lot_id = fields.Integer(strict=True, required=True, metadata={
+        "description": "The lot the kits are made from; their kind is its form's."})
+    first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    last_serial = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
+        "description": "The end of a range (K-1001 to K-1020); empty for one kit."})
+    expires_on = fields.Date(load_default=None, metadata={
+        "description": "When not the lot's expiry (never after it)."})
+
+
+class IssueKitSchema(Schema):
+    """``issueNaloxoneKit``: a kit by serial, or (the short form) ``number`` kits of a form."""
+
+    class Meta:
+        unknown = RAISE
+
+    serial = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
+        "description": "A kit of the register; without it, give form and number."})
+    client_code = fields.String(load_default=None, validate=validate.Length(max=40))
+    trainee_id = fields.Integer(strict=True, load_default=None, metadata={
+        "description": "A trainee of the site instead of a client code."})
+    form = fields.String(load_default=None, validate=validate.OneOf(
+        list(KIT_FORMS), error="Choose injectable or nasal."))
+    number = fields.Integer(strict=True, load_default=1, validate=validate.Range(
+        min=1, max=20, error="Between 1 and 20 kits."))
+    replacement = fields.Boolean(load_default=False, metadata={
+        "description": "Replaces an earlier kit: replacement_reason is then required."})
+    replacement_reason = fields.String(load_default=None, validate=validate.OneOf(
+        list(REPLACEMENT_REASONS), error="Choose why this kit replaces another."))
+    replacement_note = fields.String(load_default=None, validate=validate.Length(max=200),
+                                     metadata={"description": "Required for the reason other."})
+    training_given = fields.Boolean(load_default=False)
+
+
+class KitUseInputSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    used_on = fields.Date(required=True)
+    area = fields.String(load_default=None, validate=validate.Length(max=120), metadata={
+        "description": "Where, in general words (a neighbourhood, not an address)."})
+    doses = fields.Integer(strict=True, required=True, validate=validate.Range(
+        min=1, max=10, error="Between 1 and 10 doses."))
+    route = fields.String(required=True, validate=validate.OneOf(
+        list(USE_ROUTES), error="Choose im or in."))
+    called_911 = fields.Boolean(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(
+        list(USE_OUTCOMES), error="Choose recovered, hospital, died or unknown."))
+
+
+class RecallInputSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
 # --- The stock page's forms -----------------------------------------------------------------
 
 
@@ -74,6 +142,50 @@ class KitForm(_Form, TakeHomeKitInputSchema):
 
     number = fields.Integer(load_default=1, validate=validate.Range(
         min=1, max=20, error="Between 1 and 20 kits."))
+
+
+class AddKitsForm(_Form, AddKitsSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    lot_id = fields.Integer(required=True, error_messages={"required": "Choose the lot."})
+    first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                                 error_messages={"required": "Give the first serial."})
+
+
+class IssueKitForm(_Form, IssueKitSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                           error_messages={"required": "Give the kit's serial."})
+    trainee_id = fields.Integer(load_default=None)
+    number = fields.Integer(load_default=1)
+
+
+class KitUseForm(_Form, KitUseInputSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    used_on = fields.Date(required=True, error_messages={"required": "Give the day."})
+    doses = fields.Integer(required=True, validate=validate.Range(
+        min=1, max=10, error="Between 1 and 10 doses."),
+        error_messages={"required": "How many doses?"})
+    route = fields.String(required=True, validate=validate.OneOf(
+        list(USE_ROUTES), error="Choose IM or nasal."),
+        error_messages={"required": "Choose IM or nasal."})
+    called_911 = fields.Boolean(load_default=False)
+    outcome = fields.String(required=True, validate=validate.OneOf(
+        list(USE_OUTCOMES), error="Choose the outcome."),
+        error_messages={"required": "Choose the outcome."})
+
+
+class RecallForm(_Form, RecallInputSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                           error_messages={"required": "Say why the lot is recalled."})
 
 
 # --- Output ---------------------------------------------------------------------------------
@@ -110,7 +222,12 @@ class StockSchema(Schema):
 
 class TakeHomeKitSchema(Schema):
     id = fields.Integer()
-    client_code = fields.Function(lambda k: k.client.code)
+    client_code = fields.Function(lambda k: k.client.code if k.client else None,
+                                  allow_none=True)
+    trainee_id = fields.Integer(allow_none=True)
+    serial = fields.Function(lambda k: k.kit.serial if k.kit else None, allow_none=True)
+    replacement_reason = fields.String(allow_none=True)
+    replacement_note = fields.String(allow_none=True)
     form = fields.String()
     number = fields.Integer()
     replaces_used = fields.Boolean()
@@ -230,3 +347,51 @@ class RefreshersDueSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
         "description": "Police and staff trainees by status (overdue, due_soon, later) and "
                        "unnamed_due: those due who did not consent to be named."})
+
+
+class KitSchema(Schema):
+    id = fields.Integer()
+    serial = fields.String()
+    kind = fields.String(metadata={
+        "description": "injectable (IM, 3 x 0.4 mg) or nasal (2 x 4 mg)."})
+    lot_id = fields.Integer()
+    lot_number = fields.Function(lambda r: r.lot.lot_number)
+    expires_on = fields.Date()
+    state = fields.String(metadata={"description": "in_stock, issued, used or withdrawn."})
+    expired = fields.Boolean()
+    recalled = fields.Function(lambda r: r.recalled_at is not None)
+    client_code = fields.Function(
+        lambda r: r.issue.client.code if r.issue and r.issue.client else None, allow_none=True)
+    trainee_id = fields.Function(lambda r: r.issue.trainee_id if r.issue else None,
+                                 allow_none=True)
+    holder = fields.String(allow_none=True, metadata={
+        "description": "The client code, or the trainee's kind (and consented name)."})
+    issued_at = fields.Function(lambda r: r.issue.given_at.isoformat() if r.issue else None,
+                                allow_none=True)
+    replaced = fields.Boolean(metadata={"description": "Its holder has had a kit since."})
+
+
+class KitListSchema(Schema):
+    kits = fields.List(fields.Nested(KitSchema))
+
+
+class KitUseSchema(Schema):
+    id = fields.Integer()
+    kit_id = fields.Integer()
+    serial = fields.Function(lambda u: u.kit.serial)
+    used_on = fields.Date()
+    area = fields.String(allow_none=True)
+    doses = fields.Integer()
+    route = fields.String()
+    called_911 = fields.Boolean()
+    outcome = fields.String()
+
+
+class RecallSchema(Schema):
+    lot_id = fields.Function(lambda v: v["lot"].id)
+    lot_number = fields.Function(lambda v: v["lot"].lot_number)
+    reason = fields.Function(lambda v: v["recall"].reason if v["recall"] else None,
+                             allow_none=True)
+    recalled_at = fields.Function(
+        lambda v: v["recall"].recalled_at.isoformat() if v["recall"] else None, allow_none=True)
+    kits = fields.List(fields.Nested(KitSchema))

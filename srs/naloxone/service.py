@@ -28,10 +28,13 @@ from srs.naloxone.models import (
     FORMS_FOR_KIT,
     FORMS_FOR_ROUTE,
     KIT_FORMS,
+    REPLACEMENT_REASONS,
+    NaloxoneKit,
     NaloxoneLot,
     StockFinding,
     StockMovement,
     TakeHomeKit,
+    Trainee,
 )
 from srs.sites.models import Site
 
@@ -197,33 +200,115 @@ def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str |
 
 def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
                          now: datetime) -> TakeHomeKit:
-    """Kits handed to a client code: taken from stock first expiry first; given even when
-    stock is short (flagged for the supervisor). Raises Invalid on the client code or form.
+    """The short form of :func:`issue_kit`: ``number`` kits of a form handed to a client
+    code, no serial; ``replaces_used`` is a replacement for the reason ``used``."""
+    return issue_kit(site, {**data, "serial": None, "trainee_id": None}, actor=actor, now=now)
+
+
+def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHomeKit:
+    """Kits handed out to take away: to a client code or a trainee (``trainee_id``), one kit
+    by ``serial`` from the register or ``number`` kits of a ``form``; a first kit or a
+    replacement with its reason (``other`` with a note). Taken from stock (the serial kit's
+    own lot, else first expiry first) and given even when stock is short (flagged for the
+    supervisor).
+
+    Raises Invalid (the holder, form, serial or reason), NotFound (another site's trainee),
+    Conflict (a serial kit already issued, recalled or expired).
     """
-    if data.get("form") not in KIT_FORMS:
-        raise _field("form", "Choose injectable or nasal.")
-    client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
-                                   field="client_code")
-    kit = TakeHomeKit(site_id=site.id, client_id=client.id, form=data["form"],
-                      number=data.get("number") or 1,
-                      replaces_used=bool(data.get("replaces_used")),
-                      training_given=bool(data.get("training_given")), given_at=now,
-                      given_by=actor.staff_id, stock_discrepancy=False)
-    db.session.add(kit)
+    reason = data.get("replacement_reason") or None
+    if data.get("replaces_used") and reason is None:
+        reason = "used"
+    if reason is not None and reason not in REPLACEMENT_REASONS:
+        raise _field("replacement_reason", "Choose why this kit replaces another.")
+    if data.get("replacement") and reason is None:
+        raise _field("replacement_reason", "Say why this kit replaces another.")
+    note = (data.get("replacement_note") or "").strip() or None
+    if reason == "other" and note is None:
+        raise _field("replacement_note", "Say what happened to the kit it replaces.")
+    client = trainee = kit = None
+    if data.get("trainee_id") is not None:
+        if data.get("client_code"):
+            raise _field("client_code", "Give the kit to a client code or a trainee, not both.")
+        trainee = db.session.get(Trainee, data["trainee_id"])
+        if trainee is None or trainee.site_id != site.id:
+            raise _field("trainee_id", "This site has no such trainee.")
+    serial = (data.get("serial") or "").strip().upper() or None
+    if serial is not None:
+        kit = db.session.execute(db.select(NaloxoneKit).filter_by(
+            site_id=site.id, serial=serial).with_for_update()).scalar_one_or_none()
+        if kit is None:
+            raise _field("serial", f"No kit {serial} in this site's register.")
+        form, number = kit.kind, 1
+    else:
+        form, number = data.get("form"), data.get("number") or 1
+        if form not in KIT_FORMS:
+            raise _field("form", "Choose injectable or nasal.")
+    if trainee is None:
+        client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
+                                       field="client_code")
+    if kit is not None:
+        if kit.recalled_at is not None:
+            raise Conflict(f"Kit {kit.serial} is from a recalled lot: do not give it.",
+                           errors={"serial": ["From a recalled lot."]}, current_state="recalled")
+        if kit.state != "in_stock":
+            raise Conflict(f"Kit {kit.serial} is not in stock (it is {kit.state}).",
+                           errors={"serial": ["Not in stock."]}, current_state=kit.state)
+        if kit.expires_on < site.local_date(now):
+            raise Conflict(f"Kit {kit.serial} expired on {kit.expires_on:%Y-%m-%d}.",
+                           errors={"serial": ["Expired."]}, current_state="expired")
+        kit.state = "issued"
+    given = TakeHomeKit(site_id=site.id, client_id=client.id if client else None,
+                        trainee_id=trainee.id if trainee else None,
+                        kit_id=kit.id if kit else None, form=form, number=number,
+                        replacement_reason=reason, replacement_note=note,
+                        replaces_used=reason == "used",
+                        training_given=bool(data.get("training_given")), given_at=now,
+                        given_by=actor.staff_id, stock_discrepancy=False)
+    db.session.add(given)
     db.session.flush()
-    _first, short = _draw_units(site, FORMS_FOR_KIT[kit.form], kit.number, kind="take_home",
-                                actor=actor, now=now, kit_id=kit.id)
+    if kit is not None:
+        short = _draw_from_lot(site, kit.lot_id, kind="take_home", actor=actor, now=now,
+                               kit_id=given.id)
+    else:
+        _first, short = _draw_units(site, FORMS_FOR_KIT[form], number, kind="take_home",
+                                    actor=actor, now=now, kit_id=given.id)
     if short:
-        kit.stock_discrepancy = True
-        _discrepancy(site, key=f"discrepancy:kit:{kit.id}", kit_id=kit.id, now=now, detail=(
-            f"{short} {KIT_FORMS[kit.form].lower()} take-home kit(s) given with no stock on "
+        given.stock_discrepancy = True
+        _discrepancy(site, key=f"discrepancy:kit:{given.id}", kit_id=given.id, now=now, detail=(
+            f"{short} {KIT_FORMS[form].lower()} take-home kit(s) given with no stock on "
             f"hand."))
     check_site_stock(site, now=now)
-    record(actor, "take_home_kit_given", "client", client.id, site_id=site.id, now=now,
-           detail={"kit": kit.id, "form": kit.form, "number": kit.number})
+    detail = {"kit": given.id, "form": form, "number": number}
+    if kit is not None:
+        detail["naloxone_kit"] = kit.id
+    if reason is not None:
+        detail["replacement_reason"] = reason
+    if client is not None:
+        record(actor, "take_home_kit_given", "client", client.id, site_id=site.id, now=now,
+               detail=detail)
+    else:
+        record(actor, "take_home_kit_given", "naloxone_trainee", trainee.id, site_id=site.id,
+               now=now, detail=detail)
     live.announce(site.id, TOPIC_STOCK)
     db.session.commit()
-    return kit
+    return given
+
+
+def _draw_from_lot(site: Site, lot_id: int, *, kind: str, actor: Actor, now: datetime,
+                   kit_id: int) -> int:
+    """Take one unit from this lot (a serial kit's own); return 1 when none was on hand."""
+    taken = db.session.execute(
+        db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id, NaloxoneLot.quantity > 0)
+        .values(quantity=NaloxoneLot.quantity - 1)
+        .execution_options(synchronize_session=False)).rowcount
+    if not taken:
+        return 1
+    db.session.add(StockMovement(site_id=site.id, lot_id=lot_id, kind=kind, delta=-1, at=now,
+                                 by=actor.staff_id, kit_id=kit_id))
+    db.session.flush()
+    lot = db.session.get(NaloxoneLot, lot_id)
+    db.session.expire(lot, ["quantity"])
+    return 0
 
 
 def resolve_finding(site: Site, finding_id: int, *, actor: Actor, now: datetime) -> StockFinding:
