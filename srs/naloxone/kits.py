@@ -29,6 +29,7 @@ from srs.naloxone.models import (
     NaloxoneKit,
     NaloxoneLot,
     TakeHomeKit,
+    Trainee,
 )
 from srs.naloxone.service import TOPIC_STOCK, get_lot
 from srs.sites.models import Site
@@ -67,7 +68,10 @@ def holder_label(issue: TakeHomeKit) -> str:
     organisation where the trainee consented to them)."""
     if issue.client_id is not None:
         return issue.client.code
-    trainee = issue.trainee
+    return trainee_label(issue.trainee)
+
+
+def trainee_label(trainee: Trainee) -> str:
     words = [TRAINEE_KINDS[trainee.kind]]
     name = " ".join(n for n in (trainee.first_name, trainee.last_name) if n)
     if name:
@@ -129,7 +133,13 @@ def register(site: Site, *, now: datetime) -> dict:
     recalled = {r.lot_id for r in db.session.execute(db.select(LotRecall).where(
         LotRecall.site_id == site.id)).scalars()}
     due = [row for row in kits if _due_for_replacement(site, row, today)]
-    return {"kits": kits, "lots": [lot for lot in lots if lot.id not in recalled],
+    # Trainees from outside the site a kit can go to (a client trainee gets it by code).
+    trainees = [{"id": t.id, "label": f"{trainee_label(t)} (#{t.id})"}
+                for t in db.session.execute(db.select(Trainee).where(
+                    Trainee.site_id == site.id, Trainee.client_id.is_(None)).order_by(
+                    Trainee.id.desc()).limit(200)).scalars()]
+    return {"kits": kits, "trainees": trainees,
+            "lots": [lot for lot in lots if lot.id not in recalled],
             "all_lots": list(db.session.execute(db.select(NaloxoneLot).where(
                 NaloxoneLot.site_id == site.id).order_by(NaloxoneLot.lot_number)).scalars()),
             "recalled_lots": recalled, "due": due,
@@ -341,3 +351,14 @@ def monthly_figures(site: Site, *, start: datetime, end: datetime) -> dict:
         "use_outcomes": {outcome: outcomes[outcome] for outcome in USE_OUTCOMES},
     }
 
+
+
+def kit_by_serial(site: Site, serial: str | None) -> NaloxoneKit:
+    """The site's kit with this serial; raises Invalid on ``serial`` when there is none."""
+    serial = (serial or "").strip().upper()
+    kit = db.session.execute(db.select(NaloxoneKit).filter_by(
+        site_id=site.id, serial=serial)).scalar_one_or_none() if serial else None
+    if kit is None:
+        raise _field("serial", f"No kit {serial} in this site's register." if serial
+                     else "Give the kit's serial.")
+    return kit
