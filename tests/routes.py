@@ -25,6 +25,7 @@ from srs.extensions import db
 from srs.incidents import service as incident_service
 from srs.incidents.models import ReviewPacket
 from srs.naloxone import service as naloxone_service
+from srs.naloxone.models import NaloxoneKit
 from srs.overdose import service as overdose_service
 
 PUBLIC = "public"
@@ -52,7 +53,7 @@ PRINCIPALS = (ANONYMOUS, *(role.value for role in Role), OTHER_SITE, WALL_DISPLA
 FLOOR_NURSE = "floor-nurse"
 
 # What a form post sends besides its CSRF token, so that an allowed caller gets the route's
-# normal answer rather than a validation error.
+# normal answer rather than a validation error; a callable gets the floor (``page_form``).
 PAGE_FORMS = {
     "auth.login": {"username": FLOOR_NURSE, "password": PASSWORD},
     "auth.unlock": {"pin": PIN},
@@ -85,6 +86,14 @@ PAGE_FORMS = {
                          "lot_number": "R1", "expires_on": "2099-01-01", "quantity": "5"},
     "naloxone.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
     "naloxone.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "naloxone.add_kits": lambda floor: {"first_serial": "K-9001", "last_serial": "K-9003",
+                                        "lot_id": str(floor.url_values["lot_id"])},
+    "naloxone.issue_kit": lambda floor: {"serial": make_kit(floor).serial,
+                                         "client_code": "F-KITS-1990"},
+    "naloxone.report_kit_use": lambda floor: {
+        "serial": make_kit(floor, issued=True).serial, "used_on": date.today().isoformat(),
+        "doses": "1", "route": "in", "outcome": "recovered"},
+    "naloxone.recall_lot": {"reason": "Manufacturer's notice"},
     # The trainer is whoever records it; one person from outside, by kind.
     "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),
                         "curriculum": "Take-home naloxone", "format": "brief",
@@ -142,6 +151,13 @@ API_BODIES = {
         "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "R1",
         "expires_on": "2099-01-01", "quantity": 5},
     "api_naloxone.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "api_naloxone.add_naloxone_kits": lambda floor: {
+        "lot_id": floor.url_values["lot_id"], "first_serial": "K-9001", "last_serial": "K-9003"},
+    "api_naloxone.issue_naloxone_kit": lambda floor: {"serial": make_kit(floor).serial,
+                                                      "client_code": "F-KITS-1990"},
+    "api_naloxone.report_kit_use": {"used_on": "2026-01-02", "doses": 1, "route": "in",
+                                    "called_911": True, "outcome": "recovered"},
+    "api_naloxone.recall_naloxone_lot": {"reason": "Manufacturer's notice"},
     "api_training.record_training_session": lambda floor: {
         "held_on": (date.today() - timedelta(days=1)).isoformat(),
         "trainer_id": floor_nurse_id(), "curriculum": "Take-home naloxone", "format": "brief",
@@ -461,6 +477,8 @@ def named_records(route: Route, floor) -> dict:
         client.restriction_reason = "Violence or threats"
         db.session.commit()
         values["client_id"] = client.id
+    if "kit_id" in route.arguments:  # a kit given out, whose use can be reported
+        values["kit_id"] = make_kit(floor, issued=True).id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:
@@ -471,6 +489,27 @@ def named_records(route: Route, floor) -> dict:
         issue_token(holder, actor=ACTOR)
         values["token_id"] = auth_service.tokens_of(holder)[0].id
     return values
+
+
+def page_form(route: Route, floor) -> dict:
+    """The form a post to a page sends besides its CSRF token (PAGE_FORMS)."""
+    form = PAGE_FORMS.get(route.endpoint, {})
+    return form(floor) if callable(form) else form
+
+
+def make_kit(floor, *, issued: bool = False):
+    """A take-home kit of the floor's site made from its ampoule lot: in stock, or given to
+    a client (a kit whose use can be reported)."""
+    from srs.naloxone import kits
+
+    site = floor.site
+    serial = f"K-{db.session.scalar(db.select(db.func.count(NaloxoneKit.id))) + 1:05d}"
+    kit = kits.add_kits(site, {"lot_id": floor.url_values["lot_id"], "first_serial": serial},
+                        actor=ACTOR, now=utcnow())[0]
+    if issued:
+        naloxone_service.issue_kit(site, {"serial": kit.serial, "client_code": "F-KITS-1990"},
+                                   actor=ACTOR, now=utcnow())
+    return kit
 
 
 def bearer(staff) -> dict:

@@ -17,7 +17,7 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import ORG_ADMIN_ONLY, OTHER_SITE
+from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_kit
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
@@ -75,6 +75,9 @@ def fuzz_floor(shared_apps, kept_floor):
                "client_id": floor.visits["waiting"].client_id,
                "response_id": floor.url_values["response_id"],
                "display_id": floor.url_values["display_id"],
+               "lot_id": floor.url_values["lot_id"],
+               # A kit given out, whose use can be reported.
+               "kit_id": make_kit(floor, issued=True).id,
                # One person's token: theirs to revoke, an admin's at the site, no one else's.
                "token_id": tokens_of(floor.everyone)[0].id,
                # A nurse of the site whom any admin change may befall.

@@ -13,7 +13,6 @@ from routes import (
     ANONYMOUS,
     ORG_ADMIN_ONLY,
     OTHER_SITE,
-    PAGE_FORMS,
     PRINCIPALS,
     PUBLIC,
     UNDECLARED_PUBLIC,
@@ -22,6 +21,7 @@ from routes import (
     assert_api_error,
     declared_roles,
     may_call,
+    page_form,
     redirect_path,
     routes,
     url_of,
@@ -82,7 +82,7 @@ def test_authorization_matrix(kept_floor, app, client, auth, route, principal):
             assert client.get(f"/display/{kept_floor.display_token}").status_code == 302
         data = None
         if route.changes_state:
-            data = {"csrf_token": csrf_token(client), **PAGE_FORMS.get(route.endpoint, {})}
+            data = {"csrf_token": csrf_token(client), **page_form(route, floor)}
         response = client.open(url, method=route.method, data=data)
     response.close()
     status = response.status_code

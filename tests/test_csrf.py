@@ -5,9 +5,9 @@ from conftest import csrf_token
 from factories import PASSWORD
 from routes import (
     FLOOR_NURSE,
-    PAGE_FORMS,
     api_body,
     assert_api_error,
+    page_form,
     routes,
     url_of,
 )
@@ -68,7 +68,7 @@ def test_every_form_post_refuses_a_missing_or_foreign_token(kept_floor, client, 
     before = open_session(staff)
     state = (before.id, before.locked_at, before.ended_at, before.failed_pins)
     assert (state[1] is not None) is locked
-    url, form = url_of(route, floor), PAGE_FORMS.get(route.endpoint, {})
+    url, form = url_of(route, floor), page_form(route, floor)
     audits = audit_count()
 
     response = client.open(url, method=route.method, data={**form, **bad_token})
@@ -102,7 +102,7 @@ def test_a_head_request_never_does_what_the_form_post_does(kept_floor, client, r
     floor = kept_floor.load()
     audits = audit_count()
     response = client.open(url_of(route, floor), method="HEAD",
-                           data=PAGE_FORMS.get(route.endpoint, {}))
+                           data=page_form(route, floor))
     assert response.status_code == 200, f"HEAD {route.rule} acted on its form body"
     assert audit_count() == audits
     assert client.get("/").headers["Location"].startswith("/login"), "nobody signed in"
