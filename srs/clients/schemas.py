@@ -77,12 +77,21 @@ class ClientFlagsChangeSchema(_NoteFields):
         metadata={"description": "What the floor reads at check-in; empty or null clears it."})
 
 
+class KitDueSchema(Schema):
+    serial = fields.String()
+    expires_on = fields.Date()
+    recalled = fields.Boolean()
+
+
 class FlagsSchema(Schema):
     restricted = fields.Boolean(metadata={"description": "A restriction is in force today."})
     restricted_until = fields.Date(allow_none=True)
     restriction_reason = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
     recent_overdose = fields.Boolean()
+    kits_to_replace = fields.List(fields.Nested(KitDueSchema), metadata={
+        "description": "Take-home naloxone kits to replace at this visit (expiring or "
+                       "recalled); absent when none."})
 
 
 class ClientRecordSchema(Schema):

@@ -63,7 +63,7 @@ def training_records(client: Client) -> list[Section]:
 def kits_to_replace_flag(client: Client, *, today: date) -> dict:
     """The check-in flag: kits the client holds that expire within the site's window (the
     daily job lists them) or come from a recalled lot, to replace at this visit."""
-    return {"kits_to_replace": [
-        {"serial": kit.serial, "expires_on": kit.expires_on,
-         "recalled": kit.recalled_at is not None}
-        for kit in kits_to_replace(client, today=today)]}
+    due = [{"serial": kit.serial, "expires_on": kit.expires_on,
+            "recalled": kit.recalled_at is not None}
+           for kit in kits_to_replace(client, today=today)]
+    return {"kits_to_replace": due} if due else {}

@@ -287,8 +287,8 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
         record(actor, "take_home_kit_given", "client", client.id, site_id=site.id, now=now,
                detail=detail)
     else:
-        record(actor, "take_home_kit_given", "naloxone_trainee", trainee.id, site_id=site.id,
-               now=now, detail=detail)
+        record(actor, "take_home_kit_given_trainee", "naloxone_trainee", trainee.id,
+               site_id=site.id, now=now, detail=detail)
     live.announce(site.id, TOPIC_STOCK)
     db.session.commit()
     return given
