@@ -195,6 +195,11 @@ def test_a_recall_finds_exactly_the_lots_kits_and_who_holds_them(site, boss, lot
         issue(site, nurse, "K-3", client_code="M-KITS-1990")
     with pytest.raises(Invalid):
         add(site, boss, lot, "K-50")
+    # Stock is never taken from a recalled lot: the short form takes from the next one.
+    short = service.record_take_home_kit(site, {"client_code": "M-KITS-1990",
+                                                "form": "injectable"}, actor=nurse, now=NOW)
+    assert db.session.execute(db.select(StockMovement.lot_id).filter_by(
+        kit_id=short.id)).scalar_one() == other.id
 
 
 def test_kits_expiring_within_the_sites_window_are_listed_for_replacement(site, boss):

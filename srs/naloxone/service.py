@@ -29,6 +29,7 @@ from srs.naloxone.models import (
     FORMS_FOR_ROUTE,
     KIT_FORMS,
     REPLACEMENT_REASONS,
+    LotRecall,
     NaloxoneKit,
     NaloxoneLot,
     StockFinding,
@@ -243,9 +244,6 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
         form, number = data.get("form"), data.get("number") or 1
         if form not in KIT_FORMS:
             raise _field("form", "Choose injectable or nasal.")
-    if trainee is None:
-        client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
-                                       field="client_code")
     if kit is not None:
         if kit.recalled_at is not None:
             raise Conflict(f"Kit {kit.serial} is from a recalled lot: do not give it.",
@@ -256,6 +254,10 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
         if kit.expires_on < site.local_date(now):
             raise Conflict(f"Kit {kit.serial} expired on {kit.expires_on:%Y-%m-%d}.",
                            errors={"serial": ["Expired."]}, current_state="expired")
+    if trainee is None:
+        client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
+                                       field="client_code")
+    if kit is not None:
         kit.state = "issued"
     given = TakeHomeKit(site_id=site.id, client_id=client.id if client else None,
                         trainee_id=trainee.id if trainee else None,
@@ -395,7 +397,8 @@ def _draw_units(site: Site, forms, units: int, *, kind: str, actor: Actor, now: 
     first lot taken from (or None) and how many could not be found on hand.
 
     Each unit is taken by a guarded UPDATE (quantity > 0), so two doses at once never take
-    the same last ampoule, and every unit taken writes its ledger row.
+    the same last ampoule, and every unit taken writes its ledger row. A recalled lot is
+    never taken from.
     """
     today = site.local_date(now)
     first = None
@@ -404,7 +407,8 @@ def _draw_units(site: Site, forms, units: int, *, kind: str, actor: Actor, now: 
         lots = db.session.execute(
             db.select(NaloxoneLot.id, NaloxoneLot.quantity).where(
                 NaloxoneLot.site_id == site.id, NaloxoneLot.form.in_(forms),
-                NaloxoneLot.quantity > 0, NaloxoneLot.expires_on >= today)
+                NaloxoneLot.quantity > 0, NaloxoneLot.expires_on >= today,
+                ~db.exists().where(LotRecall.lot_id == NaloxoneLot.id))
             .order_by(NaloxoneLot.expires_on, NaloxoneLot.received_at, NaloxoneLot.id)
         ).all()
         if not lots:
