@@ -17,7 +17,13 @@ from srs.errors import Invalid
 from srs.extensions import db
 from srs.incidents import reports
 from srs.naloxone import training
-from srs.naloxone.models import SessionTrainee, Trainee, TrainingSession
+from srs.naloxone.models import (
+    NaloxoneKit,
+    SessionTrainee,
+    TakeHomeKit,
+    Trainee,
+    TrainingSession,
+)
 
 NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 7 December 2026, 10:00 in Toronto
 HTMX = {"HX-Request": "true"}
@@ -419,3 +425,124 @@ def test_a_clients_training_is_in_their_access_request_and_on_their_page(east):
     audit = gather(site, client)[-1].rows
     assert [r["detail"] for r in audit if r["action"] == "naloxone_training_listed"] == [
         {"shown": [session.id]}]
+
+
+# --- Kits given with the training -----------------------------------------------------------
+
+
+def stocked(site, trainer, first="K-1", last="K-3", *, now=NOW):
+    """A lot and kits made from it in the register."""
+    from factories import make_lot
+
+    from srs.naloxone import kits
+
+    lot = make_lot(site, Actor.of(trainer), now=now, lot="A1", quantity=10,
+                   expires=date(2027, 6, 1))
+    kits.add_kits(site, {"lot_id": lot.id, "first_serial": first, "last_serial": last},
+                  actor=Actor.of(trainer), now=now)
+    return lot
+
+
+def kit_states() -> dict:
+    return dict(db.session.execute(db.select(NaloxoneKit.serial, NaloxoneKit.state)).all())
+
+
+def test_kits_go_with_the_training_to_the_client_or_the_trainee(east):
+    site, trainer = east
+    client = make_client(site, code="F-ABCD-1984")
+    lot = stocked(site, trainer)
+    session = record(site, trainer,
+                     {"kind": "person_at_risk", "client_code": "F-ABCD-1984",
+                      "kit_serial": " k-1 "},
+                     officer(kit_serial="K-2"), {"kind": "peer", "kit_serial": ""})
+    assert session.kits_given == ["K-1", "K-2"]
+    db.session.expire_all()
+    assert kit_states() == {"K-1": "issued", "K-2": "issued", "K-3": "in_stock"}
+    given = {k.kit.serial: k for k in db.session.execute(db.select(TakeHomeKit)).scalars()}
+    police = session.attendance[1].trainee
+    assert (given["K-1"].client_id, given["K-1"].trainee_id) == (client.id, None)
+    assert (given["K-2"].client_id, given["K-2"].trainee_id) == (None, police.id)
+    assert all(k.training_given and k.replacement_reason is None for k in given.values())
+    assert db.session.get(type(lot), lot.id).quantity == 8  # taken from the kits' own lot
+    # Audited as issuing is: on the client's record, on the trainee; the session counts them.
+    actions = [(e.action, e.entity_id) for e in db.session.execute(
+        db.select(AuditEvent).order_by(AuditEvent.id)).scalars()]
+    assert ("take_home_kit_given", str(client.id)) in actions
+    assert ("take_home_kit_given_trainee", str(police.id)) in actions
+    assert db.session.execute(db.select(AuditEvent).filter_by(
+        action="naloxone_training_recorded")).scalar_one().detail["kits"] == 2
+
+    # Back for a refresher still holding K-2: a kit now is a replacement, from the register.
+    errors = refused(site, trainer, officer(kit_serial="K-3"), held_on=date(2026, 12, 6))
+    assert errors["trainees"][0]["kit_serial"] == [
+        "They already hold kit K-2: give them this one from the kit register, as a "
+        "replacement with its reason."]
+    assert kit_states()["K-3"] == "in_stock"
+
+
+def test_a_serial_the_register_refuses_refuses_the_whole_session(east):
+    site, trainer = east
+    make_client(site, code="F-ABCD-1984")
+    stocked(site, trainer)
+    errors = refused(site, trainer,
+                     {"kind": "person_at_risk", "client_code": "F-ABCD-1984",
+                      "kit_serial": "K-1"},
+                     {"kind": "family_friend", "at_risk_consented": True, "kit_serial": "K-9"},
+                     {"kind": "peer", "kit_serial": "K-1"})
+    assert errors["trainees"] == {
+        1: {"kit_serial": ["No kit K-9 in this site's register."]},
+        2: {"kit_serial": ["This kit is already given to another person in this session."]}}
+    assert db.session.scalar(db.select(db.func.count(TrainingSession.id))) == 0
+    assert db.session.scalar(db.select(db.func.count(TakeHomeKit.id))) == 0
+    assert set(kit_states().values()) == {"in_stock"}
+    record(site, trainer, {"kind": "peer", "kit_serial": "K-2"})
+    errors = refused(site, trainer, {"kind": "peer", "kit_serial": "K-2"})
+    assert errors["trainees"][0]["kit_serial"] == ["Kit K-2 is not in stock (it is issued)."]
+    assert db.session.scalar(db.select(db.func.count(TrainingSession.id))) == 1
+
+
+def test_the_form_refuses_a_bad_serial_under_its_row_and_keeps_everything(client, auth, east):
+    site, trainer = east
+    stocked(site, trainer)
+    auth.login("tess")
+    form = {"held_on": "2026-12-01", "trainer_id": str(trainer.id), "curriculum": "THN",
+            "format": "brief",
+            "t-a1-mode": "outside", "t-a1-kind": "peer", "t-a1-kit_serial": "K-1",
+            "t-b2-mode": "outside", "t-b2-kind": "police", "t-b2-organisation": "City Police",
+            "t-b2-kit_serial": "K-99"}
+    answer = auth.post("/sites/east/naloxone/training", form, headers=HTMX)
+    html = answer.get_data(True)
+    assert answer.status_code == 422 and page_rows(html) == ["peer", "police"]
+    assert re.search(r'id="t-b2-kit_serial-error"[^>]*>No kit K-99 in this site', html)
+    assert 'value="K-1"' in html and 'value="K-99"' in html and 'value="City Police"' in html
+    assert "t-a1-kit_serial-error" not in html
+    assert db.session.scalar(db.select(db.func.count(TrainingSession.id))) == 0
+    assert set(kit_states().values()) == {"in_stock"}
+
+    form["t-b2-kit_serial"] = "k-2"
+    done = auth.post("/sites/east/naloxone/training", form, headers=HTMX)
+    assert done.status_code == 200 and "Kits given: " in done.get_data(True)
+    assert "K-1, K-2" in done.get_data(True)
+    db.session.rollback()
+    assert kit_states() == {"K-1": "issued", "K-2": "issued", "K-3": "in_stock"}
+
+
+def test_the_api_gives_a_kit_with_each_trainee(api):
+    stocked(api.site, api.trainer, now=utcnow())
+    body = {"held_on": api.site.local_date(utcnow()).isoformat(),
+            "trainer_id": api.trainer.id, "curriculum": "THN", "format": "brief",
+            "trainees": [officer(kit_serial="K-1"),
+                         {"kind": "family_friend", "at_risk_consented": True,
+                          "kit_serial": "K-404"}]}
+    refused = api.post("/naloxone/training-sessions", body)
+    assert_api_error(refused, 422, "trainees")
+    assert refused.get_json()["errors"]["trainees"] == [
+        "Item 2: kit_serial: No kit K-404 in this site's register."]
+    assert db.session.scalar(db.select(db.func.count(TakeHomeKit.id))) == 0
+    body["trainees"][1]["kit_serial"] = "K-2"
+    made = api.post("/naloxone/training-sessions", body)
+    assert made.status_code == 201, made.get_json()
+    db.session.rollback()
+    holders = {k.kit.serial: k.trainee.kind for k in db.session.execute(
+        db.select(TakeHomeKit)).scalars()}
+    assert holders == {"K-1": "police", "K-2": "family_friend"}

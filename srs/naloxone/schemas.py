@@ -266,6 +266,11 @@ class TraineeInputSchema(Schema):
     post_test_score = fields.Integer(strict=True, load_default=None, allow_none=True,
                                      validate=validate.Range(
                                          min=0, max=100, error="From 0 to 100."))
+    kit_serial = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=40), metadata={"description": "A kit of the register in stock, given with the "
+                                          "training as their first kit (to the client for "
+                                          "a client_code). Someone who already holds a kit "
+                                          "gets a replacement through issueNaloxoneKit."})
 
 
 class TrainingSessionInputSchema(Schema):

@@ -3,10 +3,12 @@
 Callers: the stock page and the API, the daily stock job, the demo seeding, and the
 overdose console, which draws a dose through :func:`draw_doses` and puts a struck one back
 through :func:`return_dose` (both are pieces of the console's unit of work: they never
-commit). Every other function that changes something is one unit of work: check, change,
-audit, announce (topic ``stock``), commit once. Each takes ``now`` and an ``Actor`` and
-raises a DomainError: 404 for a lot or finding of another site, 409 for more than on hand or
-a finding already resolved, 422 with field messages.
+commit); :func:`give_kit` is likewise the piece of a training session's unit of work that
+gives a kit (:func:`issue_kit` is the same as a unit of work of its own). Every other
+function that changes something is one unit of work: check, change, audit, announce (topic
+``stock``), commit once. Each takes ``now`` and an ``Actor`` and raises a DomainError: 404
+for a lot or finding of another site, 409 for more than on hand or a finding already
+resolved, 422 with field messages.
 
 Stock never stops care: a dose or a kit given with nothing on hand is still given, and a
 discrepancy finding tells the supervisor.
@@ -206,15 +208,47 @@ def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
     return issue_kit(site, {**data, "serial": None, "trainee_id": None}, actor=actor, now=now)
 
 
+def kit_to_give(site: Site, serial: str, *, now: datetime) -> NaloxoneKit:
+    """The register's kit with ``serial`` if it may be given now (locked for the giving).
+
+    Raises Invalid (no such serial) or Conflict (recalled, not in stock, expired), each
+    with its message under ``serial``.
+    """
+    serial = (serial or "").strip().upper()
+    kit = db.session.execute(db.select(NaloxoneKit).filter_by(
+        site_id=site.id, serial=serial).with_for_update()).scalar_one_or_none()
+    if kit is None:
+        raise _field("serial", f"No kit {serial} in this site's register.")
+    if kit.recalled_at is not None:
+        raise Conflict(f"Kit {kit.serial} is from a recalled lot: do not give it.",
+                       errors={"serial": ["From a recalled lot."]}, current_state="recalled")
+    if kit.state != "in_stock":
+        raise Conflict(f"Kit {kit.serial} is not in stock (it is {kit.state}).",
+                       errors={"serial": ["Not in stock."]}, current_state=kit.state)
+    if kit.expires_on < site.local_date(now):
+        raise Conflict(f"Kit {kit.serial} expired on {kit.expires_on:%Y-%m-%d}.",
+                       errors={"serial": ["Expired."]}, current_state="expired")
+    return kit
+
+
 def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHomeKit:
+    """Give a kit (:func:`give_kit`) as a unit of work of its own: commits."""
+    given = give_kit(site, data, actor=actor, now=now)
+    db.session.commit()
+    return given
+
+
+def give_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHomeKit:
     """Kits handed out to take away: to a client code or a trainee (``trainee_id``), one kit
     by ``serial`` from the register or ``number`` kits of a ``form``; a first kit or a
     replacement with its reason (``other`` with a note). Taken from stock (the serial kit's
     own lot, else first expiry first) and given even when stock is short (flagged for the
     supervisor).
 
-    Raises Invalid (the holder, form, serial or reason), NotFound (another site's trainee),
-    Conflict (a serial kit already issued, recalled or expired).
+    A piece of the caller's unit of work (a training session gives its kits in its own):
+    audits and announces, never commits. Raises Invalid (the holder, form, serial or
+    reason), NotFound (another site's trainee), Conflict (a serial kit already issued,
+    recalled or expired).
     """
     reason = data.get("replacement_reason") or None
     if data.get("replaces_used") and reason is None:
@@ -233,27 +267,13 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
         trainee = db.session.get(Trainee, data["trainee_id"])
         if trainee is None or trainee.site_id != site.id:
             raise _field("trainee_id", "This site has no such trainee.")
-    serial = (data.get("serial") or "").strip().upper() or None
-    if serial is not None:
-        kit = db.session.execute(db.select(NaloxoneKit).filter_by(
-            site_id=site.id, serial=serial).with_for_update()).scalar_one_or_none()
-        if kit is None:
-            raise _field("serial", f"No kit {serial} in this site's register.")
+    if (data.get("serial") or "").strip():
+        kit = kit_to_give(site, data["serial"], now=now)
         form, number = kit.kind, 1
     else:
         form, number = data.get("form"), data.get("number") or 1
         if form not in KIT_FORMS:
             raise _field("form", "Choose injectable or nasal.")
-    if kit is not None:
-        if kit.recalled_at is not None:
-            raise Conflict(f"Kit {kit.serial} is from a recalled lot: do not give it.",
-                           errors={"serial": ["From a recalled lot."]}, current_state="recalled")
-        if kit.state != "in_stock":
-            raise Conflict(f"Kit {kit.serial} is not in stock (it is {kit.state}).",
-                           errors={"serial": ["Not in stock."]}, current_state=kit.state)
-        if kit.expires_on < site.local_date(now):
-            raise Conflict(f"Kit {kit.serial} expired on {kit.expires_on:%Y-%m-%d}.",
-                           errors={"serial": ["Expired."]}, current_state="expired")
     if trainee is None:
         client, _new = client_for_code(site, data.get("client_code"), actor=actor, now=now,
                                        field="client_code")
@@ -292,7 +312,6 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
         record(actor, "take_home_kit_given_trainee", "naloxone_trainee", trainee.id,
                site_id=site.id, now=now, detail=detail)
     live.announce(site.id, TOPIC_STOCK)
-    db.session.commit()
     return given
 
 

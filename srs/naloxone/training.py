@@ -11,6 +11,12 @@ and organisation. Staff and police may be named (first and last name, badge or e
 number) only with their consent: that is what refresher tracking needs. A named trainee
 who comes back (same site, badge number and last name) is the same trainee, so their
 refresher history is one line.
+
+A trainee may leave with a kit of the register (``kit_serial``): it is given as their first
+kit by the kits' own :func:`srs.naloxone.service.give_kit` (to the client for a client's
+row, else to the trainee) in the session's unit of work, so a serial the register refuses
+refuses the whole session. Someone who already holds a kit gets theirs from the register,
+as a replacement with its reason.
 """
 
 import calendar
@@ -26,16 +32,19 @@ from srs.auth.models import Staff, StaffRole
 from srs.auth.service import Actor, record
 from srs.clients.models import Client
 from srs.clients.service import check_code
-from srs.errors import Invalid
+from srs.errors import DomainError, Invalid
 from srs.extensions import db
 from srs.naloxone.models import (
     NAMED_KINDS,
     TRAINEE_KINDS,
     TRAINING_FORMATS,
+    NaloxoneKit,
     SessionTrainee,
+    TakeHomeKit,
     Trainee,
     TrainingSession,
 )
+from srs.naloxone.service import give_kit, kit_to_give
 from srs.sites.models import Site
 
 # Kinds a client of the site can be trained as (anyone else is recorded by kind alone).
@@ -166,7 +175,23 @@ def _check_trainee(site: Site, row: dict) -> tuple[dict, dict]:
         errors["post_test_score"] = ["A whole number from 0 to 100, or leave it blank."]
         score = None
     clean["post_test_score"] = score
+    serial = _text(row.get("kit_serial"), 1000)
+    if serial and len(serial) > 40:
+        errors["kit_serial"] = ["A serial has at most 40 characters."]
+    clean["kit_serial"] = serial.upper() if serial else None
     return clean, errors
+
+
+def _held_serial(*, client_id: int | None = None, trainee_id: int | None = None) -> str | None:
+    """The serial of the kit a client or trainee holds: the last kit given to them, when it
+    is a kit of the register not reported used, withdrawn or replaced since."""
+    holder = (TakeHomeKit.client_id == client_id if client_id is not None
+              else TakeHomeKit.trainee_id == trainee_id)
+    last = db.session.execute(
+        db.select(NaloxoneKit.serial, NaloxoneKit.state).select_from(TakeHomeKit)
+        .outerjoin(NaloxoneKit, NaloxoneKit.id == TakeHomeKit.kit_id).where(holder)
+        .order_by(TakeHomeKit.id.desc()).limit(1)).one_or_none()
+    return last.serial if last is not None and last.state == "issued" else None
 
 
 def _same_person(clean: dict) -> tuple:
@@ -177,9 +202,9 @@ def _same_person(clean: dict) -> tuple:
     return ("outside", id(clean))
 
 
-def _trainee_for(site: Site, clean: dict, *, now: datetime) -> tuple[Trainee, bool]:
-    """The trainee a row names, found (a client trained before, a named officer or staff
-    member coming back) or made; and whether they were found."""
+def _known_trainee(site: Site, clean: dict) -> Trainee | None:
+    """The trainee a row names when seen before: a client trained before as this kind, a
+    named officer or staff member coming back."""
     found = None
     if clean["client"] is not None:
         found = db.session.execute(db.select(Trainee).where(
@@ -191,6 +216,13 @@ def _trainee_for(site: Site, clean: dict, *, now: datetime) -> tuple[Trainee, bo
             func.lower(Trainee.badge_number) == clean["badge_number"].lower(),
             func.lower(Trainee.last_name) == clean["last_name"].lower()).order_by(
             Trainee.id).limit(1)).scalar_one_or_none()
+    return found
+
+
+def _trainee_for(site: Site, clean: dict, *, now: datetime) -> tuple[Trainee, bool]:
+    """The trainee a row names, found (:func:`_known_trainee`) or made; and whether they
+    were found."""
+    found = _known_trainee(site, clean)
     if found is not None:
         if clean["organisation"]:
             found.organisation = clean["organisation"]
@@ -208,16 +240,60 @@ def _trainee_for(site: Site, clean: dict, *, now: datetime) -> tuple[Trainee, bo
     return trainee, False
 
 
+def _kit_messages(site: Site, clean: dict, *, now: datetime, given: set) -> list[str]:
+    """Why the kit a row names cannot go with the training (none: it can)."""
+    serial = clean["kit_serial"]
+    if serial in given:
+        return ["This kit is already given to another person in this session."]
+    given.add(serial)
+    try:
+        kit_to_give(site, serial, now=now)
+    except DomainError as err:
+        return [err.message]
+    if clean["client"] is not None:
+        held = _held_serial(client_id=clean["client"].id)
+    else:
+        known = _known_trainee(site, clean) if clean["first_name"] else None
+        held = _held_serial(trainee_id=known.id) if known is not None else None
+    if held:
+        return [f"They already hold kit {held}: give them this one from the kit register, "
+                f"as a replacement with its reason."]
+    return []
+
+
+def _give_kits(site: Site, session: TrainingSession, cleaned: list[dict], *, actor: Actor,
+               now: datetime) -> list[str]:
+    """Give each row's kit to its client or trainee, a first kit given with the training;
+    return the serials. A refusal (the kit taken meanwhile) undoes the whole session."""
+    serials = []
+    for index, (part, clean) in enumerate(zip(session.attendance, cleaned, strict=True)):
+        if not clean["kit_serial"]:
+            continue
+        client = clean["client"]
+        try:
+            give_kit(site, {"serial": clean["kit_serial"],
+                            "client_code": client.code if client is not None else None,
+                            "trainee_id": None if client is not None else part.trainee_id,
+                            "training_given": True}, actor=actor, now=now)
+        except DomainError as err:
+            db.session.rollback()
+            raise Invalid("Nothing was recorded: 1 entry to correct, marked below.",
+                          {"trainees": {index: {"kit_serial": [err.message]}}}) from err
+        serials.append(clean["kit_serial"])
+    return serials
+
+
 def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> TrainingSession:
     """Record a naloxone training session and each person trained in it.
 
     ``data``: ``held_on``, ``place`` (None: at the site), ``trainer_id``, ``curriculum``,
     ``curriculum_version``, ``format`` and ``trainees``, each a dict of ``kind`` and, as
     they apply, ``client_code``, ``organisation``, ``named_consent``, ``first_name``,
-    ``last_name``, ``badge_number``, ``at_risk_consented`` and ``post_test_score``.
+    ``last_name``, ``badge_number``, ``at_risk_consented``, ``post_test_score`` and
+    ``kit_serial`` (a kit of the register given with the training, as a first kit).
 
-    Each client trained is audited as a write to their record. Raises Invalid with every
-    field's message at once.
+    Each client trained is audited as a write to their record, each kit as its issuing is.
+    Raises Invalid with every field's message at once; nothing is recorded then.
     """
     errors: dict = {}
     session_data = _check_session(site, data, site.local_date(now), errors)
@@ -226,7 +302,7 @@ def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> Tr
         errors["trainees"] = ["Add at least one person trained."]
     elif len(rows) > MAX_TRAINEES:
         errors["trainees"] = [f"At most {MAX_TRAINEES} people in one session."]
-    cleaned, row_errors, seen = [], {}, set()
+    cleaned, row_errors, seen, kits = [], {}, set(), set()
     for index, row in enumerate(rows[:MAX_TRAINEES]):
         clean, messages = _check_trainee(site, row if isinstance(row, dict) else {})
         if not messages:
@@ -235,12 +311,18 @@ def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> Tr
                 field = "client_code" if person[0] == "client" else "badge_number"
                 messages[field] = ["This person is already in this session."]
             seen.add(person)
+        if clean["kit_serial"] and "kit_serial" not in messages:
+            refused = _kit_messages(site, clean, now=now, given=kits)
+            if refused:
+                messages["kit_serial"] = refused
         if messages:
             row_errors[index] = messages
         cleaned.append(clean)
     if row_errors and "trainees" not in errors:
         errors["trainees"] = row_errors
     if errors:
+        if kits:
+            db.session.rollback()  # the kits looked at were locked for the giving
         count = len(row_errors) + len([k for k in errors if k != "trainees"])
         raise Invalid(f"Nothing was recorded: {count} "
                       f"{'entry' if count == 1 else 'entries'} to correct, marked below.",
@@ -256,6 +338,7 @@ def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> Tr
         session.attendance.append(SessionTrainee(trainee=trainee,
                                                  post_test_score=clean["post_test_score"]))
     db.session.flush()
+    session.kits_given = _give_kits(site, session, cleaned, actor=actor, now=now)
     clients = 0
     for part in session.attendance:
         if part.trainee.client_id is not None:
@@ -263,11 +346,12 @@ def record_session(site: Site, data: dict, *, actor: Actor, now: datetime) -> Tr
             record(actor, "naloxone_trained", "client", part.trainee.client_id,
                    site_id=site.id, now=now, detail={"session": session.id,
                                                      "trainee": part.trainee_id})
+    detail = {"trainees": len(session.attendance), "clients": clients,
+              "returning": returning, "trainer": session.trainer_id, "format": session.format}
+    if session.kits_given:
+        detail["kits"] = len(session.kits_given)
     record(actor, "naloxone_training_recorded", "naloxone_training_session", session.id,
-           site_id=site.id, now=now, detail={
-               "trainees": len(session.attendance), "clients": clients,
-               "returning": returning, "trainer": session.trainer_id,
-               "format": session.format})
+           site_id=site.id, now=now, detail=detail)
     db.session.commit()
     return session
 

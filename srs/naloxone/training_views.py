@@ -31,7 +31,8 @@ bp = Blueprint("training", __name__)
 TRAINERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 REFRESHERS = (Role.SUPERVISOR, Role.ADMIN)
 ROW_FIELDS = ("mode", "kind", "client_code", "organisation", "named_consent", "first_name",
-              "last_name", "badge_number", "at_risk_consented", "post_test_score")
+              "last_name", "badge_number", "at_risk_consented", "post_test_score",
+              "kit_serial")
 _ROW_KEY = re.compile(r"^t-([a-z0-9]{1,16})-mode$")
 _TOKEN = re.compile(r"^[a-z0-9]{1,16}$")
 
@@ -70,7 +71,8 @@ def _trainee_data(row: dict) -> dict:
             "named_consent": named,
             **{name: row[name] if named else None for name in training.NAME_FIELDS},
             "at_risk_consented": {"yes": True, "no": False}.get(consent),
-            "post_test_score": int(score) if re.fullmatch(r"[0-9]{1,3}", score) else score}
+            "post_test_score": int(score) if re.fullmatch(r"[0-9]{1,3}", score) else score,
+            "kit_serial": row["kit_serial"]}
 
 
 def _date(text: str) -> date | None:
