@@ -41,8 +41,12 @@ def record_training_session(data, site_id):
     outside by ``kind`` and ``organisation``. Staff and police may be named only with
     ``named_consent`` (first and last name and badge number, all three); a named trainee
     seen before (same badge number and last name) is matched, not duplicated. A family
-    member or friend needs ``at_risk_consented``. A 422 gives a trainee's messages under
-    ``trainees``, each saying which item and field ("Item 2: badge_number: ...")."""
+    member or friend needs ``at_risk_consented``. A trainee's ``kit_serial`` (a kit of the
+    register in stock) is given with the training as their first kit, to the client for a
+    ``client_code``, in the same transaction: a serial the register refuses, or someone who
+    already holds a kit (a replacement goes through ``issueNaloxoneKit``), records nothing.
+    A 422 gives a trainee's messages under ``trainees``, each saying which item and field
+    ("Item 2: badge_number: ...")."""
     return training.record_session(get_site(site_id), data, actor=api_actor(), now=utcnow())
 
 
