@@ -85,6 +85,12 @@ PAGE_FORMS = {
                          "lot_number": "R1", "expires_on": "2099-01-01", "quantity": "5"},
     "naloxone.record_movement": {"kind": "wasted", "quantity": "1", "reason": "Dropped"},
     "naloxone.record_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "drugchecks.record_check": {"expected": "Heroin", "strip-fentanyl": "positive"},
+    "drugchecks.add_substance": {"name": "Bromazepam", "family": "benzodiazepine"},
+    "drugchecks.add_watch_item": {"substance": "Nitrous"},
+    "drugchecks.create_alert": {"kind": "drug_alert", "found": "Blue pills, not oxycodone"},
+    "drugchecks.edit_alert": {"area": "Downtown", "evidence": "reported", "audience": "staff"},
+    "drugchecks.retract_alert": {"reason": "Wrong batch"},
     "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
     "referrals.record_outcome": {"outcome": "presented"},
     "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
@@ -138,6 +144,12 @@ API_BODIES = {
         "product": "Naloxone", "form": "ampoule", "strength": "0.4 mg/mL", "lot_number": "R1",
         "expires_on": "2099-01-01", "quantity": 5},
     "api_naloxone.record_take_home_kit": {"client_code": "F-KITS-1990", "form": "nasal"},
+    "api_drugchecks.record_drug_check": {
+        "expected": "Heroin", "methods": ["fentanyl_strip"], "strips": {"fentanyl": "positive"}},
+    "api_drugchecks.create_drug_alert": {"kind": "drug_alert", "found": "Blue pills"},
+    "api_drugchecks.validate_drug_alert": None,
+    "api_drugchecks.publish_drug_alert": None,
+    "api_drugchecks.retract_drug_alert": {"reason": "Wrong batch"},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
     "api_referrals.create_referral_rule": {
@@ -196,6 +208,14 @@ VISIT_STATE_FOR = {
     "booths.discharge_dialog": "in_booth",
     "booths.visit_dialog": "in_booth",
     "booths.discharge": "observing",
+}
+
+# Which state the drug alert a route's ``drug_alert_id`` names is in (else a draft that SRS
+# drafted, which any supervisor may validate).
+DRUG_ALERT_STATE_FOR = {
+    "api_drugchecks.publish_drug_alert": "validated",
+    "drugchecks.publish_alert": "validated",
+    "drugchecks.renew_alert": "published",
 }
 
 # Which booth a route's ``booth_id`` names when not ``floor.booth`` (the one that needs cleaning).
@@ -447,6 +467,9 @@ def named_records(route: Route, floor) -> dict:
         client.restriction_reason = "Violence or threats"
         db.session.commit()
         values["client_id"] = client.id
+    if "drug_alert_id" in route.arguments:
+        values["drug_alert_id"] = make_drug_alert(
+            floor.site, DRUG_ALERT_STATE_FOR.get(route.endpoint, "draft")).id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:
@@ -457,6 +480,19 @@ def named_records(route: Route, floor) -> dict:
         issue_token(holder, actor=ACTOR)
         values["token_id"] = auth_service.tokens_of(holder)[0].id
     return values
+
+
+def make_drug_alert(site, state: str = "draft"):
+    """A drug alert covering ``site`` drafted by SRS itself, taken to ``state``."""
+    from srs.drugchecks import service as drugchecks
+
+    now = utcnow()
+    alert = drugchecks.create_alert(site, {"found": "Blue pills"}, actor=ACTOR, now=now)
+    if state in ("validated", "published"):
+        drugchecks.validate_alert(alert, site, actor=ACTOR, now=now)
+    if state == "published":
+        drugchecks.publish_alert(alert, site, actor=ACTOR, now=now)
+    return alert
 
 
 def bearer(staff) -> dict:
