@@ -390,7 +390,7 @@ def _window_cluster(prefix: str, site_ids, *, threshold: int, window: int, now: 
     if len(recent) < threshold:
         return None
     ongoing = db.session.scalar(db.select(DrugAlert).where(
-        DrugAlert.cluster_key.like(f"{prefix}:count:%"),
+        DrugAlert.cluster_key.like(f"{prefix}:%"),
         DrugAlert.last_overdose_at > now - timedelta(seconds=2 * window))
         .order_by(DrugAlert.first_overdose_at.desc()).limit(1))
     if ongoing is not None and recent[0] - ongoing.last_overdose_at <= timedelta(seconds=window):
@@ -412,27 +412,45 @@ def _daily_counts(site_ids, day_starts: list[datetime]) -> list[int]:
 
 
 def _trend_exceeded(today: int, history: list[int], factor: float) -> bool:
-    return today >= TREND_MINIMUM and today > factor * statistics.median(history)
+    """A day above ``factor`` times the trailing median (Dane County). With no trend (a
+    median of 0) there is nothing to be above: the count rule watches a quiet site."""
+    median = statistics.median(history)
+    return median > 0 and today >= TREND_MINIMUM and today > factor * median
+
+
+def _one_advisory(hits, *, site: Site | None, site_ids: list[int], now: datetime,
+                  valid_for_days: int) -> DrugAlert | None:
+    """One advisory for what both rules found: the draft one of them already has (by its
+    cluster key), grown to the larger count; else a new one under the first rule's key."""
+    found = [(key, starts, rule) for key, starts, rule in hits if starts]
+    if not found:
+        return None
+    key, _starts_, rule = next(
+        (hit for hit in found if db.session.scalar(
+            db.select(DrugAlert.id).where(DrugAlert.cluster_key == hit[0]))), found[0])
+    starts = max((hit[1] for hit in found), key=len)
+    return _advisory(key, site=site, site_ids=site_ids, starts=starts, rule=rule, now=now,
+                     valid_for_days=valid_for_days)
 
 
 def scan_site(site: Site, *, now: datetime) -> list[DrugAlert]:
-    """Draft or grow a site's overdose advisories by both rules. The caller commits."""
-    made = []
+    """Draft or grow a site's overdose advisory by either rule: ``cluster_overdoses`` within
+    ``cluster_window_seconds``, or a day above ``cluster_trend_factor`` times the trailing
+    28-day median. The caller commits."""
+    hits = []
     window = _window_cluster(f"site:{site.id}", [site.id], threshold=site.cluster_overdoses,
                              window=site.cluster_window_seconds, now=now)
     if window:
-        key, starts = window
-        made.append(_advisory(key, site=site, site_ids=[site.id], starts=starts, rule="count",
-                              now=now, valid_for_days=site.alert_valid_for_days))
+        hits.append((*window, "count"))
     today = site.local_date(now)
     bounds = [site.midnight(today - timedelta(days=n)) for n in range(TREND_DAYS, -2, -1)]
     counts = _daily_counts([site.id], bounds)
     if _trend_exceeded(counts[-1], counts[:-1], site.cluster_trend_factor):
-        starts = _starts([site.id], bounds[-2] - timedelta(microseconds=1), now)
-        made.append(_advisory(f"site:{site.id}:trend:{today:%Y%m%d}", site=site,
-                              site_ids=[site.id], starts=starts, rule="trend", now=now,
-                              valid_for_days=site.alert_valid_for_days))
-    return [a for a in made if a is not None]
+        hits.append((f"site:{site.id}:trend:{today:%Y%m%d}",
+                     _starts([site.id], bounds[-2] - timedelta(microseconds=1), now), "trend"))
+    made = _one_advisory(hits, site=site, site_ids=[site.id], now=now,
+                         valid_for_days=site.alert_valid_for_days)
+    return [made] if made is not None else []
 
 
 def scan_organisation(*, now: datetime) -> list[DrugAlert]:
@@ -443,23 +461,20 @@ def scan_organisation(*, now: datetime) -> list[DrugAlert]:
     site_ids = list(db.session.execute(db.select(Site.id).order_by(Site.id)).scalars())
     if len(site_ids) < 2:
         return []
-    made = []
+    hits = []
     window = _window_cluster("org", site_ids, threshold=_org_setting("SRS_ORG_CLUSTER_OVERDOSES"),
                              window=_org_setting("SRS_ORG_CLUSTER_WINDOW_SECONDS"), now=now)
-    valid = current_app.config.get("SRS_ORG_ALERT_VALID_FOR_DAYS", 14)
     if window:
-        key, starts = window
-        made.append(_advisory(key, site=None, site_ids=site_ids, starts=starts, rule="count",
-                              now=now, valid_for_days=valid))
+        hits.append((*window, "count"))
     bounds = [now - timedelta(days=n) for n in range(TREND_DAYS + 1, -1, -1)]
     counts = _daily_counts(site_ids, bounds)
     if _trend_exceeded(counts[-1], counts[:-1], _org_setting("SRS_ORG_CLUSTER_TREND_FACTOR")):
         # One advisory per UTC day the rule holds on.
-        starts = _starts(site_ids, bounds[-2], now)
-        made.append(_advisory(f"org:trend:{now.astimezone(UTC):%Y%m%d}", site=None,
-                              site_ids=site_ids, starts=starts, rule="trend", now=now,
-                              valid_for_days=valid))
-    return [a for a in made if a is not None]
+        hits.append((f"org:trend:{now.astimezone(UTC):%Y%m%d}",
+                     _starts(site_ids, bounds[-2], now), "trend"))
+    made = _one_advisory(hits, site=None, site_ids=site_ids, now=now,
+                         valid_for_days=current_app.config.get("SRS_ORG_ALERT_VALID_FOR_DAYS", 14))
+    return [made] if made is not None else []
 
 
 def scan_clusters(*, now: datetime) -> list[DrugAlert]:
