@@ -192,10 +192,8 @@ def _step(site, drug_alert_id, act):
     alert = service.get_alert(site, drug_alert_id)
     try:
         act(alert)
-    except Conflict as err:
-        db.session.rollback()
-        return _alert_page(site, service.get_alert(site, drug_alert_id), 409,
-                           message=err.message)
+    except Conflict as err:  # refused before anything changed
+        return _alert_page(site, alert, 409, message=err.message)
     return redirect(url_for("drugchecks.alert_page", slug=site.slug,
                             drug_alert_id=drug_alert_id), 303)
 
