@@ -21,7 +21,7 @@ ROLES = "role IN ('nurse', 'supervisor', 'reviewer', 'admin', 'drug_checker')"
 
 # revision identifiers, used by Alembic.
 revision = '0016_drug_checks'
-down_revision = '0014_naloxone_training'
+down_revision = '0015_naloxone_kits'
 branch_labels = None
 depends_on = None
 
