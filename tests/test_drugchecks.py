@@ -495,3 +495,16 @@ def test_the_drafter_cannot_validate_on_the_alert_page_and_a_second_person_can(
     assert retract.status_code == 422
     assert auth.post(f"{url}/retract", {"reason": "Lab says heroin"}).status_code == 303
     assert db.session.scalar(db.select(DrugAlert.status)) == "retracted"
+
+
+def test_a_drug_checker_is_offered_only_what_they_may_open(app, client, auth):
+    site = make_site(slug="east")
+    make_staff(site, role="drug_checker", username="dana")
+    auth.login("dana")
+    home = client.get("/").get_data(as_text=True)
+    assert 'data-testid="drug-checks-link"' in home
+    assert 'data-testid="drug-alerts-link"' not in home
+    page = client.get("/sites/east/drug-checks").get_data(as_text=True)
+    assert 'data-testid="incidents-link"' not in page  # the incident pages refuse them
+    assert 'action="/sites/east/drug-checks/watch"' not in page
+    assert client.get("/sites/east/drug-alerts").status_code == 403
