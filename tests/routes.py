@@ -216,6 +216,9 @@ DRUG_ALERT_STATE_FOR = {
     "api_drugchecks.publish_drug_alert": "validated",
     "drugchecks.publish_alert": "validated",
     "drugchecks.renew_alert": "published",
+    "drugchecks.read_alert": "published",
+    "drugchecks.tell_client": "published",
+    "drugchecks.hear_alert": "urgent",
 }
 
 # Which booth a route's ``booth_id`` names when not ``floor.booth`` (the one that needs cleaning).
@@ -483,14 +486,16 @@ def named_records(route: Route, floor) -> dict:
 
 
 def make_drug_alert(site, state: str = "draft"):
-    """A drug alert covering ``site`` drafted by SRS itself, taken to ``state``."""
+    """A drug alert covering ``site`` drafted by SRS itself, taken to ``state`` (``urgent``:
+    published, and sounding until someone acknowledges it)."""
     from srs.drugchecks import service as drugchecks
 
     now = utcnow()
-    alert = drugchecks.create_alert(site, {"found": "Blue pills"}, actor=ACTOR, now=now)
-    if state in ("validated", "published"):
+    alert = drugchecks.create_alert(site, {"found": "Blue pills", "urgent": state == "urgent"},
+                                    actor=ACTOR, now=now)
+    if state in ("validated", "published", "urgent"):
         drugchecks.validate_alert(alert, site, actor=ACTOR, now=now)
-    if state == "published":
+    if state in ("published", "urgent"):
         drugchecks.publish_alert(alert, site, actor=ACTOR, now=now)
     return alert
 

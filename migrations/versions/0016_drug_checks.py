@@ -1,5 +1,6 @@
 """drug checks: samples and their findings, the sites' substance and watch lists, drug
-alerts; the role drug_checker; the sites' cluster and alert-expiry settings
+alerts, who heard an urgent one and which clients were told; the role drug_checker; the
+sites' cluster and alert-expiry settings
 
 Revision ID: 0016_drug_checks
 Revises: 0015_naloxone_kits
@@ -163,6 +164,35 @@ def upgrade():
     with op.batch_alter_table('drug_check_component', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_drug_check_component_check_id'), ['check_id'], unique=False)
 
+    op.create_table('drug_alert_heard',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('drug_alert_id', sa.Integer(), nullable=False),
+    sa.Column('site_id', sa.Integer(), nullable=False),
+    sa.Column('heard_at', srs.common.UTCDateTime(), nullable=False),
+    sa.Column('heard_by', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['drug_alert_id'], ['drug_alert.id'], name=op.f('fk_drug_alert_heard_drug_alert_id_drug_alert'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['heard_by'], ['staff.id'], name=op.f('fk_drug_alert_heard_heard_by_staff')),
+    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_drug_alert_heard_site_id_site'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_drug_alert_heard')),
+    sa.UniqueConstraint('drug_alert_id', 'site_id', name=op.f('uq_drug_alert_heard_drug_alert_id_site_id'))
+    )
+    op.create_table('drug_alert_told',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('drug_alert_id', sa.Integer(), nullable=False),
+    sa.Column('visit_id', sa.Integer(), nullable=False),
+    sa.Column('site_id', sa.Integer(), nullable=False),
+    sa.Column('told_at', srs.common.UTCDateTime(), nullable=False),
+    sa.Column('told_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['drug_alert_id'], ['drug_alert.id'], name=op.f('fk_drug_alert_told_drug_alert_id_drug_alert'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_drug_alert_told_site_id_site'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['told_by'], ['staff.id'], name=op.f('fk_drug_alert_told_told_by_staff')),
+    sa.ForeignKeyConstraint(['visit_id'], ['visit.id'], name=op.f('fk_drug_alert_told_visit_id_visit'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_drug_alert_told')),
+    sa.UniqueConstraint('drug_alert_id', 'visit_id', name=op.f('uq_drug_alert_told_drug_alert_id_visit_id'))
+    )
+    with op.batch_alter_table('drug_alert_told', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_drug_alert_told_visit_id'), ['visit_id'], unique=False)
+
     with op.batch_alter_table('site', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cluster_overdoses', sa.Integer(), server_default='3', nullable=False))
         batch_op.add_column(sa.Column('cluster_window_seconds', sa.Integer(), server_default='86400', nullable=False))
@@ -201,6 +231,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_drug_check_component_check_id'))
 
     op.drop_table('drug_check_component')
+    with op.batch_alter_table('drug_alert_told', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_drug_alert_told_visit_id'))
+
+    op.drop_table('drug_alert_told')
+    op.drop_table('drug_alert_heard')
     with op.batch_alter_table('drug_alert', schema=None) as batch_op:
         batch_op.drop_index('ix_drug_alert_status_valid')
         batch_op.drop_index(batch_op.f('ix_drug_alert_site_id'))

@@ -262,3 +262,35 @@ class DrugAlert(db.Model):
 
     def __repr__(self) -> str:
         return f"<DrugAlert {self.id} {self.kind} {self.status}>"
+
+
+class DrugAlertTold(db.Model):
+    """A client told of a published alert at a visit: who told them, and when. One per
+    alert and visit; the client counts as told once any of their visits has one."""
+
+    __tablename__ = "drug_alert_told"
+    __table_args__ = (UniqueConstraint("drug_alert_id", "visit_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drug_alert_id: Mapped[int] = mapped_column(ForeignKey("drug_alert.id", ondelete="CASCADE"))
+    # A visit, not the client: retention hands a visit to a placeholder, and this with it.
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id", ondelete="CASCADE"),
+                                          index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    told_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    told_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class DrugAlertHeard(db.Model):
+    """An urgent alert acknowledged at a site by a named person: it stops sounding there."""
+
+    __tablename__ = "drug_alert_heard"
+    __table_args__ = (UniqueConstraint("drug_alert_id", "site_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    drug_alert_id: Mapped[int] = mapped_column(ForeignKey("drug_alert.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    heard_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heard_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+
+    staff: Mapped["Staff"] = relationship()  # noqa: F821

@@ -10,9 +10,10 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
-from srs.auth.models import Role
+from srs.auth.models import FLOOR, Role
+from srs.booths.service import get_visit
 from srs.common import utcnow
-from srs.drugchecks import service
+from srs.drugchecks import screens, service
 from srs.drugchecks.models import (
     ADVICE,
     ALERT_KINDS,
@@ -250,3 +251,42 @@ def retract_alert(site, drug_alert_id):
 def renew_alert(site, drug_alert_id):
     return _step(site, drug_alert_id, lambda a: service.renew_alert(
         a, site, actor=current_actor(), now=utcnow()))
+
+
+# --- A published alert on the screens (srs/drugchecks/screens.py) -----------------------------
+
+
+@bp.get("/sites/<slug>/drug-alerts/<int:drug_alert_id>/read")
+@site_role_required(*Role)
+def read_alert(site, drug_alert_id):
+    """A published alert as every member of staff at a site it covers reads it."""
+    return render_template("drugchecks/read.html", site=site,
+                           alert=screens.get_published(site, drug_alert_id), now=utcnow(),
+                           may_manage=current_actor_may(site, ALERTERS))
+
+
+@bp.post("/sites/<slug>/drug-alerts/<int:drug_alert_id>/heard")
+@site_role_required(*FLOOR)
+@idempotent
+def hear_alert(site, drug_alert_id):
+    """Acknowledge an urgent alert by name: it stops sounding at the site. Answers with the
+    strip as the screen that tapped shows it."""
+    now = utcnow()
+    screens.hear_alert(screens.get_in_force(site, drug_alert_id, now=now), site,
+                       actor=current_actor(), now=now)
+    strip = "alerts.floor_alerts" if request.form.get("view") == "floor" else "alerts.alert_list"
+    return redirect(url_for(strip, slug=site.slug), 303)
+
+
+@bp.post("/sites/<slug>/floor/visits/<int:visit_id>/drug-alerts/<int:drug_alert_id>/told")
+@site_role_required(*FLOOR)
+@idempotent
+def tell_client(site, visit_id, drug_alert_id):
+    """The client at the check-in has been told of an alert: the notice shows what is left
+    to tell them."""
+    now = utcnow()
+    visit = get_visit(site, visit_id)
+    alert = screens.get_in_force(site, drug_alert_id, now=now)
+    screens.tell_client(alert, visit, site, actor=current_actor(), now=now)
+    return render_template(screens.CHECKIN_TEMPLATE, site=site,
+                           notice=screens.checkin_notice(visit, site, now=now, told=alert))
