@@ -76,7 +76,7 @@ def test_the_strip_shows_a_published_alert_at_the_sites_it_covers_and_nothing_el
         [band] = DRUG_ALERT.findall(html)[:1]
         assert "data-alert-id" not in band, "a non-urgent alert does not sound"
         assert "alarms--active" not in html and 'data-testid="silence"' not in html
-    assert "valid until" in html and "FTIR" in html
+    assert "valid until" in html and "Evidence: FTIR" in html
     assert f'href="/sites/east/drug-alerts/{shown.id}/read"' in html
     # The strip re-reads itself when a drug alert changes.
     assert f"srs:drug_alerts-{east.id} from:body" in html
