@@ -9,6 +9,7 @@ import pytest
 from conftest import csrf_token
 from factories import ACTOR, make_site, make_staff
 
+from srs import signals
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
 from srs.booths import service as floor
@@ -151,6 +152,11 @@ def test_check_in_shows_untold_alerts_until_the_client_is_told(app, client, auth
         AuditEvent.action == "drug_alert_told")).scalars().all()
     assert (event.staff_id, event.entity, event.entity_id) == (nurse.id, "visit", str(visit.id))
     assert event.detail == {"drug_alert_id": first.id}
+    # The client's access request names it.
+    sections = [got for _r, made in signals.client_record.send(visit.client) for got in made]
+    [told_section] = [got for got in sections if got.record_type == "drug_alert_told"]
+    assert [(row["drug_alert_id"], row["told_by"]) for row in told_section.rows] == [
+        (first.id, nurse.id)]
 
     # Another client has been told nothing; the same client, back later, only the rest.
     assert to_tell(check_in("F-WXYZ-1990")) == [second.id, first.id]

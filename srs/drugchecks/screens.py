@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from srs import live, signals
 from srs.auth.service import Actor, record
 from srs.booths.models import Visit
+from srs.clients.export import Section, section
+from srs.clients.models import Client
 from srs.drugchecks.models import DrugAlert, DrugAlertHeard, DrugAlertTold
 from srs.drugchecks.service import TOPIC
 from srs.errors import Conflict, NotFound
@@ -174,3 +176,14 @@ def tell_client(alert: DrugAlert, visit: Visit, site: Site, *, actor: Actor,
            detail={"drug_alert_id": alert.id}, now=now)
     db.session.commit()
     return row
+
+
+@signals.client_record.connect
+def _told_records(client: Client) -> list[Section]:
+    """A client's access request: the drug alerts they were told of, when and by whom."""
+    rows = db.session.execute(
+        db.select(DrugAlertTold).join(Visit, Visit.id == DrugAlertTold.visit_id)
+        .where(Visit.client_id == client.id)
+        .order_by(DrugAlertTold.told_at, DrugAlertTold.id)).scalars()
+    return [section("drug_alert_told", "Drug alerts they were told of", rows, (
+        "id", "visit_id", "drug_alert_id", "told_at", "told_by"))]
