@@ -25,6 +25,7 @@ from srs.auth.service import lock_idle_sessions
 from srs.clients.retention import apply_retention
 from srs.common import UTCDateTime, utcnow
 from srs.config import private_file, private_folder
+from srs.drugchecks.service import scan as scan_drug_alerts
 from srs.errors import log_failure
 from srs.extensions import db
 from srs.idempotency import forget_older_than
@@ -105,6 +106,8 @@ JOBS: tuple[Job, ...] = (
     Job("referral_follow_ups", list_due_follow_ups, "cron", {"hour": 6, "minute": 0}),
     # Monday 07:00 in each site's own timezone; the job builds a week's packet once.
     Job("weekly_review_packets", build_weekly_packets, "interval", {"minutes": 5}),
+    # Overdose clusters draft advisories; published drug alerts past their date expire.
+    Job("drug_alert_scan", scan_drug_alerts, "interval", {"minutes": 2}),
     # Records older than a site's retention period give their client to a placeholder.
     Job("retention", apply_retention, "cron", {"hour": 4, "minute": 30}),
 )

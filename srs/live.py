@@ -584,6 +584,13 @@ def _sound_now(payload: dict, site_id: int, on_call_staff_id: int | None) -> Non
         socketio.emit("alert", {**payload, "on_call": True}, to=_staff_room(on_call_staff_id))
 
 
+def send_to_sites(event: str, payload: dict, *, site_ids) -> None:
+    """Send ``event`` to every screen of each of ``site_ids``, once the change commits (a
+    published drug alert reaches every site it covers). No client detail in ``payload``."""
+    rooms = [_site_room(site_id) for site_id in site_ids]
+    after_commit(lambda: [socketio.emit(event, payload, to=room) for room in rooms])
+
+
 def end_login_sockets(key: str, *, why: str) -> None:
     """Cut the sockets joined under one login key: a login session's (logout, lock, replaced
     by another person), a display's or a token's (revoked), a person's (deactivated, deleted,

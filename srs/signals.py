@@ -53,6 +53,24 @@ or None.
 """)
 
 
+alarm_strip = _signals.signal("alarm-strip", doc="""
+A site's alarm strip is rendered (under every site page's header, on the dashboards, on a
+locked tablet). Sender: the ``Site``; keyword argument ``now``. Asked by the alerts
+package's ``strip_notices``. Each receiver returns a list of notices to show beside the
+alarms, each a dict with ``template`` (the partial that renders it, given ``notice``,
+``site``, ``now`` and the strip's context) and ``sounding`` (True while it sounds as an
+alarm, until a named person acknowledges it). Receivers only read.
+""")
+
+visit_notices = _signals.signal("visit-notices", doc="""
+A client has just been checked in: what staff must tell them. Sender: the ``Visit``;
+keyword arguments ``site`` and ``now``. Asked by the check-in panel
+(``srs.booths.views.check_in``). Each receiver returns None or a notice: a dict with
+``template`` (a partial that owns its wrapper element and its actions, given ``notice``
+and ``site``). Receivers only read.
+""")
+
+
 def first_answer(results: list[tuple]) -> object | None:
     """The first non-None value receivers returned from ``signal.send(...)``."""
     return next((value for _receiver, value in results if value is not None), None)

@@ -14,7 +14,7 @@
   }
 
   /* --- htmx: CSRF on every request; background refreshes say so ------------ */
-  var BACKGROUND_EVENTS = /^srs:(site-\d+|refetch-\d+|alerts?-\d+|resync)$/;
+  var BACKGROUND_EVENTS = /^srs:(site-\d+|refetch-\d+|alerts?-\d+|drug_alerts-\d+|resync)$/;
   body.addEventListener("htmx:configRequest", function (evt) {
     evt.detail.headers["X-CSRFToken"] = csrfToken;
     if (evt.detail.verb !== "get") idempotencyKey(evt);
@@ -534,6 +534,11 @@
       announced(msg.site_id, msg.topics || [], msg);
     });
     socket.on("alert", onAlert);
+    // A drug alert published (or renewed): each site it covers re-reads its strip at once.
+    socket.on("drug_alert", function (msg) {
+      if (!msg || !msg.site_ids) return;
+      msg.site_ids.forEach(function (siteId) { fire("srs:drug_alerts-" + siteId, msg); });
+    });
     socket.on("session_ended", function () {
       socket.disconnect();
       window.location.reload();
@@ -723,7 +728,7 @@
   function placeStrip() {
     var bottom = 0;
     document.querySelectorAll("body > .alarms").forEach(function (strip) {
-      if (strip.querySelector("[data-alert-id]")) {
+      if (strip.querySelector("[data-alert-id], [data-drug-alert-id]")) {
         bottom = Math.max(bottom, strip.getBoundingClientRect().bottom);
       }
     });

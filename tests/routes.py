@@ -98,6 +98,12 @@ PAGE_FORMS = {
     "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),
                         "curriculum": "Take-home naloxone", "format": "brief",
                         "t-row1-mode": "outside", "t-row1-kind": "fire"},
+    "drugchecks.record_check": {"expected": "Heroin", "strip-fentanyl": "positive"},
+    "drugchecks.add_substance": {"name": "Bromazepam", "family": "benzodiazepine"},
+    "drugchecks.add_watch_item": {"substance": "Nitrous"},
+    "drugchecks.create_alert": {"kind": "drug_alert", "found": "Blue pills, not oxycodone"},
+    "drugchecks.edit_alert": {"area": "Downtown", "evidence": "reported", "audience": "staff"},
+    "drugchecks.retract_alert": {"reason": "Wrong batch"},
     "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
     "referrals.record_outcome": {"outcome": "presented"},
     "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
@@ -162,6 +168,12 @@ API_BODIES = {
         "held_on": (date.today() - timedelta(days=1)).isoformat(),
         "trainer_id": floor_nurse_id(), "curriculum": "Take-home naloxone", "format": "brief",
         "trainees": [{"kind": "police", "organisation": "City Police"}]},
+    "api_drugchecks.record_drug_check": {
+        "expected": "Heroin", "methods": ["fentanyl_strip"], "strips": {"fentanyl": "positive"}},
+    "api_drugchecks.create_drug_alert": {"kind": "drug_alert", "found": "Blue pills"},
+    "api_drugchecks.validate_drug_alert": None,
+    "api_drugchecks.publish_drug_alert": None,
+    "api_drugchecks.retract_drug_alert": {"reason": "Wrong batch"},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
     "api_referrals.create_referral_rule": {
@@ -226,6 +238,17 @@ VISIT_STATE_FOR = {
     "booths.discharge_dialog": "in_booth",
     "booths.visit_dialog": "in_booth",
     "booths.discharge": "observing",
+}
+
+# Which state the drug alert a route's ``drug_alert_id`` names is in (else a draft that SRS
+# drafted, which any supervisor may validate).
+DRUG_ALERT_STATE_FOR = {
+    "api_drugchecks.publish_drug_alert": "validated",
+    "drugchecks.publish_alert": "validated",
+    "drugchecks.renew_alert": "published",
+    "drugchecks.read_alert": "published",
+    "drugchecks.tell_client": "published",
+    "drugchecks.hear_alert": "urgent",
 }
 
 # Which booth a route's ``booth_id`` names when not ``floor.booth`` (the one that needs cleaning).
@@ -479,6 +502,9 @@ def named_records(route: Route, floor) -> dict:
         values["client_id"] = client.id
     if "kit_id" in route.arguments:  # a kit given out, whose use can be reported
         values["kit_id"] = make_kit(floor, issued=True).id
+    if "drug_alert_id" in route.arguments:
+        values["drug_alert_id"] = make_drug_alert(
+            floor.site, DRUG_ALERT_STATE_FOR.get(route.endpoint, "draft")).id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:
@@ -510,6 +536,21 @@ def make_kit(floor, *, issued: bool = False):
         naloxone_service.issue_kit(site, {"serial": kit.serial, "client_code": "F-KITS-1990"},
                                    actor=ACTOR, now=utcnow())
     return kit
+
+
+def make_drug_alert(site, state: str = "draft"):
+    """A drug alert covering ``site`` drafted by SRS itself, taken to ``state`` (``urgent``:
+    published, and sounding until someone acknowledges it)."""
+    from srs.drugchecks import service as drugchecks
+
+    now = utcnow()
+    alert = drugchecks.create_alert(site, {"found": "Blue pills", "urgent": state == "urgent"},
+                                    actor=ACTOR, now=now)
+    if state in ("validated", "published", "urgent"):
+        drugchecks.validate_alert(alert, site, actor=ACTOR, now=now)
+    if state in ("published", "urgent"):
+        drugchecks.publish_alert(alert, site, actor=ACTOR, now=now)
+    return alert
 
 
 def bearer(staff) -> dict:

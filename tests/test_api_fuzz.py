@@ -17,7 +17,7 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_kit
+from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_drug_alert, make_kit
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
@@ -81,7 +81,8 @@ def fuzz_floor(shared_apps, kept_floor):
                # One person's token: theirs to revoke, an admin's at the site, no one else's.
                "token_id": tokens_of(floor.everyone)[0].id,
                # A nurse of the site whom any admin change may befall.
-               "staff_id": make_staff(floor.site, role=Role.NURSE).id}
+               "staff_id": make_staff(floor.site, role=Role.NURSE).id,
+               "drug_alert_id": make_drug_alert(floor.site).id}
         yield kept_floor, ids
 
 

@@ -4,6 +4,7 @@ on a locked tablet, the site's open alarms and taking one through the PIN step."
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from srs import signals
 from srs.alerts import service
 from srs.auth.access import current_actor, pin_rate_limit, staff_required
 from srs.auth.models import DISPLAY, FLOOR, WATCHERS
@@ -19,7 +20,15 @@ bp = Blueprint("alerts", __name__)
 @bp.app_context_processor
 def alarm_strip_context():
     """``alarm_strip(site)``: what the strip under every site page's header shows."""
-    return {"alarm_strip": alarm_strip, "on_call_alarms": on_call_alarms}
+    return {"alarm_strip": alarm_strip, "on_call_alarms": on_call_alarms,
+            "strip_notices": strip_notices}
+
+
+def strip_notices(site, now) -> list[dict]:
+    """What other packages show in a site's strip beside its alarms (``signals.alarm_strip``:
+    a published drug alert), each naming the partial that renders it."""
+    return [notice for _receiver, notices in signals.alarm_strip.send(site, now=now)
+            for notice in notices or ()]
 
 
 def on_call_alarms() -> list | None:

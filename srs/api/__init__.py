@@ -135,6 +135,7 @@ def init_app(app) -> None:
         booths,
         clients,
         displays,
+        drugchecks,
         incidents,
         naloxone,
         org,
@@ -162,7 +163,8 @@ def init_app(app) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
-                      clients.blp, org.blp, audit.blp, training.blp):
+                      clients.blp, org.blp, audit.blp, training.blp,
+                      drugchecks.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

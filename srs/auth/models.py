@@ -29,6 +29,8 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     REVIEWER = "reviewer"
     ADMIN = "admin"
+    # A drug-checking technician: records checks, nothing else of the floor.
+    DRUG_CHECKER = "drug_checker"
 
 
 # Who works the floor (taps on it), and who may watch it (read-only screens too).
@@ -90,7 +92,7 @@ class StaffRole(db.Model):
     __tablename__ = "staff_role"
     __table_args__ = (
         UniqueConstraint("staff_id", "site_id", "role"),
-        CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin')",
+        CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin', 'drug_checker')",
                         name="role_known"),
     )
 

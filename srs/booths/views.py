@@ -14,7 +14,7 @@ from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from srs import live
+from srs import live, signals
 from srs.auth.access import current_actor
 from srs.auth.models import DISPLAY, FLOOR, WATCHERS, Role
 from srs.booths import admin, checks, service
@@ -193,10 +193,11 @@ def _floor_update(site):
 
 
 def _checkin_context(site, *, form=None, errors=None, message=None, client=None, flags=None,
-                     done=None, position=None) -> dict:
+                     done=None, position=None, notices=()) -> dict:
     form = form.to_dict() if hasattr(form, "to_dict") else dict(form or {})
     return {"site": site, "form": form, "errors": errors or {}, "message": message,
             "client": client, "flags": flags, "done": done, "position": position,
+            "notices": list(notices),
             "supervisor": current_user.has_role(site.id, Role.SUPERVISOR)}
 
 
@@ -265,7 +266,10 @@ def check_in(site):
         "booths/_checkin_done.html", board=board, floor=True, oob=True,
         checkin=_checkin_context(
             site, done=visit, position=position,
-            flags=clients.client_flags(visit.client, today=service.local_date(site, now))))
+            flags=clients.client_flags(visit.client, today=service.local_date(site, now)),
+            # What to tell the client now (a published drug alert), each with its own partial.
+            notices=[notice for _receiver, notice in signals.visit_notices.send(
+                visit, site=site, now=now) if notice]))
 
 
 # --- The queue and the booths ----------------------------------------------------------------

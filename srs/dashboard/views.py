@@ -59,6 +59,8 @@ LINKS = (
     Link("Supervisor dashboard", "dashboard.supervise", "dashboard-link", "work", anchor=True),
     Link("Incident reports", "incidents.index", "incidents-link", "work"),
     Link("Referral follow-ups", "referrals.follow_ups", "follow-ups-link", "work"),
+    Link("Drug checks", "drugchecks.checks_page", "drug-checks-link", "work"),
+    Link("Drug alerts", "drugchecks.alerts_page", "drug-alerts-link", "work"),
     Link("Weekly review", "incidents.week", "week-link", "review"),
     Link("Monthly report", "incidents.monthly", "monthly-link", "review"),
     Link("Referral uptake", "referrals.uptake", "uptake-link", "review"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.auth.models import IDLE_LOCK_SECONDS
@@ -66,6 +66,13 @@ RETENTION_RANGE = (f"Keep records at least {RETENTION_MIN_DAYS} days (two years,
 # before it expires. Both the site's choice.
 DEFAULT_REFRESHER_MONTHS, REFRESHER_MONTHS_RANGE = 12, (1, 60)
 DEFAULT_KIT_EXPIRY_WARNING_DAYS, KIT_EXPIRY_WARNING_DAYS_RANGE = 60, (0, 365)
+# Drug early warning (DOMAIN.md): an overdose advisory is drafted at this many overdoses
+# within the window (ODMAP's spike, a "mass overdose" of 3), or on a day above this factor
+# times the trailing 28-day median (Dane County); a published alert lasts this many days.
+DEFAULT_CLUSTER_OVERDOSES, CLUSTER_OVERDOSES_RANGE = 3, (2, 100)
+DEFAULT_CLUSTER_WINDOW_SECONDS, CLUSTER_WINDOW_SECONDS_RANGE = 86400, (600, 604800)
+DEFAULT_CLUSTER_TREND_FACTOR, CLUSTER_TREND_FACTOR_RANGE = 2.0, (1.0, 10.0)
+DEFAULT_ALERT_VALID_FOR_DAYS, ALERT_VALID_FOR_DAYS_RANGE = 14, (1, 365)
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
@@ -105,7 +112,15 @@ class Site(db.Model):
         CheckConstraint("refresher_months BETWEEN {} AND {}".format(*REFRESHER_MONTHS_RANGE),
                         name="refresher_months_range"),
         CheckConstraint("kit_expiry_warning_days BETWEEN {} AND {}".format(
-            *KIT_EXPIRY_WARNING_DAYS_RANGE), name="kit_expiry_warning_days_range"))
+            *KIT_EXPIRY_WARNING_DAYS_RANGE), name="kit_expiry_warning_days_range"),
+        CheckConstraint("cluster_overdoses BETWEEN {} AND {}".format(*CLUSTER_OVERDOSES_RANGE),
+                        name="cluster_overdoses_range"),
+        CheckConstraint("cluster_window_seconds BETWEEN {} AND {}".format(
+            *CLUSTER_WINDOW_SECONDS_RANGE), name="cluster_window_seconds_range"),
+        CheckConstraint("cluster_trend_factor BETWEEN {} AND {}".format(
+            *CLUSTER_TREND_FACTOR_RANGE), name="cluster_trend_factor_range"),
+        CheckConstraint("alert_valid_for_days BETWEEN {} AND {}".format(
+            *ALERT_VALID_FOR_DAYS_RANGE), name="alert_valid_for_days_range"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -144,6 +159,14 @@ class Site(db.Model):
         Integer, server_default=str(DEFAULT_REFRESHER_MONTHS), nullable=False)
     kit_expiry_warning_days: Mapped[int] = mapped_column(
         Integer, server_default=str(DEFAULT_KIT_EXPIRY_WARNING_DAYS), nullable=False)
+    cluster_overdoses: Mapped[int] = mapped_column(
+        Integer, server_default=str(DEFAULT_CLUSTER_OVERDOSES), nullable=False)
+    cluster_window_seconds: Mapped[int] = mapped_column(
+        Integer, server_default=str(DEFAULT_CLUSTER_WINDOW_SECONDS), nullable=False)
+    cluster_trend_factor: Mapped[float] = mapped_column(
+        Float, server_default=str(DEFAULT_CLUSTER_TREND_FACTOR), nullable=False)
+    alert_valid_for_days: Mapped[int] = mapped_column(
+        Integer, server_default=str(DEFAULT_ALERT_VALID_FOR_DAYS), nullable=False)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")

@@ -18,6 +18,10 @@ from marshmallow import (
 from srs.common import RecordId
 from srs.forms import Form
 from srs.sites.models import (
+    ALERT_VALID_FOR_DAYS_RANGE,
+    CLUSTER_OVERDOSES_RANGE,
+    CLUSTER_TREND_FACTOR_RANGE,
+    CLUSTER_WINDOW_SECONDS_RANGE,
     KIT_EXPIRY_WARNING_DAYS_RANGE,
     NALOXONE_LOW_STOCK_MAX,
     REFRESHER_MONTHS_RANGE,
@@ -98,6 +102,22 @@ class SiteSettingsSchema(_TimerFields):
                                  "responses, referrals and incident links go to an anonymous "
                                  "placeholder each night (the reports' counts stay the same). "
                                  "Null keeps everything."})
+
+    cluster_overdoses = fields.Integer(
+        strict=True, validate=validate.Range(*CLUSTER_OVERDOSES_RANGE),
+        metadata={"description": "Overdoses within the cluster window that draft an overdose "
+                                 "advisory (default 3)."})
+    cluster_window_seconds = fields.Integer(
+        strict=True, validate=validate.Range(*CLUSTER_WINDOW_SECONDS_RANGE),
+        metadata={"description": "The cluster window, in seconds (default 86400)."})
+    cluster_trend_factor = fields.Float(
+        validate=validate.Range(*CLUSTER_TREND_FACTOR_RANGE),
+        metadata={"description": "A day's overdoses above this times the trailing 28-day "
+                                 "median draft an advisory (default 2.0)."})
+    alert_valid_for_days = fields.Integer(
+        strict=True, validate=validate.Range(*ALERT_VALID_FOR_DAYS_RANGE),
+        metadata={"description": "Days a published drug alert stays up unless renewed "
+                                 "(default 14)."})
 
     on_call_staff_id = RecordId(
         allow_none=True,
