@@ -6,14 +6,14 @@ A drug alert holds no client data (a check's sample id and an overdose's client 
 it), and neither form reads anything else.
 """
 
-from flask import current_app
+from flask import current_app, url_for
 
 from srs.drugchecks.models import ADVICE, ALERT_KINDS, EVIDENCE, DrugAlert
 from srs.sites.models import Site
 
 # The most a poster prints of each free text, and from how many characters in all it is set
 # smaller (both keep it to one A4 page).
-POSTER_TEXT = 200
+POSTER_TEXT = 180
 CROWDED = 600
 # One GSM-7 segment.
 SMS_LENGTH = 160
@@ -73,7 +73,9 @@ def poster_html(alert: DrugAlert, site: Site) -> str:
     text["looks"] = _cut(". ".join(p for p in (alert.appearance, alert.packaging) if p),
                          POSTER_TEXT) or None
     crowded = sum(len(t or "") for t in text.values()) + 60 * len(advice) > CROWDED
+    report_url = url_for("earlywarning.report_bad_batch", _external=True)
     return template.render(alert=alert, kind=ALERT_KINDS[alert.kind], text=text,
+                           report_url=report_url,
                            evidence=EVIDENCE[alert.evidence], advice=advice, site=site,
                            crowded=crowded, valid_until=until)
 
