@@ -23,6 +23,7 @@ def create_app(test_config=None):
     from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.dashboard.views import bp as dashboard_bp
+    from srs.drugchecks.pages import bp as earlywarning_bp
     from srs.drugchecks.views import bp as drugchecks_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
     from srs.health import bp as health_bp
@@ -90,6 +91,7 @@ def create_app(test_config=None):
     app.register_blueprint(naloxone_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(drugchecks_bp)
+    app.register_blueprint(earlywarning_bp)
     app.register_blueprint(overdose_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(incidents_bp)

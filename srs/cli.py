@@ -15,6 +15,7 @@ from srs.auth import service as auth
 from srs.auth.models import Role
 from srs.booths.admin import add_booth
 from srs.common import utcnow
+from srs.drugchecks.commands import alerts_cli
 from srs.errors import DomainError
 from srs.extensions import db
 from srs.naloxone.service import list_stock, receive_stock
@@ -30,6 +31,7 @@ site_cli = AppGroup("site", help="Sites.")
 srs_cli.add_command(user_cli)
 srs_cli.add_command(token_cli)
 srs_cli.add_command(site_cli)
+srs_cli.add_command(alerts_cli)
 
 CLI_ACTOR = auth.Actor.system("cli")
 DEMO_BOOTHS = [("B1", "injection"), ("B2", "injection"), ("B3", "injection"),

@@ -52,6 +52,13 @@ to the draft. The incident package returns that reporter's report drafted from t
 or None.
 """)
 
+weekly_packet_sections = _signals.signal("weekly-packet-sections", doc="""
+The weekly review packet is being printed. Sender: the ``Site``; keyword arguments ``start``
+and ``end``, the week's bounds (UTC). Sent by ``srs.incidents.packets.packet_html``. Each
+receiver returns None or a section: ``{"title", "summary", "tables": [{"caption", "head",
+"rows"}]}`` of figures (no client codes, no free text). Receivers only read.
+""")
+
 
 alarm_strip = _signals.signal("alarm-strip", doc="""
 A site's alarm strip is rendered (under every site page's header, on the dashboards, on a

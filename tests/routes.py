@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 
 from srs import create_app
 from srs.alerts import service as alerts
+from srs.api.access import GATEWAY
 from srs.auth import service as auth_service
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import DISPLAY, Role, Staff
@@ -21,6 +22,7 @@ from srs.auth.service import Actor, issue_token
 from srs.booths import checks
 from srs.booths import service as floor_service
 from srs.common import utcnow
+from srs.drugchecks.outbox import new_gateway_token
 from srs.extensions import db
 from srs.incidents import service as incident_service
 from srs.incidents.models import ReviewPacket
@@ -104,6 +106,7 @@ PAGE_FORMS = {
     "drugchecks.create_alert": {"kind": "drug_alert", "found": "Blue pills, not oxycodone"},
     "drugchecks.edit_alert": {"area": "Downtown", "evidence": "reported", "audience": "staff"},
     "drugchecks.retract_alert": {"reason": "Wrong batch"},
+    "earlywarning.report_bad_batch": {"site": "east", "what_happened": "Out cold after one hit"},
     "referrals.record_offer": {"service_type": "peer_support", "status": "offered"},
     "referrals.record_outcome": {"outcome": "presented"},
     "referrals.create_service": {"name": "Peer circle", "service_type": "peer_support"},
@@ -174,6 +177,10 @@ API_BODIES = {
     "api_drugchecks.validate_drug_alert": None,
     "api_drugchecks.publish_drug_alert": None,
     "api_drugchecks.retract_drug_alert": {"reason": "Wrong batch"},
+    "api_earlywarning.submit_drug_report": {"site": "east", "what_happened": "Out cold"},
+    "api_earlywarning.mark_outbox_messages_sent": lambda floor: {
+        "ids": [queued_text(floor.site)]},
+    "api_earlywarning.receive_text_message": {"from": "+15550100100", "text": "JOIN"},
     "api_referrals.record_referral": {"service_type": "peer_support", "status": "offered"},
     "api_referrals.record_referral_outcome": {"outcome": "presented"},
     "api_referrals.create_referral_rule": {
@@ -249,6 +256,8 @@ DRUG_ALERT_STATE_FOR = {
     "drugchecks.read_alert": "published",
     "drugchecks.tell_client": "published",
     "drugchecks.hear_alert": "urgent",
+    "earlywarning.poster": "published",
+    "api_earlywarning.get_drug_alert_poster": "published",
 }
 
 # Which booth a route's ``booth_id`` names when not ``floor.booth`` (the one that needs cleaning).
@@ -391,6 +400,9 @@ class KeptFloor:
         floor.everyone.org_admin = True  # and the organisation's pages and operations
         db.session.commit()
         self.everyone_token = bearer(floor.everyone)
+        # The SMS gateway's token: its operations open to it alone.
+        self.gateway_token = {"Authorization": "Bearer " + new_gateway_token(
+            actor=ACTOR, now=utcnow())}
         self.display_token = floor.url_values["token"]
         self._floor = _keep(vars(floor))
         self._staff = _keep(self._staff)
@@ -553,6 +565,19 @@ def make_drug_alert(site, state: str = "draft"):
     return alert
 
 
+def queued_text(site) -> int:
+    """The id of a text queued for a new subscriber about a new public alert of ``site``."""
+    from srs.drugchecks import inbound, outbox
+    from srs.drugchecks import service as drugchecks
+
+    inbound.receive_text("+15550100199", "JOIN", now=utcnow())
+    alert = make_drug_alert(site, "validated")
+    alert.audience = "public"
+    drugchecks.publish_alert(alert, site, actor=ACTOR, now=utcnow())
+    return db.session.execute(db.select(outbox.OutboxMessage.id).filter_by(
+        drug_alert_id=alert.id)).scalar_one()
+
+
 def bearer(staff) -> dict:
     """The Authorization header of a fresh API token for ``staff``."""
     return {"Authorization": f"Bearer {issue_token(staff, actor=ACTOR)}"}
@@ -616,6 +641,10 @@ def declared_roles(app, endpoint: str):
 
 
 def may_call(declared, principal: str, route: Route) -> bool:
+    if declared == GATEWAY:  # the SMS gateway's own token, which no principal here holds
+        return False
+    if route.is_api and declared == PUBLIC:  # no token at all: anyone, a device too
+        return True
     if principal == WALL_DISPLAY:
         # Reads the pages that declare it, and the public ones; acts on nothing, not even a
         # public form (signing in or out); holds no API token.

@@ -11,6 +11,7 @@ from conftest import ROOT
 from factories import make_site, make_staff
 from routes import API_BODIES, OTHER_SITE, Route, api_body, assert_api_error, bearer, routes, url_of
 
+from srs.api.access import GATEWAY, PUBLIC
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import Role
 from srs.errors import DomainError
@@ -106,9 +107,11 @@ def test_every_error_an_operation_can_give_is_documented(app, document, route):
     view = app.view_functions[route.endpoint]
     responses = operation["responses"]
     inputs = "requestBody" in operation or bool(operation.get("parameters"))
-    expected = {"401"}
-    if isinstance(view.srs_roles, frozenset) or view.srs_roles == ORG_ADMIN:
+    expected = set() if view.srs_roles == PUBLIC else {"401"}
+    if isinstance(view.srs_roles, frozenset) or view.srs_roles in (ORG_ADMIN, GATEWAY):
         expected.add("403")
+    if getattr(view, "srs_rate_limited", False):
+        expected.add("429")
     if route.arguments:
         expected.add("404")
     if getattr(view, "srs_idempotent", False):
@@ -126,7 +129,10 @@ def test_every_error_an_operation_can_give_is_documented(app, document, route):
     assert errors <= expected | {"404", "409"}, f"cannot happen: {sorted(errors - expected)}"
     for status in errors:
         assert responses[status]["content"]["application/json"]["schema"] == ERROR_REF, status
-    assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    if "401" in expected:
+        assert responses["401"]["headers"]["WWW-Authenticate"]["required"] is True
+    else:  # a public operation: no token, so none required
+        assert operation["security"] == []
 
 
 @pytest.mark.parametrize("route", API_ROUTES, ids=str)
@@ -141,6 +147,14 @@ def test_the_roles_an_operation_allows_are_documented(app, document, route):
         assert operation["x-srs-roles"] == ORG_ADMIN
         assert "Organisation admins only" in operation["description"]
         return
+    if declared == PUBLIC:
+        assert operation["x-srs-roles"] == PUBLIC
+        assert "Anyone: no token" in operation["description"]
+        return
+    if declared == GATEWAY:
+        assert operation["x-srs-roles"] == GATEWAY
+        assert "The SMS gateway only" in operation["description"]
+        return
     assert sorted(operation["x-srs-roles"]) == sorted(declared)
     order = [role.value for role in Role]
     assert operation["x-srs-roles"] == sorted(declared, key=order.index)
@@ -154,10 +168,12 @@ BODY_ROUTES = [r for r in API_ROUTES if r.changes_state and API_BODIES.get(r.end
 
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=str)
-def test_a_required_body_is_required(kept_floor, client, document, route):
+def test_a_required_body_is_required(kept_floor, app, client, document, route):
     assert operation_of(document, route)["requestBody"]["required"] is True
+    gateway = app.view_functions[route.endpoint].srs_roles == GATEWAY
     response = client.open(url_of(route, kept_floor.load()), method=route.method,
-                           headers=kept_floor.everyone_token)
+                           headers=kept_floor.gateway_token if gateway
+                           else kept_floor.everyone_token)
     assert_api_error(response, 422, "_body")
 
 

@@ -27,6 +27,7 @@ from routes import (
     url_of,
 )
 
+from srs.api.access import GATEWAY
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import DISPLAY, Role
 
@@ -45,7 +46,7 @@ def test_every_endpoint_declares_who_may_call_it(app):
             assert declared, f"{endpoint} declares an empty set of roles"
             assert declared <= allowed_roles, f"{endpoint} declares unknown roles {declared}"
         else:
-            assert declared in {PUBLIC, ANY_STAFF, ORG_ADMIN}, \
+            assert declared in {PUBLIC, ANY_STAFF, ORG_ADMIN, GATEWAY}, \
                 f"{endpoint}: srs_roles={declared!r}"
 
 

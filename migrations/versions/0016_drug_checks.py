@@ -1,6 +1,7 @@
 """drug checks: samples and their findings, the sites' substance and watch lists, drug
 alerts, who heard an urgent one and which clients were told; the role drug_checker; the
-sites' cluster and alert-expiry settings
+sites' cluster and alert-expiry settings; the SMS outbox (subscribers, queued texts, the
+gateway's token)
 
 Revision ID: 0016_drug_checks
 Revises: 0015_naloxone_kits
@@ -211,8 +212,57 @@ def upgrade():
         batch_op.drop_constraint(op.f('ck_staff_role_role_known'), type_='check')
         batch_op.create_check_constraint(op.f('ck_staff_role_role_known'), ROLES)
 
+    # The SMS outbox: subscribers (a number's HMAC and the number encrypted), the texts
+    # queued for them, and the gateway's token (its SHA-256).
+    op.create_table('sms_subscriber',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('number_hash', sa.String(length=64), nullable=False),
+    sa.Column('number_encrypted', sa.Text(), nullable=True),
+    sa.Column('all_sites', sa.Boolean(), nullable=False),
+    sa.Column('site_ids', sa.JSON(), nullable=False),
+    sa.Column('joined_at', srs.common.UTCDateTime(), nullable=False),
+    sa.Column('stopped_at', srs.common.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_subscriber')),
+    sa.UniqueConstraint('number_hash', name=op.f('uq_sms_subscriber_number_hash'))
+    )
+    op.create_table('sms_outbox_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('drug_alert_id', sa.Integer(), nullable=False),
+    sa.Column('subscriber_id', sa.Integer(), nullable=False),
+    sa.Column('body', sa.String(length=160), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('queued_at', srs.common.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', srs.common.UTCDateTime(), nullable=True),
+    sa.Column('cancelled_at', srs.common.UTCDateTime(), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'sent', 'cancelled')", name=op.f('ck_sms_outbox_message_status_known')),
+    sa.ForeignKeyConstraint(['drug_alert_id'], ['drug_alert.id'], name=op.f('fk_sms_outbox_message_drug_alert_id_drug_alert'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['subscriber_id'], ['sms_subscriber.id'], name=op.f('fk_sms_outbox_message_subscriber_id_sms_subscriber'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_outbox_message')),
+    sa.UniqueConstraint('drug_alert_id', 'subscriber_id', name=op.f('uq_sms_outbox_message_drug_alert_id_subscriber_id'))
+    )
+    with op.batch_alter_table('sms_outbox_message', schema=None) as batch_op:
+        batch_op.create_index('ix_sms_outbox_message_status', ['status', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sms_outbox_message_subscriber_id'), ['subscriber_id'], unique=False)
+
+    op.create_table('sms_gateway_token',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('prefix', sa.String(length=12), nullable=False),
+    sa.Column('created_at', srs.common.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', srs.common.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_gateway_token')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_sms_gateway_token_token_hash'))
+    )
+
 
 def downgrade():
+    op.drop_table('sms_gateway_token')
+    with op.batch_alter_table('sms_outbox_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sms_outbox_message_subscriber_id'))
+        batch_op.drop_index('ix_sms_outbox_message_status')
+
+    op.drop_table('sms_outbox_message')
+    op.drop_table('sms_subscriber')
     op.execute("DELETE FROM staff_role WHERE role = 'drug_checker'")
     with op.batch_alter_table('staff_role', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_staff_role_role_known'), type_='check')

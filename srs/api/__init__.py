@@ -10,7 +10,7 @@ own.
 from apispec import BasePlugin
 from flask_smorest import Api
 
-from srs.api.access import REQUIRED_BODIES
+from srs.api.access import GATEWAY, PUBLIC, REQUIRED_BODIES
 from srs.api.schemas import ErrorSchema
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.models import Role
@@ -27,6 +27,8 @@ FORBIDDEN = {"description": "The token's owner has a role at the site, but not o
 NOT_FOUND = {"description": "No such site, or the token's owner holds no role at it (the "
                             "same answer); or no such record at the site.",
              "content": ERROR_BODY}
+TOO_MANY = {"description": "Too many reports from this address: wait, then try again.",
+            "content": ERROR_BODY}
 REPEATED_KEY = "A repeat of an Idempotency-Key whose first request is still being answered."
 BAD_JSON = {"description": "The body is not valid JSON (`errors._body`).", "content": ERROR_BODY}
 INVALID = {"description": "Input that is not valid: `errors` names each field (`_body` for a "
@@ -42,6 +44,11 @@ def roles_text(roles) -> str:
     """Who may call an operation, in words, from its ``srs_roles``."""
     if roles == ANY_STAFF:
         return "Any staff member with a token."
+    if roles == PUBLIC:
+        return "Anyone: no token is needed."
+    if roles == GATEWAY:
+        return ("The SMS gateway only, with its own token (`flask --app app srs alerts "
+                "gateway-token`). A staff member's token gets 403.")
     if roles == ORG_ADMIN:
         return ("Organisation admins only (the flag, not a role at a site). Anyone else gets "
                 "403; for a site they hold no role at, the 404 of a site that does not exist.")
@@ -84,8 +91,9 @@ class ContractPlugin(BasePlugin):
         if body is not None and body.get("required"):
             self.app.extensions[REQUIRED_BODIES].add((rule.endpoint, method))
         if roles is not None:
-            responses["401"] = UNAUTHORIZED
-            if isinstance(roles, frozenset) or roles == ORG_ADMIN:
+            if roles != PUBLIC:
+                responses["401"] = UNAUTHORIZED
+            if isinstance(roles, frozenset) or roles in (ORG_ADMIN, GATEWAY):
                 responses["403"] = FORBIDDEN
             operation["x-srs-roles"] = role_list(roles)
             operation["description"] = "\n\n".join(
@@ -102,6 +110,8 @@ class ContractPlugin(BasePlugin):
             said = conflict.get("description", "") if isinstance(conflict, dict) else ""
             responses["409"] = {"description": f"{said} {REPEATED_KEY}".strip(),
                                 "content": ERROR_BODY}
+        if getattr(view, "srs_rate_limited", False):
+            responses["429"] = TOO_MANY
         if body is not None:
             responses["400"] = BAD_JSON
         if body is not None or operation.get("parameters"):
@@ -136,6 +146,7 @@ def init_app(app) -> None:
         clients,
         displays,
         drugchecks,
+        earlywarning,
         incidents,
         naloxone,
         org,
@@ -164,7 +175,7 @@ def init_app(app) -> None:
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
                       clients.blp, org.blp, audit.blp, training.blp,
-                      drugchecks.blp):
+                      drugchecks.blp, earlywarning.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -8,8 +8,14 @@ from flask_smorest import abort
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.service import Actor, bearer_token, staff_for_token
 from srs.common import utcnow
+from srs.drugchecks.outbox import gateway_token_valid
 from srs.errors import Invalid
 from srs.sites.service import get_site, no_such_site
+
+# What an operation open to anyone declares (no token), and one the SMS gateway calls with
+# its own token (``flask --app app srs alerts gateway-token``), which no staff token opens.
+PUBLIC = "public"
+GATEWAY = "sms gateway"
 
 # Where srs.api keeps the (endpoint, method) pairs whose document requires a request body.
 REQUIRED_BODIES = "srs_api_required_bodies"
@@ -86,6 +92,38 @@ def org_admin_token_required(func):
         return func(*args, **kwargs)
 
     wrapped.srs_roles = ORG_ADMIN
+    return wrapped
+
+
+def public_operation(func):
+    """An operation anyone may call, without a token (an anonymous report); then 422 when
+    a body the document requires is missing."""
+
+    @wraps(func)
+    def wrapped(*args, **kwargs):
+        _require_declared_body()
+        return func(*args, **kwargs)
+
+    wrapped.srs_roles = PUBLIC
+    return wrapped
+
+
+def gateway_token_required(func):
+    """Require the SMS gateway's bearer token: 401 without a valid token, 403 for a staff
+    member's token (the gateway's operations are not theirs); then 422 when a body the
+    document requires is missing."""
+
+    @wraps(func)
+    def wrapped(*args, **kwargs):
+        raw = bearer_token(request.headers.get("Authorization"))
+        if not gateway_token_valid(raw):
+            if staff_for_token(raw, now=utcnow()) is not None:
+                abort(403, message="Only the SMS gateway's token may call this operation.")
+            abort(401, message="The SMS gateway's bearer token is required.")
+        _require_declared_body()
+        return func(*args, **kwargs)
+
+    wrapped.srs_roles = GATEWAY
     return wrapped
 
 

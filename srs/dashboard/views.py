@@ -63,6 +63,7 @@ LINKS = (
     Link("Drug alerts", "drugchecks.alerts_page", "drug-alerts-link", "work"),
     Link("Weekly review", "incidents.week", "week-link", "review"),
     Link("Monthly report", "incidents.monthly", "monthly-link", "review"),
+    Link("Drug checking figures", "earlywarning.figures", "drug-figures-link", "review"),
     Link("Referral uptake", "referrals.uptake", "uptake-link", "review"),
     Link("Booths", "booths.booth_admin", "booths-link", "admin"),
     Link("Staff", "sites.staff", "staff-link", "admin"),

@@ -19,6 +19,7 @@ from sqlalchemy import func
 from srs import live
 from srs.auth.service import Actor, record
 from srs.booths.models import Visit
+from srs.drugchecks import outbox
 from srs.drugchecks.models import (
     ALERT_KINDS,
     DEFAULT_SUBSTANCES,
@@ -632,6 +633,7 @@ def publish_alert(alert: DrugAlert, site: Site, *, actor: Actor, now: datetime) 
                    "urgent": alert.urgent}, now=now)
     _announce(alert)
     live.send_to_sites("drug_alert", alert_event(alert), site_ids=alert.site_ids)
+    outbox.queue_for_alert(alert, now=now)
     db.session.commit()
     return alert
 
@@ -655,6 +657,7 @@ def retract_alert(alert: DrugAlert, site: Site, *, reason: str, actor: Actor,
     was = alert.status
     alert.status, alert.ended_at, alert.ended_by = "retracted", now, actor.staff_id
     alert.retract_reason = reason
+    outbox.cancel_for_alert(alert, now=now)
     record(actor, "drug_alert_retracted", "drug_alert", alert.id, site_id=site.id,
            detail={"was": was}, now=now)
     _announce(alert)

@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import exc
 from sqlalchemy.orm import selectinload
 
-from srs import live
+from srs import live, signals
 from srs.errors import NotFound
 from srs.extensions import db, reading_first
 from srs.incidents.models import VOCABULARY, Incident, ReviewerNotice, ReviewPacket, Stage
@@ -58,9 +58,13 @@ def packet_html(site: Site, week_start: date, filters: dict, *, today: date,
     from srs.incidents.charts import weekly_charts  # matplotlib: loaded on first use
 
     review = weekly_review(site, week_start, filters, today=today)
+    start, end = week_bounds(site, week_start)
+    # Other programmes' figures for the week (drug checking), each a section of its own.
+    sections = [section for _receiver, section in signals.weekly_packet_sections.send(
+        site, start=start, end=end) if section]
     # Rendered from the template alone: the job has no request (and no signed-in user).
     template = current_app.jinja_env.get_template("incidents/packet.html")
-    return template.render(review=review, charts=weekly_charts(review),
+    return template.render(review=review, charts=weekly_charts(review), sections=sections,
                            generated_at=generated_at, **VOCABULARY)
 
 
