@@ -30,6 +30,8 @@ ENV_VARS = {
     "SRS_DATABASE_URL": "SQLAlchemy URL; default: SQLite file instance/srs.sqlite3",
     "SRS_REDIS_URL": "Redis URL for the Socket.IO message queue and rate limits; unset: none",
     "SRS_SECRET_KEY": "session signing key; required in production",
+    "SRS_IDENTITY_KEY": "Fernet key encrypting treatment patients' legal identity; required "
+                        "in production",
     "SRS_HOST": "address to listen on; default 127.0.0.1",
     "SRS_PORT": "port to listen on; default 5000",
     "SRS_SCHEDULER": "on or off: run the scheduler inside the web process; default on",
@@ -112,6 +114,47 @@ def _secret_key(env_name: str, instance_path: Path) -> str:
     return key
 
 
+def _identity_key(env_name: str, instance_path: Path) -> str:
+    """The Fernet key that encrypts an enrolled patient's legal identity (srs.hat.identity).
+
+    Like the secret key: required in production, generated once under instance/ for the
+    embedded default. Losing it loses every identity it encrypted.
+    """
+    from cryptography.fernet import Fernet
+
+    key = os.environ.get("SRS_IDENTITY_KEY")
+    if not key and env_name == "production":
+        raise ConfigError(
+            "SRS_IDENTITY_KEY is not set. In production SRS will not start without it: "
+            "set it to a Fernet key (python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'), keep it the same across restarts and "
+            "back it up apart from the database.")
+    if not key:
+        path = instance_path / "identity_key"
+        if path.exists():
+            private_file(path)
+            return path.read_text().strip()
+        private_folder(instance_path)
+        key = Fernet.generate_key().decode()
+        partial = path.with_name(f"identity_key.{os.getpid()}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            key = path.read_text().strip()
+        finally:
+            partial.unlink()
+        return key
+    try:
+        Fernet(key.encode())
+    except ValueError:
+        raise ConfigError("SRS_IDENTITY_KEY must be a Fernet key: 32 bytes, url-safe "
+                          "base64 (44 characters).") from None
+    return key
+
+
 def from_environment(instance_path: str) -> dict:
     """Build the Flask config mapping; raise ConfigError on a setting SRS refuses."""
     instance = Path(instance_path)
@@ -142,6 +185,7 @@ def from_environment(instance_path: str) -> dict:
         "SRS_PROXY_HOPS": int(hops_text),
         "SRS_THREADS": int(threads_text),
         "SECRET_KEY": _secret_key(env_name, instance),
+        "SRS_IDENTITY_KEY": _identity_key(env_name, instance),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SRS_REDIS_URL": redis_url,
         "SRS_HOST": os.environ.get("SRS_HOST", "127.0.0.1"),

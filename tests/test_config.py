@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from srs import create_app
@@ -15,7 +16,7 @@ from srs.jobs import SchedulerLock
 @pytest.fixture
 def clean_env(monkeypatch):
     for name in ("SRS_ENV", "SRS_DATABASE_URL", "SRS_REDIS_URL", "SRS_SECRET_KEY", "SRS_HOST",
-                 "SRS_PORT", "SRS_SCHEDULER"):
+                 "SRS_PORT", "SRS_SCHEDULER", "SRS_IDENTITY_KEY"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -43,9 +44,28 @@ def test_production_refuses_to_start_without_a_secret(clean_env, tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+def test_production_refuses_to_start_without_an_identity_key(clean_env, tmp_path):
+    clean_env.setenv("SRS_ENV", "production")
+    clean_env.setenv("SRS_SECRET_KEY", "x" * 50)
+    with pytest.raises(ConfigError, match="SRS_IDENTITY_KEY is not set"):
+        from_environment(str(tmp_path))
+    clean_env.setenv("SRS_IDENTITY_KEY", "not-a-fernet-key")
+    with pytest.raises(ConfigError, match="must be a Fernet key"):
+        from_environment(str(tmp_path))
+    assert not (tmp_path / "identity_key").exists()
+
+
+def test_embedded_identity_key_is_generated_once_and_kept(clean_env, tmp_path):
+    first = from_environment(str(tmp_path))["SRS_IDENTITY_KEY"]
+    Fernet(first.encode())  # a usable key
+    assert (tmp_path / "identity_key").stat().st_mode & 0o777 == 0o600
+    assert from_environment(str(tmp_path))["SRS_IDENTITY_KEY"] == first
+
+
 def test_production_with_a_secret(clean_env, tmp_path):
     clean_env.setenv("SRS_ENV", "production")
     clean_env.setenv("SRS_SECRET_KEY", "x" * 50)
+    clean_env.setenv("SRS_IDENTITY_KEY", Fernet.generate_key().decode())
     config = from_environment(str(tmp_path))
     assert config["SECRET_KEY"] == "x" * 50
     assert config["SESSION_COOKIE_SECURE"] is True

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from cryptography.fernet import Fernet
 from factories import make_staff
 from routes import bearer, make_floor, routes, url_of
 
@@ -164,6 +165,7 @@ def production(monkeypatch, tmp_path):
     for name in ("SRS_REDIS_URL", "SRS_HOST", "SRS_PORT", "SRS_SECRET_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SRS_ENV", "production")
+    monkeypatch.setenv("SRS_IDENTITY_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("SRS_SCHEDULER", "off")
     monkeypatch.setenv("SRS_DATABASE_URL", f"sqlite:///{tmp_path / 'production.sqlite3'}")
     return monkeypatch
