@@ -24,6 +24,8 @@ from srs.booths import service as floor_service
 from srs.common import utcnow
 from srs.drugchecks.outbox import new_gateway_token
 from srs.extensions import db
+from srs.hat import identity
+from srs.hat.models import HatEnrolment
 from srs.incidents import service as incident_service
 from srs.incidents.models import ReviewPacket
 from srs.naloxone import service as naloxone_service
@@ -135,6 +137,11 @@ PAGE_FORMS = {
     "org.update_site": {"name": "East End", "timezone": "America/Vancouver"},
     "org.grant_org_admin": {"username": FLOOR_NURSE},
     "org.give_site_role": {"username": FLOOR_NURSE, "role": "reviewer"},
+    "hat.enrol": {"code": "F-WAIT-1982", "legal_name": "Test Patient",
+                  "date_of_birth": "1982-03-04", "met_severe_oud": "on", "pin": PIN},
+    "hat.prescribe": {"medication": "hydromorphone", "route": "iv", "dose_mg": "100",
+                      "sessions_per_day": "3", "starts_on": date.today().isoformat(),
+                      "pin": PIN},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -207,6 +214,12 @@ API_BODIES = {
     "api_org.update_site": {"name": "East End"},
     "api_org.grant_org_admin": None,
     "api_org.remove_org_admin": None,
+    "api_hat.enrol_patient": {"code": "F-WAIT-1982", "legal_name": "Test Patient",
+                              "date_of_birth": "1982-03-04",
+                              "eligibility": {"severe_oud": {"met": True}}, "pin": PIN},
+    "api_hat.create_prescription": {"medication": "hydromorphone", "route": "iv",
+                                    "dose_mg": 100, "sessions_per_day": 3,
+                                    "starts_on": date.today().isoformat(), "pin": PIN},
 }
 
 def floor_nurse_id() -> int:
@@ -342,6 +355,15 @@ def make_floor() -> SimpleNamespace:
     db.session.add(packet)
     db.session.commit()
     factor = incident_service.factors_for(site)[0]
+    # A patient in heroin-assisted treatment: the client in after-care.
+    enrolment = HatEnrolment(
+        site_id=site.id, client_id=observing.client_id, enrolled_at=now, enrolled_by=nurse.id,
+        legal_name_enc=identity.encrypt("Floor Patient"),
+        date_of_birth_enc=identity.encrypt("1980-01-02"), health_number_enc=None,
+        eligibility={"severe_oud": {"met": True, "note": None}},
+        eligibility_signed_by=nurse.id, eligibility_signed_at=now)
+    db.session.add(enrolment)
+    db.session.commit()
     # The site's wall display: the token is its sign-in link's, and the display principal's.
     display, display_token = auth_service.register_display(site, "Waiting room wall",
                                                            actor=actor, now=now)
@@ -350,7 +372,8 @@ def make_floor() -> SimpleNamespace:
                                                 "observing": observing},
                            url_values={"response_id": response.id, "lot_id": lot.id,
                                        "intervention_id": dose.id, "finding_id": finding.id,
-                                       "display_id": display.id, "token": display_token},
+                                       "display_id": display.id, "token": display_token,
+                                       "enrolment_id": enrolment.id},
                            incident=incident, packet=packet, factor=factor, principal=None)
 
 

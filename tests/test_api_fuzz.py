@@ -83,7 +83,8 @@ def fuzz_floor(shared_apps, kept_floor):
                "token_id": tokens_of(floor.everyone)[0].id,
                # A nurse of the site whom any admin change may befall.
                "staff_id": make_staff(floor.site, role=Role.NURSE).id,
-               "drug_alert_id": make_drug_alert(floor.site).id}
+               "drug_alert_id": make_drug_alert(floor.site).id,
+               "enrolment_id": floor.url_values["enrolment_id"]}
         yield kept_floor, ids
 
 

@@ -31,6 +31,10 @@ class Role(StrEnum):
     ADMIN = "admin"
     # A drug-checking technician: records checks, nothing else of the floor.
     DRUG_CHECKER = "drug_checker"
+    # Heroin-assisted treatment: prescribes (signs eligibility and prescriptions) and
+    # dispenses; the only two who may read an enrolled patient's legal identity.
+    PRESCRIBER = "prescriber"
+    PHARMACIST = "pharmacist"
 
 
 # Who works the floor (taps on it), and who may watch it (read-only screens too).
@@ -92,8 +96,8 @@ class StaffRole(db.Model):
     __tablename__ = "staff_role"
     __table_args__ = (
         UniqueConstraint("staff_id", "site_id", "role"),
-        CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin', 'drug_checker')",
-                        name="role_known"),
+        CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin', 'drug_checker', "
+                        "'prescriber', 'pharmacist')", name="role_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

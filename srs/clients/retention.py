@@ -46,8 +46,8 @@ PLACEHOLDER_PREFIX = "retired-"
 
 # What a run changes, in the order the page and the audit trail give them.
 COUNTS = ("clients", "visits", "take_home_kits", "overdose_responses", "referral_offers",
-          "referrals", "incident_links", "naloxone_trainees", "clients_cleared", "care_profiles",
-          "clients_removed")
+          "referrals", "incident_links", "naloxone_trainees", "hat_enrolments", "clients_cleared",
+          "care_profiles", "clients_removed")
 COUNT_LABELS = {
     "clients": "Clients whose older records go to a placeholder",
     "visits": "Visits",
@@ -57,6 +57,7 @@ COUNT_LABELS = {
     "referrals": "Referrals",
     "incident_links": "Incident reports naming the client",
     "naloxone_trainees": "Naloxone trainee records",
+    "hat_enrolments": "Ended treatment enrolments",
     "clients_cleared": "Clients with no visit in the period: handle, note and flags removed",
     "care_profiles": "Care profiles removed",
     "clients_removed": "Client codes removed (no record left)",
@@ -95,11 +96,12 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
     Offers, referrals and responses made in a visit go with the visit, so a visit and what
     it holds never end up with different clients.
     """
-    visit, kit, response, offer, referral, incident, link, trainee, attended, session = (
+    (visit, kit, response, offer, referral, incident, link, trainee, attended, session,
+     enrolment) = (
         _table(name) for name in (
             "visit", "take_home_kit", "overdose_response", "referral_offer", "referral",
             "incident", "incident_client", "naloxone_trainee", "naloxone_session_trainee",
-            "naloxone_training_session"))
+            "naloxone_training_session", "hat_enrolment"))
     old_visits = db.select(visit.c.id).where(visit.c.site_id == site_id,
                                              visit.c.arrived_at < cutoff)
     old_offers = db.select(offer.c.id).where(offer.c.visit_id.in_(old_visits))
@@ -126,6 +128,11 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
               ~db.exists().where(attended.c.trainee_id == trainee.c.id,
                                  session.c.id == attended.c.session_id,
                                  session.c.held_on >= cutoff.date()))),
+        # A treatment record: old once the treatment ended before the cutoff, never while
+        # the patient is in treatment or on hold.
+        ("hat_enrolments", enrolment, enrolment.c.client_id,
+         and_(enrolment.c.site_id == site_id, enrolment.c.ended_at.is_not(None),
+              enrolment.c.ended_at < cutoff)),
     )
 
 

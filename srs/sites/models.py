@@ -73,6 +73,19 @@ DEFAULT_CLUSTER_OVERDOSES, CLUSTER_OVERDOSES_RANGE = 3, (2, 100)
 DEFAULT_CLUSTER_WINDOW_SECONDS, CLUSTER_WINDOW_SECONDS_RANGE = 86400, (600, 604800)
 DEFAULT_CLUSTER_TREND_FACTOR, CLUSTER_TREND_FACTOR_RANGE = 2.0, (1.0, 10.0)
 DEFAULT_ALERT_VALID_FOR_DAYS, ALERT_VALID_FOR_DAYS_RANGE = 14, (1, 365)
+# Heroin-assisted treatment (srs.hat): sessions a day (CRISM, SALOME, NAOMI: up to 3), the
+# minimum time between them (3 h), the hard daily caps no prescription or dose may pass
+# (SALOME hydromorphone 500 mg, NAOMI diacetylmorphine 1,000 mg), the IV total above which
+# a prescription is warned (Diaphin's label: 600 mg) and a single-dose cap (unset: the
+# daily cap divided by the prescription's sessions). (default, minimum, maximum)
+HAT_SETTINGS = {
+    "hat_max_sessions_per_day": (3, 1, 6),
+    "hat_min_interval_minutes": (180, 30, 720),
+    "hat_cap_hydromorphone_mg_day": (500, 1, 1000),
+    "hat_cap_diacetylmorphine_mg_day": (1000, 1, 2000),
+    "hat_warn_iv_mg_day": (600, 1, 2000),
+}
+HAT_MAX_SINGLE_DOSE_RANGE = (1, 1000)
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
@@ -120,7 +133,12 @@ class Site(db.Model):
         CheckConstraint("cluster_trend_factor BETWEEN {} AND {}".format(
             *CLUSTER_TREND_FACTOR_RANGE), name="cluster_trend_factor_range"),
         CheckConstraint("alert_valid_for_days BETWEEN {} AND {}".format(
-            *ALERT_VALID_FOR_DAYS_RANGE), name="alert_valid_for_days_range"))
+            *ALERT_VALID_FOR_DAYS_RANGE), name="alert_valid_for_days_range"),
+        *(CheckConstraint(f"{name} BETWEEN {low} AND {high}", name=f"{name}_range")
+          for name, (_default, low, high) in HAT_SETTINGS.items()),
+        CheckConstraint("hat_max_single_dose_mg IS NULL OR hat_max_single_dose_mg BETWEEN "
+                        "{} AND {}".format(*HAT_MAX_SINGLE_DOSE_RANGE),
+                        name="hat_max_single_dose_mg_range"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -167,6 +185,21 @@ class Site(db.Model):
         Float, server_default=str(DEFAULT_CLUSTER_TREND_FACTOR), nullable=False)
     alert_valid_for_days: Mapped[int] = mapped_column(
         Integer, server_default=str(DEFAULT_ALERT_VALID_FOR_DAYS), nullable=False)
+    hat_max_sessions_per_day: Mapped[int] = mapped_column(
+        Integer, server_default=str(HAT_SETTINGS["hat_max_sessions_per_day"][0]),
+        nullable=False)
+    hat_min_interval_minutes: Mapped[int] = mapped_column(
+        Integer, server_default=str(HAT_SETTINGS["hat_min_interval_minutes"][0]),
+        nullable=False)
+    hat_cap_hydromorphone_mg_day: Mapped[int] = mapped_column(
+        Integer, server_default=str(HAT_SETTINGS["hat_cap_hydromorphone_mg_day"][0]),
+        nullable=False)
+    hat_cap_diacetylmorphine_mg_day: Mapped[int] = mapped_column(
+        Integer, server_default=str(HAT_SETTINGS["hat_cap_diacetylmorphine_mg_day"][0]),
+        nullable=False)
+    hat_warn_iv_mg_day: Mapped[int] = mapped_column(
+        Integer, server_default=str(HAT_SETTINGS["hat_warn_iv_mg_day"][0]), nullable=False)
+    hat_max_single_dose_mg: Mapped[int | None] = mapped_column(Integer)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")

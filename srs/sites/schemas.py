@@ -22,6 +22,8 @@ from srs.sites.models import (
     CLUSTER_OVERDOSES_RANGE,
     CLUSTER_TREND_FACTOR_RANGE,
     CLUSTER_WINDOW_SECONDS_RANGE,
+    HAT_MAX_SINGLE_DOSE_RANGE,
+    HAT_SETTINGS,
     KIT_EXPIRY_WARNING_DAYS_RANGE,
     NALOXONE_LOW_STOCK_MAX,
     REFRESHER_MONTHS_RANGE,
@@ -118,6 +120,32 @@ class SiteSettingsSchema(_TimerFields):
         strict=True, validate=validate.Range(*ALERT_VALID_FOR_DAYS_RANGE),
         metadata={"description": "Days a published drug alert stays up unless renewed "
                                  "(default 14)."})
+
+    hat_max_sessions_per_day = fields.Integer(
+        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_max_sessions_per_day"][1:]),
+        metadata={"description": "Heroin-assisted treatment: most dosing sessions a "
+                                 "prescription may give a day (default 3)."})
+    hat_min_interval_minutes = fields.Integer(
+        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_min_interval_minutes"][1:]),
+        metadata={"description": "Heroin-assisted treatment: the default least time between "
+                                 "two sessions' doses, in minutes (default 180)."})
+    hat_cap_hydromorphone_mg_day = fields.Integer(
+        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_cap_hydromorphone_mg_day"][1:]),
+        metadata={"description": "Hard cap: hydromorphone mg a day no prescription or dose may "
+                                 "pass, whoever asks (default 500)."})
+    hat_cap_diacetylmorphine_mg_day = fields.Integer(
+        strict=True,
+        validate=validate.Range(*HAT_SETTINGS["hat_cap_diacetylmorphine_mg_day"][1:]),
+        metadata={"description": "Hard cap: diacetylmorphine mg a day no prescription or dose "
+                                 "may pass, whoever asks (default 1000)."})
+    hat_warn_iv_mg_day = fields.Integer(
+        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_warn_iv_mg_day"][1:]),
+        metadata={"description": "An IV prescription above this many mg a day is signed with a "
+                                 "warning, not refused (default 600)."})
+    hat_max_single_dose_mg = fields.Integer(
+        strict=True, allow_none=True, validate=validate.Range(*HAT_MAX_SINGLE_DOSE_RANGE),
+        metadata={"description": "Largest single dose in mg; null: the daily cap divided by "
+                                 "the prescription's sessions."})
 
     on_call_staff_id = RecordId(
         allow_none=True,

@@ -1,0 +1,124 @@
+"""Enrolments in heroin-assisted treatment and their prescriptions.
+
+An enrolment is a client (by code) in treatment at a site, with the legal identity the
+prescribing law needs stored encrypted (srs.hat.identity) and an eligibility checklist the
+prescriber signed. A prescription is never changed: a change is a new version, and the one
+in force is the latest version whose dates hold the day.
+"""
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from srs.common import UTCDateTime
+from srs.extensions import db
+
+STATES = ("enrolled", "on_hold", "ended")
+MEDICATIONS = ("diacetylmorphine", "hydromorphone")
+# DOMAIN: diacetylmorphine IV, IM or oral tablet; hydromorphone IV, IM or SC.
+ROUTES = {"diacetylmorphine": ("iv", "im", "oral"), "hydromorphone": ("iv", "im", "sc")}
+ALL_ROUTES = ("iv", "im", "sc", "oral")
+TITRATIONS = ("none", "plan", "step_up")
+
+# The eligibility checklist: Canada's iOAT guidance, then Switzerland's, then the UK's; a
+# site ticks what applies and notes why (no item is required of every site).
+ELIGIBILITY = (
+    ("severe_oud", "Severe opioid use disorder (Canada)"),
+    ("oral_oat_not_responding", "Not responding to oral OAT (Canada; UK: failed optimised "
+                                "oral OAT)"),
+    ("ongoing_injection", "Ongoing injection use (Canada)"),
+    ("age_18", "Aged 18 or over (Switzerland)"),
+    ("dependence_2_years", "Dependent on opioids for 2 years or more (Switzerland)"),
+    ("failed_treatments_2", "2 or more failed treatments (Switzerland)"),
+    ("serious_harm", "Serious health or social harm (Switzerland)"),
+)
+ELIGIBILITY_KEYS = tuple(key for key, _label in ELIGIBILITY)
+
+
+class HatEnrolment(db.Model):
+    __tablename__ = "hat_enrolment"
+    __table_args__ = (
+        CheckConstraint("state IN ('enrolled', 'on_hold', 'ended')", name="state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("client.id"), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="enrolled")
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enrolled_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Fernet tokens (srs.hat.identity): never the values themselves.
+    legal_name_enc: Mapped[str] = mapped_column(Text)
+    date_of_birth_enc: Mapped[str] = mapped_column(Text)
+    health_number_enc: Mapped[str | None] = mapped_column(Text)
+    # {key: {"met": bool, "note": str | None}} for every key of ELIGIBILITY.
+    eligibility: Mapped[dict] = mapped_column(JSON)
+    eligibility_signed_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    eligibility_signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    client: Mapped["Client"] = relationship()  # noqa: F821
+    site: Mapped["Site"] = relationship()  # noqa: F821
+    prescriptions: Mapped[list["HatPrescription"]] = relationship(
+        back_populates="enrolment", order_by="HatPrescription.version")
+
+
+class HatPrescription(db.Model):
+    __tablename__ = "hat_prescription"
+    __table_args__ = (
+        UniqueConstraint("enrolment_id", "version"),
+        CheckConstraint("medication IN ('diacetylmorphine', 'hydromorphone')",
+                        name="medication_known"),
+        CheckConstraint("route IN ('iv', 'im', 'sc', 'oral')", name="route_known"),
+        CheckConstraint("titration IN ('none', 'plan', 'step_up')", name="titration_known"),
+        CheckConstraint("dose_mg > 0", name="dose_positive"),
+        CheckConstraint("sessions_per_day BETWEEN 1 AND 6", name="sessions_range"),
+        CheckConstraint("ends_on IS NULL OR ends_on >= starts_on", name="ends_after_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("hat_enrolment.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    medication: Mapped[str] = mapped_column(String(20))
+    route: Mapped[str] = mapped_column(String(5))
+    dose_mg: Mapped[float] = mapped_column(Float)
+    sessions_per_day: Mapped[int] = mapped_column(Integer)
+    min_interval_minutes: Mapped[int] = mapped_column(Integer)
+    titration: Mapped[str] = mapped_column(String(10), default="none")
+    # Dose per session for day 1, 2, ... of a "plan" titration; empty otherwise.
+    titration_days: Mapped[list] = mapped_column(JSON, default=list)
+    top_up_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    top_up_max_mg: Mapped[float | None] = mapped_column(Float)
+    oral_oat: Mapped[str | None] = mapped_column(String(200))
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    signed_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    enrolment: Mapped[HatEnrolment] = relationship(back_populates="prescriptions")
+    signer: Mapped["Staff"] = relationship()  # noqa: F821
+
+    def active_on(self, day: date) -> bool:
+        return self.starts_on <= day and (self.ends_on is None or day <= self.ends_on)
+
+    def dose_on(self, day: date) -> float:
+        """The dose per session the prescription gives on ``day`` (a plan's day, else the
+        dose)."""
+        if self.titration == "plan" and self.titration_days:
+            index = (day - self.starts_on).days
+            if 0 <= index < len(self.titration_days):
+                return float(self.titration_days[index])
+        return self.dose_mg

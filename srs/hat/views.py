@@ -1,0 +1,129 @@
+"""Prescribers' pages of heroin-assisted treatment: the patients (codes and handles, never
+an identity), the enrolment form, a patient's page (the identity, for a prescriber or
+pharmacist, every read audited) and the prescription form with every version signed."""
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from srs.auth.access import current_actor
+from srs.auth.models import Role
+from srs.common import utcnow
+from srs.errors import DomainError, field_messages
+from srs.forms import form_input
+from srs.hat import service
+from srs.hat.models import ELIGIBILITY, MEDICATIONS, ROUTES, TITRATIONS
+from srs.hat.schemas import EnrolForm, PrescriptionForm
+from srs.idempotency import idempotent
+from srs.sites.access import site_role_required
+
+bp = Blueprint("hat", __name__)
+
+PRESCRIBING = (Role.PRESCRIBER,)
+READERS = service.IDENTITY_READERS
+
+
+@bp.app_context_processor
+def hat_vocabulary():
+    return {"HAT_ELIGIBILITY": ELIGIBILITY, "HAT_MEDICATIONS": MEDICATIONS,
+            "HAT_ROUTES": ROUTES, "HAT_TITRATIONS": TITRATIONS}
+
+
+@bp.get("/sites/<slug>/hat")
+@site_role_required(*READERS)
+def patients(site):
+    """The site's treatment patients by code and handle: no identity is read here."""
+    today = site.local_date(utcnow())
+    return render_template("hat/patients.html", site=site, today=today, patients=[
+        (p, service.current_prescription(p, today)) for p in service.list_patients(site)])
+
+
+def _enrol_page(site, status=200, **context):
+    context.setdefault("form", {})
+    context.setdefault("errors", {})
+    return render_template("hat/enrol.html", site=site, **context), status
+
+
+@bp.get("/sites/<slug>/hat/enrol")
+@site_role_required(*PRESCRIBING)
+def enrol_form(site):
+    return _enrol_page(site, form={"code": request.args.get("code", "")})
+
+
+@bp.post("/sites/<slug>/hat/enrol")
+@site_role_required(*PRESCRIBING)
+@idempotent
+def enrol(site):
+    """Enrol a client in treatment; a refusal gives the form back as typed (but the PIN)."""
+    typed = form_input(request.form)
+    typed.pop("pin", None)
+    try:
+        data = EnrolForm().load(form_input(request.form))
+        enrolment = service.enrol(site, data, actor=current_actor(), now=utcnow())
+    except ValidationError as err:
+        return _enrol_page(site, 422, form=typed, errors=field_messages(err.messages),
+                           message="Check the marked fields.")
+    except DomainError as err:
+        return _enrol_page(site, err.status, form=typed, errors=err.errors,
+                           message=err.message)
+    return redirect(url_for("hat.patient", slug=site.slug, enrolment_id=enrolment.id), 303)
+
+
+@bp.get("/sites/<slug>/hat/patients/<int:enrolment_id>")
+@site_role_required(*READERS)
+def patient(site, enrolment_id):
+    """The patient's page with their legal identity; the read is audited."""
+    record = service.open_patient(site, enrolment_id, actor=current_actor(), now=utcnow())
+    return render_template("hat/patient.html", site=site, **record,
+                           eligibility=service.eligibility_rows(record["enrolment"]))
+
+
+def _prescription_page(site, enrolment, status=200, **context):
+    context.setdefault("form", {})
+    context.setdefault("errors", {})
+    today = site.local_date(utcnow())
+    return render_template(
+        "hat/prescription.html", site=site, enrolment=enrolment, today=today,
+        current=service.current_prescription(enrolment, today),
+        versions=sorted(enrolment.prescriptions, key=lambda p: p.version, reverse=True),
+        **context), status
+
+
+@bp.get("/sites/<slug>/hat/patients/<int:enrolment_id>/prescriptions")
+@site_role_required(*READERS)
+def prescriptions(site, enrolment_id):
+    """Every version of the patient's prescription, and (for a prescriber) the form that
+    signs a new one, filled from the one in force."""
+    enrolment = service.get_enrolment(site, enrolment_id)
+    current = service.current_prescription(enrolment, site.local_date(utcnow()))
+    form = {}
+    if current is not None:
+        form = {name: getattr(current, name) for name in (
+            "medication", "route", "dose_mg", "sessions_per_day", "min_interval_minutes",
+            "titration", "top_up_max_mg", "oral_oat")}
+        form["titration_days"] = " ".join(f"{d:g}" for d in current.titration_days)
+        form["top_up_allowed"] = current.top_up_allowed
+        form = {k: v for k, v in form.items() if v is not None}
+    return _prescription_page(site, enrolment, form=form)
+
+
+@bp.post("/sites/<slug>/hat/patients/<int:enrolment_id>/prescriptions")
+@site_role_required(*PRESCRIBING)
+@idempotent
+def prescribe(site, enrolment_id):
+    """Sign a new version; a refusal (a hard cap, a wrong PIN) gives the form back as
+    typed (but the PIN) with the reason beside its field."""
+    enrolment = service.get_enrolment(site, enrolment_id)
+    typed = form_input(request.form)
+    typed.pop("pin", None)
+    try:
+        data = PrescriptionForm().load(form_input(request.form))
+        prescription, warnings = service.create_prescription(
+            site, enrolment.id, data, actor=current_actor(), now=utcnow())
+    except ValidationError as err:
+        return _prescription_page(site, enrolment, 422, form=typed,
+                                  errors=field_messages(err.messages),
+                                  message="Check the marked fields.")
+    except DomainError as err:
+        return _prescription_page(site, enrolment, err.status, form=typed,
+                                  errors=err.errors, message=err.message)
+    return _prescription_page(site, enrolment, signed=prescription, warnings=warnings)
