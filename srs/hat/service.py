@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from werkzeug.security import check_password_hash
 
 from srs.auth.models import Role, Staff
-from srs.auth.service import LOCKOUT, MAX_FAILED_LOGINS, Actor, _count_failure, record
+from srs.auth.service import LOCKOUT, MAX_FAILED_LOGINS, Actor, record
 from srs.clients.models import Client
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
@@ -64,7 +64,11 @@ def _signature(site: Site, actor: Actor, pin: str | None, *, now: datetime) -> S
         raise Invalid("You have no PIN set: set one before signing.",
                       {"pin": ["You have no PIN set."]})
     if not pin or not check_password_hash(staff.pin_hash, pin):
-        failures = _count_failure(Staff.failed_logins, staff.id)
+        # Added in the database itself: guesses arriving in parallel each count.
+        db.session.execute(db.update(Staff).where(Staff.id == staff.id).values(
+            failed_logins=Staff.failed_logins + 1))
+        failures = db.session.scalar(db.select(Staff.failed_logins).where(
+            Staff.id == staff.id))
         record(actor, "hat_signature_refused", "staff", staff.id, site_id=site.id, now=now)
         if failures >= MAX_FAILED_LOGINS:
             staff.locked_until = now + LOCKOUT
