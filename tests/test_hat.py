@@ -328,3 +328,25 @@ def test_enrol_page_refuses_an_unknown_code_as_typed(app, client, auth):
     body = answer.get_data(as_text=True)
     assert answer.status_code == 422 and "No client" in field_error(body, "code")
     assert f'value="{NAME}"' in body
+
+
+def test_no_table_holds_the_identity_in_plain_text(app, client, auth):
+    """Enrolled through the page (refused once, as typed) and read back: the name and health
+    number are nowhere in the database but as ciphertext (not in a stored answer either)."""
+    site = make_site()
+    make_staff(site, role=Role.PRESCRIBER, username="dr-r")
+    make_client(site, code="F-PLAI-1970")
+    auth.login("dr-r")
+    form = {"code": "F-PLAI-1970", "legal_name": NAME, "date_of_birth": "1970-01-01",
+            "health_number": HEALTH, "met_severe_oud": "on"}
+    # Sent with a key, as a keyed form would send it: no refusal is kept as rendered.
+    assert auth.post(f"/sites/{site.slug}/hat/enrol", {
+        **form, "pin": "000000", "idempotency_key": "a4b0c1d2-0000-4000-8000-000000000001"}
+    ).status_code == 422
+    done = auth.post(f"/sites/{site.slug}/hat/enrol", {**form, "pin": PIN})
+    assert done.status_code == 303
+    assert NAME in client.get(done.headers["Location"]).get_data(as_text=True)
+    for table in db.metadata.sorted_tables:
+        for row in db.session.execute(table.select()).all():
+            said = " ".join(str(value) for value in row)
+            assert NAME not in said and HEALTH not in said, table.name

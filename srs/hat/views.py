@@ -51,9 +51,12 @@ def enrol_form(site):
 
 @bp.post("/sites/<slug>/hat/enrol")
 @site_role_required(*PRESCRIBING)
-@idempotent
 def enrol(site):
-    """Enrol a client in treatment; a refusal gives the form back as typed (but the PIN)."""
+    """Enrol a client in treatment; a refusal gives the form back as typed (but the PIN).
+
+    Not keyed (``idempotent``): a keyed answer is stored as rendered, and this form's answer
+    holds the identity typed in plain text. A repeat is refused anyway (enrolled already).
+    """
     typed = form_input(request.form)
     typed.pop("pin", None)
     try:
