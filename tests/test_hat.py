@@ -350,3 +350,25 @@ def test_no_table_holds_the_identity_in_plain_text(app, client, auth):
         for row in db.session.execute(table.select()).all():
             said = " ".join(str(value) for value in row)
             assert NAME not in said and HEALTH not in said, table.name
+
+
+def test_the_site_sets_its_caps_through_the_settings_api_and_they_hold(clinic, client):
+    site, prescriber, _client, enrolment = clinic
+    admin = bearer(make_staff(site, role=Role.ADMIN))
+    url = f"/api/v1/sites/{site.id}/settings"
+    settings = client.get(url, headers=admin).get_json()
+    assert (settings["hat_max_sessions_per_day"], settings["hat_min_interval_minutes"],
+            settings["hat_cap_hydromorphone_mg_day"], settings["hat_cap_diacetylmorphine_mg_day"],
+            settings["hat_warn_iv_mg_day"], settings["hat_max_single_dose_mg"]) == (
+        3, 180, 500, 1000, 600, None)
+    assert_api_error(client.patch(url, headers=admin, json={
+        "hat_cap_hydromorphone_mg_day": 0}), 422, "hat_cap_hydromorphone_mg_day")
+    changed = client.patch(url, headers=admin, json={"hat_max_single_dose_mg": 50,
+                                                     "hat_min_interval_minutes": 240})
+    assert changed.status_code == 200, changed.get_json()
+    with pytest.raises(service.CapExceeded, match="largest single dose of 50 mg"):
+        service.create_prescription(site, enrolment.id, rx(dose_mg=60.0),
+                                    actor=Actor.of(prescriber), now=NOW)
+    prescription, _ = service.create_prescription(site, enrolment.id, rx(dose_mg=50.0),
+                                                  actor=Actor.of(prescriber), now=NOW)
+    assert prescription.min_interval_minutes == 240  # the site's, when none is given
