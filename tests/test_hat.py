@@ -372,3 +372,29 @@ def test_the_site_sets_its_caps_through_the_settings_api_and_they_hold(clinic, c
     prescription, _ = service.create_prescription(site, enrolment.id, rx(dose_mg=50.0),
                                                   actor=Actor.of(prescriber), now=NOW)
     assert prescription.min_interval_minutes == 240  # the site's, when none is given
+
+
+def test_retention_gives_an_ended_treatment_to_a_placeholder_without_its_identity(clinic):
+    """The enrolment is a treatment record: kept whole while the patient is in treatment or
+    on hold; once ended before the retention cutoff, it goes to a placeholder, and the legal
+    identity that named the patient goes with no one."""
+    from srs.clients import retention
+
+    site, prescriber, client, enrolment = clinic
+    other = make_client(site, code="M-STAY-1985")
+    staying = service.enrol(site, enrolment_data(other.code), actor=Actor.of(prescriber),
+                            now=NOW - timedelta(days=1500))
+    enrolment.state, enrolment.ended_at = "ended", NOW - timedelta(days=800)
+    enrolment.enrolled_at = NOW - timedelta(days=1000)
+    site.retention_days = 730
+    db.session.commit()
+    done = retention.apply_retention(now=NOW)[site.id]
+    db.session.expire_all()
+    assert done["hat_enrolments"] == 1
+    assert enrolment.client_id != client.id and enrolment.client.placeholder
+    assert enrolment.legal_name_enc is None and enrolment.health_number_enc is None
+    assert enrolment.eligibility["severe_oud"]["met"]  # the treatment record stays
+    assert staying.client_id == other.id and staying.legal_name_enc is not None
+    pharmacist = make_staff(site, role=Role.PHARMACIST)
+    assert service.read_identity(site, enrolment, actor=Actor.of(pharmacist),
+                                 now=NOW).legal_name is None

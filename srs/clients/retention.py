@@ -293,6 +293,11 @@ def _retire_batch(site_id: int, cutoff: datetime, ids: list[int], *, now: dateti
             client.earlier_visits_retired = True
     _replace_codes_in_records([p.id for p in placeholders.values()],
                               {c.code: placeholders[c.id].code for c in clients})
+    # An ended treatment keeps its record, not the legal identity that named the patient.
+    enrolment = _table("hat_enrolment")
+    db.session.execute(db.update(enrolment).where(enrolment.c.client_id.in_(
+        [p.id for p in placeholders.values()])).values(
+        legal_name_enc=None, date_of_birth_enc=None, health_number_enc=None))
     counts["clients"] += len(clients)
 
 

@@ -60,9 +60,10 @@ class HatEnrolment(db.Model):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
     enrolled_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Fernet tokens (srs.hat.identity): never the values themselves.
-    legal_name_enc: Mapped[str] = mapped_column(Text)
-    date_of_birth_enc: Mapped[str] = mapped_column(Text)
+    # Fernet tokens (srs.hat.identity): never the values themselves. None once retention
+    # gave an ended treatment's record to a placeholder (srs.clients.retention).
+    legal_name_enc: Mapped[str | None] = mapped_column(Text)
+    date_of_birth_enc: Mapped[str | None] = mapped_column(Text)
     health_number_enc: Mapped[str | None] = mapped_column(Text)
     # {key: {"met": bool, "note": str | None}} for every key of ELIGIBILITY.
     eligibility: Mapped[dict] = mapped_column(JSON)

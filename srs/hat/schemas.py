@@ -116,8 +116,8 @@ class SignedPrescriptionSchema(Schema):
 
 
 class IdentitySchema(Schema):
-    legal_name = fields.String()
-    date_of_birth = fields.Date()
+    legal_name = fields.String(allow_none=True)
+    date_of_birth = fields.Date(allow_none=True)
     health_number = fields.String(allow_none=True)
 
 

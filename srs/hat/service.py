@@ -151,8 +151,10 @@ def list_patients(site: Site) -> list[HatEnrolment]:
 
 @dataclass
 class Identity:
-    legal_name: str
-    date_of_birth: date
+    """None throughout once retention removed it from an ended treatment's record."""
+
+    legal_name: str | None
+    date_of_birth: date | None
     health_number: str | None
 
 
@@ -163,8 +165,9 @@ def read_identity(site: Site, enrolment: HatEnrolment, *, actor: Actor,
     if enrolment.site_id != site.id or not may_read_identity(site, actor):
         raise Forbidden("Only a prescriber or pharmacist at this site may read a patient's "
                         "identity.")
+    born = identity.decrypt(enrolment.date_of_birth_enc)
     found = Identity(identity.decrypt(enrolment.legal_name_enc),
-                     date.fromisoformat(identity.decrypt(enrolment.date_of_birth_enc)),
+                     date.fromisoformat(born) if born else None,
                      identity.decrypt(enrolment.health_number_enc))
     record(actor, "patient_identity_read", "hat_enrolment", enrolment.id, site_id=site.id,
            detail={"client_id": enrolment.client_id}, now=now)
