@@ -398,3 +398,20 @@ def test_retention_gives_an_ended_treatment_to_a_placeholder_without_its_identit
     pharmacist = make_staff(site, role=Role.PHARMACIST)
     assert service.read_identity(site, enrolment, actor=Actor.of(pharmacist),
                                  now=NOW).legal_name is None
+
+
+def test_five_wrong_signing_pins_lock_the_account(clinic):
+    site, prescriber, _client, enrolment = clinic
+    for _ in range(5):
+        with pytest.raises(Invalid):
+            service.create_prescription(site, enrolment.id, rx(pin="000000"),
+                                        actor=Actor.of(prescriber), now=NOW)
+    with pytest.raises(Forbidden, match="locked"):
+        service.create_prescription(site, enrolment.id, rx(), actor=Actor.of(prescriber),
+                                    now=NOW)
+    assert db.session.scalar(db.select(db.func.count()).where(
+        AuditEvent.action == "hat_signature_refused")) == 5
+    later = NOW + timedelta(minutes=16)
+    prescription, _ = service.create_prescription(site, enrolment.id, rx(),
+                                                  actor=Actor.of(prescriber), now=later)
+    assert prescription.version == 1
