@@ -316,6 +316,11 @@ def test_prescription_page_signs_a_version_and_keeps_what_was_typed_on_refusal(c
     assert signed.status_code == 200 and 'data-testid="hat-signed"' in signed.get_data(
         as_text=True)
     assert [p.version for p in enrolment.prescriptions] == [1]
+    again = client.get(url).get_data(as_text=True)
+    assert again.count('data-testid="hat-version"') == 1 and 'value="100"' in again
+    assert auth.post(url, {**form, "dose_mg": "120"}).status_code == 200
+    listed = client.get(url).get_data(as_text=True)
+    assert listed.count('data-testid="hat-version"') == 2 and "120 mg" in listed
 
 
 def test_enrol_page_refuses_an_unknown_code_as_typed(app, client, auth):

@@ -105,7 +105,8 @@ def prescriptions(site, enrolment_id):
             "titration", "top_up_max_mg", "oral_oat")}
         form["titration_days"] = " ".join(f"{d:g}" for d in current.titration_days)
         form["top_up_allowed"] = current.top_up_allowed
-        form = {k: v for k, v in form.items() if v is not None}
+        form = {k: f"{v:g}" if isinstance(v, float) else v for k, v in form.items()
+                if v is not None}
     return _prescription_page(site, enrolment, form=form)
 
 
