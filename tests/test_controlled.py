@@ -145,11 +145,23 @@ def test_waste_needs_another_person_as_witness_with_their_valid_pin(site, drug, 
     outsider = make_staff(make_site(), role="nurse")
     with pytest.raises(Invalid, match="this site's staff"):
         waste(site, drug, nurse, outsider.id)
+    assert db.session.scalars(db.select(AuditEvent.entity_id).filter_by(
+        action="controlled_pin_wrong")).all() == [str(other.id)]
     entry = waste(site, drug, nurse, other.id, quantity=2)
     assert (entry.kind, entry.balance_after) == ("wasted", 8)
     assert (entry.witness_name, entry.witness_role) == (other.display_name, "supervisor")
     with pytest.raises(Conflict):
         waste(site, drug, nurse, other.id, quantity=9)
+
+
+def test_five_wrong_pins_for_one_person_refuse_their_pin_for_fifteen_minutes(
+        site, drug, nurse, other):
+    for _ in range(5):
+        with pytest.raises(Invalid, match="Wrong PIN"):
+            waste(site, drug, nurse, other.id, pin="000000")
+    with pytest.raises(Invalid, match="Too many wrong PINs"):
+        waste(site, drug, nurse, other.id)  # the right PIN, too late
+    assert waste(site, drug, nurse, other.id, at=NOW + timedelta(minutes=16)).balance_after == 9
 
 
 # --- Counts and the loss-report clock -------------------------------------------------------

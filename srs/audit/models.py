@@ -40,6 +40,8 @@ ACTIONS = {
     "controlled_drawn": ("Controlled drug drawn for a dose", "controlled_entry"),
     "controlled_drug_created": ("Controlled-drug register line opened", "controlled_drug"),
     "controlled_loss_reported": ("Controlled-drug loss marked reported", "controlled_count"),
+    "controlled_pin_wrong": ("Wrong PIN given to witness or count controlled drugs",
+                             "staff"),
     "controlled_received": ("Controlled drug received", "controlled_entry"),
     "controlled_register_exported": ("Controlled-drug register exported", "site"),
     "controlled_returned": ("Controlled drug returned to supplier", "controlled_entry"),

@@ -22,7 +22,7 @@ from werkzeug.security import check_password_hash
 from srs import live, signals
 from srs.alerts import service as alerts
 from srs.alerts.models import Alert
-from srs.auth.models import Role, Staff, StaffRole
+from srs.auth.models import AuditEvent, Role, Staff, StaffRole
 from srs.auth.service import Actor, record
 from srs.clients.models import Client
 from srs.clients.service import client_for_code
@@ -207,19 +207,35 @@ def record_draw(site: Site, data: dict, *, actor: Actor, now: datetime) -> Contr
     return _done(drug, entry, "controlled_drawn", actor=actor, now=now)
 
 
-def check_staff_pin(site: Site, staff_id: int | None, pin: str | None, *,
-                    field: str) -> Staff:
+# Wrong PINs given for one person, within the window, before their PIN is refused here: a
+# witness's PIN is as guessable as the lock screen's, which signs out after five.
+MAX_WRONG_PINS = 5
+WRONG_PIN_WINDOW = timedelta(minutes=15)
+
+
+def check_staff_pin(site: Site, staff_id: int | None, pin: str | None, *, field: str,
+                    actor: Actor, now: datetime) -> Staff:
     """A member of the site's staff who confirmed with their PIN; raises Invalid on ``field``.
 
     No role is required of a witness beyond being staff of the site (DOMAIN.md: name and
-    role are recorded).
+    role are recorded). Each wrong PIN is audited (and committed: the refusal rolls the
+    rest back); after five within 15 minutes that person's PIN is refused here until the
+    window passes.
     """
     staff = db.session.get(Staff, staff_id) if staff_id else None
     if staff is None or not staff.active or not staff.roles_at(site.id):
         raise _field(field, "Choose a member of this site's staff.")
+    pin_field = f"{field.removesuffix('_id')}_pin"
+    wrong = db.session.scalar(db.select(db.func.count(AuditEvent.id)).where(
+        AuditEvent.action == "controlled_pin_wrong", AuditEvent.entity == "staff",
+        AuditEvent.entity_id == str(staff.id), AuditEvent.at > now - WRONG_PIN_WINDOW))
+    if wrong >= MAX_WRONG_PINS:
+        raise _field(pin_field, f"Too many wrong PINs for {staff.display_name}: wait 15 "
+                                f"minutes, or choose someone else.")
     if staff.pin_hash is None or not check_password_hash(staff.pin_hash, pin or ""):
-        raise _field(f"{field.removesuffix('_id')}_pin",
-                     f"Wrong PIN for {staff.display_name}: they enter their own PIN.")
+        record(actor, "controlled_pin_wrong", "staff", staff.id, site_id=site.id, now=now)
+        db.session.commit()
+        raise _field(pin_field, f"Wrong PIN for {staff.display_name}: they enter their own PIN.")
     return staff
 
 
@@ -243,7 +259,8 @@ def record_waste(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     if data.get("witness_id") == actor.staff_id:
         raise _field("witness_id", "The witness is another person, not you.")
     witness = check_staff_pin(site, data.get("witness_id"), data.get("witness_pin"),
-                              field="witness_id")
+                              field="witness_id",
+                              actor=actor, now=now)
     entry = _move(drug, kind=kind, delta=-quantity, actor=actor, now=now, reason=reason,
                   witness_id=witness.id, witness_name=witness.display_name,
                   witness_role=_role_of(witness, site))
@@ -278,9 +295,9 @@ def record_count(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     if data.get("first_id") and data.get("first_id") == data.get("second_id"):
         raise _field("second_id", "Two different people count: choose the second person.")
     first = check_staff_pin(site, data.get("first_id"), data.get("first_pin"),
-                            field="first_id")
+                            field="first_id", actor=actor, now=now)
     second = check_staff_pin(site, data.get("second_id"), data.get("second_pin"),
-                             field="second_id")
+                             field="second_id", actor=actor, now=now)
     # Lock the line for the count: no draw may slip between reading and adjusting.
     expected = db.session.execute(
         db.select(ControlledDrug.balance).where(ControlledDrug.id == drug.id)
