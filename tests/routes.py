@@ -108,6 +108,8 @@ PAGE_FORMS = {
     "controlled.receive": lambda floor: {**_controlled_receipt(floor), "quantity": "5"},
     "controlled.waste": lambda floor: _controlled_waste(floor),
     "controlled.count": lambda floor: _controlled_count(floor),
+    "controlled.return_stock": lambda floor: {
+        **_controlled_waste(floor), "supplier": "Pharma Ltd"},
     "controlled.loss_reported": {"reference": "HC-4000-1"},
     # The trainer is whoever records it; one person from outside, by kind.
     "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),

@@ -331,6 +331,12 @@ def test_the_page_shows_balances_keeps_typed_values_on_a_refusal_and_exports(
         "drug_id": drug_id, "kind": "wasted", "quantity": "1", "reason": "Dropped it",
         "witness_id": str(nurse.id), "witness_pin": PIN})
     assert done.status_code == 200 and 'data-testid="balance">3<' in done.get_data(as_text=True)
+    returned = auth.post("/sites/east/controlled/return", {
+        "drug_id": drug_id, "supplier": "Pharma Ltd", "quantity": "5", "reason": "Recall"})
+    assert returned.status_code == 409 and 'value="Recall"' in returned.get_data(as_text=True)
+    returned = auth.post("/sites/east/controlled/return", {
+        "drug_id": drug_id, "supplier": "Pharma Ltd", "quantity": "1", "reason": "Recall"})
+    assert 'data-testid="balance">2<' in returned.get_data(as_text=True)
     exported = client.get("/sites/east/controlled/register.csv?start=2026-11-01&end=2026-12-31")
     assert exported.status_code == 200 and "Wasted" in exported.get_data(as_text=True)
     pdf = client.get("/sites/east/controlled/register.pdf?start=2026-11-01&end=2026-12-31")

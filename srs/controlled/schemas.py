@@ -57,6 +57,13 @@ class _CountFields(Schema):
     second_pin = fields.String(required=True, load_only=True, validate=PIN)
 
 
+class _ReturnFields(Schema):
+    drug_id = RecordId(required=True)
+    supplier = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    quantity = fields.Integer(strict=True, required=True, validate=QUANTITY)
+    reason = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
 class _LossFields(Schema):
     reference = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
@@ -113,6 +120,14 @@ class CountForm(_Form, _CountFields):
         "required": "Choose who counts."})
     second_id = fields.Integer(required=True, error_messages={
         "required": "Choose the second person."})
+
+
+class ReturnForm(_Form, _ReturnFields):
+    class Meta:
+        unknown = EXCLUDE
+
+    drug_id = fields.Integer(required=True)
+    quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
 class LossForm(_Form, _LossFields):

@@ -18,7 +18,15 @@ from srs.auth.access import current_actor
 from srs.common import utcnow
 from srs.controlled import service
 from srs.controlled.models import ENTRY_KINDS, REGISTER_KEEPERS, REGISTER_MANAGERS, UNITS
-from srs.controlled.schemas import CountForm, DrugForm, LossForm, PeriodForm, ReceiveForm, WasteForm
+from srs.controlled.schemas import (
+    CountForm,
+    DrugForm,
+    LossForm,
+    PeriodForm,
+    ReceiveForm,
+    ReturnForm,
+    WasteForm,
+)
 from srs.errors import Conflict, Invalid
 from srs.idempotency import idempotent
 from srs.security import download
@@ -94,6 +102,14 @@ def receive(site):
 def waste(site):
     return _action(site, WasteForm, lambda data: service.record_waste(
         site, data, actor=current_actor(), now=utcnow()), which="waste")
+
+
+@bp.post("/sites/<slug>/controlled/return")
+@site_role_required(*REGISTER_KEEPERS)
+@idempotent
+def return_stock(site):
+    return _action(site, ReturnForm, lambda data: service.record_return(
+        site, data, actor=current_actor(), now=utcnow()), which="return")
 
 
 @bp.post("/sites/<slug>/controlled/count")
