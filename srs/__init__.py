@@ -22,6 +22,7 @@ def create_app(test_config=None):
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
+    from srs.controlled.views import bp as controlled_bp
     from srs.dashboard.views import bp as dashboard_bp
     from srs.drugchecks.pages import bp as earlywarning_bp
     from srs.drugchecks.views import bp as drugchecks_bp
@@ -90,6 +91,7 @@ def create_app(test_config=None):
     app.register_blueprint(alerts_bp)
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)
+    app.register_blueprint(controlled_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(drugchecks_bp)
     app.register_blueprint(earlywarning_bp)

@@ -52,6 +52,13 @@ to the draft. The incident package returns that reporter's report drafted from t
 or None.
 """)
 
+stock_discrepancy = _signals.signal("stock-discrepancy", doc="""
+A shift's count of a controlled-drug line found a difference. Sender: the
+``ControlledCount``; keyword arguments ``actor`` and ``now``. Sent by
+``srs.controlled.service.record_count`` before its commit. The incident package drafts the
+report and returns it.
+""")
+
 weekly_packet_sections = _signals.signal("weekly-packet-sections", doc="""
 The weekly review packet is being printed. Sender: the ``Site``; keyword arguments ``start``
 and ``end``, the week's bounds (UTC). Sent by ``srs.incidents.packets.packet_html``. Each

@@ -1,11 +1,12 @@
 """Small keyword factories for test data. Each commits and returns the model."""
 
 import itertools
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from srs.auth import service as auth
 from srs.booths.models import Booth
 from srs.clients.models import Client
+from srs.controlled import service as controlled
 from srs.extensions import db
 from srs.naloxone import service as naloxone
 from srs.naloxone.models import NaloxoneLot, StockMovement
@@ -140,3 +141,29 @@ def make_submitted_incident(site: Site, reporter, *, now: datetime):
         "immediate_actions": "Listened."}, actor=actor, now=now)
     incidents.submit_incident(incident, actor=actor, now=now)
     return incident
+
+
+def make_controlled_drug(site: Site, *, name: str = "Diacetylmorphine",
+                         strength: str = "200 mg vial", unit: str = "vial", balance: int = 0,
+                         now: datetime | None = None):
+    """A controlled-drug register line, with ``balance`` received into it when given."""
+    now = now or datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    drug = controlled.create_drug(site, {"name": name, "strength": strength, "unit": unit},
+                                  actor=ACTOR, now=now)
+    if balance:
+        controlled.receive(site, {"drug_id": drug.id, "supplier": "Pharma Ltd",
+                                  "invoice": "INV-1", "lot_number": "L1",
+                                  "expires_on": date(2099, 1, 1), "quantity": balance},
+                           actor=ACTOR, now=now)
+    return drug
+
+
+def make_controlled_loss(site: Site, *, now: datetime | None = None):
+    """A count of a new register line that found one unit missing (a loss to report)."""
+    now = now or datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+    drug = make_controlled_drug(site, name=f"Hydromorphone {next(_seq)}", balance=5, now=now)
+    first, second = make_staff(site, role="nurse"), make_staff(site, role="supervisor")
+    return controlled.record_count(site, {"drug_id": drug.id, "counted": 4,
+                                          "first_id": first.id, "first_pin": PIN,
+                                          "second_id": second.id, "second_pin": PIN},
+                                   actor=auth.Actor.of(first), now=now)

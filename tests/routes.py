@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import app_config
-from factories import ACTOR, PASSWORD, PIN, make_booth, make_site, make_staff
+from factories import (
+    ACTOR,
+    PASSWORD,
+    PIN,
+    make_booth,
+    make_controlled_drug,
+    make_site,
+    make_staff,
+)
 from sqlalchemy import inspect
 
 from srs import create_app
@@ -98,6 +106,13 @@ PAGE_FORMS = {
         "serial": make_kit(floor, issued=True).serial, "used_on": date.today().isoformat(),
         "doses": "1", "route": "in", "outcome": "recovered"},
     "naloxone.recall_lot": {"reason": "Manufacturer's notice"},
+    "controlled.create_drug": {"name": "Hydromorphone", "strength": "100 mg/mL", "unit": "mL"},
+    "controlled.receive": lambda floor: {**_controlled_receipt(floor), "quantity": "5"},
+    "controlled.waste": lambda floor: _controlled_waste(floor),
+    "controlled.count": lambda floor: _controlled_count(floor),
+    "controlled.return_stock": lambda floor: {
+        **_controlled_waste(floor), "supplier": "Pharma Ltd"},
+    "controlled.loss_reported": {"reference": "HC-4000-1"},
     # The trainer is whoever records it; one person from outside, by kind.
     "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),
                         "curriculum": "Take-home naloxone", "format": "brief",
@@ -174,6 +189,12 @@ API_BODIES = {
     "api_naloxone.report_kit_use": {"used_on": "2026-01-02", "doses": 1, "route": "in",
                                     "called_911": True, "outcome": "recovered"},
     "api_naloxone.recall_naloxone_lot": {"reason": "Manufacturer's notice"},
+    "api_controlled.create_controlled_drug": {"name": "Hydromorphone", "strength": "100 mg/mL",
+                                              "unit": "mL"},
+    "api_controlled.receive_controlled_stock": lambda floor: _controlled_receipt(floor),
+    "api_controlled.record_controlled_waste": lambda floor: _controlled_waste(floor, api=True),
+    "api_controlled.record_stock_count": lambda floor: _controlled_count(floor, api=True),
+    "api_controlled.mark_controlled_loss_reported": {"reference": "HC-4000-1"},
     "api_training.record_training_session": lambda floor: {
         "held_on": (date.today() - timedelta(days=1)).isoformat(),
         "trainer_id": floor_nurse_id(), "curriculum": "Take-home naloxone", "format": "brief",
@@ -221,6 +242,31 @@ API_BODIES = {
                                     "dose_mg": 100, "sessions_per_day": 3,
                                     "starts_on": date.today().isoformat(), "pin": PIN},
 }
+
+def _controlled_receipt(floor) -> dict:
+    drug = make_controlled_drug(floor.site, name=f"Diacetylmorphine {make_staff().id}")
+    return {"drug_id": drug.id, "supplier": "Pharma Ltd", "invoice": "INV-1",
+            "lot_number": "L1", "expires_on": "2099-01-01", "quantity": 5}
+
+
+def _controlled_waste(floor, *, api: bool = False) -> dict:
+    """A unit wasted from a line holding some, witnessed by a new member of the site."""
+    drug = make_controlled_drug(floor.site, name=f"Diacetylmorphine {make_staff().id}",
+                                balance=3)
+    witness = make_staff(floor.site, role=Role.NURSE)
+    return {"drug_id": drug.id, "kind": "wasted", "quantity": 1 if api else "1",
+            "reason": "Dropped", "witness_id": witness.id if api else str(witness.id),
+            "witness_pin": PIN}
+
+
+def _controlled_count(floor, *, api: bool = False) -> dict:
+    drug = make_controlled_drug(floor.site, name=f"Diacetylmorphine {make_staff().id}",
+                                balance=3)
+    first, second = (make_staff(floor.site, role=Role.NURSE) for _ in range(2))
+    as_sent = (lambda v: v) if api else str
+    return {"drug_id": as_sent(drug.id), "counted": as_sent(3), "first_id": as_sent(first.id),
+            "first_pin": PIN, "second_id": as_sent(second.id), "second_pin": PIN}
+
 
 def floor_nurse_id() -> int:
     """The floor's own nurse (a staff member of its site: a session's trainer)."""
@@ -510,7 +556,13 @@ def _just_started(site):
 
 def named_records(route: Route, floor) -> dict:
     """Records of the floor's site that only some URLs name, made for those routes alone."""
-    from factories import make_client, make_referral, make_rule, make_service
+    from factories import (
+        make_client,
+        make_controlled_loss,
+        make_referral,
+        make_rule,
+        make_service,
+    )
 
     values = {}
     if "service_type" in route.arguments:
@@ -540,6 +592,8 @@ def named_records(route: Route, floor) -> dict:
     if "drug_alert_id" in route.arguments:
         values["drug_alert_id"] = make_drug_alert(
             floor.site, DRUG_ALERT_STATE_FOR.get(route.endpoint, "draft")).id
+    if "count_id" in route.arguments:  # a controlled-drug count that found a loss
+        values["count_id"] = make_controlled_loss(floor.site).id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 import schemathesis
 from conftest import rolled_back
-from factories import make_referral, make_rule, make_staff
+from factories import make_controlled_loss, make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
 from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_drug_alert, make_kit
 from schemathesis import GenerationMode
@@ -84,7 +84,9 @@ def fuzz_floor(shared_apps, kept_floor):
                # A nurse of the site whom any admin change may befall.
                "staff_id": make_staff(floor.site, role=Role.NURSE).id,
                "drug_alert_id": make_drug_alert(floor.site).id,
-               "enrolment_id": floor.url_values["enrolment_id"]}
+               "enrolment_id": floor.url_values["enrolment_id"],
+               # A controlled-drug count that found a loss, still to report.
+               "count_id": make_controlled_loss(floor.site).id}
         yield kept_floor, ids
 
 

@@ -52,6 +52,8 @@ ALERT_KINDS: dict[str, AlertKind] = {kind.name: kind for kind in (
     AlertKind("overdose", "Overdose response", (_H, _H, _H)),
     # The site's re-dose interval passed since the last naloxone: reassess.
     AlertKind("redose_due", "Reassess: re-dose time", (_M, _M, _H)),
+    # A controlled-drug loss found 7 days ago is not yet reported (the law allows 10).
+    AlertKind("controlled_loss_report_due", "Report the controlled-drug loss", (_M,)),
 )}
 MAX_LEVEL = 3
 

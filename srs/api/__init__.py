@@ -144,6 +144,7 @@ def init_app(app) -> None:
         audit,
         booths,
         clients,
+        controlled,
         displays,
         drugchecks,
         earlywarning,
@@ -176,7 +177,7 @@ def init_app(app) -> None:
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
                       clients.blp, org.blp, audit.blp, training.blp,
-                      drugchecks.blp, earlywarning.blp, hat.blp):
+                      drugchecks.blp, earlywarning.blp, hat.blp, controlled.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

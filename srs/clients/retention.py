@@ -138,6 +138,9 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
 
 # Deleted with the client's personal data, never given to a placeholder.
 PERSONAL_TABLES = ("care_profile",)
+# Legal registers, append-only and kept whole (controlled drugs: at least 2 years): a client
+# they name keeps their code, whatever the site's retention period.
+KEPT_REFERENCES = (("controlled_entry", "client_id"),)
 
 
 def unknown_references() -> list:
@@ -148,6 +151,7 @@ def unknown_references() -> list:
     return sorted((column for table in db.metadata.tables.values() for column in table.c
                    if any(fk.column is Client.__table__.c.id for fk in column.foreign_keys)
                    and (table.name, column.name) not in known
+                   and (table.name, column.name) not in KEPT_REFERENCES
                    and table.name not in PERSONAL_TABLES), key=str)
 
 
@@ -182,7 +186,9 @@ def _keeps_records(site_id: int, cutoff: datetime):
     one retention has no rule for."""
     return or_(*(exists().where(column == Client.id, ~old)
                  for _name, _table, column, old in _old_records(site_id, cutoff)),
-               *(exists().where(column == Client.id) for column in unknown_references()))
+               *(exists().where(column == Client.id) for column in unknown_references()),
+               *(exists().where(_table(name).c[column] == Client.id)
+                 for name, column in KEPT_REFERENCES))
 
 
 def _personal():

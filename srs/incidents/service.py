@@ -366,6 +366,20 @@ def draft_from_response(response: OverdoseResponse, *, actor: Actor, now: dateti
         response_id=response.id)
 
 
+@signals.stock_discrepancy.connect
+def draft_from_count(count, *, actor: Actor, now: datetime) -> Incident:
+    """A controlled-drug count's difference as a draft report (no client, no names). Does
+    not commit: the count's unit of work does."""
+    site = db.session.get(Site, count.site_id)
+    drug = count.drug
+    narrative = (f"Controlled-drug count by two staff: {drug.name} {drug.strength}, "
+                 f"register balance {count.expected} {drug.unit}, counted {count.counted} "
+                 f"{drug.unit} (difference {count.difference:+d}). A loss is reported to the "
+                 f"regulator within 10 days of its discovery.")
+    return draft_incident(site, type="other", occurred_at=now, location=None,
+                          narrative=narrative, client_ids=[], actor=actor, now=now)
+
+
 @signals.response_draft.connect
 def draft_of_response(response: OverdoseResponse, *, reporter_id: int) -> Incident | None:
     """The report the response's close drafted, if ``reporter_id`` reported it."""
