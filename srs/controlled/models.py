@@ -27,8 +27,10 @@ from srs.common import UTCDateTime
 from srs.extensions import db
 
 # Who may do what. One tuple per permission, so that a role (the pharmacist) joins in one line.
-REGISTER_KEEPERS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)  # read, receive, waste, count
-REGISTER_MANAGERS = (Role.SUPERVISOR, Role.ADMIN)  # open a line, export, mark a loss reported
+# Read, receive, waste, count:
+REGISTER_KEEPERS = (Role.NURSE, Role.PHARMACIST, Role.SUPERVISOR, Role.ADMIN)
+# Open a line, export, mark a loss reported:
+REGISTER_MANAGERS = (Role.PHARMACIST, Role.SUPERVISOR, Role.ADMIN)
 
 UNITS = {"mg": "mg", "mL": "mL", "vial": "vial", "ampoule": "ampoule", "tablet": "tablet"}
 ENTRY_KINDS = {
