@@ -420,3 +420,24 @@ def test_five_wrong_signing_pins_lock_the_account(clinic):
     prescription, _ = service.create_prescription(site, enrolment.id, rx(),
                                                   actor=Actor.of(prescriber), now=later)
     assert prescription.version == 1
+
+
+def test_a_privacy_officer_finds_every_read_of_a_patients_identity_under_their_code(clinic):
+    """The audit viewer's "who has looked at this client" takes in the treatment records."""
+    from srs.audit import service as audit
+
+    site, prescriber, client, enrolment = clinic
+    other = make_client(site, code="M-HATO-1975")
+    prescription, _warnings = service.create_prescription(site, enrolment.id, rx(),
+                                                          actor=Actor.of(prescriber), now=NOW)
+    pharmacist = make_staff(site, role=Role.PHARMACIST, username="ph")
+    service.read_identity(site, enrolment, actor=Actor.of(pharmacist), now=NOW)
+    found = db.session.execute(db.select(AuditEvent).where(
+        audit.events_for_client(site, client))).scalars().all()
+    actions = {(e.action, e.staff_id) for e in found}
+    assert ("hat_patient_enrolled", prescriber.id) in actions
+    assert ("patient_identity_read", pharmacist.id) in actions
+    assert ("hat_prescription_signed", prescriber.id) in actions
+    assert any(e.entity_id == str(prescription.id) for e in found)
+    assert db.session.execute(db.select(AuditEvent).where(
+        audit.events_for_client(site, other))).scalars().all() == []

@@ -25,6 +25,7 @@ from srs.auth.service import Actor, record
 from srs.booths.models import Visit
 from srs.clients.models import Client
 from srs.extensions import db
+from srs.hat.models import HatEnrolment, HatPrescription
 from srs.incidents.models import Incident, IncidentAction, incident_client
 from srs.overdose.models import OverdoseResponse
 from srs.referrals.models import Referral, ReferralOffer
@@ -94,7 +95,8 @@ def client_records(site: Site, client: Client) -> dict[str, list[int]]:
     """The ids of every record of ``site`` that concerns ``client``, by the trail's entity
     name: the client, their visits, alarms raised on those visits, their overdose responses,
     referral offers and referrals, incident reports that name them or were drafted from one
-    of their responses, and those reports' actions. Each is a lookup on an index of a
+    of their responses, those reports' actions, and their treatment enrolment and its
+    prescriptions. Each is a lookup on an index of a
     table far smaller than the trail."""
     visits = db.select(Visit.id).where(Visit.client_id == client.id, Visit.site_id == site.id)
     responses = db.select(OverdoseResponse.id).where(
@@ -106,6 +108,8 @@ def client_records(site: Site, client: Client) -> dict[str, list[int]]:
             incident_client.c.client_id == client.id, Incident.site_id == site.id),
         db.select(Incident.id).where(Incident.site_id == site.id,
                                      Incident.response_id.in_(responses)))
+    enrolments = db.select(HatEnrolment.id).where(HatEnrolment.client_id == client.id,
+                                                  HatEnrolment.site_id == site.id)
     queries = {
         "visit": visits,
         "alert": db.select(Alert.id).where(Alert.site_id == site.id,
@@ -118,6 +122,11 @@ def client_records(site: Site, client: Client) -> dict[str, list[int]]:
         "incident": db.select(incidents.subquery().c[0]),
         "incident_action": db.select(IncidentAction.id).where(
             IncidentAction.incident_id.in_(incidents)),
+        # Treatment: their enrolment (each read of the legal identity is an event on it) and
+        # its prescriptions.
+        "hat_enrolment": enrolments,
+        "hat_prescription": db.select(HatPrescription.id).where(
+            HatPrescription.enrolment_id.in_(enrolments)),
     }
     found = {"client": [client.id]}
     for entity, query in queries.items():
