@@ -13,7 +13,7 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData, event
+from sqlalchemy import DDL, MetaData, Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -213,3 +213,33 @@ def _sqlite_upgrade_to_write(connection, cursor, statement, _params, _context, _
     raw = cursor.connection
     raw.execute("ROLLBACK")
     raw.execute("BEGIN IMMEDIATE")
+
+
+def append_only(table: Table) -> None:
+    """Make ``table`` append-only, enforced by the database: any UPDATE or DELETE is refused.
+
+    The migration that makes the table runs the same statements (a frozen copy); these
+    listeners give databases built with ``create_all()`` the same guarantee.
+    """
+    name = table.name
+    refusal = f"'{name} is append-only'"
+    create = {
+        "sqlite": [
+            f"CREATE TRIGGER {name}_no_update BEFORE UPDATE ON {name} "
+            f"BEGIN SELECT RAISE(ABORT, {refusal}); END",
+            f"CREATE TRIGGER {name}_no_delete BEFORE DELETE ON {name} "
+            f"BEGIN SELECT RAISE(ABORT, {refusal}); END",
+        ],
+        "postgresql": [
+            f"CREATE FUNCTION {name}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION {refusal}; END $$",
+            f"CREATE TRIGGER {name}_no_change BEFORE UPDATE OR DELETE ON {name} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}_append_only()",
+        ],
+    }
+    for dialect, statements in create.items():
+        for statement in statements:
+            event.listen(table, "after_create", DDL(statement).execute_if(dialect=dialect))
+    # The triggers go with the table; PostgreSQL's function outlives it.
+    event.listen(table, "after_drop", DDL(f"DROP FUNCTION IF EXISTS {name}_append_only()")
+                 .execute_if(dialect="postgresql"))

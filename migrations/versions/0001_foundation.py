@@ -163,7 +163,7 @@ def upgrade():
 
     # ### end Alembic commands ###
     # The audit trail is append-only, enforced by the database itself.
-    # (Frozen copy of srs.auth.models.AUDIT_TRIGGERS as of this revision.)
+    # (Frozen copy of what srs.extensions.append_only makes for audit_event.)
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "

@@ -6,7 +6,7 @@ Revises: 0017_hat
 Create Date: 2026-12-07 10:20:27.159428
 
 The ledger is append-only, enforced by the database as the audit trail is (a frozen copy of
-srs.controlled.models.REGISTER_TRIGGERS as of this revision).
+what srs.extensions.append_only makes for controlled_entry).
 """
 from alembic import op
 import sqlalchemy as sa

@@ -5,20 +5,18 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
-    DDL,
     JSON,
     CheckConstraint,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
-    event,
     false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.common import UTCDateTime, utcnow
-from srs.extensions import db
+from srs.extensions import append_only, db
 
 # How long a shared screen stays unlocked while idle, unless its site sets its own.
 IDLE_LOCK_SECONDS = 300
@@ -242,36 +240,5 @@ class AuditEvent(db.Model):
     )
 
 
-# Append-only, enforced by the database. The migration runs the same
-# statements; these listeners give test databases built with create_all() the
-# same guarantee.
-AUDIT_TRIGGERS = {
-    "sqlite": [
-        "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
-        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
-        "CREATE TRIGGER audit_event_no_delete BEFORE DELETE ON audit_event "
-        "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit_event is append-only'; END $$",
-        "CREATE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event "
-        "FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()",
-    ],
-}
-AUDIT_TRIGGER_DROPS = {
-    "sqlite": ["DROP TRIGGER IF EXISTS audit_event_no_update",
-               "DROP TRIGGER IF EXISTS audit_event_no_delete"],
-    "postgresql": ["DROP TRIGGER IF EXISTS audit_event_no_change ON audit_event",
-                   "DROP FUNCTION IF EXISTS audit_event_append_only()"],
-}
-
-for _dialect, _statements in AUDIT_TRIGGERS.items():
-    for _statement in _statements:
-        event.listen(AuditEvent.__table__, "after_create",
-                     DDL(_statement).execute_if(dialect=_dialect))
-for _dialect, _statements in AUDIT_TRIGGER_DROPS.items():
-    for _statement in _statements:
-        if "FUNCTION" in _statement:
-            event.listen(AuditEvent.__table__, "after_drop",
-                         DDL(_statement).execute_if(dialect=_dialect))
+# Append-only, enforced by the database.
+append_only(AuditEvent.__table__)

@@ -9,7 +9,6 @@ difference writes an ``adjusted`` entry, the only way a balance is corrected.
 from datetime import date, datetime
 
 from sqlalchemy import (
-    DDL,
     Boolean,
     CheckConstraint,
     Date,
@@ -18,13 +17,12 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.auth.models import Role
 from srs.common import UTCDateTime
-from srs.extensions import db
+from srs.extensions import append_only, db
 
 # Who may do what. One tuple per permission, so that a role (the pharmacist) joins in one line.
 # Read, receive, waste, count:
@@ -154,35 +152,5 @@ class ControlledCount(db.Model):
     second: Mapped["Staff"] = relationship(foreign_keys=[second_by])  # noqa: F821
 
 
-# Append-only, enforced by the database (as the audit trail is). The migration runs the
-# same statements; these listeners give databases built with create_all() the guarantee.
-REGISTER_TRIGGERS = {
-    "sqlite": [
-        "CREATE TRIGGER controlled_entry_no_update BEFORE UPDATE ON controlled_entry "
-        "BEGIN SELECT RAISE(ABORT, 'controlled_entry is append-only'); END",
-        "CREATE TRIGGER controlled_entry_no_delete BEFORE DELETE ON controlled_entry "
-        "BEGIN SELECT RAISE(ABORT, 'controlled_entry is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE FUNCTION controlled_entry_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION 'controlled_entry is append-only'; END $$",
-        "CREATE TRIGGER controlled_entry_no_change BEFORE UPDATE OR DELETE ON controlled_entry "
-        "FOR EACH ROW EXECUTE FUNCTION controlled_entry_append_only()",
-    ],
-}
-REGISTER_TRIGGER_DROPS = {
-    "sqlite": ["DROP TRIGGER IF EXISTS controlled_entry_no_update",
-               "DROP TRIGGER IF EXISTS controlled_entry_no_delete"],
-    "postgresql": ["DROP TRIGGER IF EXISTS controlled_entry_no_change ON controlled_entry",
-                   "DROP FUNCTION IF EXISTS controlled_entry_append_only()"],
-}
-
-for _dialect, _statements in REGISTER_TRIGGERS.items():
-    for _statement in _statements:
-        event.listen(ControlledEntry.__table__, "after_create",
-                     DDL(_statement).execute_if(dialect=_dialect))
-for _dialect, _statements in REGISTER_TRIGGER_DROPS.items():
-    for _statement in _statements:
-        if "FUNCTION" in _statement:
-            event.listen(ControlledEntry.__table__, "after_drop",
-                         DDL(_statement).execute_if(dialect=_dialect))
+# Append-only, enforced by the database.
+append_only(ControlledEntry.__table__)
