@@ -15,10 +15,12 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,6 +33,15 @@ MEDICATIONS = ("diacetylmorphine", "hydromorphone")
 ROUTES = {"diacetylmorphine": ("iv", "im", "oral"), "hydromorphone": ("iv", "im", "sc")}
 ALL_ROUTES = ("iv", "im", "sc", "oral")
 TITRATIONS = ("none", "plan", "step_up")
+HOLD_REASONS = ("missed_doses", "prescriber")
+# POSS (DOMAIN.md): S asleep and easy to rouse, 1 awake and alert, 2 slightly drowsy,
+# 3 frequently drowsy, 4 somnolent. Stored as 0 for S.
+POSS_SCORES = (0, 1, 2, 3, 4)
+# What a pre-dose assessment decided: the dose may go ahead, is withheld (the prescriber is
+# told), or the overdose console was opened.
+ASSESSMENT_OUTCOMES = ("proceed", "withheld", "console")
+# A dose record (HL7 FHIR MedicationAdministration: "not done" instead of an edit).
+DOSE_OUTCOMES = ("given", "withheld", "declined", "missed")
 
 # The eligibility checklist: Canada's iOAT guidance, then Switzerland's, then the UK's; a
 # site ticks what applies and notes why (no item is required of every site).
@@ -60,6 +71,11 @@ class HatEnrolment(db.Model):
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime())
     enrolled_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Why dosing is held (state "on_hold"): HOLD_REASONS; cleared by a prescriber's review.
+    hold_reason: Mapped[str | None] = mapped_column(String(20))
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by the missed-dose job at the re-titration threshold; cleared by a new prescription.
+    retitrate_due: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
     # Fernet tokens (srs.hat.identity): never the values themselves. None once retention
     # gave an ended treatment's record to a placeholder (srs.clients.retention).
     legal_name_enc: Mapped[str | None] = mapped_column(Text)
@@ -123,3 +139,72 @@ class HatPrescription(db.Model):
             if 0 <= index < len(self.titration_days):
                 return float(self.titration_days[index])
         return self.dose_mg
+
+
+class HatAssessment(db.Model):
+    """The check before a dose: sedation (POSS), signs of intoxication, last use."""
+
+    __tablename__ = "hat_assessment"
+    __table_args__ = (
+        CheckConstraint("poss BETWEEN 0 AND 4", name="poss_range"),
+        CheckConstraint("outcome IN ('proceed', 'withheld', 'console')", name="outcome_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("hat_enrolment.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    nurse_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    poss: Mapped[int] = mapped_column(Integer)
+    # Signs of intoxication seen (short keys, e.g. "pinpoint_pupils"); empty when none.
+    intoxication_signs: Mapped[list] = mapped_column(JSON, default=list)
+    last_use_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notes: Mapped[str | None] = mapped_column(String(500))
+    outcome: Mapped[str] = mapped_column(String(10))
+    # Why the outcome (the gate's words, e.g. "POSS 3: withheld, prescriber told").
+    reason: Mapped[str | None] = mapped_column(String(200))
+    # The overdose response opened at the console threshold (a plain id: no import upward).
+    response_id: Mapped[int | None] = mapped_column(Integer)
+
+    enrolment: Mapped[HatEnrolment] = relationship()
+    nurse: Mapped["Staff"] = relationship()  # noqa: F821
+
+
+class HatDose(db.Model):
+    """A session's dose given, or not given and why: never edited."""
+
+    __tablename__ = "hat_dose"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('given', 'withheld', 'declined', 'missed')",
+                        name="outcome_known"),
+        CheckConstraint("outcome <> 'given' OR (dose_mg > 0 AND prescription_id IS NOT NULL)",
+                        name="given_has_dose"),
+        CheckConstraint("outcome = 'given' OR reason IS NOT NULL", name="not_given_has_reason"),
+        Index("ix_hat_dose_enrolment_day", "enrolment_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"), index=True)
+    enrolment_id: Mapped[int] = mapped_column(ForeignKey("hat_enrolment.id", ondelete="CASCADE"))
+    prescription_id: Mapped[int | None] = mapped_column(ForeignKey("hat_prescription.id"))
+    assessment_id: Mapped[int | None] = mapped_column(ForeignKey("hat_assessment.id"))
+    # The site's local day the dose belongs to (missed-day counting runs on it).
+    day: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(10))
+    dose_mg: Mapped[float | None] = mapped_column(Float)
+    top_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    take_home: Mapped[bool] = mapped_column(Boolean, default=False)
+    nurse_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    witness_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    # The register line the dose was drawn from and the floor visit it was given in (plain
+    # ids: the register and the floor sit beside this package, not under it).
+    register_entry_id: Mapped[int | None] = mapped_column(Integer)
+    visit_id: Mapped[int | None] = mapped_column(Integer)
+
+    enrolment: Mapped[HatEnrolment] = relationship()
+    prescription: Mapped[HatPrescription | None] = relationship()
+    nurse: Mapped["Staff | None"] = relationship(foreign_keys=[nurse_id])  # noqa: F821
+    witness: Mapped["Staff | None"] = relationship(foreign_keys=[witness_id])  # noqa: F821

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.auth.models import IDLE_LOCK_SECONDS
@@ -84,6 +84,19 @@ HAT_SETTINGS = {
     "hat_cap_hydromorphone_mg_day": (500, 1, 1000),
     "hat_cap_diacetylmorphine_mg_day": (1000, 1, 2000),
     "hat_warn_iv_mg_day": (600, 1, 2000),
+    # The dosing session (DOMAIN.md, Crosstown): minutes to inject in the booth, then
+    # observation (20 during titration); the POSS score that withholds a dose and tells the
+    # prescriber, and the one that opens the overdose console; consecutive missed days that
+    # hold dosing until a prescriber reviews, and that prompt re-titration; take-home doses
+    # (off unless the site allows them) for at most this many days (Swiss rules: up to 7).
+    "hat_injection_window_minutes": (7, 1, 60),
+    "hat_aftercare_minutes": (15, 5, 120),
+    "hat_aftercare_titration_minutes": (20, 5, 120),
+    "hat_poss_withhold": (3, 1, 4),
+    "hat_poss_console": (4, 2, 4),
+    "hat_missed_hold_days": (3, 1, 30),
+    "hat_missed_retitrate_days": (5, 1, 60),
+    "hat_take_home_max_days": (2, 1, 7),
 }
 HAT_MAX_SINGLE_DOSE_RANGE = (1, 1000)
 # Where someone who never checked in may be found: the overdose console's start list.
@@ -94,6 +107,11 @@ def _timer_column(name: str):
     setting = TIMERS[name]
     return mapped_column(Integer, default=setting.default, server_default=str(setting.default),
                          nullable=False)
+
+
+def _hat_column(name: str):
+    # server_default only: a Python default would break the client-split migration's test.
+    return mapped_column(Integer, server_default=str(HAT_SETTINGS[name][0]), nullable=False)
 
 
 # Ontario's five time bands, by the local hour a visit or incident starts in.
@@ -200,6 +218,17 @@ class Site(db.Model):
     hat_warn_iv_mg_day: Mapped[int] = mapped_column(
         Integer, server_default=str(HAT_SETTINGS["hat_warn_iv_mg_day"][0]), nullable=False)
     hat_max_single_dose_mg: Mapped[int | None] = mapped_column(Integer)
+    hat_injection_window_minutes: Mapped[int] = _hat_column("hat_injection_window_minutes")
+    hat_aftercare_minutes: Mapped[int] = _hat_column("hat_aftercare_minutes")
+    hat_aftercare_titration_minutes: Mapped[int] = _hat_column(
+        "hat_aftercare_titration_minutes")
+    hat_poss_withhold: Mapped[int] = _hat_column("hat_poss_withhold")
+    hat_poss_console: Mapped[int] = _hat_column("hat_poss_console")
+    hat_missed_hold_days: Mapped[int] = _hat_column("hat_missed_hold_days")
+    hat_missed_retitrate_days: Mapped[int] = _hat_column("hat_missed_retitrate_days")
+    hat_take_home_allowed: Mapped[bool] = mapped_column(Boolean, server_default=false(),
+                                                        nullable=False)
+    hat_take_home_max_days: Mapped[int] = _hat_column("hat_take_home_max_days")
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")
