@@ -20,8 +20,9 @@
   }, true);
   document.addEventListener("click", function (evt) {
     if (ready() || !evt.target.closest) return;
-    var elt = evt.target.closest(VERBS);
-    if (!elt || elt.tagName === "FORM") return;
+    // The tapped control itself sends (not a live region around a plain link).
+    var elt = evt.target.closest("a, button, input, [role='button']");
+    if (!elt || !elt.matches(VERBS)) return;
     evt.preventDefault();
     evt.stopImmediatePropagation();
     held = { button: elt };

@@ -217,6 +217,16 @@
     var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
     if (trigger && (trigger.type === "submit" || trigger.type === "click")) settle();
   });
+  // Nor does anything slide under a finger: an alarm arriving in the strip above, a prompt
+  // appearing when its time comes, and a tap aimed at one button lands on whatever moved
+  // under it. A shift the person did not cause (the browser's Layout Instability API, where
+  // it has one) holds taps on the page for the same moment.
+  if (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes &&
+      PerformanceObserver.supportedEntryTypes.indexOf("layout-shift") !== -1) {
+    new PerformanceObserver(function (list) {
+      if (list.getEntries().some(function (shift) { return !shift.hadRecentInput; })) settle();
+    }).observe({ type: "layout-shift" });
+  }
 
   /* --- Refusals: shown in #flash until tapped, cleared by the next action that works */
   var flash = document.getElementById("flash");
