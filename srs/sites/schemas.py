@@ -50,13 +50,21 @@ def _timer_field(setting):
     )
 
 
+class _TrueOrFalse(fields.Boolean):
+    """JSON's true or false only: not "true", "yes", 1 or "on"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _number_field(setting):
     """A number of the settings table (srs.sites.settings_table) as the API takes it."""
     kwargs = {"allow_none": setting.nullable,
               "metadata": {"description": setting.api_description()}}
     if setting.kind == BOOLEAN:
-        # true or false only: not "yes", 1 or "on".
-        return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+        return _TrueOrFalse(**kwargs)
     in_range = validate.Range(min=setting.minimum, max=setting.maximum,
                               error=setting.api_message())
     if setting.kind == DECIMAL:
