@@ -37,6 +37,11 @@ OTHER = "other"  # a widget of its own in the template (select, list, pattern, t
 NUMBERS = (DURATION, WHOLE, DECIMAL, BOOLEAN)
 
 
+def number(value) -> str:
+    """A whole number as written, a decimal without a trailing zero: 1000, 2.5, 2."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class PageSetting:
     name: str
@@ -64,12 +69,12 @@ class PageSetting:
         """The range as the page states it beside the input (durations say theirs apart)."""
         if self.kind == BOOLEAN:
             return f"Default {'yes' if self.default else 'no'}"
-        said = [f"Between {self.minimum:g} and {self.maximum:g}{self._unit()}"]
+        said = [f"Between {number(self.minimum)} and {number(self.maximum)}{self._unit()}"]
         if self.note:
             said.append(self.note)
         if self.nullable:
             said.append(f"blank: {self.blank}")
-        said.append("default " + (f"{self.default:g}" if self.default is not None else "blank"))
+        said.append("default " + ("blank" if self.default is None else number(self.default)))
         return "; ".join(said)
 
     def form_message(self) -> str:
@@ -77,23 +82,23 @@ class PageSetting:
         if self.kind == BOOLEAN:
             return "Choose yes or no."
         if self.kind == DECIMAL:
-            said = (f"A number between {self.minimum:g} and {self.maximum:g}{self._unit()}, "
-                    f"decimals allowed (e.g. {self.default:g}).")
+            said = (f"A number between {number(self.minimum)} and {number(self.maximum)}"
+                    f"{self._unit()}, decimals allowed (e.g. {number(self.default)}).")
         else:
             of = f" of {self.unit}" if self.unit else ""
-            said = f"A whole number{of} between {self.minimum:g} and {self.maximum:g}."
+            said = f"A whole number{of} between {number(self.minimum)} and {number(self.maximum)}."
         return said + (f" Leave it blank for {self.blank}." if self.nullable else "")
 
     def api_message(self) -> str:
         """The API's message for a value out of range."""
         unit = " seconds" if self.kind == DURATION else self._unit()
-        return f"Must be between {self.minimum:g} and {self.maximum:g}{unit}."
+        return f"Must be between {number(self.minimum)} and {number(self.maximum)}{unit}."
 
     def api_description(self) -> str:
         unit = ", in seconds" if self.kind == DURATION else (
             f", in {self.unit}" if self.unit else "")
         default = "null" if self.default is None else (
-            str(self.default).lower() if self.kind == BOOLEAN else f"{self.default:g}")
+            str(self.default).lower() if self.kind == BOOLEAN else f"{number(self.default)}")
         blank = f" Null: {self.blank}." if self.nullable else ""
         return f"{self.title}{unit} (default {default}). {self.help}{blank}"
 

@@ -27,6 +27,7 @@ from srs.sites.settings_table import (
     DURATION,
     PAGE_SETTINGS,
     WHOLE,
+    number,
     page_groups,
 )
 from srs.templating import duration
@@ -189,7 +190,8 @@ def reset_secret(site, staff_id, what):
 # One form for every setting, grouped as the floor meets them; it posts with htmx and gets the
 # settings panel back (``sites/_settings.html``, the page includes it): a refusal keeps what
 # was typed and says why under the field, a save says what changed. Timers are typed as
-# minutes and seconds (``SiteSettingsForm`` turns them into the seconds the API speaks).
+# minutes and seconds (``SiteSettingsForm`` turns them into the seconds the API speaks); the
+# groups, titles, help and units are the settings table's (``srs.sites.settings_table``).
 
 # The page's groups, titles, help, units and inputs: the settings table's, in its order.
 SETTING_GROUPS = page_groups()
@@ -226,7 +228,7 @@ def _site_inputs(site) -> dict:
         if setting.kind == BOOLEAN:
             inputs[setting.name] = "true" if value else "false"
         elif setting.kind != DURATION:
-            inputs[setting.name] = "" if value is None else f"{value:g}"
+            inputs[setting.name] = "" if value is None else number(value)
     return inputs
 
 
@@ -245,7 +247,7 @@ def _shown(site, name: str, value) -> str:
     if setting and setting.kind in (WHOLE, DECIMAL):
         if value is None:
             return f"blank ({setting.blank})" if setting.nullable else "none"
-        return f"{value:g} {setting.unit}".strip()
+        return f"{number(value)} {setting.unit}".strip()
     return "none" if value is None else str(value)
 
 
