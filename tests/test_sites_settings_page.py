@@ -352,16 +352,19 @@ def test_a_hat_and_a_drug_alert_setting_are_saved_from_the_page_and_audited(clie
 def test_a_bad_hat_or_alert_setting_is_refused_and_what_was_typed_stays(
         client, auth, east, inputs, name, message):
     auth.login("ada")
-    typed = {"hat_min_interval_minutes": "240", "alert_valid_for_days": "30", **inputs}
-    response = save(client, auth, **typed)
+    typed = {"hat_min_interval_minutes": "240", "alert_valid_for_days": "30",
+             "hat_take_home_allowed": "true", **inputs}
+    sent = page_form(client.get(URL).get_data(as_text=True))
+    sent.update({input_name: [value] for input_name, value in typed.items()})
+    response = auth.post(URL, sent)
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert error_under(html, name).startswith(message)
     assert "Nothing was saved" in html
-    form = page_form(html)
-    for input_name, value in typed.items():
-        assert form[input_name] == [value], input_name
+    sent.pop("next", None)  # the page header's sign-out form, not the settings panel
+    assert page_form(html) == sent  # every input as it was sent, not only the bad one
     site = stored(east["site"])
-    assert (site.hat_min_interval_minutes, site.alert_valid_for_days) == (180, 14)
+    assert (site.hat_min_interval_minutes, site.alert_valid_for_days,
+            site.hat_take_home_allowed) == (180, 14, False)
     assert db.session.execute(db.select(AuditEvent).filter_by(
         action="settings_updated")).first() is None
