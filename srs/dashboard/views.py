@@ -66,6 +66,7 @@ LINKS = (
     Link("Weekly review", "incidents.week", "week-link", "review"),
     Link("Monthly report", "incidents.monthly", "monthly-link", "review"),
     Link("Drug checking figures", "earlywarning.figures", "drug-figures-link", "review"),
+    Link("Treatment report", "hatreports.report", "hat-report-link", "review"),
     Link("Referral uptake", "referrals.uptake", "uptake-link", "review"),
     Link("Booths", "booths.booth_admin", "booths-link", "admin"),
     Link("Staff", "sites.staff", "staff-link", "admin"),
