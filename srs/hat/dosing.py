@@ -125,10 +125,6 @@ class DosingRow:
     def handle(self) -> str | None:
         return self.enrolment.client.handle
 
-    def may_dose(self, now: datetime) -> bool:
-        return (not self.on_hold and self.sessions_given < self.prescription.sessions_per_day
-                and (self.next_at is None or self.next_at <= now))
-
 
 def _next_at(prescription: HatPrescription, last: HatDose | None, today: date,
              sessions_given: int) -> datetime | None:
