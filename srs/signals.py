@@ -93,6 +93,15 @@ keyword arguments ``site`` and ``now``. Asked by the check-in panel
 and ``site``). Receivers only read.
 """)
 
+visit_timers = _signals.signal("visit-timers", doc="""
+A visit's booth time or after-care time is about to be set. Sender: the ``Visit``; keyword
+arguments ``site``, ``stage`` (``"booth"``: the time to leave the booth, when the visit is
+put in one; ``"observation"``: the after-care time, when it leaves) and ``now``. Sent by
+``srs.booths.service.assign_booth`` and ``start_observation``. A receiver that has its own
+time for this visit (a prescribed dose's injection window, its after-care) returns it in
+seconds; the first answer replaces the site's own. Receivers only read.
+""")
+
 
 def first_answer(results: list[tuple]) -> object | None:
     """The first non-None value receivers returned from ``signal.send(...)``."""

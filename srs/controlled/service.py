@@ -249,6 +249,15 @@ def record_waste(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     """Wasted (part of a dose) or destroyed stock, witnessed by another staff member who
     enters their PIN. Raises Invalid (kind, witness, PIN, reason), Conflict (balance)."""
     drug = get_drug(site, data["drug_id"])
+    entry = waste(drug, data, actor=actor, now=now)
+    return _done(drug, entry, "controlled_wasted", actor=actor, now=now)
+
+
+def waste(drug: ControlledDrug, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:
+    """The witnessed waste itself: a piece of a unit of work (never commits but for a wrong
+    PIN's audit, which :func:`check_staff_pin` keeps); the dosing session wastes what was
+    drawn and not given through it. Raises as :func:`record_waste`."""
+    site = db.session.get(Site, drug.site_id)
     kind = data["kind"]
     if kind not in ("wasted", "destroyed"):
         raise _field("kind", "Choose wasted or destroyed.")
@@ -261,10 +270,9 @@ def record_waste(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     witness = check_staff_pin(site, data.get("witness_id"), data.get("witness_pin"),
                               field="witness_id",
                               actor=actor, now=now)
-    entry = _move(drug, kind=kind, delta=-quantity, actor=actor, now=now, reason=reason,
-                  witness_id=witness.id, witness_name=witness.display_name,
-                  witness_role=_role_of(witness, site))
-    return _done(drug, entry, "controlled_wasted", actor=actor, now=now)
+    return _move(drug, kind=kind, delta=-quantity, actor=actor, now=now, reason=reason,
+                 witness_id=witness.id, witness_name=witness.display_name,
+                 witness_role=_role_of(witness, site))
 
 
 def record_return(site: Site, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:

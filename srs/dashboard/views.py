@@ -61,6 +61,7 @@ LINKS = (
     Link("Referral follow-ups", "referrals.follow_ups", "follow-ups-link", "work"),
     Link("Drug checks", "drugchecks.checks_page", "drug-checks-link", "work"),
     Link("Drug alerts", "drugchecks.alerts_page", "drug-alerts-link", "work"),
+    Link("Dosing today", "hat_dosing.dosing_page", "hat-dosing-link", "work"),
     Link("Treatment patients", "hat.patients", "hat-link", "work"),
     Link("Enrol a treatment patient", "hat.enrol_form", "hat-enrol-link", "work"),
     Link("Weekly review", "incidents.week", "week-link", "review"),

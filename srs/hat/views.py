@@ -10,7 +10,7 @@ from srs.auth.models import Role
 from srs.common import utcnow
 from srs.errors import DomainError, field_messages
 from srs.forms import form_input
-from srs.hat import service
+from srs.hat import dosing, service
 from srs.hat.models import ELIGIBILITY, MEDICATIONS, ROUTES, TITRATIONS
 from srs.hat.schemas import EnrolForm, PrescriptionForm
 from srs.idempotency import idempotent
@@ -32,9 +32,11 @@ def hat_vocabulary():
 @site_role_required(*READERS)
 def patients(site):
     """The site's treatment patients by code and handle: no identity is read here."""
-    today = site.local_date(utcnow())
+    now = utcnow()
+    today = site.local_date(now)
     return render_template("hat/patients.html", site=site, today=today, patients=[
-        (p, service.current_prescription(p, today)) for p in service.list_patients(site)])
+        (p, service.current_prescription(p, today)) for p in service.list_patients(site)],
+        withheld=dosing.withheld_today(site, now=now))
 
 
 def _enrol_page(site, status=200, **context):
@@ -75,9 +77,12 @@ def enrol(site):
 @site_role_required(*READERS)
 def patient(site, enrolment_id):
     """The patient's page with their legal identity; the read is audited."""
-    record = service.open_patient(site, enrolment_id, actor=current_actor(), now=utcnow())
+    now = utcnow()
+    record = service.open_patient(site, enrolment_id, actor=current_actor(), now=now)
     return render_template("hat/patient.html", site=site, **record,
-                           eligibility=service.eligibility_rows(record["enrolment"]))
+                           eligibility=service.eligibility_rows(record["enrolment"]),
+                           withheld=dosing.withheld_today(site, now=now,
+                                                          enrolment_id=enrolment_id))
 
 
 def _prescription_page(site, enrolment, status=200, **context):
