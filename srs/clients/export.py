@@ -44,8 +44,6 @@ class Section:
 
     ``audit_entity`` is the audit trail's ``entity`` for the rows' ``id`` (None when the
     trail names them under another record, as an intervention under its response).
-    ``read_action``: an audit action the export records for each row's id (a treatment
-    patient's legal identity, decrypted for their own export), or None.
     """
 
     record_type: str
@@ -53,7 +51,6 @@ class Section:
     columns: tuple[str, ...]
     rows: list[dict] = field(default_factory=list)
     audit_entity: str | None = None
-    read_action: str | None = None
 
 
 @dataclass
@@ -200,10 +197,6 @@ def export_record(site: Site, client: Client, fmt: Literal["csv", "pdf"], *, act
     found = ClientRecord(site=site, client=client, sections=gather(site, client),
                          generated_at=now, generated_by=actor.name)
     content = record_csv(found) if fmt == "csv" else render_pdf(record_html(found))
-    for read in (s for s in found.sections if s.read_action):
-        for row in read.rows:
-            record(actor, read.read_action, read.audit_entity, row["id"], site_id=site.id,
-                   now=now, detail={"via": "client_record_exported"})
     record(actor, "client_record_exported", "client", client.id, site_id=site.id, now=now,
            detail={"format": fmt,
                    "rows": {s.record_type: len(s.rows) for s in found.sections}})

@@ -1,9 +1,11 @@
 """What treatment holds about a client, for their access request, and the legal names the
 controlled-drug register's own export prints for the people supplied.
 
-Both decrypt a legal identity, so both audit each read (``patient_identity_read`` on the
-enrolment, ids only): the client's export through its sections' ``read_action``, the
-register's here, in the export's unit of work.
+The register's export is the only export that names a patient (issue: identity in no export
+but the register's own). The access request says an identity is held, never what it is: a
+prescriber gives it from the patient's page, where each read is audited. The register's reads
+are audited here (``patient_identity_read`` on the enrolment, ids only), in the export's unit
+of work.
 """
 
 from datetime import datetime
@@ -20,7 +22,7 @@ from srs.sites.models import Site
 
 ENROLMENT_COLUMNS = ("id", "state", "enrolled_at", "enrolled_by", "ended_at", "hold_reason",
                      "held_at", "eligibility", "eligibility_signed_by",
-                     "eligibility_signed_at", "legal_name", "date_of_birth", "health_number")
+                     "eligibility_signed_at", "identity_held")
 
 
 UNREADABLE = "(unreadable: the identity key was changed)"
@@ -34,17 +36,15 @@ def _read(token: str | None) -> str | None:
 
 
 def _enrolment_row(enrolment: HatEnrolment) -> dict:
-    row = {name: getattr(enrolment, name) for name in ENROLMENT_COLUMNS[:10]}
-    row.update(legal_name=_read(enrolment.legal_name_enc),
-               date_of_birth=_read(enrolment.date_of_birth_enc),
-               health_number=_read(enrolment.health_number_enc))
+    row = {name: getattr(enrolment, name) for name in ENROLMENT_COLUMNS[:-1]}
+    row["identity_held"] = enrolment.legal_name_enc is not None
     return row
 
 
 @signals.client_record.connect
 def treatment_records(client: Client) -> list[Section]:
-    """The client's enrolments (their own legal identity with them: the export audits each
-    read), prescriptions, pre-dose assessments and doses given or not."""
+    """The client's enrolments (whether a legal identity is held, not what it is),
+    prescriptions, pre-dose assessments and doses given or not."""
     enrolments = list(db.session.execute(
         db.select(HatEnrolment).where(HatEnrolment.client_id == client.id)
         .order_by(HatEnrolment.enrolled_at, HatEnrolment.id)).scalars())
@@ -58,8 +58,7 @@ def treatment_records(client: Client) -> list[Section]:
 
     return [
         Section("hat_enrolment", "Treatment enrolments", ENROLMENT_COLUMNS,
-                [_enrolment_row(e) for e in enrolments], audit_entity="hat_enrolment",
-                read_action="patient_identity_read"),
+                [_enrolment_row(e) for e in enrolments], audit_entity="hat_enrolment"),
         section("hat_prescription", "Treatment prescriptions",
                 of_enrolments(HatPrescription, HatPrescription.enrolment_id,
                               HatPrescription.version), (
