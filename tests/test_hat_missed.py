@@ -393,13 +393,13 @@ def test_take_home_doses_are_authorised_given_and_count_as_doses(veteran):
     site, prescriber, nurse, enrolment = veteran
     grant = authorise(site, prescriber, enrolment)
     assert (grant.first_day, grant.days) == (TODAY + timedelta(days=1), 2)
-    rows = missed.give_take_home(site, enrolment.id, actor=Actor.of(nurse), now=NOW)
+    rows = missed.give_take_home(site, enrolment.id, grant.id, actor=Actor.of(nurse), now=NOW)
     assert len(rows) == 6 and all(r.take_home and r.outcome == "given" for r in rows)
     assert {r.day for r in rows} == {TODAY + timedelta(days=1), TODAY + timedelta(days=2)}
     assert actions(enrolment, "hat_take_home_authorised") == 1
     assert actions(enrolment, "hat_take_home_given") == 1
     with pytest.raises(Conflict):  # given out once
-        missed.give_take_home(site, enrolment.id, actor=Actor.of(nurse), now=NOW)
+        missed.give_take_home(site, enrolment.id, grant.id, actor=Actor.of(nurse), now=NOW)
     db.session.add(HatMissedRun(site_id=site.id, day=TODAY - timedelta(days=1), ran_at=NOW))
     db.session.commit()
     for back in (1, 2, 3):
@@ -411,9 +411,9 @@ def test_take_home_doses_are_held_to_the_daily_cap(veteran):
     site, prescriber, nurse, enrolment = veteran
     for hour in (9, 13, 17):  # tomorrow's sessions on site: 300 mg of the 500 mg cap
         dose(enrolment, TODAY + timedelta(days=1), hour=hour)
-    authorise(site, prescriber, enrolment, days=1)
+    grant = authorise(site, prescriber, enrolment, days=1)
     with pytest.raises(service.CapExceeded) as capped:
-        missed.give_take_home(site, enrolment.id, actor=Actor.of(nurse), now=NOW)
+        missed.give_take_home(site, enrolment.id, grant.id, actor=Actor.of(nurse), now=NOW)
     assert "hard cap of 500 mg" in capped.value.message
     assert not db.session.scalars(db.select(HatDose).where(HatDose.take_home.is_(True))).all()
 

@@ -83,7 +83,7 @@ NOT_HELD = {409: {"description": "The patient's dosing is not on hold."}}
 STATE_CONFLICT = {409: {"description": "The patient is on hold already, or the treatment has "
                                        "ended."}}
 ENDED = {409: {"description": "The patient's treatment has ended."}}
-NO_TAKE_HOME = {409: {"description": "No take-home doses are authorised for this patient."}}
+NO_TAKE_HOME = {409: {"description": "These take-home doses were given out already."}}
 
 
 @blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/hold-review")
@@ -144,15 +144,16 @@ def authorise_take_home(data, site_id, enrolment_id):
                                       actor=api_actor(), now=utcnow())
 
 
-@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/take-home/given")
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/take-home/<int:take_home_id>"
+          "/given")
 @blp.doc(operationId="giveTakeHomeDoses", security=SECURITY, responses=NO_TAKE_HOME,
          **IDEMPOTENCY)
 @token_required(*missed.TAKE_HOME_GIVERS)
 @idempotent
 @blp.response(201, TakeHomeDoseSchema(many=True))
-def give_take_home_doses(site_id, enrolment_id):
+def give_take_home_doses(site_id, enrolment_id, take_home_id):
     """Record the authorised take-home doses as given out: one dose a session for each
     day, held to the site's caps; they count as doses for missed days. 422 while the
     patient restarts or above a cap."""
-    return missed.give_take_home(get_site(site_id), enrolment_id, actor=api_actor(),
-                                 now=utcnow())
+    return missed.give_take_home(get_site(site_id), enrolment_id, take_home_id,
+                                 actor=api_actor(), now=utcnow())

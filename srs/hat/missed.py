@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta
 from srs import signals
 from srs.auth.models import Role, Staff
 from srs.auth.service import Actor, record
-from srs.errors import Conflict, Forbidden, Invalid
+from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
 from srs.hat import service
 from srs.hat.models import (
@@ -457,16 +457,18 @@ def _given_on(enrolment: HatEnrolment, day: date) -> float:
                                     HatDose.outcome == "given", HatDose.day == day)) or 0.0
 
 
-def give_take_home(site: Site, enrolment_id: int, *, actor: Actor,
+def give_take_home(site: Site, enrolment_id: int, take_home_id: int, *, actor: Actor,
                    now: datetime) -> list[HatDose]:
     """Hand out the authorised take-home doses: one ``given`` dose row (``take_home``) per
     session of each day, held to the daily cap by ``check_dose``; they count as doses for
     missed days. Refused while the patient restarts or when a dose would pass a cap."""
     staff = _has_role(site, actor, TAKE_HOME_GIVERS)
     enrolment = service.get_enrolment(site, enrolment_id)
-    grant = open_take_home(enrolment)
-    if grant is None:
-        raise Conflict("No take-home doses are authorised for this patient.")
+    grant = db.session.get(HatTakeHome, take_home_id)
+    if grant is None or grant.enrolment_id != enrolment.id:
+        raise NotFound(f"This patient has no take-home authorisation {take_home_id}.")
+    if grant.given_at is not None:
+        raise Conflict("These take-home doses were given out already.")
     if not site.hat_take_home_allowed:
         raise TakeHomeRefused("This site does not allow take-home doses.",
                               {"days": ["Take-home doses are off at this site."]})

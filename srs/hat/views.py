@@ -158,12 +158,13 @@ def authorise_take_home(site, enrolment_id):
                                    now=utcnow())))
 
 
-@bp.post("/sites/<slug>/hat/patients/<int:enrolment_id>/take-home/given")
+@bp.post("/sites/<slug>/hat/patients/<int:enrolment_id>/take-home/<int:take_home_id>/given")
 @site_role_required(Role.PRESCRIBER, Role.PHARMACIST)
-def give_take_home(site, enrolment_id):
+def give_take_home(site, enrolment_id, take_home_id):
     """Record the authorised take-home doses as given out."""
     return _patient_post(site, enrolment_id, "give", EmptyForm(), lambda _data: (
-        missed.give_take_home(site, enrolment_id, actor=current_actor(), now=utcnow())))
+        missed.give_take_home(site, enrolment_id, take_home_id, actor=current_actor(),
+                              now=utcnow())))
 
 
 def _prescription_page(site, enrolment, status=200, **context):
