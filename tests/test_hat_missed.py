@@ -428,3 +428,18 @@ def test_the_page_refuses_take_home_naming_each_condition(veteran, client, auth)
     text = answer.get_data(as_text=True)
     assert answer.status_code == 422 and 'data-testid="hat-take-home-refused"' in text
     assert "one of them was positive" in text and 'value="2"' in text
+
+
+def test_the_patient_page_offers_the_review_to_a_prescriber_only(clinic, client, auth):
+    site, prescriber, _patient, enrolment = clinic
+    run_days(d(24), d(26))
+    url = f"/sites/{site.slug}/hat/patients/{enrolment.id}"
+    auth.login(prescriber.username)
+    page = client.get(url).get_data(as_text=True)
+    assert 'data-testid="hat-held"' in page and 'data-testid="hat-lift"' in page
+    auth.logout()
+    pharmacist = make_staff(site, role=Role.PHARMACIST, username="pharm-z")
+    auth.login(pharmacist.username)
+    seen = client.get(url).get_data(as_text=True)
+    assert 'data-testid="hat-held"' in seen and 'data-testid="hat-lift"' not in seen
+    assert 'data-testid="hat-take-home-off"' in seen

@@ -4,6 +4,8 @@ Revision ID: 0020_hat_take_home
 Revises: 0019_hat_dosing
 Create Date: 2026-12-07 11:34:49.076916
 
+Holds keep their history (the take-home rule reads 6 months of it); a missed-dose run marks
+a site's day counted, so the job counts it once.
 """
 from alembic import op
 import sqlalchemy as sa
