@@ -27,6 +27,9 @@ def create_app(test_config=None):
     from srs.drugchecks.pages import bp as earlywarning_bp
     from srs.drugchecks.views import bp as drugchecks_bp
     from srs.extensions import csrf, db, limiter, login_manager, migrate, render_migration_type
+    from srs.hat import records as _hat_records  # noqa: F401 - a client's record, the register
+    from srs.hat.dosing_views import bp as hat_dosing_bp
+    from srs.hat.report_views import bp as hatreports_bp
     from srs.hat.views import bp as hat_bp
     from srs.health import bp as health_bp
     from srs.incidents import records as _incident_records  # noqa: F401 - a client's record
@@ -104,5 +107,7 @@ def create_app(test_config=None):
     app.register_blueprint(retention_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(hat_bp)
+    app.register_blueprint(hatreports_bp)
+    app.register_blueprint(hat_dosing_bp)
     app.cli.add_command(srs_cli)
     return app

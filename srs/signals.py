@@ -59,6 +59,15 @@ A shift's count of a controlled-drug line found a difference. Sender: the
 report and returns it.
 """)
 
+register_names = _signals.signal("register-names", doc="""
+The controlled-drug register is being exported and its law names the person supplied.
+Sender: the ``Site``; keyword arguments ``client_ids`` (the clients of the period's draws),
+``actor`` and ``now``. Sent by ``srs.controlled.service.period_entries``. The treatment
+package answers ``{client_id: legal name}`` of its patients among them for a prescriber or
+pharmacist at the site only, and None for anyone else (who sees the code alone); it audits
+each identity it read (ids only) in the sender's unit of work.
+""")
+
 weekly_packet_sections = _signals.signal("weekly-packet-sections", doc="""
 The weekly review packet is being printed. Sender: the ``Site``; keyword arguments ``start``
 and ``end``, the week's bounds (UTC). Sent by ``srs.incidents.packets.packet_html``. Each
@@ -82,6 +91,15 @@ keyword arguments ``site`` and ``now``. Asked by the check-in panel
 (``srs.booths.views.check_in``). Each receiver returns None or a notice: a dict with
 ``template`` (a partial that owns its wrapper element and its actions, given ``notice``
 and ``site``). Receivers only read.
+""")
+
+visit_timers = _signals.signal("visit-timers", doc="""
+A visit's booth time or after-care time is about to be set. Sender: the ``Visit``; keyword
+arguments ``site``, ``stage`` (``"booth"``: the time to leave the booth, when the visit is
+put in one; ``"observation"``: the after-care time, when it leaves) and ``now``. Sent by
+``srs.booths.service.assign_booth`` and ``start_observation``. A receiver that has its own
+time for this visit (a prescribed dose's injection window, its after-care) returns it in
+seconds; the first answer replaces the site's own. Receivers only read.
 """)
 
 

@@ -13,6 +13,25 @@
     body.dispatchEvent(new CustomEvent(name, { detail: detail || {}, bubbles: true }));
   }
 
+  /* --- Ready: taps held by early.js before htmx had read the page go now ------
+   * Registered first, so that nothing failing below can leave the page holding taps. */
+  function pageReady() {
+    // htmx reads the page on DOMContentLoaded, in a listener added before this one.
+    document.documentElement.setAttribute("data-srs-ready", "");
+    var tap = window.srsHeldTap && window.srsHeldTap();
+    if (!tap) return;
+    if (tap.form && document.contains(tap.form)) {
+      var submitter = tap.submitter && tap.submitter.form === tap.form ? tap.submitter : null;
+      if (submitter) tap.form.requestSubmit(submitter);
+      else tap.form.requestSubmit();
+    } else if (tap.button && document.contains(tap.button)) {
+      tap.button.click();
+    }
+  }
+  // A deferred script runs before DOMContentLoaded, while the state is already "interactive".
+  if (document.readyState !== "complete") document.addEventListener("DOMContentLoaded", pageReady);
+  else pageReady();
+
   /* --- htmx: CSRF on every request; background refreshes say so ------------ */
   var BACKGROUND_EVENTS = /^srs:(site-\d+|refetch-\d+|alerts?-\d+|drug_alerts-\d+|resync)$/;
   body.addEventListener("htmx:configRequest", function (evt) {
@@ -44,6 +63,13 @@
     if (!elt || !elt.closest) return null;
     return elt.tagName === "FORM" ? elt : (elt.closest("form") || elt);
   }
+  // The element whose request an htmx:afterRequest answers. An answer that replaced that
+  // element (outerHTML) is announced from its nearest ancestor still in the page, and
+  // evt.detail.elt then names the ancestor: the request's own config keeps the asker.
+  function asker(evt) {
+    var cfg = evt.detail.requestConfig;
+    return (cfg && cfg.elt) || evt.detail.elt;
+  }
   function idempotencyKey(evt) {
     var holder = keyHolder(evt.detail.elt);
     if (!holder) return;
@@ -52,7 +78,7 @@
     evt.detail.headers["Idempotency-Key"] = holder.dataset.idempotencyKey;
   }
   body.addEventListener("htmx:afterRequest", function (evt) {
-    var holder = keyHolder(evt.detail.elt);
+    var holder = keyHolder(asker(evt));
     // Answered (done or refused): the next tap is a new action. No answer: keep the key.
     if (holder && evt.detail.xhr && evt.detail.xhr.status) delete holder.dataset.idempotencyKey;
   });
@@ -123,7 +149,7 @@
     savedInputs = [];
   });
   body.addEventListener("htmx:afterRequest", function (evt) {
-    var elt = evt.detail.elt;
+    var elt = asker(evt);
     var xhr = evt.detail.xhr;
     // What a nurse types survives the live refreshes (hx-preserve); once saved, it goes
     // (when the answer has settled: the preserved input has moved into it by then).
@@ -162,8 +188,8 @@
   });
   body.addEventListener("htmx:afterRequest", function (evt) {
     var cfg = evt.detail.requestConfig;
-    if (!cfg || !isRefresh(evt.detail.elt, cfg.verb)) return;
-    var id = evt.detail.elt.id;
+    if (!cfg || !isRefresh(asker(evt), cfg.verb)) return;
+    var id = asker(evt).id;
     delete refreshing[id];
     if (!askAgain[id]) return;
     delete askAgain[id];
@@ -191,6 +217,16 @@
     var trigger = evt.detail.requestConfig && evt.detail.requestConfig.triggeringEvent;
     if (trigger && (trigger.type === "submit" || trigger.type === "click")) settle();
   });
+  // Nor does anything slide under a finger: an alarm arriving in the strip above, a prompt
+  // appearing when its time comes, and a tap aimed at one button lands on whatever moved
+  // under it. A shift the person did not cause (the browser's Layout Instability API, where
+  // it has one) holds taps on the page for the same moment.
+  if (window.PerformanceObserver && PerformanceObserver.supportedEntryTypes &&
+      PerformanceObserver.supportedEntryTypes.indexOf("layout-shift") !== -1) {
+    new PerformanceObserver(function (list) {
+      if (list.getEntries().some(function (shift) { return !shift.hadRecentInput; })) settle();
+    }).observe({ type: "layout-shift" });
+  }
 
   /* --- Refusals: shown in #flash until tapped, cleared by the next action that works */
   var flash = document.getElementById("flash");
@@ -212,7 +248,7 @@
       fire("srs:resync");
       return;
     }
-    var elt = evt.detail.elt;
+    var elt = asker(evt);
     var form = elt && (elt.tagName === "FORM" ? elt : elt.closest && elt.closest("form"));
     var input = form && form.querySelector('input[name="idempotency_key"]');
     if (input) input.value = newKey();
@@ -277,7 +313,7 @@
     evt.detail.path = evt.detail.path.replace("/visits/0/", "/visits/" + picked.id + "/");
   });
   body.addEventListener("htmx:afterRequest", function (evt) {
-    var elt = evt.detail.elt;
+    var elt = asker(evt);
     if (evt.detail.successful && elt && elt.hasAttribute && elt.hasAttribute("data-needs-visit")) {
       picked = null;
       showPicked();
@@ -821,4 +857,5 @@
       if (document.visibilityState === "visible") requestWakeLock();
     });
   }
+
 })();

@@ -164,6 +164,9 @@ PAGE_FORMS = {
     "hat.prescribe": {"medication": "hydromorphone", "route": "iv", "dose_mg": "100",
                       "sessions_per_day": "3", "starts_on": date.today().isoformat(),
                       "pin": PIN},
+    "hat_dosing.assess": {"poss": "1"},
+    "hat_dosing.dose": lambda floor: {k: str(v) for k, v in _hat_dose(floor).items()},
+    "hat_dosing.not_given": {"outcome": "declined", "reason": "Not today"},
     "hat.review_hold": lambda floor: {**_hat_held(floor), "reason": "Reviewed", "pin": PIN},
     "hat.change_state": {"state": "on_hold", "reason": "Review bloods", "pin": PIN},
     "hat.record_urine_test": {"result": "clear"},
@@ -253,6 +256,9 @@ API_BODIES = {
     "api_hat.create_prescription": {"medication": "hydromorphone", "route": "iv",
                                     "dose_mg": 100, "sessions_per_day": 3,
                                     "starts_on": date.today().isoformat(), "pin": PIN},
+    "api_hat.record_pre_dose_assessment": {"poss": 1},
+    "api_hat.record_dose": lambda floor: _hat_dose(floor),
+    "api_hat.record_dose_not_given": {"outcome": "declined", "reason": "Not today"},
     "api_hat.review_dosing_hold": lambda floor: {**_hat_held(floor), "reason": "Reviewed",
                                                  "pin": PIN},
     "api_hat.update_enrolment_state": {"state": "on_hold", "reason": "Review bloods",
@@ -262,6 +268,29 @@ API_BODIES = {
                                                   "pin": PIN},
     "api_hat.give_take_home_doses": None,
 }
+
+
+def _hat_dose(floor) -> dict:
+    """A dose the floor's treatment patient may be given now: a prescription in force (made
+    when none is), a pre-dose assessment that lets it go ahead and a register line of the
+    medication holding some."""
+    from srs.hat import dosing
+    from srs.hat.models import HatPrescription
+
+    enrolment = db.session.get(HatEnrolment, floor.url_values["enrolment_id"])
+    nurse = floor_nurse_id()
+    if not enrolment.prescriptions:
+        db.session.add(HatPrescription(
+            enrolment=enrolment, version=1, medication="hydromorphone", route="iv",
+            dose_mg=100.0, sessions_per_day=3, min_interval_minutes=180,
+            starts_on=date.today() - timedelta(days=2), signed_by=nurse, signed_at=utcnow()))
+        db.session.commit()
+    dosing.record_assessment(floor.site, enrolment.id, {"poss": 1},
+                             actor=Actor.of(db.session.get(Staff, nurse)), now=utcnow())
+    drug = make_controlled_drug(floor.site, name=f"Hydromorphone {make_staff().id}",
+                                balance=3)
+    return {"dose_mg": 100, "drug_id": drug.id, "quantity": 1}
+
 
 
 def _hat_held(floor) -> dict:

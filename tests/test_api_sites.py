@@ -12,7 +12,7 @@ from srs.auth.service import issue_token
 from srs.booths.models import Booth
 from srs.common import utcnow
 from srs.extensions import db
-from srs.sites.models import TIMER_SETTINGS, Site
+from srs.sites.models import HAT_SETTINGS, TIMER_SETTINGS, Site
 
 OPERATIONS = {"listSites", "getSiteBoard", "getSiteSettings", "updateSiteSettings",
               "setBoothOutOfService"}
@@ -183,6 +183,91 @@ def test_an_update_persists_and_is_audited_with_from_and_to(client, site, admin)
         "lock_after_seconds": {"from": 300, "to": 600},
         "timezone": {"from": "America/Toronto", "to": "America/Vancouver"},
     }
+
+
+# The HAT dosing-session settings (migration 0019): the API takes them with HAT_SETTINGS'
+# ranges, the take-home switch as true or false, and keeps the pairs that bound each other
+# in order.
+SESSION_SETTINGS = ("hat_injection_window_minutes", "hat_aftercare_minutes",
+                    "hat_aftercare_titration_minutes", "hat_poss_withhold", "hat_poss_console",
+                    "hat_missed_hold_days", "hat_missed_retitrate_days",
+                    "hat_take_home_max_days")
+
+
+def test_the_hat_session_settings_are_read_and_changed_and_audited(client, site, admin):
+    headers = bearer(admin)
+    settings = client.get(settings_url(site), headers=headers).get_json()
+    assert {name: settings[name] for name in SESSION_SETTINGS} == {
+        name: HAT_SETTINGS[name][0] for name in SESSION_SETTINGS}
+    assert settings["hat_take_home_allowed"] is False
+    change = {"hat_injection_window_minutes": 10, "hat_aftercare_minutes": 120,
+              "hat_aftercare_titration_minutes": 5, "hat_poss_withhold": 2,
+              "hat_poss_console": 2, "hat_missed_hold_days": 1,
+              "hat_missed_retitrate_days": 60, "hat_take_home_max_days": 7,
+              "hat_take_home_allowed": True}
+    response = client.patch(settings_url(site), headers=headers, json=change)
+    assert response.status_code == 200, response.get_json()
+    assert {name: response.get_json()[name] for name in change} == change
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).scalar_one()
+    assert event.detail == {name: {"from": settings[name], "to": value}
+                            for name, value in change.items()}
+
+
+@pytest.mark.parametrize("name", SESSION_SETTINGS)
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_hat_session_setting_outside_its_range_is_refused(client, site, admin, name, side):
+    default, low, high = HAT_SETTINGS[name]
+    response = client.patch(settings_url(site), headers=bearer(admin),
+                            json={name: low - 1 if side == "below" else high + 1})
+    body = assert_api_error(response, 422, name)
+    assert f"between {low} and {high}" in body["errors"][name][0]
+    assert getattr(stored(Site, site.id), name) == default
+
+
+@pytest.mark.parametrize("value", ["true", "yes", 1, None], ids=repr)
+def test_take_home_is_true_or_false_only(client, site, admin, value):
+    response = client.patch(settings_url(site), headers=bearer(admin),
+                            json={"hat_take_home_allowed": value})
+    assert_api_error(response, 422, "hat_take_home_allowed")
+    assert stored(Site, site.id).hat_take_home_allowed is False
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"hat_poss_withhold": 3, "hat_poss_console": 2}, "hat_poss_console",
+     "Must be at least the POSS score that withholds a dose (3)"),
+    ({"hat_poss_console": 2}, "hat_poss_console",
+     "Must be at least the POSS score that withholds a dose (3)"),
+    ({"hat_poss_withhold": 4, "hat_poss_console": 3}, "hat_poss_console",
+     "Must be at least the POSS score that withholds a dose (4)"),
+    ({"hat_missed_hold_days": 6}, "hat_missed_retitrate_days",
+     "Must be at least the missed days that hold dosing (6)"),
+    ({"hat_missed_hold_days": 2, "hat_missed_retitrate_days": 1}, "hat_missed_retitrate_days",
+     "Must be at least the missed days that hold dosing (2)"),
+], ids=["both given", "console alone under the saved withhold", "both raised out of order",
+        "hold alone over the saved re-titration", "re-titrate before hold"])
+def test_settings_that_bound_each_other_must_stay_in_order(client, site, admin, change, field,
+                                                           message):
+    response = client.patch(settings_url(site), headers=bearer(admin), json=change)
+    body = assert_api_error(response, 422, field)
+    assert body["errors"][field][0].startswith(message)
+    saved = stored(Site, site.id)
+    assert (saved.hat_poss_withhold, saved.hat_poss_console, saved.hat_missed_hold_days,
+            saved.hat_missed_retitrate_days) == (3, 4, 3, 5)
+
+
+def test_the_drug_alert_settings_keep_their_ranges(client, site, admin):
+    headers = bearer(admin)
+    refused = client.patch(settings_url(site), headers=headers,
+                           json={"cluster_trend_factor": 0.5, "cluster_window_seconds": 599})
+    body = assert_api_error(refused, 422, "cluster_trend_factor", "cluster_window_seconds")
+    assert body["errors"]["cluster_window_seconds"] == [
+        "Must be between 600 and 604800 seconds."]
+    accepted = client.patch(settings_url(site), headers=headers,
+                            json={"cluster_trend_factor": 1.5, "alert_valid_for_days": 30})
+    assert accepted.status_code == 200, accepted.get_json()
+    assert (stored(Site, site.id).cluster_trend_factor,
+            stored(Site, site.id).alert_valid_for_days) == (1.5, 30)
 
 
 # --- Unknown sites, tokens, schemes ---------------------------------------------------------

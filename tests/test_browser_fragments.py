@@ -139,3 +139,55 @@ def test_a_hint_landing_just_as_a_refresh_is_swapped_in_is_not_lost(site, floor)
         page.wait_for_timeout(50)
     assert len(refreshes) == 2, refreshes
     assert floor.unexpected_console() == []
+
+
+def test_a_hint_landing_while_the_strip_refreshes_brings_one_more_refresh(site, floor):
+    """htmx drops a refresh asked for while one is in flight once the first answer replaces
+    the strip; srs.js asks again. It did not: the answer that replaced the strip is announced
+    from an ancestor, the bookkeeping never saw it end, and a new alarm landing mid-refresh
+    stayed off the screen until the next change."""
+    page = floor.page
+    hint = ["changed", {"site_id": site.id, "topic": "alerts", "pushed": True}]
+    refreshes, held = [], []
+
+    def hold_the_first(route):
+        refreshes.append(route.request.url)
+        if len(refreshes) == 1:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(f"**/sites/{site.slug}/floor/alerts", hold_the_first)
+    page.evaluate(DELIVER, hint)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert held, "the first hint brought no refresh"
+    page.evaluate(DELIVER, hint)  # a new alarm while the first refresh is on its way
+    held[0].continue_()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(refreshes) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    assert len(refreshes) == 2, refreshes
+    expect(page.locator(f"#alerts-{site.id}")).to_be_attached()
+    assert floor.unexpected_console() == []
+
+
+def test_a_tap_before_the_page_is_ready_is_held_not_sent_the_browsers_way(floor, tablet):
+    """A nurse taps Check in while htmx is still loading (a slow network): the form used
+    to go the browser's way, a GET of the page with the code in its address, and the
+    check-in was lost. It is held and sent once the page is ready."""
+    url = floor.page.url
+    page = tablet.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    scripts = []
+    page.route("**/vendor/htmx-*.js", lambda route: scripts.append(route))
+    page.goto(url, wait_until="commit")
+    page.locator("#checkin-code").fill("F-EARL-1990")
+    page.get_by_test_id("checkin-submit").click()
+    page.wait_for_timeout(300)
+    assert page.url == url
+    assert scripts, "htmx was asked for"
+    scripts[0].continue_()
+    expect(page.get_by_test_id("checkin-done")).to_contain_text("F-EARL-1990")
+    assert page.url == url

@@ -1,6 +1,8 @@
 """An overdose run entirely from the console in real Chromium on the 1280x800 tablet, while the
 supervisor's dashboard in a second context shows it live; then the draft holds the timeline."""
 
+import re
+
 import pytest
 import requests
 from factories import make_site, make_staff
@@ -105,6 +107,12 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
         timeout=(REDOSE_SECONDS + 3) * 1000)
     expect(page.get_by_test_id("redose-countdown")).to_have_text("now")
     shot(page, output_dir / "console-reassess-prompt.png")
+
+    # The re-dose alarm comes into the strip above the console a moment after the prompt:
+    # the console moves down, and takes no tap until it has stopped moving (a tap aimed at
+    # a button must not land on what slid under it).
+    expect(page.get_by_test_id("alarms")).to_contain_text("Reassess: re-dose time")
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bis-settling\b"))
 
     # The second IM dose restarts the interval; the prompt goes. A finger's double tap,
     # 50 ms apart at the same spot, records one dose.

@@ -12,6 +12,14 @@ from srs import live
 from srs.auth.models import AuditEvent, Role
 from srs.extensions import db
 from srs.sites.models import TIMER_SETTINGS, Site
+from srs.sites.settings_table import (
+    API_NUMBERS,
+    BOOLEAN,
+    DECIMAL,
+    DURATION,
+    PAGE_SETTINGS,
+    WHOLE,
+)
 
 OTHER_SETTINGS = ("timezone", "client_code_pattern", "opening_hours", "on_call_staff_id",
                   "overdose_locations", "naloxone_low_stock", "refresher_months",
@@ -240,3 +248,123 @@ def test_only_the_sites_admin_opens_or_saves_its_settings(client, auth, east, ro
     refused = auth.post(URL, {"lock_after_seconds-min": "1", "lock_after_seconds-sec": "0"})
     assert refused.status_code == 403
     assert stored(east["site"]).lock_after_seconds == 300
+
+
+# --- The settings table: drug early warning and heroin-assisted treatment on the page -------
+
+def test_every_setting_of_the_table_is_on_the_page_with_its_current_value(client, auth, east):
+    site = east["site"]
+    site.cluster_window_seconds, site.cluster_trend_factor = 7290, 2.5
+    site.hat_max_single_dose_mg, site.hat_take_home_allowed = 40, True
+    site.hat_poss_withhold, site.alert_valid_for_days = 2, 21
+    db.session.commit()
+    auth.login("ada")
+    html = client.get(URL).get_data(as_text=True)
+    text, form = text_of(html), page_form(html)
+    headings = re.findall(r'<legend class="settings__heading">(.*?)</legend>', html)
+    assert headings == ["Floor timers", "After-care", "Alarms", "Naloxone",
+                        "Drug early warning", "Heroin-assisted treatment", "Site"]
+    for setting in PAGE_SETTINGS:
+        assert f'data-setting="{setting.name}"' in html, setting.name
+        assert setting.title in text and setting.help in text, setting.name
+        if setting.kind in (WHOLE, DECIMAL, BOOLEAN):
+            assert setting.range_text() in text, setting.name
+    for setting in API_NUMBERS:  # the numbers beside the timers
+        value = getattr(stored(site), setting.name)
+        if setting.kind == DURATION:
+            minutes, seconds = divmod(value, 60)
+            shown = [form[f"{setting.name}-min"], form[f"{setting.name}-sec"]]
+            assert shown == [[str(minutes)], [f"{seconds:02d}"]], setting.name
+        elif setting.kind == BOOLEAN:
+            assert form[setting.name] == ["true" if value else "false"], setting.name
+        else:
+            assert form[setting.name] == ["" if value is None else f"{value:g}"], setting.name
+    assert (form["cluster_window_seconds-min"], form["cluster_window_seconds-sec"]) == (
+        ["121"], ["30"])
+    assert form["cluster_trend_factor"] == ["2.5"] and form["hat_max_single_dose_mg"] == ["40"]
+    assert form["hat_take_home_allowed"] == ["true"] and form["hat_poss_withhold"] == ["2"]
+    assert "Between 1 and 6 sessions; default 3" in text
+    assert ("Between 1 and 1000 mg; blank: the daily cap divided by the prescription's "
+            "sessions; default blank") in text
+    assert "Between 1 and 10 times the median; default 2" in text
+
+
+def test_a_hat_and_a_drug_alert_setting_are_saved_from_the_page_and_audited(client, auth, east):
+    auth.login("ada")
+    response = save(client, auth, hat_max_sessions_per_day="2", hat_max_single_dose_mg=" 40 ",
+                    hat_take_home_allowed="true", cluster_trend_factor="2.5",
+                    alert_valid_for_days="7", **{"cluster_window_seconds-min": "720",
+                                                 "cluster_window_seconds-sec": "0"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    site = stored(east["site"])
+    assert (site.hat_max_sessions_per_day, site.hat_max_single_dose_mg,
+            site.hat_take_home_allowed, site.cluster_trend_factor, site.alert_valid_for_days,
+            site.cluster_window_seconds) == (2, 40, True, 2.5, 7, 43200)
+    html = response.get_data(as_text=True)
+    saved = text_of(re.search(r'data-testid="settings-saved">(.*?)</div>', html, re.S).group(1))
+    assert "Sessions a day: 3 sessions → 2 sessions" in saved
+    assert ("Largest single dose: blank (the daily cap divided by the prescription's "
+            "sessions) → 40 mg") in saved
+    assert "Take-home doses allowed: no → yes" in saved
+    assert "Trend factor: 2 times the median → 2.5 times the median" in saved
+    assert "Cluster window: 24:00:00 → 12:00:00" in saved
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).scalar_one()
+    assert event.staff_id == east["admin"].id
+    assert event.detail == {
+        "hat_max_sessions_per_day": {"from": 3, "to": 2},
+        "hat_max_single_dose_mg": {"from": None, "to": 40},
+        "hat_take_home_allowed": {"from": False, "to": True},
+        "cluster_trend_factor": {"from": 2.0, "to": 2.5},
+        "alert_valid_for_days": {"from": 14, "to": 7},
+        "cluster_window_seconds": {"from": 86400, "to": 43200},
+    }
+    cleared = save(client, auth, hat_max_single_dose_mg="")
+    assert cleared.status_code == 200
+    assert stored(east["site"]).hat_max_single_dose_mg is None
+
+
+@pytest.mark.parametrize(("inputs", "name", "message"), [
+    ({"hat_max_sessions_per_day": "7"}, "hat_max_sessions_per_day",
+     "A whole number of sessions between 1 and 6."),
+    ({"hat_cap_hydromorphone_mg_day": "0"}, "hat_cap_hydromorphone_mg_day",
+     "A whole number of mg a day between 1 and 1000."),
+    ({"hat_max_single_dose_mg": "12.5"}, "hat_max_single_dose_mg",
+     "A whole number of mg between 1 and 1000. Leave it blank for the daily cap divided by "
+     "the prescription's sessions."),
+    ({"hat_take_home_max_days": ""}, "hat_take_home_max_days",
+     "A whole number of days between 1 and 7."),
+    ({"hat_poss_withhold": "5"}, "hat_poss_withhold", "A whole number between 1 and 4."),
+    ({"cluster_trend_factor": "0.5"}, "cluster_trend_factor",
+     "A number between 1 and 10 times the median, decimals allowed (e.g. 2)."),
+    ({"cluster_trend_factor": "twice"}, "cluster_trend_factor",
+     "A number between 1 and 10 times the median"),
+    ({"cluster_overdoses": "1"}, "cluster_overdoses",
+     "A whole number of overdoses between 2 and 100."),
+    ({"cluster_window_seconds-min": "5", "cluster_window_seconds-sec": "0"},
+     "cluster_window_seconds", "Between 10:00 and 168:00:00"),
+    ({"hat_poss_withhold": "3", "hat_poss_console": "2"}, "hat_poss_console",
+     "Must be at least the POSS score that withholds a dose (3)"),
+    ({"hat_missed_hold_days": "4", "hat_missed_retitrate_days": "3"},
+     "hat_missed_retitrate_days", "Must be at least the missed days that hold dosing (4)"),
+], ids=["sessions", "cap", "single dose", "blank", "poss", "factor below", "factor in words",
+        "overdoses", "window", "console below withhold", "re-titrate before hold"])
+def test_a_bad_hat_or_alert_setting_is_refused_and_what_was_typed_stays(
+        client, auth, east, inputs, name, message):
+    auth.login("ada")
+    typed = {"hat_min_interval_minutes": "240", "alert_valid_for_days": "30",
+             "hat_take_home_allowed": "true", **inputs}
+    sent = page_form(client.get(URL).get_data(as_text=True))
+    sent.update({input_name: [value] for input_name, value in typed.items()})
+    response = auth.post(URL, sent)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert error_under(html, name).startswith(message)
+    assert "Nothing was saved" in html
+    sent.pop("next", None)  # the page header's sign-out form, not the settings panel
+    assert page_form(html) == sent  # every input as it was sent, not only the bad one
+    site = stored(east["site"])
+    assert (site.hat_min_interval_minutes, site.alert_valid_for_days,
+            site.hat_take_home_allowed) == (180, 14, False)
+    assert db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).first() is None

@@ -149,6 +149,7 @@ def init_app(app) -> None:
         drugchecks,
         earlywarning,
         hat,
+        hat_reports,
         incidents,
         naloxone,
         org,
@@ -177,7 +178,8 @@ def init_app(app) -> None:
     for blueprint in (sites.blp, booths.blp, alerts.blp, overdose.blp, naloxone.blp,
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
                       clients.blp, org.blp, audit.blp, training.blp,
-                      drugchecks.blp, earlywarning.blp, hat.blp, controlled.blp):
+                      drugchecks.blp, earlywarning.blp, hat.blp, controlled.blp,
+                      hat_reports.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

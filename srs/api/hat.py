@@ -10,7 +10,15 @@ from flask_smorest import Blueprint
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.auth.models import Role
 from srs.common import utcnow
-from srs.hat import missed, service
+from srs.hat import dosing, missed, service
+from srs.hat.dosing_schemas import (
+    AssessmentInputSchema,
+    AssessmentSchema,
+    DoseInputSchema,
+    DoseSchema,
+    DosingTodaySchema,
+    NotGivenInputSchema,
+)
 from srs.hat.missed_schemas import (
     EnrolmentStateSchema,
     HoldReviewSchema,
@@ -77,12 +85,75 @@ def create_prescription(data, site_id, enrolment_id):
     return {"prescription": prescription, "warnings": warnings}
 
 
+# --- The dosing session ----------------------------------------------------------------------
+
+DOSE_REFUSED = {409: {"description": "No pre-dose assessment that let the dose go ahead "
+                                     "within the hour, dosing held until a prescriber "
+                                     "reviews, no prescription in force today, the treatment "
+                                     "ended, or more than the register line holds."}}
+ENDED = {409: {"description": "The patient's treatment has ended."}}
+
+
+@blp.get("/sites/<int:site_id>/hat/dosing")
+@blp.doc(operationId="listDosingToday", security=SECURITY)
+@token_required(*dosing.DOSING_ROLES)
+@blp.response(200, DosingTodaySchema)
+def list_dosing_today(site_id):
+    """Patients with a prescription in force today, by client code and handle (never an
+    identity): each one's doses today of the sessions a day, the earliest time of the next,
+    flags (``on_hold``, ``retitrate_due``, ``withheld_today``) and last assessment."""
+    site = get_site(site_id)
+    now = utcnow()
+    return {"day": site.local_date(now), "patients": dosing.dosing_today(site, now=now)}
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/assessments")
+@blp.doc(operationId="recordPreDoseAssessment", security=SECURITY, responses=ENDED,
+         **IDEMPOTENCY)
+@token_required(*dosing.DOSING_ROLES)
+@idempotent
+@blp.arguments(AssessmentInputSchema)
+@blp.response(201, AssessmentSchema)
+def record_pre_dose_assessment(data, site_id, enrolment_id):
+    """The check before a dose. At the site's withhold score (default POSS 3) the dose is
+    withheld and the prescriber told (``outcome`` ``withheld``); at its console score
+    (default 4) the overdose console opens too (``console``, ``response_id``)."""
+    return dosing.record_assessment(get_site(site_id), enrolment_id, data,
+                                    actor=api_actor(), now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/doses")
+@blp.doc(operationId="recordDose", security=SECURITY, responses=DOSE_REFUSED, **IDEMPOTENCY)
+@token_required(*dosing.DOSING_ROLES)
+@idempotent
+@blp.arguments(DoseInputSchema)
+@blp.response(201, DoseSchema)
+def record_dose(data, site_id, enrolment_id):
+    """A dose drawn from the register and given, in one unit of work: nothing is saved on a
+    refusal. 422 ``cap_exceeded`` for anything the prescription or the site's hard caps
+    refuse (no role can override a cap), the interval, the top-up rules, the step-up and
+    first-day rules; 422 for a register line of another drug or a wrong witness PIN."""
+    return dosing.record_dose(get_site(site_id), enrolment_id, data, actor=api_actor(),
+                              now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/doses-not-given")
+@blp.doc(operationId="recordDoseNotGiven", security=SECURITY, responses=ENDED, **IDEMPOTENCY)
+@token_required(*dosing.DOSING_ROLES)
+@idempotent
+@blp.arguments(NotGivenInputSchema)
+@blp.response(201, DoseSchema)
+def record_dose_not_given(data, site_id, enrolment_id):
+    """A session's dose not given: withheld, declined or missed, with the reason."""
+    return dosing.record_not_given(get_site(site_id), enrolment_id, data, actor=api_actor(),
+                                   now=utcnow())
+
+
 # --- Holds, the enrolment's state, urine tests and take-home doses (srs.hat.missed) ------------
 
 NOT_HELD = {409: {"description": "The patient's dosing is not on hold."}}
 STATE_CONFLICT = {409: {"description": "The patient is on hold already, or the treatment has "
                                        "ended."}}
-ENDED = {409: {"description": "The patient's treatment has ended."}}
 NO_TAKE_HOME = {409: {"description": "These take-home doses were given out already."}}
 
 

@@ -165,7 +165,10 @@ def get_monthly_report(query, site_id):
     recordTakeHomeKit's ``form`` (``nasal``), people trained by recordTrainingSession's
     trainee ``kind`` (``police``), genders as the client code's letter (M, F,
     TM, TF, X, or ``unknown``), time bands (``07-12``) and age bands (``20-29``,
-    ``unknown``) as they are written."""
+    ``unknown``) as they are written. A site that runs heroin-assisted treatment adds its
+    ``hat_`` figures (getHatReport has them in full): retention by months (``3``, ``6``,
+    ``12``), doses by outcome as recordDoseNotGiven's (``withheld``), doses not given by
+    ``outcome: reason``, register balances by line."""
     site = get_site(site_id)
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()

@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.expression import FunctionElement
 
-from srs import live
+from srs import live, signals
 from srs.alerts import service as alerts
 from srs.auth.models import Role
 from srs.auth.service import Actor, record
@@ -249,7 +249,8 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     visit.state = VisitState.IN_BOOTH
     visit.booth_id = booth.id
     visit.booth_at = now
-    visit.booth_due_at = now + timedelta(seconds=site.booth_time_limit_seconds)
+    visit.booth_due_at = now + timedelta(seconds=_timer(visit, site, "booth", now,
+                                                        site.booth_time_limit_seconds))
     visit.next_check_due_at = now + timedelta(seconds=site.booth_check_interval_seconds)
     try:
         db.session.flush()
@@ -266,6 +267,13 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
     live.announce(visit.site_id, TOPIC_BOARD)
     commit(VISIT_CHANGED)
     return visit
+
+
+def _timer(visit: Visit, site: Site, stage: str, now: datetime, default: int) -> int:
+    """The visit's own booth or after-care time (``signals.visit_timers``), else the site's."""
+    own = signals.first_answer(signals.visit_timers.send(visit, site=site, stage=stage,
+                                                         now=now))
+    return default if own is None else int(own)
 
 
 def _retired(booth: Booth) -> BoothTaken:
@@ -313,7 +321,8 @@ def start_observation(visit: Visit, *, actor: Actor, now: datetime) -> Visit:
     site = db.session.get(Site, visit.site_id)
     visit.state = VisitState.OBSERVING
     visit.observation_at = now
-    visit.observation_ends_at = now + timedelta(seconds=site.min_observation_seconds)
+    visit.observation_ends_at = now + timedelta(seconds=_timer(
+        visit, site, "observation", now, site.min_observation_seconds))
     visit.booth_due_at = None
     visit.next_check_due_at = now + timedelta(seconds=site.observation_check_interval_seconds)
     visit.booth.needs_cleaning_since = now

@@ -28,7 +28,8 @@ FORMATS = ("csv", "pdf")
 # The order a reader meets the sections in; a kind not listed comes after these.
 RECORD_ORDER = ("client", "visit", "consumption", "observation_check", "alert",
                 "overdose_response", "intervention", "referral_offer", "referral",
-                "care_profile", "take_home_kit", "incident", "audit_event")
+                "care_profile", "take_home_kit", "hat_enrolment", "hat_prescription",
+                "hat_assessment", "hat_dose", "incident", "audit_event")
 AUDIT_COLUMNS = ("id", "at", "actor", "staff_id", "action", "entity", "entity_id", "origin",
                  "detail")
 # Ids per IN (...) of the audit query: well under every database's limit on parameters;
@@ -43,6 +44,8 @@ class Section:
 
     ``audit_entity`` is the audit trail's ``entity`` for the rows' ``id`` (None when the
     trail names them under another record, as an intervention under its response).
+    ``read_action``: an audit action the export records for each row's id (a treatment
+    patient's legal identity, decrypted for their own export), or None.
     """
 
     record_type: str
@@ -50,6 +53,7 @@ class Section:
     columns: tuple[str, ...]
     rows: list[dict] = field(default_factory=list)
     audit_entity: str | None = None
+    read_action: str | None = None
 
 
 @dataclass
@@ -196,6 +200,10 @@ def export_record(site: Site, client: Client, fmt: Literal["csv", "pdf"], *, act
     found = ClientRecord(site=site, client=client, sections=gather(site, client),
                          generated_at=now, generated_by=actor.name)
     content = record_csv(found) if fmt == "csv" else render_pdf(record_html(found))
+    for read in (s for s in found.sections if s.read_action):
+        for row in read.rows:
+            record(actor, read.read_action, read.audit_entity, row["id"], site_id=site.id,
+                   now=now, detail={"via": "client_record_exported"})
     record(actor, "client_record_exported", "client", client.id, site_id=site.id, now=now,
            detail={"format": fmt,
                    "rows": {s.record_type: len(s.rows) for s in found.sections}})

@@ -249,6 +249,15 @@ def record_waste(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     """Wasted (part of a dose) or destroyed stock, witnessed by another staff member who
     enters their PIN. Raises Invalid (kind, witness, PIN, reason), Conflict (balance)."""
     drug = get_drug(site, data["drug_id"])
+    entry = waste(drug, data, actor=actor, now=now)
+    return _done(drug, entry, "controlled_wasted", actor=actor, now=now)
+
+
+def waste(drug: ControlledDrug, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:
+    """The witnessed waste itself: a piece of a unit of work (never commits but for a wrong
+    PIN's audit, which :func:`check_staff_pin` keeps); the dosing session wastes what was
+    drawn and not given through it. Raises as :func:`record_waste`."""
+    site = db.session.get(Site, drug.site_id)
     kind = data["kind"]
     if kind not in ("wasted", "destroyed"):
         raise _field("kind", "Choose wasted or destroyed.")
@@ -261,10 +270,9 @@ def record_waste(site: Site, data: dict, *, actor: Actor, now: datetime) -> Cont
     witness = check_staff_pin(site, data.get("witness_id"), data.get("witness_pin"),
                               field="witness_id",
                               actor=actor, now=now)
-    entry = _move(drug, kind=kind, delta=-quantity, actor=actor, now=now, reason=reason,
-                  witness_id=witness.id, witness_name=witness.display_name,
-                  witness_role=_role_of(witness, site))
-    return _done(drug, entry, "controlled_wasted", actor=actor, now=now)
+    return _move(drug, kind=kind, delta=-quantity, actor=actor, now=now, reason=reason,
+                 witness_id=witness.id, witness_name=witness.display_name,
+                 witness_role=_role_of(witness, site))
 
 
 def record_return(site: Site, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:
@@ -378,12 +386,25 @@ alerts.register_due_source(due_loss_report_alerts)
 # --- Export ----------------------------------------------------------------------------------
 
 
-def period_entries(site: Site, *, start, end) -> list[dict]:
+def _legal_names(site: Site, entries, *, actor: Actor | None, now: datetime | None) -> dict:
+    """The legal names of the clients the period's draws supplied, by client id, as the
+    treatment package answers ``signals.register_names`` (only a prescriber or pharmacist
+    gets them; the reads are audited there). Empty for anyone else."""
+    client_ids = sorted({e.client_id for e in entries if e.kind == "drawn" and e.client_id})
+    if actor is None or not client_ids:
+        return {}
+    return signals.first_answer(signals.register_names.send(
+        site, client_ids=client_ids, actor=actor, now=now)) or {}
+
+
+def period_entries(site: Site, *, start, end, actor: Actor | None = None,
+                   now: datetime | None = None) -> list[dict]:
     """Each line's entries from ``start`` to ``end`` (site dates, inclusive), in order.
 
     The UK register's columns (reg. 19): date, supplier or person supplied, quantity,
-    balance, identity checked. The patient's legal name comes with the treatment
-    identity store; until then the code stands and the name column stays empty.
+    balance, identity checked. The code stands for the person supplied; the legal name
+    column is filled only for ``actor`` a prescriber or pharmacist (the register's own
+    export, each identity read audited), and stays empty for everyone else.
     """
     zone = site.zone
     lo = datetime.combine(start, datetime.min.time(), zone).astimezone(UTC)
@@ -391,12 +412,15 @@ def period_entries(site: Site, *, start, end) -> list[dict]:
     drugs = db.session.execute(db.select(ControlledDrug).filter_by(site_id=site.id)
                                .order_by(ControlledDrug.name, ControlledDrug.strength)
                                ).scalars().all()
+    by_drug = {drug.id: db.session.execute(db.select(ControlledEntry).where(
+        ControlledEntry.drug_id == drug.id, ControlledEntry.at >= lo,
+        ControlledEntry.at < hi).order_by(ControlledEntry.id)  # the order recorded
+    ).scalars().all() for drug in drugs}
+    names = _legal_names(site, [e for entries in by_drug.values() for e in entries],
+                         actor=actor, now=now)
     out = []
     for drug in drugs:
-        entries = db.session.execute(db.select(ControlledEntry).where(
-            ControlledEntry.drug_id == drug.id, ControlledEntry.at >= lo,
-            ControlledEntry.at < hi).order_by(ControlledEntry.id)  # the order recorded
-        ).scalars().all()
+        entries = by_drug[drug.id]
         rows = []
         for e in entries:
             if e.kind == "drawn":
@@ -409,7 +433,8 @@ def period_entries(site: Site, *, start, end) -> list[dict]:
                 party = e.reason or ""
             rows.append({
                 "date": site.local(e.at).strftime("%Y-%m-%d %H:%M"),
-                "kind": ENTRY_KINDS[e.kind], "party": party, "legal_name": "",
+                "kind": ENTRY_KINDS[e.kind], "party": party,
+                "legal_name": names.get(e.client_id, "") if e.kind == "drawn" else "",
                 "quantity": e.delta, "balance": e.balance_after,
                 "identity_checked": ("yes" if e.identity_checked else "no")
                 if e.kind == "drawn" else "",
@@ -432,10 +457,18 @@ def export_rows(lines: list[dict]):
                    r["invoice"], r["lot_number"], r["by"])
 
 
-def record_export(site: Site, *, start, end, fmt: str, actor: Actor, now: datetime) -> None:
-    """Audit an export of the register (ids and settings only); commits."""
+def names_shown(lines: list[dict]) -> int:
+    """How many draw lines of an export carry the person's legal name."""
+    return sum(1 for line in lines for r in line["rows"] if r["legal_name"])
+
+
+def record_export(site: Site, *, start, end, fmt: str, actor: Actor, now: datetime,
+                  names: int = 0) -> None:
+    """Audit an export of the register (dates, format, how many lines named the person
+    supplied: never a name); commits."""
     record(actor, "controlled_register_exported", "site", site.id, site_id=site.id, now=now,
-           detail={"start": start.isoformat(), "end": end.isoformat(), "format": fmt})
+           detail={"start": start.isoformat(), "end": end.isoformat(), "format": fmt,
+                   "legal_names": names})
     db.session.commit()
 
 
@@ -452,19 +485,46 @@ def register_csv(site: Site, *, start, end, actor: Actor, now: datetime) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_HEAD)
-    for row in export_rows(period_entries(site, start=start, end=end)):
+    lines = period_entries(site, start=start, end=end, actor=actor, now=now)
+    for row in export_rows(lines):
         writer.writerow([_csv_safe(v) for v in row])
-    record_export(site, start=start, end=end, fmt="csv", actor=actor, now=now)
+    record_export(site, start=start, end=end, fmt="csv", actor=actor, now=now,
+                  names=names_shown(lines))
     return out.getvalue()
 
 
-def register_pdf(site: Site, html: str, *, start, end, actor: Actor, now: datetime) -> bytes:
-    """The register for a period as PDF (WeasyPrint), audited. Commits."""
+def register_pdf(site: Site, html: str, *, start, end, actor: Actor, now: datetime,
+                 names: int = 0) -> bytes:
+    """The register for a period as PDF (WeasyPrint), audited (``names``: how many lines
+    name the person supplied). Commits."""
     from weasyprint import HTML
 
     pdf = HTML(string=html).write_pdf()
-    record_export(site, start=start, end=end, fmt="pdf", actor=actor, now=now)
+    record_export(site, start=start, end=end, fmt="pdf", actor=actor, now=now, names=names)
     return pdf
+
+
+def period_balances(site: Site, *, start: datetime, end: datetime) -> list[dict]:
+    """Each line's balance at ``start`` and at ``end`` (UTC instants) and its movements
+    between them, by kind (units, signed as the ledger has them): the reports' figures."""
+    drugs = db.session.execute(db.select(ControlledDrug).filter_by(site_id=site.id)
+                               .order_by(ControlledDrug.name, ControlledDrug.strength)
+                               ).scalars().all()
+    out = []
+    for drug in drugs:
+        def balance_before(moment, drug=drug) -> int:
+            return db.session.scalar(
+                db.select(ControlledEntry.balance_after).where(
+                    ControlledEntry.drug_id == drug.id, ControlledEntry.at < moment)
+                .order_by(ControlledEntry.at.desc(), ControlledEntry.id.desc()).limit(1)) or 0
+        moved = dict(db.session.execute(
+            db.select(ControlledEntry.kind, db.func.sum(ControlledEntry.delta)).where(
+                ControlledEntry.drug_id == drug.id, ControlledEntry.at >= start,
+                ControlledEntry.at < end).group_by(ControlledEntry.kind)).all())
+        out.append({"drug": drug, "opening": balance_before(start),
+                    "moved": {kind: int(moved.get(kind) or 0) for kind in ENTRY_KINDS},
+                    "closing": balance_before(end)})
+    return out
 
 
 def staff_with_pins(site: Site) -> list[Staff]:

@@ -158,10 +158,11 @@ def export_csv(site):
 def export_pdf(site):
     start, end = _period(site)
     now = utcnow()
+    actor = current_actor()
+    lines = service.period_entries(site, start=start, end=end, actor=actor, now=now)
     html = render_template("controlled/register_pdf.html", site=site, start=start, end=end,
-                           lines=service.period_entries(site, start=start, end=end),
-                           printed_at=now)
-    pdf = service.register_pdf(site, html, start=start, end=end, actor=current_actor(),
-                               now=now)
+                           lines=lines, printed_at=now)
+    pdf = service.register_pdf(site, html, start=start, end=end, actor=actor, now=now,
+                               names=service.names_shown(lines))
     return download(pdf, mimetype="application/pdf",
                     filename=f"controlled-register-{site.slug}-{start}-{end}.pdf")

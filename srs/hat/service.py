@@ -31,6 +31,11 @@ IDENTITY_READERS = (Role.PRESCRIBER, Role.PHARMACIST)
 # A top-up: not before this long after a dose (HDM case series: 20 min, no intoxication).
 TOP_UP_AFTER = timedelta(minutes=20)
 STEP_UP_SHARE = 0.5  # Diaphin: from day 2 a single dose at most 50 % of the day before's total
+# Diaphin's first day of IV treatment: a first dose of at most 15 mg, one further 15 mg at
+# once, then at most 30 mg a dose at least 30 minutes apart.
+DAY_ONE_FIRST_MG = 15.0
+DAY_ONE_MG = 30.0
+DAY_ONE_GAP = timedelta(minutes=30)
 
 
 class CapExceeded(Invalid):
@@ -327,17 +332,30 @@ class DoseCheck:
     earliest_at: datetime | None = None
 
 
+def diaphin_day_one(prescription: HatPrescription, day: date) -> bool:
+    """Whether Diaphin's first-day rule holds the doses of ``day``: IV diacetylmorphine
+    under a step-up titration, on the prescription's first day."""
+    return (prescription.titration == "step_up" and prescription.medication == "diacetylmorphine"
+            and prescription.route == "iv" and day == prescription.starts_on)
+
+
 def check_dose(prescription: HatPrescription, dose_mg: float, given_today_mg: float,
                last_dose_at: datetime | None, now: datetime, *, top_up: bool = False,
-               previous_day_total_mg: float | None = None) -> DoseCheck:
+               previous_day_total_mg: float | None = None,
+               sessions_today: int | None = None) -> DoseCheck:
     """May ``dose_mg`` be given at ``now`` under ``prescription``? ``given_today_mg`` is what
-    the patient had since the site's midnight, ``last_dose_at`` their last dose.
+    the patient had since the site's midnight (top-ups included: they count toward the day's
+    total), ``last_dose_at`` their last dose, ``sessions_today`` how many session doses (not
+    top-ups) they had today, when the caller knows.
 
     Hard caps (the site's daily cap, the single-dose cap) refuse whoever asks. A session's
-    dose waits the prescription's interval after the last; a top-up (``top_up``) needs the
-    prescription to allow it, waits 20 minutes and is at most its set amount. Under the
-    step-up rule, from day 2 a single dose is at most half the previous day's total
-    (``previous_day_total_mg``).
+    dose waits the prescription's interval after the last, and no more sessions than the
+    prescription's a day are given; a top-up (``top_up``) needs the prescription to allow it,
+    waits 20 minutes and is at most its set amount. Under the step-up rule, from day 2 a
+    single dose is at most half the previous day's total (``previous_day_total_mg``); on
+    day 1 of IV diacetylmorphine Diaphin's rule replaces the interval and the session count:
+    a first dose of at most 15 mg, one further 15 mg at once, then at most 30 mg a dose at
+    least 30 minutes apart.
     """
     site = prescription.enrolment.site
     reasons: list[str] = []
@@ -371,10 +389,25 @@ def check_dose(prescription: HatPrescription, dose_mg: float, given_today_mg: fl
             reasons.append(f"{_mg(dose_mg)} is above the prescribed {_mg(prescribed)} a "
                            f"session.")
         interval = timedelta(minutes=prescription.min_interval_minutes)
-        if last_dose_at is not None and now < last_dose_at + interval:
+        if diaphin_day_one(prescription, today):
+            given = sessions_today if sessions_today is not None else (
+                0 if not given_today_mg else 2)
+            limit = DAY_ONE_FIRST_MG if given < 2 else DAY_ONE_MG
+            if dose_mg > limit:
+                which = ("the first dose" if given == 0 else "the second dose" if given == 1
+                         else "each dose")
+                reasons.append(f"Diaphin's first day: {which} is at most {_mg(limit)}.")
+            if given >= 2 and last_dose_at is not None and now < last_dose_at + DAY_ONE_GAP:
+                earliest = last_dose_at + DAY_ONE_GAP
+                reasons.append("Diaphin's first day: after the first two doses, at least 30 "
+                               "minutes between doses.")
+        elif last_dose_at is not None and now < last_dose_at + interval:
             earliest = last_dose_at + interval
             reasons.append(f"Too soon: at least {prescription.min_interval_minutes // 60} h "
                            f"{prescription.min_interval_minutes % 60:02d} min between doses.")
+        if (sessions_today is not None and not diaphin_day_one(prescription, today)
+                and sessions_today >= prescription.sessions_per_day):
+            reasons.append(f"All {prescription.sessions_per_day} sessions of today are given.")
     if (prescription.titration == "step_up" and today > prescription.starts_on
             and previous_day_total_mg is not None
             and dose_mg > STEP_UP_SHARE * previous_day_total_mg):

@@ -12,7 +12,7 @@ from srs.auth.models import Role
 from srs.common import utcnow
 from srs.errors import DomainError, field_messages
 from srs.forms import form_input
-from srs.hat import missed, service
+from srs.hat import dosing, missed, service
 from srs.hat.missed_schemas import (
     EmptyForm,
     EnrolmentStateForm,
@@ -41,9 +41,11 @@ def hat_vocabulary():
 @site_role_required(*READERS)
 def patients(site):
     """The site's treatment patients by code and handle: no identity is read here."""
-    today = site.local_date(utcnow())
+    now = utcnow()
+    today = site.local_date(now)
     return render_template("hat/patients.html", site=site, today=today, patients=[
-        (p, service.current_prescription(p, today)) for p in service.list_patients(site)])
+        (p, service.current_prescription(p, today)) for p in service.list_patients(site)],
+        withheld=dosing.withheld_today(site, now=now))
 
 
 def _enrol_page(site, status=200, **context):
@@ -96,7 +98,9 @@ def _patient_page(site, enrolment_id, status=200, **context):
         missed_days=missed.missed_run(enrolment, site.local_date(now) - timedelta(days=1)),
         urine_tests=missed.urine_tests(enrolment)[:5],
         take_home=missed.check_take_home(enrolment, now=now),
-        take_home_open=missed.open_take_home(enrolment), **context), status
+        take_home_open=missed.open_take_home(enrolment),
+        withheld=dosing.withheld_today(site, now=now, enrolment_id=enrolment_id),
+        **context), status
 
 
 @bp.get("/sites/<slug>/hat/patients/<int:enrolment_id>")

@@ -299,6 +299,14 @@ class MonthData:
         return monthly_figures(self.site, start=self.start, end=self.end)
 
     @cached_property
+    def hat(self):
+        """Treatment's figures (srs.hat.reports): patients, doses, retention, overdoses
+        among patients, the register's balances."""
+        from srs.hat.reports import month_report
+
+        return month_report(self.site, self.month)
+
+    @cached_property
     def referrals(self) -> dict:
         from srs.referrals.service import uptake
 
@@ -361,6 +369,21 @@ def _trained_by_kind(m: MonthData) -> dict:
     return trained_by_kind(m.site, *month_days(m.month))
 
 
+def _retention(attribute: str):
+    return lambda m: {str(r.months): getattr(r, attribute) for r in m.hat.retention}
+
+
+RETENTION_LABELS = {"3": "3 months", "6": "6 months", "12": "12 months"}
+
+
+def _register_closing(m: MonthData) -> dict:
+    return {line["drug"].label: line["closing"] for line in m.hat.register}
+
+
+def _runs_treatment(m: MonthData) -> bool:
+    return m.hat.active
+
+
 def _overdose(key: str):
     return lambda m: m.overdoses[key]
 
@@ -377,6 +400,8 @@ class Figure:
     compute: object  # MonthData -> int | str | dict[str, int] (a breakdown, by API value)
     # A breakdown's words for people, by key; a key without one (a time band) is its own.
     labels: Mapping[str, str] | None = None
+    # Whether the site reports it at all (treatment's figures: a site that runs treatment).
+    shown: object = None  # MonthData -> bool; None: always
 
     def label_of(self, key: str) -> str:
         return (self.labels or {}).get(key, key)
@@ -446,6 +471,28 @@ FIGURES: tuple[Figure, ...] = (
            lambda m: m.naloxone_kits["use_outcomes"], USE_OUTCOMES),
     Figure("incident_reports_by_type", "Incident reports, by type", _incidents_by_type,
            INCIDENT_TYPES),
+    # Heroin-assisted treatment (srs.hat.reports), at sites that run it.
+    Figure("hat_patients_in_treatment", "Treatment patients in treatment at the month's end",
+           lambda m: m.hat.in_treatment, shown=_runs_treatment),
+    Figure("hat_new_enrolments", "Treatment patients enrolled in the month",
+           lambda m: m.hat.new_enrolments, shown=_runs_treatment),
+    Figure("hat_treatments_ended", "Treatments ended in the month", lambda m: m.hat.ended,
+           shown=_runs_treatment),
+    Figure("hat_doses_by_outcome", "Treatment doses, given or not", lambda m: m.hat.dose_totals,
+           {"given": "Given", "withheld": "Withheld", "declined": "Declined",
+            "missed": "Missed"}, shown=_runs_treatment),
+    Figure("hat_doses_not_given_by_reason", "Treatment doses not given, by why",
+           lambda m: m.hat.reasons, shown=_runs_treatment),
+    Figure("hat_retention_cohort", "Treatment patients enrolled at least this long before "
+           "the month's end", _retention("cohort"), RETENTION_LABELS, shown=_runs_treatment),
+    Figure("hat_retained", "Of them, still in treatment at the month's end",
+           _retention("retained"), RETENTION_LABELS, shown=_runs_treatment),
+    Figure("hat_retention_percent", "Retention in treatment, % (empty: nobody enrolled that "
+           "long)", _retention("percent"), RETENTION_LABELS, shown=_runs_treatment),
+    Figure("hat_overdoses_among_patients", "Overdoses among treatment patients",
+           lambda m: m.hat.overdoses, shown=_runs_treatment),
+    Figure("hat_register_closing_balance", "Controlled-drug register balance at the month's "
+           "end, by line", _register_closing, shown=_runs_treatment),
 )
 
 
@@ -453,7 +500,8 @@ def monthly_report(site: Site, month: date) -> dict:
     """Every figure of the table for ``site`` and the local month holding ``month``."""
     data = MonthData(site, month)
     return {"site": site, "month": data.month, "start": data.start, "end": data.end,
-            "figures": [(f, f.compute(data)) for f in FIGURES]}
+            "figures": [(f, f.compute(data)) for f in FIGURES
+                        if f.shown is None or f.shown(data)]}
 
 
 def monthly_csv(report: dict) -> str:

@@ -274,7 +274,9 @@ class IncidentPageSchema(Schema):
 
 class BreakdownItemSchema(Schema):
     label = fields.String(metadata={"description": "The key in words, for people."})
-    value = fields.Integer()
+    value = fields.Integer(allow_none=True, metadata={
+        "description": "The count; null for a share of nobody (a retention percentage "
+                       "with nobody enrolled that long)."})
 
 
 class FigureOutSchema(Schema):

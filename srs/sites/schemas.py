@@ -18,19 +18,17 @@ from marshmallow import (
 from srs.common import RecordId
 from srs.forms import Form
 from srs.sites.models import (
-    ALERT_VALID_FOR_DAYS_RANGE,
-    CLUSTER_OVERDOSES_RANGE,
-    CLUSTER_TREND_FACTOR_RANGE,
-    CLUSTER_WINDOW_SECONDS_RANGE,
-    HAT_MAX_SINGLE_DOSE_RANGE,
-    HAT_SETTINGS,
-    KIT_EXPIRY_WARNING_DAYS_RANGE,
-    NALOXONE_LOW_STOCK_MAX,
-    REFRESHER_MONTHS_RANGE,
     RETENTION_MAX_DAYS,
     RETENTION_MIN_DAYS,
     RETENTION_RANGE,
     TIMER_SETTINGS,
+)
+from srs.sites.settings_table import (
+    API_NUMBERS,
+    BOOLEAN,
+    DECIMAL,
+    DURATION,
+    cross_field_errors,
 )
 from srs.templating import duration
 
@@ -52,12 +50,37 @@ def _timer_field(setting):
     )
 
 
-_TimerFields = Schema.from_dict({s.name: _timer_field(s) for s in TIMER_SETTINGS},
-                                name="TimerFields")
+class _TrueOrFalse(fields.Boolean):
+    """JSON's true or false only: not "true", "yes", 1 or "on"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
-class SiteSettingsSchema(_TimerFields):
-    """Every timer in seconds with its allowed range, plus the client code pattern."""
+def _number_field(setting):
+    """A number of the settings table (srs.sites.settings_table) as the API takes it."""
+    kwargs = {"allow_none": setting.nullable,
+              "metadata": {"description": setting.api_description()}}
+    if setting.kind == BOOLEAN:
+        return _TrueOrFalse(**kwargs)
+    in_range = validate.Range(min=setting.minimum, max=setting.maximum,
+                              error=setting.api_message())
+    if setting.kind == DECIMAL:
+        return fields.Float(validate=in_range, **kwargs)
+    return fields.Integer(strict=True, validate=in_range, **kwargs)
+
+
+_NumberFields = Schema.from_dict(
+    {**{s.name: _timer_field(s) for s in TIMER_SETTINGS},
+     **{s.name: _number_field(s) for s in API_NUMBERS}}, name="NumberFields")
+
+
+class SiteSettingsSchema(_NumberFields):
+    """Every timer in seconds with its allowed range, every other number of the settings
+    table with its range, the client code pattern, the zone, the places, the on-call
+    supervisor."""
 
     class Meta:
         unknown = RAISE
@@ -66,25 +89,6 @@ class SiteSettingsSchema(_TimerFields):
     client_code_pattern = fields.String(
         validate=validate.Length(min=1, max=200),
         metadata={"description": "Regular expression a client code must match."})
-    naloxone_low_stock = fields.Integer(
-        strict=True, validate=validate.Range(
-            min=0, max=NALOXONE_LOW_STOCK_MAX,
-            error=f"Must be between 0 and {NALOXONE_LOW_STOCK_MAX}."),
-        metadata={"description": "Usable naloxone doses of a kind (injectable, nasal) under "
-                                 "which the daily stock check flags low stock."})
-    refresher_months = fields.Integer(
-        strict=True, validate=validate.Range(
-            *REFRESHER_MONTHS_RANGE,
-            error="Between {} and {} months.".format(*REFRESHER_MONTHS_RANGE)),
-        metadata={"description": "Months after a police or staff trainee's last naloxone "
-                                 "training session that their refresher comes due (default "
-                                 "12)."})
-    kit_expiry_warning_days = fields.Integer(
-        strict=True, validate=validate.Range(
-            *KIT_EXPIRY_WARNING_DAYS_RANGE,
-            error="Between {} and {} days.".format(*KIT_EXPIRY_WARNING_DAYS_RANGE)),
-        metadata={"description": "Days before a client's take-home kit expires that it is "
-                                 "listed for replacement at their next visit (default 60)."})
     overdose_locations = fields.List(
         fields.String(validate=validate.Length(min=1, max=80)),
         validate=validate.Length(min=1, max=20, error="Give 1 to 20 places."),
@@ -104,48 +108,6 @@ class SiteSettingsSchema(_TimerFields):
                                  "responses, referrals and incident links go to an anonymous "
                                  "placeholder each night (the reports' counts stay the same). "
                                  "Null keeps everything."})
-
-    cluster_overdoses = fields.Integer(
-        strict=True, validate=validate.Range(*CLUSTER_OVERDOSES_RANGE),
-        metadata={"description": "Overdoses within the cluster window that draft an overdose "
-                                 "advisory (default 3)."})
-    cluster_window_seconds = fields.Integer(
-        strict=True, validate=validate.Range(*CLUSTER_WINDOW_SECONDS_RANGE),
-        metadata={"description": "The cluster window, in seconds (default 86400)."})
-    cluster_trend_factor = fields.Float(
-        validate=validate.Range(*CLUSTER_TREND_FACTOR_RANGE),
-        metadata={"description": "A day's overdoses above this times the trailing 28-day "
-                                 "median draft an advisory (default 2.0)."})
-    alert_valid_for_days = fields.Integer(
-        strict=True, validate=validate.Range(*ALERT_VALID_FOR_DAYS_RANGE),
-        metadata={"description": "Days a published drug alert stays up unless renewed "
-                                 "(default 14)."})
-
-    hat_max_sessions_per_day = fields.Integer(
-        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_max_sessions_per_day"][1:]),
-        metadata={"description": "Heroin-assisted treatment: most dosing sessions a "
-                                 "prescription may give a day (default 3)."})
-    hat_min_interval_minutes = fields.Integer(
-        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_min_interval_minutes"][1:]),
-        metadata={"description": "Heroin-assisted treatment: the default least time between "
-                                 "two sessions' doses, in minutes (default 180)."})
-    hat_cap_hydromorphone_mg_day = fields.Integer(
-        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_cap_hydromorphone_mg_day"][1:]),
-        metadata={"description": "Hard cap: hydromorphone mg a day no prescription or dose may "
-                                 "pass, whoever asks (default 500)."})
-    hat_cap_diacetylmorphine_mg_day = fields.Integer(
-        strict=True,
-        validate=validate.Range(*HAT_SETTINGS["hat_cap_diacetylmorphine_mg_day"][1:]),
-        metadata={"description": "Hard cap: diacetylmorphine mg a day no prescription or dose "
-                                 "may pass, whoever asks (default 1000)."})
-    hat_warn_iv_mg_day = fields.Integer(
-        strict=True, validate=validate.Range(*HAT_SETTINGS["hat_warn_iv_mg_day"][1:]),
-        metadata={"description": "An IV prescription above this many mg a day is signed with a "
-                                 "warning, not refused (default 600)."})
-    hat_max_single_dose_mg = fields.Integer(
-        strict=True, allow_none=True, validate=validate.Range(*HAT_MAX_SINGLE_DOSE_RANGE),
-        metadata={"description": "Largest single dose in mg; null: the daily cap divided by "
-                                 "the prescription's sessions."})
 
     on_call_staff_id = RecordId(
         allow_none=True,
@@ -177,6 +139,14 @@ class SiteSettingsSchema(_TimerFields):
         if not data and partial:
             raise ValidationError("Give at least one setting to change.")
 
+    @validates_schema
+    def _in_order(self, data, **_kwargs):
+        """Settings that bound one another, when both are given (the service checks a
+        change of one against the site's other)."""
+        errors = cross_field_errors(data)
+        if errors:
+            raise ValidationError(errors)
+
 
 class SiteSettingsChangeSchema(SiteSettingsSchema):
     """A partial change of settings: any subset, at least one."""
@@ -203,7 +173,12 @@ def timer_range(setting) -> str:
 
 
 _WHOLE = re.compile(r"[0-9]{1,7}")
+_DECIMAL = re.compile(r"[0-9]{1,7}(\.[0-9]{1,6})?|\.[0-9]{1,6}")
 _INVALID_NUMBER = fields.Integer.default_error_messages["invalid"]
+_YES_NO = {"true": True, "false": False}
+
+# Every duration of the page (the timers and the table's), typed as minutes and seconds.
+DURATIONS = (*TIMER_SETTINGS, *(s for s in API_NUMBERS if s.kind == DURATION))
 
 
 def _whole(text: str) -> int | str:
@@ -211,13 +186,30 @@ def _whole(text: str) -> int | str:
     return int(text) if _WHOLE.fullmatch(text) else text
 
 
+def _typed(setting, text: str):
+    """A typed value of the settings table as the API's field takes it; what cannot be read
+    stays as typed, for the field to refuse."""
+    text = text.strip()
+    if setting.nullable and not text:
+        return None
+    if setting.kind == BOOLEAN:
+        return _YES_NO.get(text, text)
+    if setting.kind == DECIMAL:
+        return float(text) if _DECIMAL.fullmatch(text) else text
+    return _whole(text)
+
+
 class SiteSettingsForm(Form, SiteSettingsSchema):
     """The admin's settings page: the API's fields and rules, read from the page's inputs.
 
-    A timer comes as two inputs, ``<name>-min`` and ``<name>-sec``, and loads as seconds (a
-    blank one counts as 0; both blank is refused). A blank opening hours or on-call choice is
-    None; the overdose places are one input per line, blank lines left out. A setting the
-    form does not send is left as it is. Messages speak minutes and seconds, not seconds.
+    A duration comes as two inputs, ``<name>-min`` and ``<name>-sec``, and loads as seconds (a
+    blank one counts as 0; both blank is refused). The other numbers of the settings table
+    come as typed (a decimal point allowed where the table says decimal; a blank nullable
+    one is None), a yes or no as "true" or "false". A blank opening hours or on-call choice
+    is None; the overdose places are one input per line, blank lines left out. A setting the
+    form does not send is left as it is. Messages speak minutes and seconds, not seconds, and
+    each number's range in its unit. The rules between settings are the service's: it
+    checks them against the site's saved values too.
     """
 
     class Meta:
@@ -229,7 +221,7 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
     @pre_load
     def _from_inputs(self, data, **_kwargs):
         data = dict(data)
-        for setting in TIMER_SETTINGS:
+        for setting in DURATIONS:
             parts = [data.pop(f"{setting.name}-{unit}", None) for unit in ("min", "sec")]
             if parts == [None, None]:
                 continue
@@ -243,32 +235,29 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
         for name in ("opening_hours", "on_call_staff_id"):
             if isinstance(data.get(name), str) and not data[name].strip():
                 data[name] = None
-        for name in ("naloxone_low_stock", "on_call_staff_id", "refresher_months",
-                     "kit_expiry_warning_days"):
-            if isinstance(data.get(name), str):
-                data[name] = _whole(data[name].strip())
+        if isinstance(data.get("on_call_staff_id"), str):
+            data["on_call_staff_id"] = _whole(data["on_call_staff_id"].strip())
+        for setting in API_NUMBERS:
+            if setting.kind != DURATION and isinstance(data.get(setting.name), str):
+                data[setting.name] = _typed(setting, data[setting.name])
         if isinstance(data.get("overdose_locations"), list):
             data["overdose_locations"] = [place.strip() for place in data["overdose_locations"]
                                           if isinstance(place, str) and place.strip()]
         return data
 
+    def _in_order(self, data, **_kwargs):
+        """Not on the page's load: the service answers it with the saved values in view."""
+
     def handle_error(self, error, data, **_kwargs):
         messages = error.messages
-        for setting in TIMER_SETTINGS:
+        for setting in DURATIONS:
             if setting.name in messages:
                 typed = _INVALID_NUMBER in str(messages[setting.name])
                 messages[setting.name] = [
                     f"{'Whole minutes and seconds. ' if typed else ''}{timer_range(setting)}."]
-        if "naloxone_low_stock" in messages:
-            messages["naloxone_low_stock"] = [
-                f"A whole number of doses between 0 and {NALOXONE_LOW_STOCK_MAX}."]
-        if "refresher_months" in messages:
-            messages["refresher_months"] = [
-                "A whole number of months between {} and {}.".format(*REFRESHER_MONTHS_RANGE)]
-        if "kit_expiry_warning_days" in messages:
-            messages["kit_expiry_warning_days"] = [
-                "A whole number of days between {} and {}.".format(
-                    *KIT_EXPIRY_WARNING_DAYS_RANGE)]
+        for setting in API_NUMBERS:
+            if setting.kind != DURATION and setting.name in messages:
+                messages[setting.name] = [setting.form_message()]
         if "on_call_staff_id" in messages:
             messages["on_call_staff_id"] = ["Choose a supervisor of this site, or nobody."]
         if "client_code_pattern" in messages and not data.get("client_code_pattern"):

@@ -10,6 +10,7 @@ from srs.auth.service import Actor, record
 from srs.errors import Invalid, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
+from srs.sites.settings_table import CROSS_RULES, cross_field_errors
 
 
 def sites_for(staff: Staff) -> list[Site]:
@@ -45,8 +46,14 @@ def change_settings(site: Site, changes: dict, *, actor: Actor, now: datetime) -
     """Apply validated setting changes, audit each old and new value, announce; return what
     changed, ``{name: {"from": old, "to": new}}`` (empty when nothing did).
 
-    Raises Invalid when the on-call person is not a supervisor at the site.
+    Raises Invalid when the on-call person is not a supervisor at the site, or when the
+    change would set a setting below one that bounds it (``CROSS_RULES``), whichever of the
+    two it changes.
     """
+    ordered = cross_field_errors({name: changes.get(name, getattr(site, name))
+                                  for rule in CROSS_RULES for name in (rule.lower, rule.upper)})
+    if ordered:
+        raise Invalid("Some settings are out of order with one another.", ordered)
     on_call = changes.get("on_call_staff_id")
     if on_call is not None:
         staff = db.session.get(Staff, on_call)

@@ -18,7 +18,18 @@ from srs.forms import form_input
 from srs.sites import service
 from srs.sites.access import site_role_required
 from srs.sites.models import TIMER_SETTINGS, TIMERS
-from srs.sites.schemas import SiteSettingsForm, timer_range
+from srs.sites.schemas import DURATIONS, SiteSettingsForm, timer_range
+from srs.sites.settings_table import (
+    API_NUMBERS,
+    BOOLEAN,
+    BY_NAME,
+    DECIMAL,
+    DURATION,
+    PAGE_SETTINGS,
+    WHOLE,
+    number,
+    page_groups,
+)
 from srs.templating import duration
 
 bp = Blueprint("sites", __name__)
@@ -179,55 +190,12 @@ def reset_secret(site, staff_id, what):
 # One form for every setting, grouped as the floor meets them; it posts with htmx and gets the
 # settings panel back (``sites/_settings.html``, the page includes it): a refusal keeps what
 # was typed and says why under the field, a save says what changed. Timers are typed as
-# minutes and seconds (``SiteSettingsForm`` turns them into the seconds the API speaks).
+# minutes and seconds (``SiteSettingsForm`` turns them into the seconds the API speaks); the
+# groups, titles, help and units are the settings table's (``srs.sites.settings_table``).
 
-# (heading, ((setting, title, help), ...)); a timer's help is its TimerSetting's label.
-SETTING_GROUPS = (
-    ("Floor timers", (
-        ("booth_time_limit_seconds", "Booth time limit", None),
-        ("booth_check_interval_seconds", "Check a client in a booth every", None),
-        ("lock_after_seconds", "Shared tablets lock after", None),
-    )),
-    ("After-care", (
-        ("min_observation_seconds", "Minimum after-care", None),
-        ("observation_check_interval_seconds", "Check a client in after-care every", None),
-        ("drowsy_check_interval_seconds", "Check a drowsy client again after", None),
-    )),
-    ("Alarms", (
-        ("escalation_grace_seconds", "Escalate an unacknowledged alarm after", None),
-        ("on_call_staff_id", "On-call supervisor",
-         "An alarm nobody acknowledges reaches this person by name at its third level, after "
-         "the tablets and the site's supervisors."),
-    )),
-    ("Naloxone", (
-        ("naloxone_redose_seconds", "Reassess after a naloxone dose", None),
-        ("naloxone_low_stock", "Low-stock threshold",
-         "The daily stock check flags a kind of naloxone (injectable, nasal) with fewer usable "
-         "doses than this."),
-        ("refresher_months", "Naloxone training refresher",
-         "Police and staff trained in naloxone come due for a refresher this long after "
-         "their last session."),
-        ("kit_expiry_warning_days", "Kit expiry warning",
-         "A client's take-home kit is listed for replacement at their next visit this long "
-         "before it expires."),
-    )),
-    ("Site", (
-        ("timezone", "Time zone",
-         "The site's clock: its days, hours and time bands in every report."),
-        ("opening_hours", "Opening hours",
-         "As the site states them to clients, e.g. \"Daily 09:00-21:00\"; the monthly "
-         "report gives them. Leave blank if none."),
-        ("client_code_pattern", "Client code pattern",
-         "A regular expression every client code must match at check-in."),
-        ("overdose_locations", "Places on the overdose console",
-         "Where someone who never checked in may be found: the console's start list (1 to "
-         "20 places)."),
-    )),
-)
-
-
-SETTING_UNITS = {"refresher_months": "months", "kit_expiry_warning_days": "days"}
-SETTING_TITLES = {name: title for _, rows in SETTING_GROUPS for name, title, _ in rows}
+# The page's groups, titles, help, units and inputs: the settings table's, in its order.
+SETTING_GROUPS = page_groups()
+SETTING_TITLES = {setting.name: setting.title for setting in PAGE_SETTINGS}
 
 
 @functools.cache
@@ -250,28 +218,36 @@ def _site_inputs(site) -> dict:
     inputs = {"timezone": site.timezone, "client_code_pattern": site.client_code_pattern,
               "opening_hours": site.opening_hours or "",
               "on_call_staff_id": str(site.on_call_staff_id or ""),
-              "naloxone_low_stock": str(site.naloxone_low_stock),
-              "refresher_months": str(site.refresher_months),
-              "kit_expiry_warning_days": str(site.kit_expiry_warning_days),
               "overdose_locations": list(site.overdose_locations)}
-    for setting in TIMER_SETTINGS:
+    for setting in DURATIONS:
         minutes, seconds = divmod(getattr(site, setting.name), 60)
         inputs[f"{setting.name}-min"], inputs[f"{setting.name}-sec"] = (
             str(minutes), f"{seconds:02d}")
+    for setting in API_NUMBERS:
+        value = getattr(site, setting.name)
+        if setting.kind == BOOLEAN:
+            inputs[setting.name] = "true" if value else "false"
+        elif setting.kind != DURATION:
+            inputs[setting.name] = "" if value is None else number(value)
     return inputs
 
 
 def _shown(site, name: str, value) -> str:
     """A setting's value as the saved message shows it."""
-    if name in TIMERS:
+    setting = BY_NAME.get(name)
+    if name in TIMERS or (setting and setting.kind == DURATION):
         return duration(value)
     if name == "on_call_staff_id":
         person = db.session.get(Staff, value) if value else None
         return person.display_name if person else "nobody"
     if name == "overdose_locations":
         return ", ".join(value)
-    if name in SETTING_UNITS:
-        return f"{value} {SETTING_UNITS[name]}"
+    if setting and setting.kind == BOOLEAN:
+        return "yes" if value else "no"
+    if setting and setting.kind in (WHOLE, DECIMAL):
+        if value is None:
+            return f"blank ({setting.blank})" if setting.nullable else "none"
+        return f"{number(value)} {setting.unit}".strip()
     return "none" if value is None else str(value)
 
 
@@ -297,7 +273,7 @@ def _settings_panel(site, status: int = 200, *, template="sites/_settings.html",
                  for name, change in changed.items()]
     return render_template(
         template, site=site, form=form or _site_inputs(site), errors=errors or {},
-        groups=SETTING_GROUPS, timers=TIMERS, timer_range=timer_range,
+        groups=SETTING_GROUPS, timer_range=timer_range,
         other_timers=[s for s in TIMER_SETTINGS if s.name not in placed],
         zones=_time_zones(), zone_names={z for _, names in _time_zones() for z in names},
         supervisors=supervisors, saved=saved), status
@@ -306,7 +282,8 @@ def _settings_panel(site, status: int = 200, *, template="sites/_settings.html",
 @bp.get("/sites/<slug>/admin/settings")
 @site_role_required(Role.ADMIN)
 def settings(site):
-    """Every setting of the site: timers, alarms, after-care, the site, naloxone."""
+    """Every setting of the site: timers, alarms, after-care, naloxone, drug early warning,
+    heroin-assisted treatment, the site."""
     return _settings_panel(site, template="sites/settings.html")
 
 

@@ -1,0 +1,41 @@
+"""The reviewers' page of treatment's monthly figures (``srs.hat.reports``): counts only,
+no code and no name. The regulator's monthly report carries the same figures."""
+
+from datetime import date, datetime, timedelta
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+
+from srs.auth.models import Role
+from srs.common import utcnow
+from srs.hat import reports
+from srs.sites.access import site_role_required
+
+bp = Blueprint("hatreports", __name__)
+
+MONTHLY_READERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
+
+
+def _month(site) -> tuple[date, str | None]:
+    """The month asked for (YYYY-MM), else the last full month, with a note why."""
+    last_full = (site.local_date(utcnow()).replace(day=1) - timedelta(days=1)).replace(day=1)
+    value = request.args.get("month", "")
+    if not value:
+        return last_full, None
+    try:
+        month = datetime.strptime(value, "%Y-%m").date()
+    except ValueError:
+        month = None
+    if month is None or not 2000 <= month.year <= 2100:
+        return last_full, "Months can be shown from 2000 to 2100: this is the last full month."
+    return month, None
+
+
+@bp.get("/sites/<slug>/hat/report")
+@site_role_required(*reports.REPORT_READERS)
+def report(site):
+    month, notice = _month(site)
+    return render_template(
+        "hat/report.html", site=site, report=reports.month_report(site, month), notice=notice,
+        outcome_labels=reports.OUTCOME_LABELS,
+        monthly_link=current_user.has_role(site.id, *MONTHLY_READERS))
