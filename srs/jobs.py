@@ -28,6 +28,7 @@ from srs.config import private_file, private_folder
 from srs.drugchecks.service import scan as scan_drug_alerts
 from srs.errors import log_failure
 from srs.extensions import db
+from srs.hat.missed import run_missed_dose_job
 from srs.idempotency import forget_older_than
 from srs.incidents.packets import build_weekly_packets
 from srs.naloxone.kits import warn_expiring_kits
@@ -110,6 +111,10 @@ JOBS: tuple[Job, ...] = (
     Job("drug_alert_scan", scan_drug_alerts, "interval", {"minutes": 2}),
     # Records older than a site's retention period give their client to a placeholder.
     Job("retention", apply_retention, "cron", {"hour": 4, "minute": 30}),
+    # Each site's treatment day that ended: missed doses written, holds and re-titration
+    # prompts at the site's thresholds; every few minutes, so each site's own midnight is
+    # caught, and a day is counted once.
+    Job("hat_missed_doses", run_missed_dose_job, "interval", {"minutes": 5}),
 )
 
 

@@ -33,7 +33,14 @@ from srs.common import utcnow
 from srs.drugchecks.outbox import new_gateway_token
 from srs.extensions import db
 from srs.hat import identity
-from srs.hat.models import HatEnrolment
+from srs.hat.models import (
+    HatDose,
+    HatEnrolment,
+    HatHold,
+    HatPrescription,
+    HatTakeHome,
+    HatUrineTest,
+)
 from srs.incidents import service as incident_service
 from srs.incidents.models import ReviewPacket
 from srs.naloxone import service as naloxone_service
@@ -160,6 +167,11 @@ PAGE_FORMS = {
     "hat_dosing.assess": {"poss": "1"},
     "hat_dosing.dose": lambda floor: {k: str(v) for k, v in _hat_dose(floor).items()},
     "hat_dosing.not_given": {"outcome": "declined", "reason": "Not today"},
+    "hat.review_hold": lambda floor: {**_hat_held(floor), "reason": "Reviewed", "pin": PIN},
+    "hat.change_state": {"state": "on_hold", "reason": "Review bloods", "pin": PIN},
+    "hat.record_urine_test": {"result": "clear"},
+    "hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": "1",
+                                              "pin": PIN},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -247,6 +259,14 @@ API_BODIES = {
     "api_hat.record_pre_dose_assessment": {"poss": 1},
     "api_hat.record_dose": lambda floor: _hat_dose(floor),
     "api_hat.record_dose_not_given": {"outcome": "declined", "reason": "Not today"},
+    "api_hat.review_dosing_hold": lambda floor: {**_hat_held(floor), "reason": "Reviewed",
+                                                 "pin": PIN},
+    "api_hat.update_enrolment_state": {"state": "on_hold", "reason": "Review bloods",
+                                       "pin": PIN},
+    "api_hat.record_urine_test": {"result": "clear"},
+    "api_hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": 1,
+                                                  "pin": PIN},
+    "api_hat.give_take_home_doses": None,
 }
 
 
@@ -270,6 +290,57 @@ def _hat_dose(floor) -> dict:
     drug = make_controlled_drug(floor.site, name=f"Hydromorphone {make_staff().id}",
                                 balance=3)
     return {"dose_mg": 100, "drug_id": drug.id, "quantity": 1}
+
+
+
+def _hat_held(floor) -> dict:
+    """The floor's treatment patient with dosing held after missed days (nothing to send)."""
+    enrolment = db.session.get(HatEnrolment, floor.url_values["enrolment_id"])
+    enrolment.state, enrolment.hold_reason, enrolment.held_at = "on_hold", "missed_doses", \
+        utcnow()
+    db.session.add(HatHold(enrolment_id=enrolment.id, reason="missed_doses",
+                           held_at=utcnow()))
+    db.session.commit()
+    return {}
+
+
+def _take_home_ready(floor) -> dict:
+    """The floor's treatment patient meeting every take-home condition at a site allowing
+    them: 7 months in treatment, two clear urine tests, on site 3 days of each of 4 weeks."""
+    site, now = floor.site, utcnow()
+    today = site.local_date(now)
+    site.hat_take_home_allowed = True
+    enrolment = db.session.get(HatEnrolment, floor.url_values["enrolment_id"])
+    enrolment.enrolled_at = now - timedelta(days=214)
+    prescription = HatPrescription(
+        enrolment=enrolment, version=1, medication="hydromorphone", route="iv", dose_mg=100,
+        sessions_per_day=3, min_interval_minutes=180, starts_on=today - timedelta(days=214),
+        signed_by=enrolment.enrolled_by, signed_at=now - timedelta(days=214))
+    db.session.add(prescription)
+    db.session.flush()
+    for back in (1, 5):
+        db.session.add(HatUrineTest(enrolment_id=enrolment.id, day=today - timedelta(days=back),
+                                    result="clear", recorded_by=enrolment.enrolled_by,
+                                    recorded_at=now))
+    for back in range(28):
+        if back % 7 in (0, 2, 4):
+            db.session.add(HatDose(
+                site_id=site.id, enrolment_id=enrolment.id, prescription_id=prescription.id,
+                day=today - timedelta(days=back), at=now, outcome="given", dose_mg=100))
+    db.session.commit()
+    return {}
+
+
+def make_take_home(floor) -> HatTakeHome:
+    """Take-home doses authorised for the floor's treatment patient, to give out."""
+    _take_home_ready(floor)
+    enrolment = db.session.get(HatEnrolment, floor.url_values["enrolment_id"])
+    grant = HatTakeHome(
+        enrolment_id=enrolment.id, first_day=floor.site.local_date(utcnow()) + timedelta(days=1),
+        days=1, authorised_by=enrolment.enrolled_by, authorised_at=utcnow())
+    db.session.add(grant)
+    db.session.commit()
+    return grant
 
 def _controlled_receipt(floor) -> dict:
     drug = make_controlled_drug(floor.site, name=f"Diacetylmorphine {make_staff().id}")
@@ -622,6 +693,8 @@ def named_records(route: Route, floor) -> dict:
             floor.site, DRUG_ALERT_STATE_FOR.get(route.endpoint, "draft")).id
     if "count_id" in route.arguments:  # a controlled-drug count that found a loss
         values["count_id"] = make_controlled_loss(floor.site).id
+    if "take_home_id" in route.arguments:  # take-home doses authorised, to give out
+        values["take_home_id"] = make_take_home(floor).id
     if "what" in route.arguments:  # which secret a reset replaces
         values["what"] = "pin"
     if "token_id" in route.arguments:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
 from srs.auth.models import Role
 from srs.common import utcnow
-from srs.hat import dosing, service
+from srs.hat import dosing, missed, service
 from srs.hat.dosing_schemas import (
     AssessmentInputSchema,
     AssessmentSchema,
@@ -18,6 +18,15 @@ from srs.hat.dosing_schemas import (
     DoseSchema,
     DosingTodaySchema,
     NotGivenInputSchema,
+)
+from srs.hat.missed_schemas import (
+    EnrolmentStateSchema,
+    HoldReviewSchema,
+    TakeHomeDoseSchema,
+    TakeHomeInputSchema,
+    TakeHomeSchema,
+    UrineTestInputSchema,
+    UrineTestSchema,
 )
 from srs.hat.schemas import (
     EnrolmentSchema,
@@ -138,3 +147,84 @@ def record_dose_not_given(data, site_id, enrolment_id):
     """A session's dose not given: withheld, declined or missed, with the reason."""
     return dosing.record_not_given(get_site(site_id), enrolment_id, data, actor=api_actor(),
                                    now=utcnow())
+
+
+# --- Holds, the enrolment's state, urine tests and take-home doses (srs.hat.missed) ------------
+
+NOT_HELD = {409: {"description": "The patient's dosing is not on hold."}}
+STATE_CONFLICT = {409: {"description": "The patient is on hold already, or the treatment has "
+                                       "ended."}}
+NO_TAKE_HOME = {409: {"description": "These take-home doses were given out already."}}
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/hold-review")
+@blp.doc(operationId="reviewDosingHold", security=SECURITY, responses=NOT_HELD,
+         **IDEMPOTENCY)
+@token_required(*PRESCRIBING)
+@idempotent
+@blp.arguments(HoldReviewSchema)
+@blp.response(200, EnrolmentSchema)
+def review_dosing_hold(data, site_id, enrolment_id):
+    """A prescriber lifts a patient's dosing hold (after missed days, or their own) with a
+    reason, signed with their PIN (422 for a wrong one). ``retitrate_due`` stays until a new
+    prescription version is signed."""
+    return missed.review_hold(get_site(site_id), enrolment_id, data, actor=api_actor(),
+                              now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/state")
+@blp.doc(operationId="updateEnrolmentState", security=SECURITY, responses=STATE_CONFLICT,
+         **IDEMPOTENCY)
+@token_required(*PRESCRIBING)
+@idempotent
+@blp.arguments(EnrolmentStateSchema)
+@blp.response(200, EnrolmentSchema)
+def update_enrolment_state(data, site_id, enrolment_id):
+    """A prescriber holds a patient's dosing (``on_hold``) or ends the treatment (``ended``:
+    the patient leaves the dosing list), with a reason, signed with their PIN."""
+    return missed.update_state(get_site(site_id), enrolment_id, data, actor=api_actor(),
+                               now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/urine-tests")
+@blp.doc(operationId="recordUrineTest", security=SECURITY, responses=ENDED, **IDEMPOTENCY)
+@token_required(*missed.URINE_RECORDERS)
+@idempotent
+@blp.arguments(UrineTestInputSchema)
+@blp.response(201, UrineTestSchema)
+def record_urine_test(data, site_id, enrolment_id):
+    """A urine test's result, by a nurse or prescriber: take-home doses need the last two
+    clear."""
+    return missed.record_urine_test(get_site(site_id), enrolment_id, data, actor=api_actor(),
+                                    now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/take-home")
+@blp.doc(operationId="authoriseTakeHome", security=SECURITY, responses=ENDED, **IDEMPOTENCY)
+@token_required(*PRESCRIBING)
+@idempotent
+@blp.arguments(TakeHomeInputSchema)
+@blp.response(201, TakeHomeSchema)
+def authorise_take_home(data, site_id, enrolment_id):
+    """A prescriber authorises take-home doses for ``days`` days, signed with their PIN.
+    422 ``take_home_refused`` where the site does not allow them, above its cap, while the
+    patient restarts, or when a Swiss condition is unmet: ``errors.conditions`` names each
+    (6 months of continuous treatment, the last two urine tests clear, contact at least
+    twice a week over the last 4 weeks)."""
+    return missed.authorise_take_home(get_site(site_id), enrolment_id, data,
+                                      actor=api_actor(), now=utcnow())
+
+
+@blp.post("/sites/<int:site_id>/hat/patients/<int:enrolment_id>/take-home/<int:take_home_id>"
+          "/given")
+@blp.doc(operationId="giveTakeHomeDoses", security=SECURITY, responses=NO_TAKE_HOME,
+         **IDEMPOTENCY)
+@token_required(*missed.TAKE_HOME_GIVERS)
+@idempotent
+@blp.response(201, TakeHomeDoseSchema(many=True))
+def give_take_home_doses(site_id, enrolment_id, take_home_id):
+    """Record the authorised take-home doses as given out: one dose a session for each
+    day, held to the site's caps; they count as doses for missed days. 422 while the
+    patient restarts or above a cap."""
+    return missed.give_take_home(get_site(site_id), enrolment_id, take_home_id,
+                                 actor=api_actor(), now=utcnow())

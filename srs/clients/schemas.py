@@ -92,6 +92,9 @@ class FlagsSchema(Schema):
     kits_to_replace = fields.List(fields.Nested(KitDueSchema), metadata={
         "description": "Take-home naloxone kits to replace at this visit (expiring or "
                        "recalled); absent when none."})
+    treatment_held = fields.Boolean(metadata={
+        "description": "The client's treatment dosing is held until a prescriber reviews it; "
+                       "absent when not."})
 
 
 class ClientRecordSchema(Schema):

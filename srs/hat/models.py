@@ -208,3 +208,80 @@ class HatDose(db.Model):
     prescription: Mapped[HatPrescription | None] = relationship()
     nurse: Mapped["Staff | None"] = relationship(foreign_keys=[nurse_id])  # noqa: F821
     witness: Mapped["Staff | None"] = relationship(foreign_keys=[witness_id])  # noqa: F821
+
+
+# --- Missed doses, holds, urine tests and take-home doses (srs.hat.missed) ---------------------
+
+URINE_RESULTS = ("clear", "positive")
+
+
+class HatHold(db.Model):
+    """One hold of a patient's dosing, from its start to the prescriber's review that lifted
+    it (or the end of treatment): the history the take-home rule's "6 months of continuous
+    treatment" reads."""
+
+    __tablename__ = "hat_hold"
+    __table_args__ = (
+        CheckConstraint("reason IN ('missed_doses', 'prescriber')", name="reason_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("hat_enrolment.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    # The prescriber's words for a hold they put on; None for the missed-dose job's.
+    note: Mapped[str | None] = mapped_column(String(300))
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    held_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    lift_note: Mapped[str | None] = mapped_column(String(300))
+
+
+class HatUrineTest(db.Model):
+    """A urine test's result: clear of non-prescribed narcotics, or positive."""
+
+    __tablename__ = "hat_urine_test"
+    __table_args__ = (
+        CheckConstraint("result IN ('clear', 'positive')", name="result_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("hat_enrolment.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    result: Mapped[str] = mapped_column(String(10))
+    recorded_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HatTakeHome(db.Model):
+    """Take-home doses a prescriber authorised for ``days`` days from ``first_day``; given
+    out once (``given_at``), as one dose row per session and day."""
+
+    __tablename__ = "hat_take_home"
+    __table_args__ = (
+        CheckConstraint("days BETWEEN 1 AND 7", name="days_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("hat_enrolment.id", ondelete="CASCADE"), index=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    authorised_by: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    authorised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    given_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    given_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class HatMissedRun(db.Model):
+    """The missed-dose job's run for one site and local day: a day is counted once."""
+
+    __tablename__ = "hat_missed_run"
+    __table_args__ = (UniqueConstraint("site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -128,6 +128,12 @@ class EnrolmentSchema(Schema):
     client_id = fields.Integer()
     code = fields.Function(lambda e: e.client.code)
     state = fields.String(validate=validate.OneOf(STATES))
+    hold_reason = fields.String(allow_none=True, metadata={
+        "description": "Why dosing is held: missed_doses or prescriber; null unless on_hold."})
+    held_at = fields.DateTime(allow_none=True)
+    retitrate_due = fields.Boolean(metadata={
+        "description": "Missed days reached the site's re-titration threshold: a new "
+                       "prescription version (the re-titration) clears it."})
     enrolled_at = fields.DateTime()
     eligibility = fields.Dict(keys=fields.String(), values=fields.Nested(EligibilityItemSchema))
     eligibility_signed_by = fields.Integer()

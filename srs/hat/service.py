@@ -314,6 +314,10 @@ def create_prescription(site: Site, enrolment_id: int, data: dict, *, actor: Act
     record(actor, "hat_prescription_signed", "hat_prescription", prescription.id,
            site_id=site.id, detail={"enrolment_id": enrolment.id, "version": version,
                                     "warned": bool(checked.warnings)}, now=now)
+    if enrolment.retitrate_due:  # this version is the re-titration the missed days asked for
+        enrolment.retitrate_due = False
+        record(actor, "hat_retitration_cleared", "hat_enrolment", enrolment.id,
+               site_id=site.id, detail={"prescription_id": prescription.id}, now=now)
     db.session.commit()
     return prescription, checked.warnings
 
