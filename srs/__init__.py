@@ -21,6 +21,7 @@ def create_app(test_config=None):
     from srs.clients.retention_views import bp as retention_bp
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
+    from srs.compassion import models as _compassion_models  # noqa: F401 - until its views
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.controlled.views import bp as controlled_bp
     from srs.dashboard.views import bp as dashboard_bp

@@ -259,7 +259,7 @@ def test_the_preview_counts_what_the_run_changes_and_the_run_is_audited(floor, m
     assert done == {"clients": 3, "visits": 12 + 1 + 12 + 1 + 3 + 2, "take_home_kits": 1,
                     "overdose_responses": 1, "referral_offers": 1, "referrals": 1,
                     "incident_links": 1, "naloxone_trainees": 1, "hat_enrolments": 0,
-                    "clients_cleared": 1,
+                    "compassion_members": 0, "clients_cleared": 1,
                     "care_profiles": 1, "clients_removed": 2}
     event, = retention_events(floor.site)
     assert event.actor == "retention" and event.entity_id == str(floor.site.id)

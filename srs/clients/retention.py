@@ -46,8 +46,8 @@ PLACEHOLDER_PREFIX = "retired-"
 
 # What a run changes, in the order the page and the audit trail give them.
 COUNTS = ("clients", "visits", "take_home_kits", "overdose_responses", "referral_offers",
-          "referrals", "incident_links", "naloxone_trainees", "hat_enrolments", "clients_cleared",
-          "care_profiles", "clients_removed")
+          "referrals", "incident_links", "naloxone_trainees", "hat_enrolments",
+          "compassion_members", "clients_cleared", "care_profiles", "clients_removed")
 COUNT_LABELS = {
     "clients": "Clients whose older records go to a placeholder",
     "visits": "Visits",
@@ -58,6 +58,7 @@ COUNT_LABELS = {
     "incident_links": "Incident reports naming the client",
     "naloxone_trainees": "Naloxone trainee records",
     "hat_enrolments": "Ended treatment enrolments",
+    "compassion_members": "Ended compassion-club memberships",
     "clients_cleared": "Clients with no visit in the period: handle, note and flags removed",
     "care_profiles": "Care profiles removed",
     "clients_removed": "Client codes removed (no record left)",
@@ -97,11 +98,11 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
     it holds never end up with different clients.
     """
     (visit, kit, response, offer, referral, incident, link, trainee, attended, session,
-     enrolment) = (
+     enrolment, member) = (
         _table(name) for name in (
             "visit", "take_home_kit", "overdose_response", "referral_offer", "referral",
             "incident", "incident_client", "naloxone_trainee", "naloxone_session_trainee",
-            "naloxone_training_session", "hat_enrolment"))
+            "naloxone_training_session", "hat_enrolment", "compassion_member"))
     old_visits = db.select(visit.c.id).where(visit.c.site_id == site_id,
                                              visit.c.arrived_at < cutoff)
     old_offers = db.select(offer.c.id).where(offer.c.visit_id.in_(old_visits))
@@ -133,6 +134,10 @@ def _old_records(site_id: int, cutoff: datetime) -> tuple:
         ("hat_enrolments", enrolment, enrolment.c.client_id,
          and_(enrolment.c.site_id == site_id, enrolment.c.ended_at.is_not(None),
               enrolment.c.ended_at < cutoff)),
+        # A club membership: old once it ended before the cutoff, as a treatment is.
+        ("compassion_members", member, member.c.client_id,
+         and_(member.c.site_id == site_id, member.c.ended_at.is_not(None),
+              member.c.ended_at < cutoff)),
     )
 
 

@@ -99,6 +99,17 @@ HAT_SETTINGS = {
     "hat_take_home_max_days": (2, 1, 7),
 }
 HAT_MAX_SINGLE_DOSE_RANGE = (1, 1000)
+# Compassion club (DOMAIN.md): DULF's 14 g a week in total, MySafe's 4 pickups a day, a
+# treatment-linkage conversation every 90 days, a member's survey every 3 months; an optional
+# cap a day (0: none). Take-home supply and rolling over a missed pickup are off unless the
+# site allows them. (default, minimum, maximum)
+COMPASSION_SETTINGS = {
+    "compassion_weekly_limit_mg": (14000, 100, 100000),
+    "compassion_daily_limit_mg": (0, 0, 100000),
+    "compassion_pickups_per_day": (4, 1, 24),
+    "compassion_linkage_review_days": (90, 7, 365),
+    "compassion_survey_days": (91, 7, 365),
+}
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 
@@ -112,6 +123,11 @@ def _timer_column(name: str):
 def _hat_column(name: str):
     # server_default only: a Python default would break the client-split migration's test.
     return mapped_column(Integer, server_default=str(HAT_SETTINGS[name][0]), nullable=False)
+
+
+def _compassion_column(name: str):
+    return mapped_column(Integer, server_default=str(COMPASSION_SETTINGS[name][0]),
+                         nullable=False)
 
 
 # Ontario's five time bands, by the local hour a visit or incident starts in.
@@ -229,6 +245,23 @@ class Site(db.Model):
     hat_take_home_allowed: Mapped[bool] = mapped_column(Boolean, server_default=false(),
                                                         nullable=False)
     hat_take_home_max_days: Mapped[int] = _hat_column("hat_take_home_max_days")
+    compassion_weekly_limit_mg: Mapped[int] = _compassion_column("compassion_weekly_limit_mg")
+    compassion_daily_limit_mg: Mapped[int] = _compassion_column("compassion_daily_limit_mg")
+    compassion_pickups_per_day: Mapped[int] = _compassion_column("compassion_pickups_per_day")
+    compassion_linkage_review_days: Mapped[int] = _compassion_column(
+        "compassion_linkage_review_days")
+    compassion_survey_days: Mapped[int] = _compassion_column("compassion_survey_days")
+    compassion_take_home_allowed: Mapped[bool] = mapped_column(
+        Boolean, server_default=false(), nullable=False)
+    compassion_rollover_allowed: Mapped[bool] = mapped_column(
+        Boolean, server_default=false(), nullable=False)
+    # Pickup windows ("HH:MM-HH:MM", site time; none: any time the site is open), the
+    # eligibility checklist ([[key, label], ...]; null: DEFAULT_ELIGIBILITY), the steps the
+    # site waives, and a cap a week per substance ({"heroin": mg}).
+    compassion_pickup_windows: Mapped[list | None] = mapped_column(JSON)
+    compassion_eligibility: Mapped[list | None] = mapped_column(JSON)
+    compassion_waived_steps: Mapped[list | None] = mapped_column(JSON)
+    compassion_substance_limits_mg: Mapped[dict | None] = mapped_column(JSON)
 
     booths: Mapped[list["Booth"]] = relationship(  # noqa: F821
         back_populates="site", order_by="Booth.position")
