@@ -201,6 +201,24 @@ def test_an_accepted_referral_without_a_visit_is_refused_with_a_reason(club, app
     assert members.linkage_history(member) == []
 
 
+def test_an_accepted_conversation_refers_through_the_engine_during_a_visit(club):
+    from factories import make_service
+
+    from srs.booths import service as floor
+    from srs.referrals.models import Referral
+
+    site, nurse, _screener, _supervisor, client, member = club
+    service = make_service(site, service_type="oat")
+    floor.check_in(site, code=client.code, handle=None, actor=Actor.of(nurse),
+                   actor_roles={"nurse"}, now=NOW)
+    talked = members.record_linkage(site, member.id, {
+        "outcome": "accepted", "service_id": service.id, "note": "Wants methadone"},
+        actor=Actor.of(nurse), now=NOW)
+    referral = db.session.get(Referral, talked.referral_id)
+    assert (referral.client_id, referral.service_id) == (client.id, service.id)
+    assert referral.offer.status == "accepted"
+
+
 # --- Pages -----------------------------------------------------------------------------------
 
 
@@ -251,6 +269,17 @@ def test_enrol_page_refuses_an_unknown_code_as_typed_and_enrols_a_known_one(app,
     assert done.status_code == 303
     listed = client.get(f"/sites/{site.slug}/club").get_data(as_text=True)
     assert known.code in listed and 'data-state="applicant"' in listed
+
+
+def test_the_enrol_form_offers_known_codes_as_check_in_does(app, client, auth):
+    site = make_site()
+    make_staff(site, role=Role.NURSE, username="nell")
+    make_client(site, code="F-KNOW-1990", handle="Kim")
+    auth.login("nell")
+    found = client.get(f"/sites/{site.slug}/club/enrol/codes?code=know").get_data(as_text=True)
+    assert "F-KNOW-1990" in found and "Kim" in found
+    field = client.get(f"/sites/{site.slug}/club/enrol/code?code=F-KNOW-1990")
+    assert 'value="F-KNOW-1990"' in field.get_data(as_text=True)
 
 
 def test_suspend_page_and_consent_page(club, client, auth):

@@ -10,6 +10,7 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
+from srs.clients.service import find_clients
 from srs.common import utcnow
 from srs.compassion import members
 from srs.compassion.member_schemas import (
@@ -68,6 +69,23 @@ def enrol_form(site):
     return _enrol_page(site, form={"code": request.args.get("code", "")})
 
 
+@bp.get("/sites/<slug>/club/enrol/codes")
+@site_role_required(*members.CLUB)
+def code_suggestions(site):
+    """Known codes holding what the code field holds (2 characters on), as at check-in; a
+    tap puts one in the field and leaves the rest of the form as typed."""
+    found = find_clients(site, request.args.get("code", ""), actor=current_actor())
+    return render_template("compassion/_codes.html", site=site, suggestions=found)
+
+
+@bp.get("/sites/<slug>/club/enrol/code")
+@site_role_required(*members.CLUB)
+def code_field(site):
+    """The code field holding ``code``."""
+    return render_template("compassion/_code_field.html", site=site, errors={},
+                           form={"code": request.args.get("code", "")})
+
+
 @bp.post("/sites/<slug>/club/enrol")
 @site_role_required(*members.CLUB)
 def enrol(site):
@@ -102,6 +120,7 @@ def _member_page(site, member_id, status=200, **context):
     context.setdefault("form_name", None)
     return render_template(
         "compassion/member.html", site=site, member=member, now=now,
+        eligibility_labels=dict(members.eligibility_items(site)),
         steps=members.step_rows(site, member), missing=members.steps_missing(site, member),
         consent=members.current_consent_text(site),
         consent_versions={t.id: t.version for t in members.consent_texts(site)},
