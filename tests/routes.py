@@ -30,6 +30,7 @@ from srs.auth.service import Actor, issue_token
 from srs.booths import checks
 from srs.booths import service as floor_service
 from srs.common import utcnow
+from srs.compassion.models import Member
 from srs.drugchecks.outbox import new_gateway_token
 from srs.extensions import db
 from srs.hat import identity
@@ -172,6 +173,13 @@ PAGE_FORMS = {
     "hat.record_urine_test": {"result": "clear"},
     "hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": "1",
                                               "pin": PIN},
+    "club.enrol": {"code": "F-WAIT-1982", "met_current_use": "on"},
+    "club.record_step": {"step": "linkage_consent"},
+    "club.record_linkage": {"outcome": "declined"},
+    "club.suspend": {"reason": "Threats to staff",
+                     "until": (date.today() + timedelta(days=7)).isoformat()},
+    "club.end": {"reason": "Moved away"},
+    "club.write_consent": {"text": "Supply from the club carries risks: start low."},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -267,6 +275,10 @@ API_BODIES = {
     "api_hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": 1,
                                                   "pin": PIN},
     "api_hat.give_take_home_doses": None,
+    "api_club_members.enrol_member": {"code": "F-WAIT-1982",
+                                      "eligibility": {"current_use": {"met": True}}},
+    "api_club_members.record_membership_step": {"step": "linkage_consent"},
+    "api_club_members.record_linkage_conversation": {"outcome": "declined"},
 }
 
 
@@ -508,6 +520,11 @@ def make_floor() -> SimpleNamespace:
         eligibility={"severe_oud": {"met": True, "note": None}},
         eligibility_signed_by=nurse.id, eligibility_signed_at=now)
     db.session.add(enrolment)
+    # A compassion-club member, active: the client in a booth.
+    member = Member(site_id=site.id, client_id=in_booth.client_id, state="active",
+                    applied_at=now, applied_by=nurse.id, active_since=now,
+                    eligibility={"current_use": {"met": True, "note": None}})
+    db.session.add(member)
     db.session.commit()
     # The site's wall display: the token is its sign-in link's, and the display principal's.
     display, display_token = auth_service.register_display(site, "Waiting room wall",
@@ -518,7 +535,8 @@ def make_floor() -> SimpleNamespace:
                            url_values={"response_id": response.id, "lot_id": lot.id,
                                        "intervention_id": dose.id, "finding_id": finding.id,
                                        "display_id": display.id, "token": display_token,
-                                       "enrolment_id": enrolment.id},
+                                       "enrolment_id": enrolment.id,
+                                       "member_id": member.id},
                            incident=incident, packet=packet, factor=factor, principal=None)
 
 
