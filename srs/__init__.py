@@ -22,6 +22,7 @@ def create_app(test_config=None):
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.compassion import models as _compassion_models  # noqa: F401 - until its views
+    from srs.compassion.supply_views import bp as club_supply_bp
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.controlled.views import bp as controlled_bp
     from srs.dashboard.views import bp as dashboard_bp
@@ -96,6 +97,7 @@ def create_app(test_config=None):
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)
     app.register_blueprint(controlled_bp)
+    app.register_blueprint(club_supply_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(drugchecks_bp)
     app.register_blueprint(earlywarning_bp)
