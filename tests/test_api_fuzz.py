@@ -17,7 +17,14 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_controlled_loss, make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_drug_alert, make_kit, make_take_home
+from routes import (
+    ORG_ADMIN_ONLY,
+    OTHER_SITE,
+    club_member,
+    make_drug_alert,
+    make_kit,
+    make_take_home,
+)
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
@@ -88,7 +95,9 @@ def fuzz_floor(shared_apps, kept_floor):
                # A controlled-drug count that found a loss, still to report.
                "count_id": make_controlled_loss(floor.site).id,
                # Take-home doses authorised for the floor's treatment patient, to give out.
-               "take_home_id": make_take_home(floor).id}
+               "take_home_id": make_take_home(floor).id,
+               # The site's active club member.
+               "member_id": club_member(floor.site).id}
         yield kept_floor, ids
 
 
