@@ -26,12 +26,12 @@ class _BatchFields(Schema):
     lot = fields.String(required=True, validate=validate.Length(min=1, max=34))
     unit = fields.String(load_default="g", validate=validate.OneOf(
         list(UNITS), error="Choose g or tablet."))
-    quantity = fields.Decimal(required=True, validate=AMOUNT, metadata={
+    quantity = fields.Float(required=True, allow_nan=False, validate=AMOUNT, metadata={
         "description": "Grams to 0.1 g, or whole tablets (unit tablet)."})
     unit_mg = fields.Integer(strict=True, load_default=None, validate=validate.Range(
         min=1, max=10000, error="Between 1 and 10000."),
         metadata={"description": "The mg in each tablet (unit tablet)."})
-    cost = fields.Decimal(required=True, validate=MONEY, metadata={
+    cost = fields.Float(required=True, allow_nan=False, validate=MONEY, metadata={
         "description": "What the whole batch cost, in dollars and cents."})
     invoice = fields.String(load_default=None, validate=validate.Length(max=60))
     expires_on = fields.Date(required=True)
@@ -49,7 +49,7 @@ class _ClearFields(Schema):
 
 class _SupplyFields(Schema):
     batch_id = RecordId(required=True)
-    quantity = fields.Decimal(required=True, validate=AMOUNT, metadata={
+    quantity = fields.Float(required=True, allow_nan=False, validate=AMOUNT, metadata={
         "description": "Grams to 0.1 g, or whole tablets for a batch of tablets."})
     mode = fields.String(load_default="witnessed", validate=validate.OneOf(
         list(SUPPLY_MODES), error="Choose witnessed or take-home."))
