@@ -281,6 +281,21 @@ def test_the_price_is_the_batch_cost_per_mg_rounded_to_the_cent(site, member, nu
         .price_cents == 167  # 166.67
 
 
+def test_a_batch_of_tablets_is_counted_and_supplied_in_mg(site, member, nurse):
+    take_home(site, member)
+    tested = check(site, nurse, [{"substance": "Heroin"}])
+    with pytest.raises(Invalid, match="mg in each tablet"):
+        receive(site, nurse, lot="T-1", unit="tablet", grams="100", check_id=tested.id)
+    tablets = receive(site, nurse, lot="T-1", unit="tablet", grams="100", unit_mg=30,
+                      cost="60.00", check_id=tested.id)
+    assert (tablets.quantity_mg, service.batch_balance(tablets)) == (3000, 3000)
+    with pytest.raises(Invalid, match="whole number of tablets"):
+        supply(site, member, tablets, nurse, "1.5")
+    done = supply(site, member, tablets, nurse, "4")
+    assert (done.quantity_mg, done.price_cents, service.batch_balance(tablets)) == (
+        120, 240, 2880)
+
+
 def test_a_member_not_active_is_not_supplied(site, member, batch, nurse):
     take_home(site, member)
     member.state = "applicant"
