@@ -17,7 +17,13 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_controlled_loss, make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_drug_alert, make_kit, make_take_home
+from routes import (
+    ORG_ADMIN_ONLY,
+    OTHER_SITE,
+    make_drug_alert,
+    make_kit,
+    make_take_home,
+)
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError

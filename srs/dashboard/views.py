@@ -82,6 +82,7 @@ LINKS = (
     Link("Referral services", "referrals.services_page", "services-link", "admin"),
     Link("Naloxone stock", "naloxone.stock_page", "naloxone-link", "admin"),
     Link("Controlled-drug register", "controlled.register_page", "controlled-link", "work"),
+    Link("Club batches", "club_supply.batches_page", "club-batches-link", "work"),
     Link("Naloxone kits", "naloxone.kit_register", "naloxone-kits-link", "admin"),
     Link("Record naloxone training", "training.form_page", "training-link", "work"),
     Link("Naloxone training sessions", "training.sessions", "training-sessions-link", "work"),
