@@ -382,3 +382,20 @@ def test_the_batches_page_receives_a_batch_and_links_its_label(client, auth, sit
     assert good.status_code == 200
     body = good.get_data(as_text=True)
     assert "P-1" in body and "label.pdf" in body and "Not tested" in body
+
+
+def test_a_batch_that_fails_to_be_recorded_leaves_no_register_line(site, nurse, monkeypatch):
+    """The register line, its receipt and the batch are one unit of work: a failure while
+    judging the check leaves no line with stock nobody can supply."""
+    tested = check(site, nurse, [{"substance": "Heroin"}])
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the check could not be read")
+
+    monkeypatch.setattr(service, "_apply_check", failing)
+    with pytest.raises(RuntimeError):
+        receive(site, nurse, lot="H-9", check_id=tested.id)
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count(ControlledDrug.id)).where(
+        ControlledDrug.site_id == site.id)) == 0
+    assert db.session.scalar(db.select(db.func.count(ControlledEntry.id))) == 0

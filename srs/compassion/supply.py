@@ -125,8 +125,8 @@ def receive_batch(site: Site, data: dict, *, actor: Actor, now: datetime) -> Sup
     """Receive a batch: open its register line, receive it there, and record the batch
     (with its drug check, when one is given). Raises Invalid or NotFound.
 
-    Every rule is checked before the register line is opened, so a refused batch leaves no
-    line behind.
+    One unit of work: the register line, its receipt and the batch are saved together or
+    not at all.
     """
     unit = data.get("unit") or "g"
     unit_mg = data.get("unit_mg") if unit == "tablet" else None
@@ -159,11 +159,12 @@ def receive_batch(site: Site, data: dict, *, actor: Actor, now: datetime) -> Sup
     if errors:
         raise Invalid("The batch could not be received: see the marked fields.", errors)
     drug = register.create_drug(site, {"name": substance, "strength": f"batch {lot}",
-                                       "unit": "mg"}, actor=actor, now=now)
+                                       "unit": "mg"}, actor=actor, now=now, commit=False)
     entry = register.receive(site, {
         "drug_id": drug.id, "quantity": mg, "supplier": data["source"].strip(),
         "invoice": (data.get("invoice") or "").strip() or f"batch {lot}",
-        "lot_number": lot, "expires_on": data["expires_on"]}, actor=actor, now=now)
+        "lot_number": lot, "expires_on": data["expires_on"]}, actor=actor, now=now,
+        commit=False)
     batch = SupplyBatch(
         site_id=site.id, substance=substance, label_content=data["label_content"].strip(),
         source=data["source"].strip(), lot=lot, unit=unit, unit_mg=unit_mg, quantity_mg=mg,

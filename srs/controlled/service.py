@@ -96,8 +96,10 @@ def register(site: Site, *, now: datetime) -> dict:
 # --- Lines and movements ---------------------------------------------------------------------
 
 
-def create_drug(site: Site, data: dict, *, actor: Actor, now: datetime) -> ControlledDrug:
-    """Open a register line for a drug and strength. Raises Invalid for a line that exists."""
+def create_drug(site: Site, data: dict, *, actor: Actor, now: datetime,
+                commit: bool = True) -> ControlledDrug:
+    """Open a register line for a drug and strength. Raises Invalid for a line that exists.
+    ``commit=False``: a piece of the caller's unit of work (a club batch received)."""
     name, strength = data["name"].strip(), data["strength"].strip()
     if not name:
         raise _field("name", "Give the drug's name.")
@@ -114,7 +116,8 @@ def create_drug(site: Site, data: dict, *, actor: Actor, now: datetime) -> Contr
     record(actor, "controlled_drug_created", "controlled_drug", drug.id, site_id=site.id,
            now=now)
     live.announce(site.id, TOPIC)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return drug
 
 
@@ -147,11 +150,12 @@ def _move(drug: ControlledDrug, *, kind: str, delta: int, actor: Actor, now: dat
 
 
 def _done(drug: ControlledDrug, entry: ControlledEntry, action: str, *, actor: Actor,
-          now: datetime) -> ControlledEntry:
+          now: datetime, commit: bool = True) -> ControlledEntry:
     record(actor, action, "controlled_entry", entry.id, site_id=drug.site_id, now=now,
            detail={"drug_id": drug.id, "delta": entry.delta})
     live.announce(drug.site_id, TOPIC)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return entry
 
 
@@ -161,8 +165,10 @@ def _positive(quantity: int | None) -> int:
     return quantity
 
 
-def receive(site: Site, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:
-    """Stock received from a supplier (invoice, lot, expiry). Raises Invalid, NotFound."""
+def receive(site: Site, data: dict, *, actor: Actor, now: datetime,
+            commit: bool = True) -> ControlledEntry:
+    """Stock received from a supplier (invoice, lot, expiry). Raises Invalid, NotFound.
+    ``commit=False``: a piece of the caller's unit of work."""
     drug = get_drug(site, data["drug_id"])
     quantity = _positive(data.get("quantity"))
     for name, message in (("supplier", "Give the supplier."),
@@ -175,7 +181,7 @@ def receive(site: Site, data: dict, *, actor: Actor, now: datetime) -> Controlle
     entry = _move(drug, kind="received", delta=quantity, actor=actor, now=now,
                   supplier=data["supplier"].strip(), invoice=data["invoice"].strip(),
                   lot_number=data["lot_number"].strip(), expires_on=data["expires_on"])
-    return _done(drug, entry, "controlled_received", actor=actor, now=now)
+    return _done(drug, entry, "controlled_received", actor=actor, now=now, commit=commit)
 
 
 def draw_for_dose(drug: ControlledDrug, *, client: Client, quantity: int, dose_mg: int,
