@@ -22,6 +22,7 @@ def create_app(test_config=None):
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.compassion import models as _compassion_models  # noqa: F401 - until its views
+    from srs.compassion.evaluation_views import bp as club_eval_bp
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.controlled.views import bp as controlled_bp
     from srs.dashboard.views import bp as dashboard_bp
@@ -109,6 +110,7 @@ def create_app(test_config=None):
     app.register_blueprint(audit_bp)
     app.register_blueprint(hat_bp)
     app.register_blueprint(hatreports_bp)
+    app.register_blueprint(club_eval_bp)
     app.register_blueprint(hat_dosing_bp)
     app.cli.add_command(srs_cli)
     return app

@@ -144,6 +144,7 @@ def init_app(app) -> None:
         audit,
         booths,
         clients,
+        compassion_eval,
         controlled,
         displays,
         drugchecks,
@@ -179,7 +180,7 @@ def init_app(app) -> None:
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
                       clients.blp, org.blp, audit.blp, training.blp,
                       drugchecks.blp, earlywarning.blp, hat.blp, controlled.blp,
-                      hat_reports.blp):
+                      hat_reports.blp, compassion_eval.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
