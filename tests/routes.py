@@ -30,6 +30,7 @@ from srs.auth.service import Actor, issue_token
 from srs.booths import checks
 from srs.booths import service as floor_service
 from srs.common import utcnow
+from srs.compassion.models import Member
 from srs.drugchecks.outbox import new_gateway_token
 from srs.extensions import db
 from srs.hat import identity
@@ -172,6 +173,8 @@ PAGE_FORMS = {
     "hat.record_urine_test": {"result": "clear"},
     "hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": "1",
                                               "pin": PIN},
+    "club_eval.record_survey": {"overdoses_since": "0", "street_supply": "less",
+                                "treatment_contact": "no"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -267,6 +270,8 @@ API_BODIES = {
     "api_hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": 1,
                                                   "pin": PIN},
     "api_hat.give_take_home_doses": None,
+    "api_compassion_eval.record_member_survey": {"overdoses_since": 0, "street_supply": "less",
+                                                 "treatment_contact": True},
 }
 
 
@@ -508,6 +513,10 @@ def make_floor() -> SimpleNamespace:
         eligibility={"severe_oud": {"met": True, "note": None}},
         eligibility_signed_by=nurse.id, eligibility_signed_at=now)
     db.session.add(enrolment)
+    # A compassion-club member, active for 100 days and never surveyed: due one.
+    member = Member(site_id=site.id, client_id=waiting.client_id, state="active",
+                    applied_at=now - timedelta(days=101), active_since=now - timedelta(days=100))
+    db.session.add(member)
     db.session.commit()
     # The site's wall display: the token is its sign-in link's, and the display principal's.
     display, display_token = auth_service.register_display(site, "Waiting room wall",
@@ -518,7 +527,7 @@ def make_floor() -> SimpleNamespace:
                            url_values={"response_id": response.id, "lot_id": lot.id,
                                        "intervention_id": dose.id, "finding_id": finding.id,
                                        "display_id": display.id, "token": display_token,
-                                       "enrolment_id": enrolment.id},
+                                       "enrolment_id": enrolment.id, "member_id": member.id},
                            incident=incident, packet=packet, factor=factor, principal=None)
 
 

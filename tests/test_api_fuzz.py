@@ -85,6 +85,8 @@ def fuzz_floor(shared_apps, kept_floor):
                "staff_id": make_staff(floor.site, role=Role.NURSE).id,
                "drug_alert_id": make_drug_alert(floor.site).id,
                "enrolment_id": floor.url_values["enrolment_id"],
+               # A compassion-club member, due a survey.
+               "member_id": floor.url_values["member_id"],
                # A controlled-drug count that found a loss, still to report.
                "count_id": make_controlled_loss(floor.site).id,
                # Take-home doses authorised for the floor's treatment patient, to give out.

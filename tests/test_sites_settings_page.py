@@ -44,8 +44,13 @@ def page_form(html: str) -> dict:
     for tag in re.findall(r"<input [^>]*>", html):
         name = re.search(r'name="([^"]+)"', tag)
         value = re.search(r'value="([^"]*)"', tag)
+        if re.search(r'type="(checkbox|radio)"', tag) and " checked" not in tag:
+            continue  # a box not ticked sends nothing
         if name and name.group(1) != "csrf_token":
             form.setdefault(name.group(1), []).append(unescape(value.group(1)) if value else "")
+    for name, text in re.findall(r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html,
+                                 re.S):
+        form[name] = [unescape(text)]
     for name, options in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', html,
                                     re.S):
         chosen = re.search(r'<option value="([^"]*)" selected', options)
@@ -263,7 +268,8 @@ def test_every_setting_of_the_table_is_on_the_page_with_its_current_value(client
     text, form = text_of(html), page_form(html)
     headings = re.findall(r'<legend class="settings__heading">(.*?)</legend>', html)
     assert headings == ["Floor timers", "After-care", "Alarms", "Naloxone",
-                        "Drug early warning", "Heroin-assisted treatment", "Site"]
+                        "Drug early warning", "Heroin-assisted treatment", "Compassion club",
+                        "Site"]
     for setting in PAGE_SETTINGS:
         assert f'data-setting="{setting.name}"' in html, setting.name
         assert setting.title in text and setting.help in text, setting.name
@@ -278,7 +284,8 @@ def test_every_setting_of_the_table_is_on_the_page_with_its_current_value(client
         elif setting.kind == BOOLEAN:
             assert form[setting.name] == ["true" if value else "false"], setting.name
         else:
-            assert form[setting.name] == ["" if value is None else f"{value:g}"], setting.name
+            shown = "" if value is None else f"{setting.on_page(value):g}"
+            assert form[setting.name] == [shown], setting.name
     assert (form["cluster_window_seconds-min"], form["cluster_window_seconds-sec"]) == (
         ["121"], ["30"])
     assert form["cluster_trend_factor"] == ["2.5"] and form["hat_max_single_dose_mg"] == ["40"]
