@@ -164,7 +164,9 @@ class SiteSettingsSchema(_NumberFields):
                                  "null for nobody."})
 
     compassion_pickup_windows = fields.List(
-        fields.String(validate=validate.Length(max=20)), allow_none=True,
+        fields.String(validate=validate.Length(
+            max=20, error="Write each window as HH:MM-HH:MM, e.g. 09:00-11:00.")),
+        allow_none=True,
         validate=validate.Length(max=12, error="At most 12 pickup windows."),
         metadata={"description": "Pickup windows, site time, each \"HH:MM-HH:MM\" with its "
                                  "start before its end, none overlapping; null or empty: any "
@@ -181,7 +183,8 @@ class SiteSettingsSchema(_NumberFields):
         metadata={"description": "The eligibility checklist screening checks, in order; null: "
                                  "the default list (DULF and MySafe)."})
     compassion_substance_limits_mg = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=80)),
+        keys=fields.String(validate=validate.Length(
+            min=1, max=80, error="A substance's name is 1 to 80 characters.")),
         values=fields.Integer(strict=True, validate=validate.Range(
             min=1, max=SUBSTANCE_LIMIT_MAX_MG,
             error=f"A cap is between 1 and {SUBSTANCE_LIMIT_MAX_MG} mg in 7 days.")),
@@ -203,7 +206,9 @@ class SiteSettingsSchema(_NumberFields):
 
     @validates("compassion_eligibility")
     def _keys_once(self, value, **_kwargs):
-        keys = [key for key, _label in value or ()]
+        # A list an item of which was refused comes as far as it was read: its items' keys.
+        keys = [item[0] if isinstance(item, list) else (item or {}).get("key")
+                for item in value or ()]
         if len(set(keys)) != len(keys):
             raise ValidationError("Each item once: two items have the same key.")
 
