@@ -16,9 +16,9 @@ from marshmallow import (
 )
 
 from srs.common import RecordId
-from srs.compassion.models import STEP_KEYS
 from srs.forms import Form
 from srs.sites.models import (
+    COMPASSION_STEPS,
     RETENTION_MAX_DAYS,
     RETENTION_MIN_DAYS,
     RETENTION_RANGE,
@@ -43,6 +43,9 @@ class SiteSchema(Schema):
 
 SUBSTANCE_LIMIT_MAX_MG = 100000
 _WINDOW = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]|24):([0-5][0-9])")
+
+
+STEP_KEYS = tuple(key for key, _label in COMPASSION_STEPS)
 
 
 def _minutes(hours: str, minutes: str) -> int:

@@ -12,13 +12,17 @@ from srs.auth.access import current_actor
 from srs.auth.models import Role, Staff
 from srs.auth.schemas import ROLE_CHOICES, DisplayForm, StaffForm, StaffRolesForm
 from srs.common import utcnow
-from srs.compassion.models import DEFAULT_ELIGIBILITY, STEPS
 from srs.errors import DomainError, Invalid
 from srs.extensions import db
 from srs.forms import form_input
 from srs.sites import service
 from srs.sites.access import site_role_required
-from srs.sites.models import TIMER_SETTINGS, TIMERS
+from srs.sites.models import (
+    COMPASSION_DEFAULT_ELIGIBILITY,
+    COMPASSION_STEPS,
+    TIMER_SETTINGS,
+    TIMERS,
+)
 from srs.sites.schemas import DURATIONS, WAIVED_SENT, SiteSettingsForm, timer_range
 from srs.sites.settings_table import (
     API_NUMBERS,
@@ -243,7 +247,7 @@ def _site_inputs(site) -> dict:
     return inputs
 
 
-STEP_LABELS = dict(STEPS)
+STEP_LABELS = dict(COMPASSION_STEPS)
 
 
 def _club_shown(name: str, value) -> str:
@@ -304,8 +308,8 @@ def _settings_panel(site, status: int = 200, *, template="sites/_settings.html",
         groups=SETTING_GROUPS, timer_range=timer_range,
         other_timers=[s for s in TIMER_SETTINGS if s.name not in placed],
         zones=_time_zones(), zone_names={z for _, names in _time_zones() for z in names},
-        supervisors=supervisors, saved=saved, club_steps=STEPS, waived_sent=WAIVED_SENT,
-        default_eligibility=DEFAULT_ELIGIBILITY), status
+        supervisors=supervisors, saved=saved, club_steps=COMPASSION_STEPS, waived_sent=WAIVED_SENT,
+        default_eligibility=COMPASSION_DEFAULT_ELIGIBILITY), status
 
 
 @bp.get("/sites/<slug>/admin/settings")
