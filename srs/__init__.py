@@ -21,8 +21,10 @@ def create_app(test_config=None):
     from srs.clients.retention_views import bp as retention_bp
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
-    from srs.compassion import models as _compassion_models  # noqa: F401 - until its views
+    from srs.compassion import records as _compassion_records  # noqa: F401 - a client's record
     from srs.compassion.evaluation_views import bp as club_eval_bp
+    from srs.compassion.member_views import bp as club_bp
+    from srs.compassion.supply_views import bp as club_supply_bp
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
     from srs.controlled.views import bp as controlled_bp
     from srs.dashboard.views import bp as dashboard_bp
@@ -97,6 +99,7 @@ def create_app(test_config=None):
     app.register_blueprint(booths_bp)
     app.register_blueprint(naloxone_bp)
     app.register_blueprint(controlled_bp)
+    app.register_blueprint(club_supply_bp)
     app.register_blueprint(training_bp)
     app.register_blueprint(drugchecks_bp)
     app.register_blueprint(earlywarning_bp)
@@ -112,5 +115,6 @@ def create_app(test_config=None):
     app.register_blueprint(hatreports_bp)
     app.register_blueprint(club_eval_bp)
     app.register_blueprint(hat_dosing_bp)
+    app.register_blueprint(club_bp)
     app.cli.add_command(srs_cli)
     return app

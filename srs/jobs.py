@@ -24,6 +24,7 @@ from srs.alerts.service import scan as scan_alerts
 from srs.auth.service import lock_idle_sessions
 from srs.clients.retention import apply_retention
 from srs.common import UTCDateTime, utcnow
+from srs.compassion.members import lapse_suspensions
 from srs.config import private_file, private_folder
 from srs.drugchecks.service import scan as scan_drug_alerts
 from srs.errors import log_failure
@@ -115,6 +116,8 @@ JOBS: tuple[Job, ...] = (
     # prompts at the site's thresholds; every few minutes, so each site's own midnight is
     # caught, and a day is counted once.
     Job("hat_missed_doses", run_missed_dose_job, "interval", {"minutes": 5}),
+    # Club members whose suspension's end has passed are active again (a read does it too).
+    Job("club_suspensions", lapse_suspensions, "interval", {"minutes": 5}),
 )
 
 

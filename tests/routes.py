@@ -121,6 +121,12 @@ PAGE_FORMS = {
     "controlled.return_stock": lambda floor: {
         **_controlled_waste(floor), "supplier": "Pharma Ltd"},
     "controlled.loss_reported": {"reference": "HC-4000-1"},
+    "club_supply.receive_batch": lambda floor: {**_club_batch_body(), "quantity": "10.0",
+                                                "cost": "100"},
+    "club_supply.link_check": lambda floor: {"drug_check_id": str(_club_check(floor.site).id)},
+    "club_supply.clear_batch": {"reason": "Caffeine is a known cut"},
+    "club_supply.record_supply": lambda floor: {"batch_id": str(club_batch(floor.site).id),
+                                                "quantity": "0.5", "mode": "witnessed"},
     # The trainer is whoever records it; one person from outside, by kind.
     "training.record": {"held_on": (date.today() - timedelta(days=1)).isoformat(),
                         "curriculum": "Take-home naloxone", "format": "brief",
@@ -173,6 +179,13 @@ PAGE_FORMS = {
     "hat.record_urine_test": {"result": "clear"},
     "hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": "1",
                                               "pin": PIN},
+    "club.enrol": {"code": "F-WAIT-1982", "met_current_use": "on"},
+    "club.record_step": {"step": "linkage_consent"},
+    "club.record_linkage": {"outcome": "declined"},
+    "club.suspend": {"reason": "Threats to staff",
+                     "until": (date.today() + timedelta(days=7)).isoformat()},
+    "club.end": {"reason": "Moved away"},
+    "club.write_consent": {"text": "Supply from the club carries risks: start low."},
     "club_eval.record_survey": {"overdoses_since": "0", "street_supply": "less",
                                 "treatment_contact": "no"},
 }
@@ -213,6 +226,11 @@ API_BODIES = {
     "api_controlled.record_controlled_waste": lambda floor: _controlled_waste(floor, api=True),
     "api_controlled.record_stock_count": lambda floor: _controlled_count(floor, api=True),
     "api_controlled.mark_controlled_loss_reported": {"reference": "HC-4000-1"},
+    "api_compassion_supply.receive_supply_batch": lambda floor: {
+        **_club_batch_body(), "quantity": 10.0, "cost": 100,
+        "drug_check_id": _club_check(floor.site).id},
+    "api_compassion_supply.record_supply": lambda floor: {
+        "batch_id": club_batch(floor.site).id, "quantity": 0.5, "mode": "witnessed"},
     "api_training.record_training_session": lambda floor: {
         "held_on": (date.today() - timedelta(days=1)).isoformat(),
         "trainer_id": floor_nurse_id(), "curriculum": "Take-home naloxone", "format": "brief",
@@ -270,6 +288,10 @@ API_BODIES = {
     "api_hat.authorise_take_home": lambda floor: {**_take_home_ready(floor), "days": 1,
                                                   "pin": PIN},
     "api_hat.give_take_home_doses": None,
+    "api_club_members.enrol_member": {"code": "F-WAIT-1982",
+                                      "eligibility": {"current_use": {"met": True}}},
+    "api_club_members.record_membership_step": {"step": "linkage_consent"},
+    "api_club_members.record_linkage_conversation": {"outcome": "declined"},
     "api_compassion_eval.record_member_survey": {"overdoses_since": 0, "street_supply": "less",
                                                  "treatment_contact": True},
 }
@@ -346,6 +368,52 @@ def make_take_home(floor) -> HatTakeHome:
     db.session.add(grant)
     db.session.commit()
     return grant
+
+def _club_batch_body() -> dict:
+    return {"substance": "Heroin", "label_content": "Heroin", "source": "Lab supplier",
+            "lot": f"Z-{make_staff().id}", "unit": "g", "expires_on": "2099-01-01"}
+
+
+def _club_check(site, *components: str):
+    """A drug check of a sample of a club batch: FTIR found heroin (and ``components``)."""
+    from srs.drugchecks import service as drugchecks
+
+    return drugchecks.record_check(site, {
+        "methods": ["ftir"], "strips": {}, "sample_code": f"CLUB-{make_staff().id}",
+        "components": [{"substance": name} for name in ("Heroin", *components)]},
+        actor=ACTOR, now=utcnow())
+
+
+def club_batch(site, *, blocked: bool = False):
+    """A club batch of 10 g, received with a passing check (or one a finding blocked)."""
+    from srs.compassion import supply
+
+    check = _club_check(site, *(("Caffeine",) if blocked else ()))
+    return supply.receive_batch(site, {**_club_batch_body(), "quantity": "10.0", "cost": "100",
+                                       "expires_on": date(2099, 1, 1),
+                                       "drug_check_id": check.id}, actor=ACTOR, now=utcnow())
+
+
+def club_member(site):
+    """The site's active club member (one client code, made once)."""
+    from srs.clients.models import Client
+    from srs.compassion.models import Member
+
+    client = db.session.execute(db.select(Client).filter_by(
+        site_id=site.id, code="F-CLUB-1970")).scalar_one_or_none()
+    if client is None:
+        client = Client(site_id=site.id, code="F-CLUB-1970")
+        db.session.add(client)
+        db.session.flush()
+    member = db.session.execute(db.select(Member).filter_by(
+        site_id=site.id, client_id=client.id)).scalar_one_or_none()
+    if member is None:
+        member = Member(site_id=site.id, client_id=client.id, state="active",
+                        applied_at=utcnow())
+        db.session.add(member)
+    db.session.commit()
+    return member
+
 
 def _controlled_receipt(floor) -> dict:
     drug = make_controlled_drug(floor.site, name=f"Diacetylmorphine {make_staff().id}")
@@ -513,9 +581,10 @@ def make_floor() -> SimpleNamespace:
         eligibility={"severe_oud": {"met": True, "note": None}},
         eligibility_signed_by=nurse.id, eligibility_signed_at=now)
     db.session.add(enrolment)
-    # A compassion-club member, active for 100 days and never surveyed: due one.
-    member = Member(site_id=site.id, client_id=waiting.client_id, state="active",
-                    applied_at=now - timedelta(days=101), active_since=now - timedelta(days=100))
+    # A compassion-club member, active: the client in a booth.
+    member = Member(site_id=site.id, client_id=in_booth.client_id, state="active",
+                    applied_at=now, applied_by=nurse.id, active_since=now,
+                    eligibility={"current_use": {"met": True, "note": None}})
     db.session.add(member)
     db.session.commit()
     # The site's wall display: the token is its sign-in link's, and the display principal's.
@@ -527,7 +596,8 @@ def make_floor() -> SimpleNamespace:
                            url_values={"response_id": response.id, "lot_id": lot.id,
                                        "intervention_id": dose.id, "finding_id": finding.id,
                                        "display_id": display.id, "token": display_token,
-                                       "enrolment_id": enrolment.id, "member_id": member.id},
+                                       "enrolment_id": enrolment.id,
+                                       "member_id": member.id},
                            incident=incident, packet=packet, factor=factor, principal=None)
 
 
@@ -702,6 +772,11 @@ def named_records(route: Route, floor) -> dict:
             floor.site, DRUG_ALERT_STATE_FOR.get(route.endpoint, "draft")).id
     if "count_id" in route.arguments:  # a controlled-drug count that found a loss
         values["count_id"] = make_controlled_loss(floor.site).id
+    if "member_id" in route.arguments:  # the site's active club member
+        values["member_id"] = club_member(floor.site).id
+    if "batch_id" in route.arguments:  # a club batch (blocked, for clearing)
+        values["batch_id"] = club_batch(
+            floor.site, blocked=route.endpoint == "club_supply.clear_batch").id
     if "take_home_id" in route.arguments:  # take-home doses authorised, to give out
         values["take_home_id"] = make_take_home(floor).id
     if "what" in route.arguments:  # which secret a reset replaces

@@ -17,7 +17,13 @@ import schemathesis
 from conftest import rolled_back
 from factories import make_controlled_loss, make_referral, make_rule, make_staff
 from hypothesis import HealthCheck, given, settings
-from routes import ORG_ADMIN_ONLY, OTHER_SITE, make_drug_alert, make_kit, make_take_home
+from routes import (
+    ORG_ADMIN_ONLY,
+    OTHER_SITE,
+    make_drug_alert,
+    make_kit,
+    make_take_home,
+)
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup, ServerError
@@ -85,7 +91,6 @@ def fuzz_floor(shared_apps, kept_floor):
                "staff_id": make_staff(floor.site, role=Role.NURSE).id,
                "drug_alert_id": make_drug_alert(floor.site).id,
                "enrolment_id": floor.url_values["enrolment_id"],
-               # A compassion-club member, due a survey.
                "member_id": floor.url_values["member_id"],
                # A controlled-drug count that found a loss, still to report.
                "count_id": make_controlled_loss(floor.site).id,

@@ -2,6 +2,7 @@
 prescribers and pharmacists (every read audited), versioned prescriptions signed with a PIN
 under the site's hard caps, and the dose check the dosing session will call."""
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -441,3 +442,41 @@ def test_a_privacy_officer_finds_every_read_of_a_patients_identity_under_their_c
     assert any(e.entity_id == str(prescription.id) for e in found)
     assert db.session.execute(db.select(AuditEvent).where(
         audit.events_for_client(site, other))).scalars().all() == []
+
+
+def test_the_identity_is_in_no_log_line(app, client, auth, caplog, monkeypatch):
+    """Enrolment refused, accepted and failing unexpectedly with the identity in the error's
+    own words, then read through the API and the page: what the app logs, at any level,
+    never holds the legal name, date of birth or health number."""
+    caplog.set_level(logging.DEBUG)
+    site = make_site()
+    prescriber = make_staff(site, role=Role.PRESCRIBER, username="dr-log")
+    make_client(site, code="M-LOGS-1975")
+    base = f"/api/v1/sites/{site.id}/hat/patients"
+    body = {"code": "M-LOGS-1975", "legal_name": NAME, "date_of_birth": "1975-01-02",
+            "health_number": HEALTH, "eligibility": {"severe_oud": {"met": True}}, "pin": PIN}
+    client.post(base, json={**body, "date_of_birth": "not a date"}, headers=bearer(prescriber))
+    client.post(base, json={**body, "code": "M-NONE-1975"}, headers=bearer(prescriber))
+
+    def failing(value):
+        raise ValueError(f"cannot encrypt {value!r}")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+        patch.setattr("srs.hat.service.identity.encrypt", failing)
+        assert client.post(base, json=body, headers=bearer(prescriber)).status_code == 500
+    made = client.post(base, json=body, headers=bearer(prescriber))
+    assert made.status_code == 201
+    patient_id = made.get_json()["id"]
+    assert client.get(f"{base}/{patient_id}", headers=bearer(prescriber)).status_code == 200
+    auth.login("dr-log")
+    page = client.get(f"/sites/{site.slug}/hat/patients/{patient_id}")
+    assert NAME in page.get_data(as_text=True)  # the page a prescriber reads shows it
+    auth.post(f"/sites/{site.slug}/hat/enrol", {"code": "M-LOGS-1975", "legal_name": NAME,
+                                                 "date_of_birth": "1975-01-02",
+                                                 "health_number": HEALTH, "pin": PIN})
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failures, "the failing enrolment was logged"
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    for secret in (NAME, HEALTH, "1975-01-02"):
+        assert secret not in logged

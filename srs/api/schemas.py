@@ -57,3 +57,9 @@ class ErrorSchema(Schema):
     latest_id = _id("The entry's latest version")
     offer_id = _id("The referral offer")
     referral_id = _id("The referral")
+    limit = _text("The club-supply limit reached: window, pickups, daily, substance or "
+                  "weekly (limit_reached conflicts)")
+    remaining_mg = fields.Integer(allow_none=True, metadata={
+        "description": "The allowance left under that limit, in mg (limit_reached)."})
+    frees_at = fields.String(allow_none=True, metadata={
+        "description": "When more frees up under that limit, ISO 8601 (limit_reached)."})

@@ -24,6 +24,7 @@ from srs.auth.models import Staff, StaffRole
 from srs.auth.service import Actor, record
 from srs.booths.models import Visit
 from srs.clients.models import Client
+from srs.compassion.models import Member
 from srs.extensions import db
 from srs.hat.models import HatEnrolment, HatPrescription
 from srs.incidents.models import Incident, IncidentAction, incident_client
@@ -95,8 +96,8 @@ def client_records(site: Site, client: Client) -> dict[str, list[int]]:
     """The ids of every record of ``site`` that concerns ``client``, by the trail's entity
     name: the client, their visits, alarms raised on those visits, their overdose responses,
     referral offers and referrals, incident reports that name them or were drafted from one
-    of their responses, those reports' actions, and their treatment enrolment and its
-    prescriptions. Each is a lookup on an index of a
+    of their responses, those reports' actions, their treatment enrolment and its
+    prescriptions, and their compassion-club memberships. Each is a lookup on an index of a
     table far smaller than the trail."""
     visits = db.select(Visit.id).where(Visit.client_id == client.id, Visit.site_id == site.id)
     responses = db.select(OverdoseResponse.id).where(
@@ -125,6 +126,10 @@ def client_records(site: Site, client: Client) -> dict[str, list[int]]:
         # Treatment: their enrolment (each read of the legal identity is an event on it) and
         # its prescriptions.
         "hat_enrolment": enrolments,
+        # The compassion club: their memberships (each step and conversation is an event on
+        # the membership).
+        "compassion_member": db.select(Member.id).where(Member.client_id == client.id,
+                                                        Member.site_id == site.id),
         "hat_prescription": db.select(HatPrescription.id).where(
             HatPrescription.enrolment_id.in_(enrolments)),
     }

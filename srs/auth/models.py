@@ -33,6 +33,8 @@ class Role(StrEnum):
     # dispenses; the only two who may read an enrolled patient's legal identity.
     PRESCRIBER = "prescriber"
     PHARMACIST = "pharmacist"
+    # A compassion club's health provider who screens applicants (as a prescriber may).
+    SCREENER = "screener"
 
 
 # Who works the floor (taps on it), and who may watch it (read-only screens too).
@@ -95,7 +97,7 @@ class StaffRole(db.Model):
     __table_args__ = (
         UniqueConstraint("staff_id", "site_id", "role"),
         CheckConstraint("role IN ('nurse', 'supervisor', 'reviewer', 'admin', 'drug_checker', "
-                        "'prescriber', 'pharmacist')", name="role_known"),
+                        "'prescriber', 'pharmacist', 'screener')", name="role_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

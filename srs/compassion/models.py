@@ -149,6 +149,8 @@ class SupplyBatch(db.Model):
     lot: Mapped[str] = mapped_column(String(40))
     unit: Mapped[str] = mapped_column(String(10), default="g")
     quantity_mg: Mapped[int] = mapped_column(Integer)
+    # The mg in each tablet (unit "tablet"): a supply of tablets is counted in mg by it.
+    unit_mg: Mapped[int | None] = mapped_column(Integer)
     cost_cents: Mapped[int] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

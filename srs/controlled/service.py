@@ -195,6 +195,20 @@ def draw_for_dose(drug: ControlledDrug, *, client: Client, quantity: int, dose_m
                  identity_checked=bool(identity_checked))
 
 
+def supply_from(drug: ControlledDrug, *, client: Client, quantity: int, reason: str,
+                actor: Actor, now: datetime) -> ControlledEntry:
+    """Draw ``quantity`` (in the line's unit) supplied to a client other than as a dose (a
+    club's supply): a piece of the caller's unit of work (never commits, never audits).
+
+    Raises Invalid (quantity) or Conflict (more than the balance).
+    """
+    quantity = _positive(quantity)
+    if client.site_id != drug.site_id:
+        raise NotFound("No such client at this site.")
+    return _move(drug, kind="drawn", delta=-quantity, actor=actor, now=now,
+                 client_id=client.id, reason=reason[:200])
+
+
 def record_draw(site: Site, data: dict, *, actor: Actor, now: datetime) -> ControlledEntry:
     """A draw recorded on its own (by client code): one unit of work around draw_for_dose."""
     drug = get_drug(site, data["drug_id"])
