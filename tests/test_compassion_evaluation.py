@@ -359,3 +359,16 @@ def test_the_api_records_a_survey_and_lists_who_is_due(due_member, client):
     assert client.post(url, json={"overdoses_since": 1, "street_supply": "none",
                                   "treatment_contact": True},
                        headers=reviewer).status_code == 403
+
+
+def test_a_members_page_says_when_the_survey_is_due_and_links_it(due_member, client, auth):
+    site, row = due_member
+    auth.login("nina")
+    page = client.get(f"/sites/east/club/members/{row.id}").get_data(as_text=True)
+    assert 'data-testid="club-survey-link"' in page and "Survey due" in page
+    db.session.add(MemberSurvey(member_id=row.id, at=utcnow(), overdoses_since=0,
+                                street_supply="none", treatment_contact=False))
+    db.session.commit()
+    page = client.get(f"/sites/east/club/members/{row.id}").get_data(as_text=True)
+    due_on = site.local_date(utcnow()) + timedelta(days=91)
+    assert f"Next survey due {due_on:%d %b %Y}" in page

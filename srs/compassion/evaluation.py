@@ -36,8 +36,9 @@ from srs.extensions import db
 from srs.overdose.models import OverdoseResponse
 from srs.sites.models import Site
 
-# Who asks a member the survey's questions: the floor's staff and the health providers.
-SURVEY_TAKERS = (Role.NURSE, Role.SUPERVISOR, Role.PRESCRIBER)
+# Who asks a member the survey's questions: the floor's staff and the health providers
+# (prescribers, screeners).
+SURVEY_TAKERS = (Role.NURSE, Role.SUPERVISOR, Role.PRESCRIBER, Role.SCREENER)
 # Who reads the club's monthly report: the incident reviewers' readers of the monthly report.
 REPORT_READERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
 LIMIT_REACHED = "compassion_limit_reached"

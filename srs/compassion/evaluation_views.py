@@ -22,6 +22,14 @@ from srs.sites.access import site_role_required
 bp = Blueprint("club_eval", __name__)
 
 
+@bp.app_context_processor
+def club_survey_helpers():
+    """What a member's page needs to say when their survey is due and to link it."""
+    return {"CLUB_SURVEY_TAKERS": evaluation.SURVEY_TAKERS, "now_utc": utcnow,
+            "club_survey_due_on": lambda member, site: evaluation.survey_due_on(
+                member, site, evaluation.last_survey(member))}
+
+
 def _surveys_page(site, *, saved=None):
     now = utcnow()
     return render_template("compassion/surveys_due.html", site=site,
