@@ -88,9 +88,10 @@ def last_survey(member: Member) -> MemberSurvey | None:
 
 def survey_due_on(member: Member, site: Site, last: MemberSurvey | None = None) -> date | None:
     """The local day the member's next survey is due; None for someone never active."""
-    since = last.at if last is not None else member.active_since
-    if since is None:
+    if last is None and member.state in ("applicant", "ended") and member.active_since is None:
         return None
+    # A member made active without its time kept counts from their application.
+    since = last.at if last is not None else (member.active_since or member.applied_at)
     return site.local_date(since) + timedelta(days=site.compassion_survey_days)
 
 
@@ -106,8 +107,7 @@ def members_due(site: Site, *, now: datetime) -> list[SurveyDue]:
     overdue first."""
     today = site.local_date(now)
     members = db.session.scalars(db.select(Member).where(
-        Member.site_id == site.id, Member.state.in_(("active", "suspended")),
-        Member.active_since.is_not(None))).all()
+        Member.site_id == site.id, Member.state.in_(("active", "suspended")))).all()
     due = []
     for member in members:
         last = last_survey(member)
@@ -127,7 +127,7 @@ def record_member_survey(site: Site, member_id: int, data: dict, *, actor: Actor
     :raises Conflict: for an applicant or an ended membership.
     """
     member = get_member(site, member_id)
-    if member.state not in ("active", "suspended") or member.active_since is None:
+    if member.state not in ("active", "suspended"):
         raise Conflict("Only an active or suspended member is surveyed.")
     survey = MemberSurvey(member_id=member.id, at=now, by=actor.staff_id,
                           overdoses_since=data["overdoses_since"],
