@@ -466,6 +466,7 @@ def test_the_club_settings_are_read_changed_and_audited(client, site, admin):
     ({"compassion_pickup_windows": ["12:00-12:00"]},
      "12:00-12:00: the start must come before the end."),
     ({"compassion_pickup_windows": ["25:00-26:00"]}, "\"25:00-26:00\" is not a window"),
+    ({"compassion_pickup_windows": ["20:00-24:00"]}, "\"20:00-24:00\" is not a window"),
     ({"compassion_waived_steps": ["screening", "screening"]}, "Each step once."),
     ({"compassion_waived_steps": ["payment"]}, "A step is one of: screening, risk_consent"),
     ({"compassion_eligibility": []}, "Give 1 to 20 items."),

@@ -42,7 +42,8 @@ class SiteSchema(Schema):
 
 
 SUBSTANCE_LIMIT_MAX_MG = 100000
-_WINDOW = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]|24):([0-5][0-9])")
+# A day's clock, 00:00 to 23:59 (the supply reads each end as a time of day).
+_WINDOW = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 STEP_KEYS = tuple(key for key, _label in COMPASSION_STEPS)
@@ -57,7 +58,7 @@ def window_problem(windows: list[str]) -> str | None:
     spans = []
     for window in windows:
         match = _WINDOW.fullmatch(window.strip())
-        if not match or (match[3] == "24" and match[4] != "00"):
+        if not match:
             return (f"\"{window}\" is not a window: write each as HH:MM-HH:MM, e.g. "
                     "09:00-11:00.")
         start, end = _minutes(match[1], match[2]), _minutes(match[3], match[4])
