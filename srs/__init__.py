@@ -22,6 +22,7 @@ def create_app(test_config=None):
     from srs.clients.views import bp as clients_bp
     from srs.common import RecordIdConverter
     from srs.compassion import records as _compassion_records  # noqa: F401 - a client's record
+    from srs.compassion.evaluation_views import bp as club_eval_bp
     from srs.compassion.member_views import bp as club_bp
     from srs.compassion.supply_views import bp as club_supply_bp
     from srs.config import engine_options, from_environment, private_folder, rate_limit_settings
@@ -112,6 +113,7 @@ def create_app(test_config=None):
     app.register_blueprint(audit_bp)
     app.register_blueprint(hat_bp)
     app.register_blueprint(hatreports_bp)
+    app.register_blueprint(club_eval_bp)
     app.register_blueprint(hat_dosing_bp)
     app.register_blueprint(club_bp)
     app.cli.add_command(srs_cli)

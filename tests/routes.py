@@ -186,6 +186,8 @@ PAGE_FORMS = {
                      "until": (date.today() + timedelta(days=7)).isoformat()},
     "club.end": {"reason": "Moved away"},
     "club.write_consent": {"text": "Supply from the club carries risks: start low."},
+    "club_eval.record_survey": {"overdoses_since": "0", "street_supply": "less",
+                                "treatment_contact": "no"},
 }
 
 # A valid minimal JSON body for every state-changing API operation.
@@ -290,6 +292,8 @@ API_BODIES = {
                                       "eligibility": {"current_use": {"met": True}}},
     "api_club_members.record_membership_step": {"step": "linkage_consent"},
     "api_club_members.record_linkage_conversation": {"outcome": "declined"},
+    "api_compassion_eval.record_member_survey": {"overdoses_since": 0, "street_supply": "less",
+                                                 "treatment_contact": True},
 }
 
 

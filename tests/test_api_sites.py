@@ -12,7 +12,7 @@ from srs.auth.service import issue_token
 from srs.booths.models import Booth
 from srs.common import utcnow
 from srs.extensions import db
-from srs.sites.models import HAT_SETTINGS, TIMER_SETTINGS, Site
+from srs.sites.models import COMPASSION_SETTINGS, HAT_SETTINGS, TIMER_SETTINGS, Site
 
 OPERATIONS = {"listSites", "getSiteBoard", "getSiteSettings", "updateSiteSettings",
               "setBoothOutOfService"}
@@ -418,3 +418,75 @@ def test_every_api_route_is_in_the_openapi_document(spec):
             path = route.rule.replace("<int:", "{").replace(">", "}")
             assert f"{route.method} {path}" in documented, f"{route} is not documented"
 
+
+
+# --- The compassion club's settings -----------------------------------------------------------
+
+CLUB_CHANGE = {
+    "compassion_weekly_limit_mg": 10500, "compassion_daily_limit_mg": 3000,
+    "compassion_pickups_per_day": 2, "compassion_linkage_review_days": 30,
+    "compassion_survey_days": 120, "compassion_take_home_allowed": True,
+    "compassion_rollover_allowed": True,
+    "compassion_pickup_windows": ["09:00-11:00", "14:00-16:00"],
+    "compassion_waived_steps": ["naloxone_training"],
+    "compassion_eligibility": [{"key": "current_use", "label": "Uses heroin now"}],
+    "compassion_substance_limits_mg": {"heroin": 7000}}
+
+
+def test_the_club_settings_are_read_changed_and_audited(client, site, admin):
+    headers = bearer(admin)
+    before = client.get(settings_url(site), headers=headers).get_json()
+    assert {name: before[name] for name in COMPASSION_SETTINGS} == {
+        name: default for name, (default, _low, _high) in COMPASSION_SETTINGS.items()}
+    assert (before["compassion_take_home_allowed"], before["compassion_pickup_windows"],
+            before["compassion_eligibility"]) == (False, None, None)
+    response = client.patch(settings_url(site), headers=headers, json=CLUB_CHANGE)
+    assert response.status_code == 200, response.get_json()
+    assert {name: response.get_json()[name] for name in CLUB_CHANGE} == CLUB_CHANGE
+    saved = stored(Site, site.id)
+    assert saved.compassion_eligibility == [["current_use", "Uses heroin now"]]
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).scalar_one()
+    assert set(event.detail) == set(CLUB_CHANGE)
+    assert event.detail["compassion_weekly_limit_mg"] == {"from": 14000, "to": 10500}
+    assert event.detail["compassion_pickup_windows"] == {
+        "from": None, "to": ["09:00-11:00", "14:00-16:00"]}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"compassion_weekly_limit_mg": 99}, "Must be between 100 and 100000 mg in 7 days."),
+    ({"compassion_daily_limit_mg": -1}, "Must be between 0 and 100000 mg a day."),
+    ({"compassion_pickups_per_day": 25}, "Must be between 1 and 24 pickups."),
+    ({"compassion_linkage_review_days": 6}, "Must be between 7 and 365 days."),
+    ({"compassion_survey_days": 366}, "Must be between 7 and 365 days."),
+    ({"compassion_take_home_allowed": "yes"}, "Not a valid boolean."),
+    ({"compassion_rollover_allowed": 1}, "Not a valid boolean."),
+    ({"compassion_pickup_windows": ["09:00-11:00", "10:59-12:00"]},
+     "09:00-11:00 and 10:59-12:00 overlap: windows may not overlap."),
+    ({"compassion_pickup_windows": ["12:00-12:00"]},
+     "12:00-12:00: the start must come before the end."),
+    ({"compassion_pickup_windows": ["25:00-26:00"]}, "\"25:00-26:00\" is not a window"),
+    ({"compassion_pickup_windows": ["20:00-24:00"]}, "\"20:00-24:00\" is not a window"),
+    ({"compassion_waived_steps": ["screening", "screening"]}, "Each step once."),
+    ({"compassion_waived_steps": ["payment"]}, "A step is one of: screening, risk_consent"),
+    ({"compassion_eligibility": []}, "Give 1 to 20 items."),
+    ({"compassion_eligibility": [{"key": "a", "label": "A"}, {"key": "a", "label": "B"}]},
+     "Each item once: two items have the same key."),
+    ({"compassion_eligibility": [{"key": "Not A Key", "label": "A"}]},
+     "A key is 1 to 40 small letters, digits or _."),
+    ({"compassion_substance_limits_mg": {"heroin": 100001}},
+     "A cap is between 1 and 100000 mg in 7 days."),
+    ({"compassion_substance_limits_mg": {"heroin": 1, "Heroin": 2}},
+     "Each substance once, with a name."),
+], ids=lambda value: next(iter(value)) if isinstance(value, dict) else None)
+def test_a_bad_club_setting_is_refused_with_its_message(client, site, admin, change, message):
+    response = client.patch(settings_url(site), headers=bearer(admin), json=change)
+    [field] = change
+    body = assert_api_error(response, 422, field)
+    assert any(message in said for said in body["errors"][field]), body["errors"]
+    saved = stored(Site, site.id)
+    assert (saved.compassion_weekly_limit_mg, saved.compassion_pickup_windows,
+            saved.compassion_eligibility, saved.compassion_waived_steps) == (
+        14000, None, None, None)
+    assert db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).first() is None

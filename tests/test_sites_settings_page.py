@@ -44,8 +44,13 @@ def page_form(html: str) -> dict:
     for tag in re.findall(r"<input [^>]*>", html):
         name = re.search(r'name="([^"]+)"', tag)
         value = re.search(r'value="([^"]*)"', tag)
+        if re.search(r'type="(checkbox|radio)"', tag) and " checked" not in tag:
+            continue  # a box not ticked sends nothing
         if name and name.group(1) != "csrf_token":
             form.setdefault(name.group(1), []).append(unescape(value.group(1)) if value else "")
+    for name, text in re.findall(r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html,
+                                 re.S):
+        form[name] = [unescape(text)]
     for name, options in re.findall(r'<select [^>]*name="([^"]+)"[^>]*>(.*?)</select>', html,
                                     re.S):
         chosen = re.search(r'<option value="([^"]*)" selected', options)
@@ -263,7 +268,8 @@ def test_every_setting_of_the_table_is_on_the_page_with_its_current_value(client
     text, form = text_of(html), page_form(html)
     headings = re.findall(r'<legend class="settings__heading">(.*?)</legend>', html)
     assert headings == ["Floor timers", "After-care", "Alarms", "Naloxone",
-                        "Drug early warning", "Heroin-assisted treatment", "Site"]
+                        "Drug early warning", "Heroin-assisted treatment", "Compassion club",
+                        "Site"]
     for setting in PAGE_SETTINGS:
         assert f'data-setting="{setting.name}"' in html, setting.name
         assert setting.title in text and setting.help in text, setting.name
@@ -278,7 +284,8 @@ def test_every_setting_of_the_table_is_on_the_page_with_its_current_value(client
         elif setting.kind == BOOLEAN:
             assert form[setting.name] == ["true" if value else "false"], setting.name
         else:
-            assert form[setting.name] == ["" if value is None else f"{value:g}"], setting.name
+            shown = "" if value is None else f"{setting.on_page(value):g}"
+            assert form[setting.name] == [shown], setting.name
     assert (form["cluster_window_seconds-min"], form["cluster_window_seconds-sec"]) == (
         ["121"], ["30"])
     assert form["cluster_trend_factor"] == ["2.5"] and form["hat_max_single_dose_mg"] == ["40"]
@@ -366,5 +373,133 @@ def test_a_bad_hat_or_alert_setting_is_refused_and_what_was_typed_stays(
     site = stored(east["site"])
     assert (site.hat_min_interval_minutes, site.alert_valid_for_days,
             site.hat_take_home_allowed) == (180, 14, False)
+    assert db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).first() is None
+
+
+# --- The compassion club's settings -----------------------------------------------------------
+
+
+def test_the_club_settings_are_saved_from_the_page_in_grams_and_lines_and_audited(
+        client, auth, east):
+    auth.login("ada")
+    form = page_form(client.get(URL).get_data(as_text=True))
+    assert form["compassion_weekly_limit_mg"] == ["14"]  # 14 g, kept as 14000 mg
+    assert "Between 0.1 and 100 g in 7 days; default 14" in text_of(
+        client.get(URL).get_data(as_text=True))
+    response = save(client, auth, compassion_weekly_limit_mg="10.5",
+                    compassion_daily_limit_mg="2", compassion_pickups_per_day="3",
+                    compassion_linkage_review_days="60", compassion_survey_days="30",
+                    compassion_take_home_allowed="true", compassion_rollover_allowed="true",
+                    compassion_pickup_windows=" 14:00-16:00,09:00-11:00 ",
+                    compassion_waived_steps=["naloxone_training"],
+                    compassion_eligibility="current_use: Uses heroin now\n\nLives in the city",
+                    compassion_substance_limits_mg="heroin: 7\nCocaine: 2.5 g")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    site = stored(east["site"])
+    assert (site.compassion_weekly_limit_mg, site.compassion_daily_limit_mg,
+            site.compassion_pickups_per_day, site.compassion_linkage_review_days,
+            site.compassion_survey_days, site.compassion_take_home_allowed,
+            site.compassion_rollover_allowed) == (10500, 2000, 3, 60, 30, True, True)
+    assert site.compassion_pickup_windows == ["14:00-16:00", "09:00-11:00"]
+    assert site.compassion_waived_steps == ["naloxone_training"]
+    assert site.compassion_eligibility == [["current_use", "Uses heroin now"],
+                                           ["lives_in_the_city", "Lives in the city"]]
+    assert site.compassion_substance_limits_mg == {"heroin": 7000, "cocaine": 2500}
+    html = response.get_data(as_text=True)
+    saved = text_of(re.search(r'data-testid="settings-saved">(.*?)</div>', html, re.S).group(1))
+    assert "Limit a week: 14 g in 7 days → 10.5 g in 7 days" in saved
+    assert "Limit a day: 0 g a day → 2 g a day" in saved
+    assert "Pickup windows: any time → 14:00-16:00, 09:00-11:00" in saved
+    assert "Steps the site waives: none → Naloxone and overdose training" in saved
+    assert "Eligibility checklist: the default list → Uses heroin now; Lives in the city" in saved
+    assert "Limit a week, by substance: none → heroin 7 g; cocaine 2.5 g" in saved
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="settings_updated")).scalar_one()
+    assert event.detail["compassion_weekly_limit_mg"] == {"from": 14000, "to": 10500}
+    assert event.detail["compassion_waived_steps"] == {"from": None,
+                                                       "to": ["naloxone_training"]}
+    assert event.detail["compassion_substance_limits_mg"] == {
+        "from": None, "to": {"heroin": 7000, "cocaine": 2500}}
+    assert len(event.detail) == 11
+    shown = page_form(html)
+    assert shown["compassion_weekly_limit_mg"] == ["10.5"]
+    assert shown["compassion_waived_steps"] == ["naloxone_training"]
+    assert shown["compassion_eligibility"] == [
+        "current_use: Uses heroin now\nlives_in_the_city: Lives in the city"]
+    assert shown["compassion_substance_limits_mg"] == ["heroin: 7\ncocaine: 2.5"]
+    # Saving the page as it stands changes nothing; unticking every step waives none.
+    assert "Nothing changed" in save(client, auth).get_data(as_text=True)
+    save(client, auth, compassion_waived_steps=[], compassion_eligibility="",
+         compassion_substance_limits_mg="", compassion_pickup_windows="")
+    site = stored(east["site"])
+    assert (site.compassion_waived_steps, site.compassion_eligibility,
+            site.compassion_substance_limits_mg, site.compassion_pickup_windows) == (
+        None, None, None, None)
+
+
+CAPS_MESSAGE = ("One line a substance, \"substance: grams\", e.g. \"heroin: 7\": grams from "
+                "0.001 to 100, at most 3 decimals.")
+
+
+@pytest.mark.parametrize(("inputs", "name", "message"), [
+    ({"compassion_weekly_limit_mg": "0.05"}, "compassion_weekly_limit_mg",
+     "A number between 0.1 and 100 g in 7 days, decimals allowed, at most 3 decimals (e.g. "
+     "14)."),
+    ({"compassion_weekly_limit_mg": "1.0005"}, "compassion_weekly_limit_mg",
+     "A number between 0.1 and 100 g in 7 days"),
+    ({"compassion_daily_limit_mg": "a lot"}, "compassion_daily_limit_mg",
+     "A number between 0 and 100 g a day"),
+    ({"compassion_pickups_per_day": "30"}, "compassion_pickups_per_day",
+     "A whole number of pickups between 1 and 24."),
+    ({"compassion_linkage_review_days": "400"}, "compassion_linkage_review_days",
+     "A whole number of days between 7 and 365."),
+    ({"compassion_survey_days": "5"}, "compassion_survey_days",
+     "A whole number of days between 7 and 365."),
+    ({"compassion_rollover_allowed": "maybe"}, "compassion_rollover_allowed",
+     "Choose yes or no."),
+    ({"compassion_pickup_windows": "09:00-11:00, 10:30-12:00"}, "compassion_pickup_windows",
+     "09:00-11:00 and 10:30-12:00 overlap: windows may not overlap."),
+    ({"compassion_pickup_windows": "11:00-09:00"}, "compassion_pickup_windows",
+     "11:00-09:00: the start must come before the end."),
+    ({"compassion_pickup_windows": "9-11"}, "compassion_pickup_windows",
+     "\"9-11\" is not a window: write each as HH:MM-HH:MM, e.g. 09:00-11:00."),
+    ({"compassion_waived_steps": ["screening", "bribery"]}, "compassion_waived_steps",
+     "Choose among the steps listed."),
+    ({"compassion_eligibility": "age: Over 19\nage: Over 21"}, "compassion_eligibility",
+     "Each item once: two items have the same key."),
+    ({"compassion_eligibility": "x" * 201}, "compassion_eligibility",
+     "An item's label is at most 200 characters."),
+    ({"compassion_substance_limits_mg": "heroin: lots"}, "compassion_substance_limits_mg",
+     CAPS_MESSAGE),
+    ({"compassion_substance_limits_mg": "heroin: 0"}, "compassion_substance_limits_mg",
+     CAPS_MESSAGE),
+    ({"compassion_substance_limits_mg": "heroin: 7\nHeroin: 3"},
+     "compassion_substance_limits_mg", "Heroin is there twice: one line a substance."),
+], ids=["weekly below", "weekly finer than a mg", "daily in words", "pickups", "linkage",
+        "survey", "rollover", "windows overlap", "window backwards", "window unreadable",
+        "unknown step", "same key twice", "label too long", "cap in words", "cap zero",
+        "substance twice"])
+def test_a_bad_club_setting_is_refused_under_its_field_and_what_was_typed_stays(
+        client, auth, east, inputs, name, message):
+    auth.login("ada")
+    sent = page_form(client.get(URL).get_data(as_text=True))
+    typed = {"compassion_survey_days": "60", "compassion_pickup_windows": "09:00-11:00",
+             "compassion_substance_limits_mg": "heroin: 7", **inputs}
+    sent.update({key: value if isinstance(value, list) else [value]
+                 for key, value in typed.items()})
+    response = auth.post(URL, sent)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert error_under(html, name).startswith(message)
+    assert "Nothing was saved" in html
+    sent.pop("next", None)
+    back = page_form(html)
+    for key, value in typed.items():
+        # The boxes and the yes-or-no show what they know, not what a browser cannot send.
+        if key not in ("compassion_waived_steps", "compassion_rollover_allowed"):
+            assert back[key] == (value if isinstance(value, list) else [value]), key
+    site = stored(east["site"])
+    assert (site.compassion_survey_days, site.compassion_pickup_windows) == (91, None)
     assert db.session.execute(db.select(AuditEvent).filter_by(
         action="settings_updated")).first() is None

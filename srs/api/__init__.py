@@ -144,6 +144,7 @@ def init_app(app) -> None:
         audit,
         booths,
         clients,
+        compassion_eval,
         compassion_members,
         compassion_supply,
         controlled,
@@ -181,7 +182,8 @@ def init_app(app) -> None:
                       referrals.blp, incidents.blp, displays.blp, tokens.blp, staff.blp,
                       clients.blp, org.blp, audit.blp, training.blp,
                       drugchecks.blp, earlywarning.blp, hat.blp, controlled.blp,
-                      hat_reports.blp, compassion_members.blp, compassion_supply.blp):
+                      hat_reports.blp, compassion_members.blp, compassion_supply.blp,
+                      compassion_eval.blp):
         # Bearer tokens, not cookies: a forged cross-site request carries no token.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -22,23 +22,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from srs.common import UTCDateTime
 from srs.extensions import db
+from srs.sites.models import COMPASSION_DEFAULT_ELIGIBILITY, COMPASSION_STEPS
 
 STATES = ("applicant", "active", "suspended", "ended")
-# The steps before a first supply (BCCSU 2019), each required unless the site waives it.
-STEPS = (
-    ("screening", "Screened by a health care provider"),
-    ("risk_consent", "Informed consent to the risks"),
-    ("naloxone_training", "Naloxone and overdose training"),
-    ("linkage_consent", "Consent to treatment linkage"),
-)
+# The steps before a first supply (BCCSU 2019), each required unless the site waives it
+# (kept with the site's settings, which name them).
+STEPS = COMPASSION_STEPS
 STEP_KEYS = tuple(key for key, _label in STEPS)
 # Eligibility used by DULF and MySafe; the site edits its own list (site.compassion_eligibility).
-DEFAULT_ELIGIBILITY = (
-    ("current_use", "Currently uses the supplied substance"),
-    ("overdose_risk", "High overdose risk (history of overdose, fentanyl-positive urine)"),
-    ("local_resident", "Lives locally"),
-    ("age_19", "Aged 19 or over (BC)"),
-)
+DEFAULT_ELIGIBILITY = COMPASSION_DEFAULT_ELIGIBILITY
 # A linkage conversation ends as a referral offer does.
 LINKAGE_OUTCOMES = ("offered", "accepted", "declined", "not_now")
 BATCH_STATES = ("untested", "passed", "failed", "blocked", "cleared")

@@ -307,6 +307,14 @@ class MonthData:
         return month_report(self.site, self.month)
 
     @cached_property
+    def club(self):
+        """The compassion club's figures (srs.compassion.evaluation): members, supplies,
+        limits reached, linkage, surveys, overdoses among members and the other clients."""
+        from srs.compassion.evaluation import month_report
+
+        return month_report(self.site, self.month)
+
+    @cached_property
     def referrals(self) -> dict:
         from srs.referrals.service import uptake
 
@@ -382,6 +390,26 @@ def _register_closing(m: MonthData) -> dict:
 
 def _runs_treatment(m: MonthData) -> bool:
     return m.hat.active
+
+
+def _runs_club(m: MonthData) -> bool:
+    return m.club.active
+
+
+def _club_mg(m: MonthData) -> dict:
+    return {substance: s["quantity_mg"] for substance, s in m.club.supplies_by_substance.items()}
+
+
+def _club_rate(value) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+CLUB_STATES = {"applicant": "Applicants", "active": "Active", "suspended": "Suspended",
+               "ended": "Ended"}
+CLUB_LINKAGE = {"offered": "Offered", "accepted": "Accepted", "declined": "Declined",
+                "not_now": "Not now"}
+CLUB_STREET = {"none": "None", "less": "Less than before", "same": "About the same",
+               "more": "More than before"}
 
 
 def _overdose(key: str):
@@ -493,6 +521,34 @@ FIGURES: tuple[Figure, ...] = (
            lambda m: m.hat.overdoses, shown=_runs_treatment),
     Figure("hat_register_closing_balance", "Controlled-drug register balance at the month's "
            "end, by line", _register_closing, shown=_runs_treatment),
+    # The compassion club (srs.compassion.evaluation), at sites that run one.
+    Figure("club_members_by_state", "Club members at the month's end, by state",
+           lambda m: m.club.members_by_state, CLUB_STATES, shown=_runs_club),
+    Figure("club_supplies_by_substance", "Club supplies, by substance",
+           lambda m: {s: v["supplies"] for s, v in m.club.supplies_by_substance.items()},
+           shown=_runs_club),
+    Figure("club_mg_by_substance", "Club supplies, milligrams by substance", _club_mg,
+           shown=_runs_club),
+    Figure("club_limits_reached", "Club supplies refused at a limit, by limit",
+           lambda m: m.club.limits_reached, shown=_runs_club),
+    Figure("club_linkage_by_outcome", "Club treatment-linkage conversations, by outcome",
+           lambda m: m.club.linkage, CLUB_LINKAGE, shown=_runs_club),
+    Figure("club_surveys", "Club member surveys recorded", lambda m: m.club.surveys,
+           shown=_runs_club),
+    Figure("club_survey_overdoses", "Overdoses told of in club surveys",
+           lambda m: m.club.survey_overdoses, shown=_runs_club),
+    Figure("club_survey_street_supply", "Club surveys, by street supply",
+           lambda m: m.club.street_supply, CLUB_STREET, shown=_runs_club),
+    Figure("club_survey_treatment_contact", "Club surveys with treatment contact",
+           lambda m: m.club.treatment_contact, shown=_runs_club),
+    Figure("club_member_overdoses", "Overdoses among club members",
+           lambda m: m.club.member_overdoses, shown=_runs_club),
+    Figure("club_member_visits", "Visits by club members", lambda m: m.club.member_visits,
+           shown=_runs_club),
+    Figure("club_member_rate", "Overdoses among club members per 1,000 of their visits",
+           lambda m: _club_rate(m.club.member_rate), shown=_runs_club),
+    Figure("club_other_rate", "Overdoses among other clients per 1,000 of their visits",
+           lambda m: _club_rate(m.club.other_rate), shown=_runs_club),
 )
 
 

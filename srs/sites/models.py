@@ -110,6 +110,20 @@ COMPASSION_SETTINGS = {
     "compassion_linkage_review_days": (90, 7, 365),
     "compassion_survey_days": (91, 7, 365),
 }
+# The steps before a club's first supply (BCCSU 2019), each required unless the site waives
+# it, and the eligibility DULF and MySafe used (the site may edit its own list).
+COMPASSION_STEPS = (
+    ("screening", "Screened by a health care provider"),
+    ("risk_consent", "Informed consent to the risks"),
+    ("naloxone_training", "Naloxone and overdose training"),
+    ("linkage_consent", "Consent to treatment linkage"),
+)
+COMPASSION_DEFAULT_ELIGIBILITY = (
+    ("current_use", "Currently uses the supplied substance"),
+    ("overdose_risk", "High overdose risk (history of overdose, fentanyl-positive urine)"),
+    ("local_resident", "Lives locally"),
+    ("age_19", "Aged 19 or over (BC)"),
+)
 # Where someone who never checked in may be found: the overdose console's start list.
 DEFAULT_OVERDOSE_LOCATIONS = ["Washroom", "Doorway", "Waiting room", "Outside the entrance"]
 

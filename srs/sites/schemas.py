@@ -18,6 +18,7 @@ from marshmallow import (
 from srs.common import RecordId
 from srs.forms import Form
 from srs.sites.models import (
+    COMPASSION_STEPS,
     RETENTION_MAX_DAYS,
     RETENTION_MIN_DAYS,
     RETENTION_RANGE,
@@ -38,6 +39,58 @@ class SiteSchema(Schema):
     name = fields.String()
     slug = fields.String()
     timezone = fields.String()
+
+
+SUBSTANCE_LIMIT_MAX_MG = 100000
+# A day's clock, 00:00 to 23:59 (the supply reads each end as a time of day).
+_WINDOW = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+STEP_KEYS = tuple(key for key, _label in COMPASSION_STEPS)
+
+
+def _minutes(hours: str, minutes: str) -> int:
+    return int(hours) * 60 + int(minutes)
+
+
+def window_problem(windows: list[str]) -> str | None:
+    """What is wrong with pickup windows, in words; None when nothing is."""
+    spans = []
+    for window in windows:
+        match = _WINDOW.fullmatch(window.strip())
+        if not match:
+            return (f"\"{window}\" is not a window: write each as HH:MM-HH:MM, e.g. "
+                    "09:00-11:00.")
+        start, end = _minutes(match[1], match[2]), _minutes(match[3], match[4])
+        if start >= end:
+            return f"{window.strip()}: the start must come before the end."
+        spans.append((start, end, window.strip()))
+    spans.sort()
+    for (_s1, end1, first), (start2, _e2, second) in zip(spans, spans[1:], strict=False):
+        if start2 < end1:
+            return f"{first} and {second} overlap: windows may not overlap."
+    return None
+
+
+class ClubEligibilityItemSchema(Schema):
+    key = fields.String(required=True, validate=validate.Regexp(
+        r"^[a-z0-9_]{1,40}$", error="A key is 1 to 40 small letters, digits or _."))
+    label = fields.String(required=True, validate=validate.Length(
+        min=1, max=200, error="A label is 1 to 200 characters."))
+
+
+class EligibilityField(fields.List):
+    """The checklist as the API speaks it, ``[{"key", "label"}]``; stored as
+    ``[[key, label], ...]`` (srs.compassion.models.DEFAULT_ELIGIBILITY's shape)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return [{"key": key, "label": label} for key, label in value]
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = super()._deserialize(value, attr, data, **kwargs)
+        return [[item["key"], item["label"]] for item in items]
 
 
 def _timer_field(setting):
@@ -114,6 +167,61 @@ class SiteSettingsSchema(_NumberFields):
         metadata={"description": "Staff id of the supervisor a level-3 alarm reaches by name; "
                                  "null for nobody."})
 
+    compassion_pickup_windows = fields.List(
+        fields.String(validate=validate.Length(
+            max=20, error="Write each window as HH:MM-HH:MM, e.g. 09:00-11:00.")),
+        allow_none=True,
+        validate=validate.Length(max=12, error="At most 12 pickup windows."),
+        metadata={"description": "Pickup windows, site time, each \"HH:MM-HH:MM\" with its "
+                                 "start before its end, none overlapping; null or empty: any "
+                                 "time the site is open."})
+    compassion_waived_steps = fields.List(
+        fields.String(validate=validate.OneOf(
+            STEP_KEYS, error=f"A step is one of: {', '.join(STEP_KEYS)}.")),
+        allow_none=True,
+        metadata={"description": "Steps before a first supply the site waives (each "
+                                 f"required otherwise): {', '.join(STEP_KEYS)}."})
+    compassion_eligibility = EligibilityField(
+        fields.Nested(ClubEligibilityItemSchema), allow_none=True,
+        validate=validate.Length(min=1, max=20, error="Give 1 to 20 items."),
+        metadata={"description": "The eligibility checklist screening checks, in order; null: "
+                                 "the default list (DULF and MySafe)."})
+    compassion_substance_limits_mg = fields.Dict(
+        keys=fields.String(validate=validate.Length(
+            min=1, max=80, error="A substance's name is 1 to 80 characters.")),
+        values=fields.Integer(strict=True, validate=validate.Range(
+            min=1, max=SUBSTANCE_LIMIT_MAX_MG,
+            error=f"A cap is between 1 and {SUBSTANCE_LIMIT_MAX_MG} mg in 7 days.")),
+        allow_none=True,
+        metadata={"description": "Caps in mg in 7 days on single substances ({\"heroin\": "
+                                 "7000}); null or empty: none beyond the weekly limit."})
+
+    @validates("compassion_pickup_windows")
+    def _windows_in_order(self, value, **_kwargs):
+        if value:
+            problem = window_problem(value)
+            if problem:
+                raise ValidationError(problem)
+
+    @validates("compassion_waived_steps")
+    def _steps_once(self, value, **_kwargs):
+        if value and len(set(value)) != len(value):
+            raise ValidationError("Each step once.")
+
+    @validates("compassion_eligibility")
+    def _keys_once(self, value, **_kwargs):
+        # A list an item of which was refused comes as far as it was read: its items' keys.
+        keys = [item[0] if isinstance(item, list) else (item or {}).get("key")
+                for item in value or ()]
+        if len(set(keys)) != len(keys):
+            raise ValidationError("Each item once: two items have the same key.")
+
+    @validates("compassion_substance_limits_mg")
+    def _substances_named(self, value, **_kwargs):
+        names = [name.strip().lower() for name in value or {}]
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise ValidationError("Each substance once, with a name.")
+
     @validates("timezone")
     def _known_zone(self, value, **_kwargs):
         try:
@@ -186,6 +294,17 @@ def _whole(text: str) -> int | str:
     return int(text) if _WHOLE.fullmatch(text) else text
 
 
+def _scaled(text: str, scale: int) -> int | str:
+    """A number typed in the page's unit (grams) as the API's whole units (mg); anything
+    else, or finer than one unit, as typed."""
+    if not _DECIMAL.fullmatch(text):
+        return text
+    whole, _, decimals = text.partition(".")
+    if len(decimals.rstrip("0")) > len(str(scale)) - 1:
+        return text
+    return int(whole or "0") * scale + int((decimals + "0" * 6)[:len(str(scale)) - 1] or "0")
+
+
 def _typed(setting, text: str):
     """A typed value of the settings table as the API's field takes it; what cannot be read
     stays as typed, for the field to refuse."""
@@ -194,9 +313,70 @@ def _typed(setting, text: str):
         return None
     if setting.kind == BOOLEAN:
         return _YES_NO.get(text, text)
+    if setting.scale != 1:
+        return _scaled(text, setting.scale)
     if setting.kind == DECIMAL:
         return float(text) if _DECIMAL.fullmatch(text) else text
     return _whole(text)
+
+
+# The compassion club's lists as the page types them.
+WAIVED_SENT = "compassion_waived_steps-sent"  # the checkboxes were on the form
+_KEY_FIRST = re.compile(r"([a-z0-9_]{1,40})\s*:\s*(.+)")
+_CAP_LINE = re.compile(r"(.+?)\s*:\s*([0-9.]+)\s*(g)?")
+CLUB_MESSAGES = {
+    "compassion_pickup_windows": "Write each window as HH:MM-HH:MM, separated by commas, "
+                                 "e.g. 09:00-11:00, 14:00-16:00.",
+    "compassion_waived_steps": "Choose among the steps listed.",
+    "compassion_eligibility": "An item's label is at most 200 characters.",
+    "compassion_substance_limits_mg": "One line a substance, \"substance: grams\", e.g. "
+                                      "\"heroin: 7\": grams from 0.001 to 100, at most 3 "
+                                      "decimals.",
+}
+
+
+def eligibility_key(label: str, index: int) -> str:
+    """A checklist item's key from its label: "Lives locally" is lives_locally."""
+    key = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:40].strip("_")
+    return key or f"item_{index}"
+
+
+def _club_inputs(data: dict) -> None:
+    """The club's typed lists as the API's fields take them: blank is none (the default
+    checklist); a line that cannot be read goes on as typed, for the field to refuse."""
+    windows = data.get("compassion_pickup_windows")
+    if isinstance(windows, str):
+        parts = [part.strip() for part in windows.split(",") if part.strip()]
+        data["compassion_pickup_windows"] = parts or None
+    if data.pop(WAIVED_SENT, None) is not None:
+        steps = data.get("compassion_waived_steps") or []
+        data["compassion_waived_steps"] = [step for step in steps if step] or None
+    else:
+        data.pop("compassion_waived_steps", None)
+    checklist = data.get("compassion_eligibility")
+    if isinstance(checklist, str):
+        items = []
+        for index, line in enumerate(
+                (line.strip() for line in checklist.splitlines() if line.strip()), 1):
+            keyed = _KEY_FIRST.fullmatch(line)
+            key, label = (keyed[1], keyed[2].strip()) if keyed else (
+                eligibility_key(line, index), line)
+            items.append({"key": key, "label": label})
+        data["compassion_eligibility"] = items or None
+    caps = data.get("compassion_substance_limits_mg")
+    if isinstance(caps, str):
+        limits = {}
+        for line in (line.strip() for line in caps.splitlines() if line.strip()):
+            matched = _CAP_LINE.fullmatch(line)
+            name = matched[1].strip().lower() if matched else line
+            if name in limits:
+                raise ValidationError({"compassion_substance_limits_mg": [
+                    f"{matched[1].strip()} is there twice: one line a substance."]})
+            if matched:
+                limits[name] = _scaled(matched[2], 1000)
+            else:
+                limits[line] = line
+        data["compassion_substance_limits_mg"] = limits or None
 
 
 class SiteSettingsForm(Form, SiteSettingsSchema):
@@ -240,6 +420,7 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
         for setting in API_NUMBERS:
             if setting.kind != DURATION and isinstance(data.get(setting.name), str):
                 data[setting.name] = _typed(setting, data[setting.name])
+        _club_inputs(data)
         if isinstance(data.get("overdose_locations"), list):
             data["overdose_locations"] = [place.strip() for place in data["overdose_locations"]
                                           if isinstance(place, str) and place.strip()]
@@ -262,5 +443,8 @@ class SiteSettingsForm(Form, SiteSettingsSchema):
             messages["on_call_staff_id"] = ["Choose a supervisor of this site, or nobody."]
         if "client_code_pattern" in messages and not data.get("client_code_pattern"):
             messages["client_code_pattern"] = ["Give the pattern every client code must match."]
+        for name, message in CLUB_MESSAGES.items():
+            if isinstance(messages.get(name), dict):
+                messages[name] = [message]
         if isinstance(messages.get("overdose_locations"), dict):
             messages["overdose_locations"] = ["A place's name is at most 80 characters."]

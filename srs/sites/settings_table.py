@@ -14,6 +14,7 @@ from srs.sites.models import (
     CLUSTER_OVERDOSES_RANGE,
     CLUSTER_TREND_FACTOR_RANGE,
     CLUSTER_WINDOW_SECONDS_RANGE,
+    COMPASSION_SETTINGS,
     DEFAULT_ALERT_VALID_FOR_DAYS,
     DEFAULT_CLUSTER_OVERDOSES,
     DEFAULT_CLUSTER_TREND_FACTOR,
@@ -56,6 +57,10 @@ class PageSetting:
     nullable: bool = False
     blank: str = ""  # what a blank (null) value means, for a nullable one
     note: str = ""  # said after the range: "0 turns the check off"
+    # The page may speak a larger unit than the API: the API's value is the page's times
+    # ``scale`` (mg typed as g: 1000, the page allowing decimals down to one API unit).
+    scale: int = 1
+    page_unit: str = ""
 
     @property
     def label(self) -> str | None:
@@ -65,25 +70,42 @@ class PageSetting:
     def _unit(self) -> str:
         return f" {self.unit}" if self.unit else ""
 
+    @property
+    def shown_unit(self) -> str:
+        """The unit the page speaks."""
+        return self.page_unit or self.unit
+
+    def on_page(self, value):
+        """An API value as the page shows it (14000 mg: 14 g)."""
+        if value is None or self.scale == 1:
+            return value
+        shown = value / self.scale
+        return int(shown) if shown == int(shown) else shown
+
     def range_text(self) -> str:
         """The range as the page states it beside the input (durations say theirs apart)."""
         if self.kind == BOOLEAN:
             return f"Default {'yes' if self.default else 'no'}"
-        said = [f"Between {number(self.minimum)} and {number(self.maximum)}{self._unit()}"]
+        unit = f" {self.shown_unit}" if self.shown_unit else ""
+        said = [f"Between {number(self.on_page(self.minimum))} and "
+                f"{number(self.on_page(self.maximum))}{unit}"]
         if self.note:
             said.append(self.note)
         if self.nullable:
             said.append(f"blank: {self.blank}")
-        said.append("default " + ("blank" if self.default is None else number(self.default)))
+        said.append("default " + ("blank" if self.default is None
+                                  else number(self.on_page(self.default))))
         return "; ".join(said)
 
     def form_message(self) -> str:
         """The page's message for a value it refuses: the range, in the setting's unit."""
         if self.kind == BOOLEAN:
             return "Choose yes or no."
-        if self.kind == DECIMAL:
-            said = (f"A number between {number(self.minimum)} and {number(self.maximum)}"
-                    f"{self._unit()}, decimals allowed (e.g. {number(self.default)}).")
+        if self.kind == DECIMAL or self.scale != 1:
+            low, high = self.on_page(self.minimum), self.on_page(self.maximum)
+            places = f", at most {len(str(self.scale)) - 1} decimals" if self.scale != 1 else ""
+            said = (f"A number between {number(low)} and {number(high)} {self.shown_unit}, "
+                    f"decimals allowed{places} (e.g. {number(self.on_page(self.default))}).")
         else:
             of = f" of {self.unit}" if self.unit else ""
             said = f"A whole number{of} between {number(self.minimum)} and {number(self.maximum)}."
@@ -114,8 +136,14 @@ def _hat(name: str, title: str, unit: str, help_: str) -> PageSetting:
     return PageSetting(name, title, HAT, WHOLE, help_, unit, low, high, default)
 
 
+def _club(name: str, title: str, unit: str, help_: str, **kwargs) -> PageSetting:
+    default, low, high = COMPASSION_SETTINGS[name]
+    return PageSetting(name, title, CLUB, WHOLE, help_, unit, low, high, default, **kwargs)
+
+
 HAT = "Heroin-assisted treatment"
 DRUG_ALERTS = "Drug early warning"
+CLUB = "Compassion club"
 
 # In the page's order: groups appear as their first setting does.
 PAGE_SETTINGS: tuple[PageSetting, ...] = (
@@ -200,6 +228,37 @@ PAGE_SETTINGS: tuple[PageSetting, ...] = (
                 "treatment, clean urine tests and contact twice a week).", default=False),
     _hat("hat_take_home_max_days", "Take-home doses for at most", "days",
          "Days of doses a patient may take home at once (Swiss rules: up to 7)."),
+    _club("compassion_weekly_limit_mg", "Limit a week", "mg in 7 days",
+          "A member's rolling 7-day total across substances (DULF: 14 g a week).",
+          scale=1000, page_unit="g in 7 days"),
+    _club("compassion_daily_limit_mg", "Limit a day", "mg a day",
+          "A member's total in a day at the site, across substances.", scale=1000,
+          page_unit="g a day", note="0: no daily limit"),
+    PageSetting("compassion_substance_limits_mg", "Limit a week, by substance", CLUB, OTHER,
+                "Optional caps on one substance within the weekly limit: one line each, "
+                "\"substance: grams\", e.g. \"heroin: 7\". Leave blank for none."),
+    _club("compassion_pickups_per_day", "Pickups a day", "pickups",
+          "Most supplies a member may pick up in a day (MySafe: 4, at fixed windows)."),
+    PageSetting("compassion_pickup_windows", "Pickup windows", CLUB, OTHER,
+                "When members may pick up, site time: windows separated by commas, e.g. "
+                "\"09:00-11:00, 14:00-16:00\". Leave blank for any time the site is open."),
+    PageSetting("compassion_take_home_allowed", "Take-home supply allowed", CLUB, BOOLEAN,
+                "Off unless the site allows it: supply is witnessed (BC from 2025); a member "
+                "may then be allowed take-home on their own page.", default=False),
+    PageSetting("compassion_rollover_allowed", "Missed pickups roll over", CLUB, BOOLEAN,
+                "A missed pickup carries no penalty; with this on, its amount may be picked "
+                "up later in the week.", default=False),
+    _club("compassion_linkage_review_days", "Treatment-linkage conversation every", "days",
+          "A member's conversation about treatment comes due this long after the last "
+          "(the consent is to the process, not to treatment)."),
+    _club("compassion_survey_days", "Member survey every", "days",
+          "A member's check-in survey (overdoses, street supply, treatment contact) comes "
+          "due this long after the last, or after joining (DULF: every 3 months)."),
+    PageSetting("compassion_eligibility", "Eligibility checklist", CLUB, OTHER,
+                "What screening checks before membership: one item a line, \"key: label\" or "
+                "just the label. Leave blank for DULF's and MySafe's list."),
+    PageSetting("compassion_waived_steps", "Steps the site waives", CLUB, OTHER,
+                "Every step is required before a first supply unless waived here."),
     PageSetting("timezone", "Time zone", "Site", OTHER,
                 "The site's clock: its days, hours and time bands in every report."),
     PageSetting("opening_hours", "Opening hours", "Site", OTHER,

@@ -17,8 +17,13 @@ from srs.extensions import db
 from srs.forms import form_input
 from srs.sites import service
 from srs.sites.access import site_role_required
-from srs.sites.models import TIMER_SETTINGS, TIMERS
-from srs.sites.schemas import DURATIONS, SiteSettingsForm, timer_range
+from srs.sites.models import (
+    COMPASSION_DEFAULT_ELIGIBILITY,
+    COMPASSION_STEPS,
+    TIMER_SETTINGS,
+    TIMERS,
+)
+from srs.sites.schemas import DURATIONS, WAIVED_SENT, SiteSettingsForm, timer_range
 from srs.sites.settings_table import (
     API_NUMBERS,
     BOOLEAN,
@@ -196,6 +201,8 @@ def reset_secret(site, staff_id, what):
 # The page's groups, titles, help, units and inputs: the settings table's, in its order.
 SETTING_GROUPS = page_groups()
 SETTING_TITLES = {setting.name: setting.title for setting in PAGE_SETTINGS}
+CLUB_LISTS = ("compassion_pickup_windows", "compassion_waived_steps", "compassion_eligibility",
+              "compassion_substance_limits_mg")
 
 
 @functools.cache
@@ -228,8 +235,31 @@ def _site_inputs(site) -> dict:
         if setting.kind == BOOLEAN:
             inputs[setting.name] = "true" if value else "false"
         elif setting.kind != DURATION:
-            inputs[setting.name] = "" if value is None else number(value)
+            inputs[setting.name] = "" if value is None else number(setting.on_page(value))
+    inputs.update(
+        compassion_pickup_windows=", ".join(site.compassion_pickup_windows or ()),
+        compassion_waived_steps=list(site.compassion_waived_steps or ()),
+        compassion_eligibility="\n".join(
+            f"{key}: {label}" for key, label in site.compassion_eligibility or ()),
+        compassion_substance_limits_mg="\n".join(
+            f"{name}: {number(mg / 1000)}"
+            for name, mg in (site.compassion_substance_limits_mg or {}).items()))
     return inputs
+
+
+STEP_LABELS = dict(COMPASSION_STEPS)
+
+
+def _club_shown(name: str, value) -> str:
+    """One of the club's lists as the saved message shows it."""
+    if name == "compassion_pickup_windows":
+        return ", ".join(value) if value else "any time"
+    if name == "compassion_waived_steps":
+        return ", ".join(STEP_LABELS.get(step, step) for step in value) if value else "none"
+    if name == "compassion_eligibility":
+        return "; ".join(label for _key, label in value) if value else "the default list"
+    return "; ".join(f"{substance} {number(mg / 1000)} g"
+                     for substance, mg in value.items()) if value else "none"
 
 
 def _shown(site, name: str, value) -> str:
@@ -242,12 +272,14 @@ def _shown(site, name: str, value) -> str:
         return person.display_name if person else "nobody"
     if name == "overdose_locations":
         return ", ".join(value)
+    if name in CLUB_LISTS:
+        return _club_shown(name, value)
     if setting and setting.kind == BOOLEAN:
         return "yes" if value else "no"
     if setting and setting.kind in (WHOLE, DECIMAL):
         if value is None:
             return f"blank ({setting.blank})" if setting.nullable else "none"
-        return f"{number(value)} {setting.unit}".strip()
+        return f"{number(setting.on_page(value))} {setting.shown_unit}".strip()
     return "none" if value is None else str(value)
 
 
@@ -276,7 +308,8 @@ def _settings_panel(site, status: int = 200, *, template="sites/_settings.html",
         groups=SETTING_GROUPS, timer_range=timer_range,
         other_timers=[s for s in TIMER_SETTINGS if s.name not in placed],
         zones=_time_zones(), zone_names={z for _, names in _time_zones() for z in names},
-        supervisors=supervisors, saved=saved), status
+        supervisors=supervisors, saved=saved, club_steps=COMPASSION_STEPS, waived_sent=WAIVED_SENT,
+        default_eligibility=COMPASSION_DEFAULT_ELIGIBILITY), status
 
 
 @bp.get("/sites/<slug>/admin/settings")
@@ -291,7 +324,7 @@ def settings(site):
 @site_role_required(Role.ADMIN)
 def save_settings(site):
     """Save the settings form; answer the panel with what changed, or with the refusals."""
-    typed = form_input(request.form, "overdose_locations")
+    typed = form_input(request.form, "overdose_locations", "compassion_waived_steps")
     try:
         changed = service.change_settings(site, SiteSettingsForm().load(typed),
                                           actor=current_actor(), now=utcnow())
