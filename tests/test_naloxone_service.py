@@ -124,6 +124,21 @@ def test_the_daily_check_finds_low_stock_and_lots_expiring_within_30_days(site, 
     assert still == {"expiring"}, "restocking resolves the low-stock finding"
 
 
+def test_a_finding_another_writer_made_in_the_same_second_is_not_a_failure(site, boss):
+    """The daily job and a receipt check the stock at once: both find the same condition in
+    the same second. The second writer's receipt used to fail on the finding's unique key."""
+    receive(site, boss, lot="LOW", expires=date(2028, 1, 1), quantity=1)
+    db.session.execute(db.delete(StockFinding))
+    # What the other writer committed a moment before (and someone already dealt with).
+    db.session.add(StockFinding(site_id=site.id, kind="low_stock", key=f"low:injectable@"
+                                f"{later(60).isoformat(timespec='seconds')}",
+                                detail="Injectable naloxone: 1 on hand", found_at=later(60),
+                                resolved_at=later(60)))
+    db.session.commit()
+    lot = receive(site, boss, lot="LOW", expires=date(2028, 1, 1), quantity=1, at=later(60))
+    assert lot.quantity == 2, "the receipt is saved"
+
+
 # --- Doses the console draws ----------------------------------------------------------------
 
 def test_every_route_the_console_offers_draws_from_some_form():

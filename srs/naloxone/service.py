@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from srs import live
@@ -505,7 +506,13 @@ def check_site_stock(site: Site, *, now: datetime) -> list[StockFinding]:
             continue
         finding = StockFinding(site_id=site.id, kind=kind, key=f"{prefix}@{_iso(now)}",
                                lot_id=lot_id, detail=detail[:300], found_at=now)
-        db.session.add(finding)
+        try:
+            with db.session.begin_nested():
+                db.session.add(finding)
+        except IntegrityError:
+            # Found in the same second by another writer (the daily job beside a receipt):
+            # the condition has its row already.
+            continue
         made.append(finding)
     db.session.flush()
     return made
