@@ -42,6 +42,7 @@ ACTIONS = {
                                  "compassion_batch"),
     "compassion_batch_received": ("Club batch received into the register", "compassion_batch"),
     "compassion_limit_reached": ("Club supply refused at a limit", "compassion_member"),
+    "compassion_label_printed": ("Club supply's label printed", "compassion_supply"),
     "compassion_supplied": ("Club supply to a member", "compassion_supply"),
     "compassion_evaluation_exported": ("Club evaluation export downloaded", "site"),
     "compassion_survey_recorded": ("Club member's quarterly survey recorded",
