@@ -74,6 +74,7 @@ ACTIONS = {
                               "compassion_member"),
     "club_member_activated": ("Club member active (every required step done)",
                               "compassion_member"),
+    "club_identity_read": ("Club member's legal identity read", "compassion_member"),
     "club_member_ended": ("Club membership ended", "compassion_member"),
     "club_member_enrolled": ("Client enrolled in the compassion club (applicant)",
                              "compassion_member"),
