@@ -394,6 +394,18 @@ def club_batch(site, *, blocked: bool = False):
                                        "drug_check_id": check.id}, actor=ACTOR, now=utcnow())
 
 
+def club_supply(site):
+    """A take-home supply to the site's club member from a new batch (its label prints)."""
+    from srs.compassion.models import Supply
+
+    supply = Supply(site_id=site.id, member_id=club_member(site).id,
+                    batch_id=club_batch(site).id, at=utcnow(), quantity_mg=1000,
+                    price_cents=1000, mode="take_home")
+    db.session.add(supply)
+    db.session.commit()
+    return supply
+
+
 def club_member(site):
     """The site's active club member (one client code, made once)."""
     from srs.clients.models import Client
@@ -777,6 +789,8 @@ def named_records(route: Route, floor) -> dict:
     if "batch_id" in route.arguments:  # a club batch (blocked, for clearing)
         values["batch_id"] = club_batch(
             floor.site, blocked=route.endpoint == "club_supply.clear_batch").id
+    if "supply_id" in route.arguments:  # a club supply, for its label
+        values["supply_id"] = club_supply(floor.site).id
     if "take_home_id" in route.arguments:  # take-home doses authorised, to give out
         values["take_home_id"] = make_take_home(floor).id
     if "what" in route.arguments:  # which secret a reset replaces

@@ -12,7 +12,7 @@ from routes import assert_api_error, bearer
 
 from srs.audit.models import AuditEvent
 from srs.audit.service import client_records
-from srs.auth.models import Role
+from srs.auth.models import Role, Staff
 from srs.auth.service import Actor
 from srs.clients.export import gather
 from srs.common import utcnow
@@ -334,3 +334,141 @@ def test_the_membership_is_in_the_access_export_and_the_audit_viewers_records(cl
     assert [r["id"] for r in sections["compassion_member"].rows] == [member.id]
     assert sections["compassion_linkage"].rows[0]["outcome"] == "declined"
     assert client_records(site, client)["compassion_member"] == [member.id]
+
+
+# --- A legal identity only where the site's rules need one -----------------------------------
+
+NAME = "Marguerite Quillfeather"
+
+
+def _identity_site(**settings):
+    site = make_site(name="Named", slug="named", compassion_identity_required=True, **settings)
+    make_staff(site, role=Role.NURSE, username="nora")
+    make_staff(site, role=Role.PRESCRIBER, username="priya")
+    make_client(site, code="F-NAME-1970", handle="Mags")
+    return site
+
+
+def test_where_the_site_needs_no_identity_enrolment_asks_none_and_refuses_one(app, client,
+                                                                              auth):
+    site = make_site()
+    nurse = make_staff(site, role=Role.NURSE, username="nils")
+    known = make_client(site, code="F-NONE-1990")
+    auth.login("nils")
+    page = client.get(f"/sites/{site.slug}/club/enrol").get_data(as_text=True)
+    assert 'data-testid="club-identity-fields"' not in page and 'name="legal_name"' not in page
+    refused = client.post(f"/api/v1/sites/{site.id}/club/members", headers=bearer(nurse),
+                          json={"code": known.code, "legal_name": NAME,
+                                "date_of_birth": "1970-01-02"})
+    assert_api_error(refused, 422, "legal_name")
+    assert "keeps no legal identity" in refused.get_json()["message"]
+    assert NAME not in refused.get_data(as_text=True)
+    assert db.session.scalar(db.select(db.func.count(Member.id))) == 0
+    done = auth.post(f"/sites/{site.slug}/club/enrol", {"code": known.code,
+                                                        "legal_name": NAME})
+    assert done.status_code == 303  # the page has no such field: a stray one is not kept
+    assert db.session.execute(db.select(Member)).scalar_one().legal_name_enc is None
+
+
+def test_where_the_site_needs_one_enrolment_refuses_without_name_and_birth_date(
+        app, client, auth):
+    site = _identity_site()
+    auth.login("nora")
+    url = f"/sites/{site.slug}/club/enrol"
+    page = client.get(url).get_data(as_text=True)
+    assert 'data-testid="club-identity-fields"' in page
+    refused = auth.post(url, {"code": "F-NAME-1970", "legal_name": NAME,
+                              "health_number": "9876 543 210"})
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert "need the member&#39;s legal name and date of birth" in body
+    assert "Give the date of birth" in body
+    assert 'value="F-NAME-1970"' in body and f'value="{NAME}"' in body
+    assert db.session.scalar(db.select(db.func.count(Member.id))) == 0
+    nurse = db.session.execute(db.select(Staff).filter_by(username="nora")).scalar_one()
+    api = f"/api/v1/sites/{site.id}/club/members"
+    assert_api_error(client.post(api, headers=bearer(nurse), json={"code": "F-NAME-1970"}),
+                     422, "legal_name")
+    assert_api_error(client.post(api, headers=bearer(nurse), json={
+        "code": "F-NAME-1970", "legal_name": NAME, "date_of_birth": "2099-01-01"}),
+        422, "date_of_birth")
+    done = auth.post(url, {"code": "F-NAME-1970", "legal_name": NAME,
+                           "date_of_birth": "1970-03-04", "health_number": "9876 543 210"})
+    assert done.status_code == 303
+    member = db.session.execute(db.select(Member)).scalar_one()
+    assert NAME not in member.legal_name_enc and "1970" not in member.date_of_birth_enc
+    assert members.identity_held(member)
+
+
+def _named_member(site):
+    nurse = db.session.execute(db.select(Staff).filter_by(username="nora")).scalar_one()
+    return nurse, members.enrol_member(site, {
+        "code": "F-NAME-1970", "legal_name": NAME, "date_of_birth": date(1970, 3, 4),
+        "health_number": "9876 543 210"}, actor=Actor.of(nurse), now=NOW)
+
+
+def test_only_a_prescriber_or_pharmacist_reads_the_identity_and_nowhere_else(
+        app, client, auth, caplog):
+    caplog.set_level("DEBUG")
+    site = _identity_site()
+    nurse, member = _named_member(site)
+    base = f"/sites/{site.slug}/club"
+    auth.login("nora")
+    nurse_page = client.get(f"{base}/members/{member.id}").get_data(as_text=True)
+    assert 'data-testid="club-identity-held"' in nurse_page and NAME not in nurse_page
+    with pytest.raises(Forbidden):
+        members.read_identity(site, member, actor=Actor.of(nurse), now=NOW)
+    api = f"/api/v1/sites/{site.id}/club/members"
+    for answer in (client.get(api, headers=bearer(nurse)),
+                   client.get(f"{api}/{member.id}", headers=bearer(nurse))):
+        assert answer.status_code == 200 and NAME not in answer.get_data(as_text=True)
+        assert "9876" not in answer.get_data(as_text=True)
+    auth.logout()
+    auth.login("priya")
+    page = client.get(f"{base}/members/{member.id}").get_data(as_text=True)
+    assert f'data-testid="club-identity-name">{NAME}<' in page
+    assert "04 Mar 1970" in page and "9876 543 210" in page
+    reads = list(db.session.execute(db.select(AuditEvent).filter_by(
+        action="club_identity_read")).scalars())
+    assert [(r.entity_id, r.detail) for r in reads] == [
+        (str(member.id), {"client_id": member.client_id})]
+    assert NAME not in client.get(base).get_data(as_text=True)  # the members list
+    pharmacist = make_staff(site, role=Role.PHARMACIST)
+    assert members.read_identity(site, member, actor=Actor.of(pharmacist),
+                                 now=NOW).legal_name == NAME
+    every = " ".join(str(e.detail) for e in db.session.execute(
+        db.select(AuditEvent)).scalars())
+    assert NAME not in every and "1970-03-04" not in every
+    exported = " ".join(str(row) for s in gather(site, member.client) for row in s.rows)
+    assert member.client.code in exported and NAME not in exported
+    assert NAME not in caplog.text and "9876" not in caplog.text
+
+
+def test_retention_clears_an_ended_members_identity_with_its_placeholder(app):
+    from srs.clients import retention
+
+    site = _identity_site(retention_days=730)
+    nurse, member = _named_member(site)
+    client_id = member.client_id
+    member.state, member.ended_at = "ended", NOW - timedelta(days=800)
+    member.ended_reason, member.applied_at = "Moved away", NOW - timedelta(days=1000)
+    db.session.commit()
+    done = retention.apply_retention(now=NOW)[site.id]
+    db.session.expire_all()
+    assert done["compassion_members"] == 1
+    assert member.client_id != client_id and member.client.placeholder
+    assert (member.legal_name_enc, member.date_of_birth_enc, member.health_number_enc) == (
+        None, None, None)
+
+
+def test_the_identity_setting_is_off_by_default_and_an_admin_turns_it_on(app, client):
+    site = make_site()
+    admin = make_staff(site, role=Role.ADMIN)
+    url = f"/api/v1/sites/{site.id}/settings"
+    assert client.get(url, headers=bearer(admin)).get_json()[
+        "compassion_identity_required"] is False
+    changed = client.patch(url, headers=bearer(admin),
+                           json={"compassion_identity_required": True})
+    assert changed.status_code == 200, changed.get_json()
+    db.session.expire_all()
+    assert db.session.get(type(site), site.id).compassion_identity_required is True

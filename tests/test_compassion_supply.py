@@ -399,3 +399,52 @@ def test_a_batch_that_fails_to_be_recorded_leaves_no_register_line(site, nurse, 
     assert db.session.scalar(db.select(db.func.count(ControlledDrug.id)).where(
         ControlledDrug.site_id == site.id)) == 0
     assert db.session.scalar(db.select(db.func.count(ControlledEntry.id))) == 0
+
+
+# --- A label for each supply -----------------------------------------------------------------
+
+
+def test_a_supply_has_its_own_label_with_its_quantity_and_no_client_data(
+        site, member, batch, nurse):
+    take_home(site, member)
+    given = supply(site, member, batch, nurse, "2.5")
+    html = service.supply_label_html(given, site)
+    for words in ("Heroin", "H-1", "Heroin 62%", "2.5 g", "2026-11-24", "Test result: Passed",
+                  "naloxone"):
+        assert words in html
+    assert "F-CLUB-1975" not in html
+    pdf = service.print_supply_label(site, given.id, actor=Actor.of(nurse), now=NOW)
+    assert pdf.startswith(b"%PDF")
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True,
+                              check=True).stdout.decode()
+        for words in ("Heroin", "H-1", "2.5 g", "Test result: Passed", "naloxone"):
+            assert words in text
+        assert "F-CLUB-1975" not in text
+
+
+def test_printing_a_supplys_label_marks_it_printed_and_is_audited(
+        client, auth, site, member, batch, nurse):
+    take_home(site, member)
+    auth.login(nurse.username)
+    done = auth.post(f"/sites/{site.slug}/club/members/{member.id}/supply", data={
+        "batch_id": batch.id, "quantity": "1.0", "mode": "take_home"})
+    assert done.status_code == 200
+    given = db.session.execute(db.select(Supply).filter_by(member_id=member.id)).scalar_one()
+    url = f"/sites/{site.slug}/club/supplies/{given.id}/label.pdf"
+    body = done.get_data(as_text=True)
+    assert 'data-testid="supply-done-label"' in body and url in body
+    assert body.count(url) == 2  # the notice and the row in recent supplies
+    assert not given.label_printed
+    label = client.get(url)
+    assert label.status_code == 200 and label.mimetype == "application/pdf"
+    db.session.refresh(given)
+    assert given.label_printed
+    audit = db.session.execute(db.select(AuditEvent).filter_by(
+        action="compassion_label_printed")).scalar_one()
+    assert (audit.entity_id, audit.detail) == (str(given.id), {"batch_id": batch.id})
+    assert "Reprint label" in client.get(
+        f"/sites/{site.slug}/club/members/{member.id}/supply").get_data(as_text=True)
+    other = make_site(slug="elsewhere")
+    assert client.get(f"/sites/{other.slug}/club/supplies/{given.id}/label.pdf").status_code \
+        in (403, 404)

@@ -1,6 +1,7 @@
 """Compassion club members: enrol a client (by code) with the site's eligibility checklist,
 record the steps before a first supply, read a member and list the club's members, and
-record a treatment-linkage conversation. Codes and handles only: no legal name.
+record a treatment-linkage conversation. Codes and handles only: a legal identity is taken
+at enrolment where the site's rules need one (refused elsewhere) and never returned.
 
 Every state-changing operation accepts an ``Idempotency-Key`` header: a repeat returns the
 first answer and records nothing twice.

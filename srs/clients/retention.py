@@ -309,6 +309,11 @@ def _retire_batch(site_id: int, cutoff: datetime, ids: list[int], *, now: dateti
     db.session.execute(db.update(enrolment).where(enrolment.c.client_id.in_(
         [p.id for p in placeholders.values()])).values(
         legal_name_enc=None, date_of_birth_enc=None, health_number_enc=None))
+    # So does an ended club membership where the site's rules needed one.
+    club = _table("compassion_member")
+    db.session.execute(db.update(club).where(club.c.client_id.in_(
+        [p.id for p in placeholders.values()])).values(
+        legal_name_enc=None, date_of_birth_enc=None, health_number_enc=None))
     counts["clients"] += len(clients)
 
 

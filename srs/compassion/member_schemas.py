@@ -1,5 +1,6 @@
 """Schemas of the club's members: the API's (unknown fields raise) and the pages' forms.
-A member is a client code and handle: no legal name in any of them."""
+A member is a client code and handle: a legal identity is only ever loaded (at enrolment,
+where the site's rules need one), never dumped."""
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
@@ -30,6 +31,20 @@ class EnrolMemberSchema(Schema):
         metadata={"description": "The site's eligibility checklist by item key (the site's "
                                  "own list, else current_use, overdose_risk, local_resident, "
                                  "age_19): whether met, and a note."})
+    legal_name = fields.String(
+        load_default=None, allow_none=True, load_only=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Required where the site's rules need a legal identity "
+                                 "(compassion_identity_required); refused (422) elsewhere. "
+                                 "Stored encrypted, never returned."})
+    date_of_birth = fields.Date(
+        load_default=None, allow_none=True, load_only=True,
+        metadata={"description": "Required with legal_name; refused where the site keeps no "
+                                 "identity."})
+    health_number = fields.String(
+        load_default=None, allow_none=True, load_only=True, validate=validate.Length(max=40),
+        metadata={"description": "Optional with legal_name; refused where the site keeps no "
+                                 "identity."})
 
 
 class MembershipStepInputSchema(Schema):
@@ -132,6 +147,7 @@ class EnrolMemberForm(Form, EnrolMemberSchema):
         unknown = EXCLUDE
 
     strip_text = True
+    optional = ("legal_name", "date_of_birth", "health_number")
 
 
 class StepForm(Form, MembershipStepInputSchema):

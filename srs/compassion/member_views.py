@@ -95,6 +95,8 @@ def enrol(site):
         key: {"met": bool(typed.get(f"met_{key}")),
               "note": (typed.get(f"note_{key}") or "").strip() or None}
         for key, _label in members.eligibility_items(site)}}
+    if site.compassion_identity_required:  # elsewhere the form has no such fields
+        data.update({key: typed.get(key, "") for key in members.IDENTITY_FIELDS})
     try:
         member = members.enrol_member(site, EnrolMemberForm().load(data),
                                       actor=current_actor(), now=utcnow())
@@ -118,8 +120,12 @@ def _member_page(site, member_id, status=200, **context):
     context.setdefault("form", {})
     context.setdefault("errors", {})
     context.setdefault("form_name", None)
+    held = members.identity_held(member)
+    readable = held and members.may_read_identity(site, actor)
     return render_template(
         "compassion/member.html", site=site, member=member, now=now,
+        identity_held=held,
+        identity=members.read_identity(site, member, actor=actor, now=now) if readable else None,
         eligibility_labels=dict(members.eligibility_items(site)),
         steps=members.step_rows(site, member), missing=members.steps_missing(site, member),
         consent=members.current_consent_text(site),

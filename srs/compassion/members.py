@@ -5,14 +5,19 @@ treatment-linkage conversations due every ``site.compassion_linkage_review_days`
 
 Every function takes ``actor=`` and ``now=``; every write is audited on the member (or the
 consent text) by ids only, and announced to the site's screens on topic ``club``. A member is
-a client code and handle: no legal name is asked or kept here.
+a client code and handle: no legal name is asked or kept, unless the site's rules need one
+(``site.compassion_identity_required``). Then enrolment asks for the legal name and date of
+birth (the health number optional), kept as Fernet tokens (``srs.hat.identity``, the key
+``SRS_IDENTITY_KEY``), and only a prescriber or pharmacist of the site reads them back
+(:func:`read_identity`, each read audited ``club_identity_read`` by ids only). Where the site
+does not need one, an identity sent is refused rather than dropped or kept.
 
 The consent is to the process, not to treatment: a linkage conversation that ends declined
 (or not now) changes nothing about the member's state.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from srs import live
 from srs.auth.models import Role, Staff
@@ -32,6 +37,7 @@ from srs.compassion.models import (
 )
 from srs.errors import Conflict, Forbidden, Invalid, NotFound
 from srs.extensions import db
+from srs.hat import identity
 from srs.naloxone.models import SessionTrainee, Trainee, TrainingSession
 from srs.sites.models import Site
 
@@ -44,6 +50,11 @@ LEADS = (Role.PRESCRIBER, Role.SUPERVISOR, Role.ADMIN)
 CONSENT_WRITERS = (Role.SUPERVISOR, Role.ADMIN)
 # Who may record the screening: a health care provider (BCCSU 2019).
 SCREENERS = (Role.PRESCRIBER, Role.SCREENER)
+# Who reads a member's legal identity, where the site keeps one (as HAT's).
+IDENTITY_READERS = (Role.PRESCRIBER, Role.PHARMACIST)
+IDENTITY_FIELDS = ("legal_name", "date_of_birth", "health_number")
+NAME_MAX = 200
+HEALTH_NUMBER_MAX = 40
 STEP_LABELS = dict(STEPS)
 REASON_MAX = 200
 NOTE_MAX = 300
@@ -137,10 +148,77 @@ def current_membership(site: Site, client: Client) -> Member | None:
         .order_by(Member.id.desc()).limit(1)).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class Identity:
+    legal_name: str | None
+    date_of_birth: date | None
+    health_number: str | None
+
+
+def _identity_columns(site: Site, data: dict, *, now: datetime) -> dict:
+    """The encrypted identity columns of a new member: none where the site keeps no identity
+    (one sent is refused: the site's rules do not allow keeping it), the legal name and date of
+    birth required where it does. Raises Invalid naming the fields."""
+    name = (data.get("legal_name") or "").strip()
+    born = data.get("date_of_birth")
+    number = (data.get("health_number") or "").strip()
+    if not site.compassion_identity_required:
+        sent = [key for key, value in zip(IDENTITY_FIELDS, (name, born, number), strict=True)
+                if value]
+        if sent:
+            raise Invalid("This site keeps no legal identity for club members: enrol by code "
+                          "only.", {key: ["Not kept at this site."] for key in sent})
+        return {}
+    errors = {}
+    if not name:
+        errors["legal_name"] = ["Give the legal name: this site's rules need it."]
+    elif len(name) > NAME_MAX:
+        errors["legal_name"] = [f"At most {NAME_MAX} characters."]
+    if born is None:
+        errors["date_of_birth"] = ["Give the date of birth: this site's rules need it."]
+    elif not isinstance(born, date) or born > site.local_date(now) or born.year < 1900:
+        errors["date_of_birth"] = ["Give a real date of birth, not in the future."]
+    if len(number) > HEALTH_NUMBER_MAX:
+        errors["health_number"] = [f"At most {HEALTH_NUMBER_MAX} characters."]
+    if errors:
+        raise Invalid("This site's rules need the member's legal name and date of birth.",
+                      errors)
+    return {"legal_name_enc": identity.encrypt(name),
+            "date_of_birth_enc": identity.encrypt(born.isoformat()),
+            "health_number_enc": identity.encrypt(number or None)}
+
+
+def may_read_identity(site: Site, actor: Actor) -> bool:
+    staff = None if actor.staff_id is None else db.session.get(Staff, actor.staff_id)
+    return staff is not None and staff.has_role(site.id, *IDENTITY_READERS)
+
+
+def identity_held(member: Member) -> bool:
+    return member.legal_name_enc is not None or member.date_of_birth_enc is not None
+
+
+def read_identity(site: Site, member: Member, *, actor: Actor, now: datetime) -> Identity:
+    """The member's legal identity, for a prescriber or pharmacist of the site; the read is
+    audited (``club_identity_read``, ids only). Raises Forbidden for anyone else."""
+    if member.site_id != site.id or not may_read_identity(site, actor):
+        raise Forbidden("Only a prescriber or pharmacist at this site may read a member's "
+                        "identity.")
+    born = identity.decrypt(member.date_of_birth_enc)
+    found = Identity(identity.decrypt(member.legal_name_enc),
+                     date.fromisoformat(born) if born else None,
+                     identity.decrypt(member.health_number_enc))
+    record(actor, "club_identity_read", "compassion_member", member.id, site_id=site.id,
+           now=now, detail={"client_id": member.client_id})
+    db.session.commit()
+    return found
+
+
 def enrol_member(site: Site, data: dict, *, actor: Actor, now: datetime) -> Member:
     """Enrol the site's client (by ``code``) as an applicant with the site's eligibility
-    checklist (``eligibility``: {key: {met, note}}). Raises Invalid, or Conflict when the
-    client is a member already. A site that waives every step gets an active member."""
+    checklist (``eligibility``: {key: {met, note}}) and, where the site's rules need one, the
+    legal identity (``legal_name``, ``date_of_birth``, ``health_number``). Raises Invalid, or
+    Conflict when the client is a member already. A site that waives every step gets an active
+    member."""
     client = _client_by_code(site, data.get("code", ""))
     if current_membership(site, client) is not None:
         raise Conflict("This client is already a member of the club.")
@@ -155,7 +233,8 @@ def enrol_member(site: Site, data: dict, *, actor: Actor, now: datetime) -> Memb
                          "note": _text((checklist.get(key) or {}).get("note"), NOTE_MAX)}
                    for key in keys}
     member = Member(site_id=site.id, client_id=client.id, state="applicant", applied_at=now,
-                    applied_by=actor.staff_id, eligibility=eligibility)
+                    applied_by=actor.staff_id, eligibility=eligibility,
+                    **_identity_columns(site, data, now=now))
     db.session.add(member)
     db.session.flush()
     record(actor, "club_member_enrolled", "compassion_member", member.id, site_id=site.id,

@@ -83,6 +83,11 @@ class Member(db.Model):
     ended_reason: Mapped[str | None] = mapped_column(String(200))
     # Take-home supply for this member, where the site allows it at all.
     take_home_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The legal identity, only where the site's rules need one (site.compassion_identity_
+    # required): Fernet tokens (srs.hat.identity), read by prescribers and pharmacists only.
+    legal_name_enc: Mapped[str | None] = mapped_column(Text)
+    date_of_birth_enc: Mapped[str | None] = mapped_column(Text)
+    health_number_enc: Mapped[str | None] = mapped_column(Text)
 
     client: Mapped["Client"] = relationship()  # noqa: F821
     site: Mapped["Site"] = relationship()  # noqa: F821

@@ -1,6 +1,7 @@
 """What the compassion club holds about a client, for their access request: their
-memberships (codes only: the club keeps no name), the steps each took before a first supply
-and their treatment-linkage conversations."""
+memberships (codes only: a legal identity, where the site's rules need one, is read on the
+member's page by prescribers and pharmacists, never exported), the steps each took before a
+first supply and their treatment-linkage conversations."""
 
 from srs import signals
 from srs.clients.export import Section, section

@@ -260,21 +260,59 @@ def clear_block(site: Site, batch_id: int, *, reason: str, actor: Actor,
     return batch
 
 
+RESULTS = {"passed": "Passed", "cleared": "Passed (cleared by a supervisor)",
+           "failed": "Failed: do not supply", "blocked": "Blocked: do not supply",
+           "untested": "Not tested: do not supply"}
+
+
 def label_html(batch: SupplyBatch, site: Site, *, now: datetime) -> str:
     """A unit's label: substance, batch, tested content, date, test result, safety line.
     Built from the batch alone: no client data reaches it."""
     template = current_app.jinja_env.get_template("compassion/batch_label.html")
-    result = {"passed": "Passed", "cleared": "Passed (cleared by a supervisor)",
-              "failed": "Failed: do not supply", "blocked": "Blocked: do not supply",
-              "untested": "Not tested: do not supply"}[batch.state]
-    return template.render(batch=batch, site=site, result=result, safety=SAFETY_LINE,
-                           printed_on=site.local_date(now))
+    return template.render(batch=batch, site=site, result=RESULTS[batch.state],
+                           safety=SAFETY_LINE, printed_on=site.local_date(now))
+
+
+def _pdf(html: str) -> bytes:
+    from weasyprint import HTML  # loaded on first use: seconds of start-up otherwise
+
+    return HTML(string=html).write_pdf()
 
 
 def label_pdf(batch: SupplyBatch, site: Site, *, now: datetime) -> bytes:
-    from weasyprint import HTML  # loaded on first use: seconds of start-up otherwise
+    return _pdf(label_html(batch, site, now=now))
 
-    return HTML(string=label_html(batch, site, now=now)).write_pdf()
+
+def get_supply(site: Site, supply_id: int) -> Supply:
+    supply = db.session.get(Supply, supply_id)
+    if supply is None or supply.site_id != site.id:
+        raise NotFound("No such supply at this site.")
+    return supply
+
+
+def supply_label_html(supply: Supply, site: Site) -> str:
+    """The label for what one supply handed over: the batch's substance, lot, tested content
+    and test result, the supply's day and quantity and the safety line. Built from the supply's
+    batch, quantity and time only: the member and their code never reach it."""
+    batch = supply.batch
+    template = current_app.jinja_env.get_template("compassion/supply_label.html")
+    quantity = (f"{supply.quantity_mg // batch.unit_mg} tablets ({supply.quantity_mg} mg)"
+                if batch.unit == "tablet" and batch.unit_mg else grams(supply.quantity_mg))
+    return template.render(batch=batch, site=site, result=RESULTS[batch.state],
+                           safety=SAFETY_LINE, supplied_on=site.local_date(supply.at),
+                           quantity=quantity)
+
+
+def print_supply_label(site: Site, supply_id: int, *, actor: Actor, now: datetime) -> bytes:
+    """The supply's label as a PDF; printing it marks the supply "label printed" (audited,
+    each reprint too)."""
+    supply = get_supply(site, supply_id)
+    pdf = _pdf(supply_label_html(supply, site))
+    supply.label_printed = True
+    record(actor, "compassion_label_printed", "compassion_supply", supply.id, site_id=site.id,
+           now=now, detail={"batch_id": supply.batch_id})
+    db.session.commit()
+    return pdf
 
 
 # --- Limits ----------------------------------------------------------------------------------

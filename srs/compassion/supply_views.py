@@ -161,3 +161,10 @@ def record_supply(site, member_id):
         return _supply_panel(site, member_id, err.status, form=form, errors=err.errors or {},
                              message=err.message)
     return _supply_panel(site, member_id, done=supply)
+
+
+@bp.get("/sites/<slug>/club/supplies/<int:supply_id>/label.pdf")
+@site_role_required(*REGISTER_KEEPERS)
+def supply_label(site, supply_id):
+    pdf = service.print_supply_label(site, supply_id, actor=current_actor(), now=utcnow())
+    return download(pdf, mimetype="application/pdf", filename=f"label-supply-{supply_id}.pdf")

@@ -269,6 +269,9 @@ class Site(db.Model):
         Boolean, server_default=false(), nullable=False)
     compassion_rollover_allowed: Mapped[bool] = mapped_column(
         Boolean, server_default=false(), nullable=False)
+    # A member's legal identity is asked and kept (encrypted) only where this is on.
+    compassion_identity_required: Mapped[bool] = mapped_column(
+        Boolean, server_default=false(), nullable=False)
     # Pickup windows ("HH:MM-HH:MM", site time; none: any time the site is open), the
     # eligibility checklist ([[key, label], ...]; null: DEFAULT_ELIGIBILITY), the steps the
     # site waives, and a cap a week per substance ({"heroin": mg}).

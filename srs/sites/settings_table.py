@@ -259,6 +259,10 @@ PAGE_SETTINGS: tuple[PageSetting, ...] = (
                 "just the label. Leave blank for DULF's and MySafe's list."),
     PageSetting("compassion_waived_steps", "Steps the site waives", CLUB, OTHER,
                 "Every step is required before a first supply unless waived here."),
+    PageSetting("compassion_identity_required", "Members' legal identity", CLUB, BOOLEAN,
+                "Off unless the site's rules need a member's legal name: then enrolment asks "
+                "for it (kept encrypted, read by prescribers and pharmacists only).",
+                default=False),
     PageSetting("timezone", "Time zone", "Site", OTHER,
                 "The site's clock: its days, hours and time bands in every report."),
     PageSetting("opening_hours", "Opening hours", "Site", OTHER,
