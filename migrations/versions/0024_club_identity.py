@@ -1,6 +1,6 @@
 """club identity: a member's legal identity (encrypted), only where the site's rules need one
 
-Revision ID: 0025_club_identity
+Revision ID: 0024_club_identity
 Revises: 0023_club_supply
 Create Date: 2026-12-07 12:50:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0025_club_identity'
+revision = '0024_club_identity'
 down_revision = '0023_club_supply'
 branch_labels = None
 depends_on = None
