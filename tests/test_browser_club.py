@@ -66,6 +66,9 @@ def test_a_member_enrolled_supplied_within_the_weeks_limit(live_server, tablet, 
     # A witnessed supply of 10 g from the tested batch: the member waits for a booth.
     tap(page.get_by_test_id("club-supply-link"))
     expect(page.get_by_test_id("allowance-week-left")).to_contain_text("14")
+    # At every supply the treatment suggestions show, with their reasons.
+    expect(page.get_by_test_id("club-suggestion").filter(has_text="OAT")).to_contain_text(
+        "Not on OAT: ask about treatment")
     page.get_by_test_id("supply-quantity").fill("10")
     page.get_by_test_id("supply-quantity").blur()
     tap(page.get_by_test_id("supply-submit"))

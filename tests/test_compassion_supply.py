@@ -448,3 +448,23 @@ def test_printing_a_supplys_label_marks_it_printed_and_is_audited(
     other = make_site(slug="elsewhere")
     assert client.get(f"/sites/{other.slug}/club/supplies/{given.id}/label.pdf").status_code \
         in (403, 404)
+
+
+def test_the_supply_page_shows_the_suggestions_and_a_linkage_conversation_due(
+        site, member, batch, nurse, client, auth):
+    """The seed's condition: at every supply the referral engine's suggestions show, with
+    their reasons, and a linkage conversation due says so (without stopping the supply)."""
+    from factories import make_rule
+
+    make_rule(site, key="not-on-oat", service_type="oat",
+              condition={"fact": "on_oat", "op": "==", "value": False},
+              reason_template="Not on OAT: ask about treatment")
+    member.active_since = NOW - timedelta(days=120)
+    db.session.commit()
+    auth.login("nell")
+    page = client.get(f"/sites/{site.slug}/club/members/{member.id}/supply").get_data(
+        as_text=True)
+    assert 'data-testid="club-suggestion" data-service-type="oat"' in page
+    assert "Not on OAT: ask about treatment" in page
+    assert 'data-testid="supply-linkage-due"' in page
+    assert 'data-testid="supply-submit"' in page

@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 from srs.auth.access import current_actor
 from srs.auth.models import Role
 from srs.common import utcnow
+from srs.compassion import members
 from srs.compassion import supply as service
 from srs.compassion.supply_schemas import BatchForm, CheckForm, ClearForm, SupplyForm
 from srs.controlled.models import REGISTER_KEEPERS
@@ -131,8 +132,15 @@ def _supply_panel(site, member_id, status: int = 200, **extra):
 @bp.get("/sites/<slug>/club/members/<int:member_id>/supply")
 @site_role_required(*REGISTER_KEEPERS)
 def supply_page(site, member_id):
+    """The supply form, and (at every supply: the issue's linkage condition) the referral
+    engine's suggestions for the member with their reasons, and a linkage conversation due."""
     member = service.get_member(site, member_id)
-    return render_template("compassion/supply.html", **_supply_context(site, member))
+    now = utcnow()
+    context = {**_supply_context(site, member),
+               "suggestions": members.suggestions(site, member, actor=current_actor(), now=now),
+               "open_visit": members.open_visit(site, member),
+               "linkage_due": members.linkage_due(site, member, now=now)}
+    return render_template("compassion/supply.html", **context)
 
 
 @bp.get("/sites/<slug>/club/members/<int:member_id>/supply/panel")
