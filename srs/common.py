@@ -1,6 +1,6 @@
 """Small pieces every package shares: UTC time, the UTC column type, and record ids."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from marshmallow import fields, validate
 from sqlalchemy import DateTime
@@ -58,3 +58,22 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+# --- A report's month ---------------------------------------------------------------------------
+
+MONTH_RANGE_NOTICE = "Months can be shown from 2000 to 2100: this is the last full month."
+
+
+def month_asked(value: str | None, last_full: date) -> tuple[date, str | None]:
+    """The month a report page was asked for (``YYYY-MM``), else ``last_full``; with the
+    notice the page shows when the month asked for cannot be shown."""
+    if not value:
+        return last_full, None
+    try:
+        month = datetime.strptime(value, "%Y-%m").date()
+    except ValueError:
+        month = None
+    if month is None or not 2000 <= month.year <= 2100:
+        return last_full, MONTH_RANGE_NOTICE
+    return month, None

@@ -2,7 +2,6 @@
 survey form, and the reviewers' monthly club report with its evaluation export (counts and
 program codes only, no client code)."""
 
-from datetime import datetime
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -10,7 +9,7 @@ from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
 from srs.auth.service import record
-from srs.common import utcnow
+from srs.common import month_asked, utcnow
 from srs.compassion import evaluation
 from srs.compassion.evaluation_schemas import OVERDOSES_MAX, SurveyForm
 from srs.compassion.models import STREET_SUPPLY
@@ -86,18 +85,8 @@ def record_survey(site, member_id):
 
 
 def _month(site):
-    """The month asked for (YYYY-MM), else the last full month, with a note why."""
-    last_full = evaluation.last_full_month(site, utcnow())
-    value = request.args.get("month", "")
-    if not value:
-        return last_full, None
-    try:
-        month = datetime.strptime(value, "%Y-%m").date()
-    except ValueError:
-        month = None
-    if month is None or not 2000 <= month.year <= 2100:
-        return last_full, "Months can be shown from 2000 to 2100: this is the last full month."
-    return month, None
+    """The month asked for, else the last full month, with a note why."""
+    return month_asked(request.args.get("month"), evaluation.last_full_month(site, utcnow()))
 
 
 @bp.get("/sites/<slug>/club/report")

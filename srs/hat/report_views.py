@@ -1,13 +1,13 @@
 """The reviewers' page of treatment's monthly figures (``srs.hat.reports``): counts only,
 no code and no name. The regulator's monthly report carries the same figures."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from srs.auth.models import Role
-from srs.common import utcnow
+from srs.common import month_asked, utcnow
 from srs.hat import reports
 from srs.sites.access import site_role_required
 
@@ -17,18 +17,9 @@ MONTHLY_READERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
 
 
 def _month(site) -> tuple[date, str | None]:
-    """The month asked for (YYYY-MM), else the last full month, with a note why."""
+    """The month asked for, else the last full month, with a note why."""
     last_full = (site.local_date(utcnow()).replace(day=1) - timedelta(days=1)).replace(day=1)
-    value = request.args.get("month", "")
-    if not value:
-        return last_full, None
-    try:
-        month = datetime.strptime(value, "%Y-%m").date()
-    except ValueError:
-        month = None
-    if month is None or not 2000 <= month.year <= 2100:
-        return last_full, "Months can be shown from 2000 to 2100: this is the last full month."
-    return month, None
+    return month_asked(request.args.get("month"), last_full)
 
 
 @bp.get("/sites/<slug>/hat/report")

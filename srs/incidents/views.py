@@ -3,7 +3,7 @@ history, the weekly review with its charts, PDF and CSV, the monthly report, and
 admin's contributing-factor list.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from srs.auth.access import current_actor
 from srs.auth.models import Role
-from srs.common import utcnow
+from srs.common import month_asked, utcnow
 from srs.errors import Invalid
 from srs.extensions import db
 from srs.forms import form_input
@@ -297,16 +297,10 @@ def packet_csv(site, packet_id):
 
 
 def _month(site) -> date:
-    value = request.args.get("month", "")
-    try:
-        month = datetime.strptime(value, "%Y-%m").date()
-    except ValueError:
-        month = None
-    if not value:
-        return reports.last_full_month(site, utcnow())
-    if month is None or not reports.reportable(month):
-        _notice(f"Months can be shown {reports.REPORT_RANGE}: this is the last full month.")
-        return reports.last_full_month(site, utcnow())
+    month, notice = month_asked(request.args.get("month"),
+                                reports.last_full_month(site, utcnow()))
+    if notice:
+        _notice(notice)
     return month
 
 
