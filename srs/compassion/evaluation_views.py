@@ -3,7 +3,7 @@ survey form, and the reviewers' monthly club report with its evaluation export (
 program codes only, no client code)."""
 
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
@@ -16,6 +16,7 @@ from srs.compassion.models import STREET_SUPPLY
 from srs.errors import DomainError, field_messages
 from srs.extensions import db
 from srs.forms import form_input
+from srs.security import download
 from srs.sites.access import site_role_required
 
 bp = Blueprint("club_eval", __name__)
@@ -114,6 +115,5 @@ def evaluation_export(site):
     record(current_actor(), "compassion_evaluation_exported", "site", site.id, site_id=site.id,
            detail={"month": f"{month:%Y-%m}", "rows": body.count("\n") - 1}, now=now)
     db.session.commit()
-    return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition":
-            f'attachment; filename="{site.slug}-club-evaluation-{month:%Y-%m}.csv"'})
+    return download(body, mimetype="text/csv",
+                    filename=f"{site.slug}-club-evaluation-{month:%Y-%m}.csv")
