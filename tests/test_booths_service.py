@@ -146,6 +146,19 @@ def test_a_taken_booth_is_refused_naming_the_booth_and_who_holds_it(floor):
     assert other.state == VisitState.WAITING
 
 
+def test_a_booth_taken_between_the_check_and_the_write_is_refused_not_a_failure(
+        floor, monkeypatch):
+    """Twenty nurses tap one booth: another takes it after this one checked it was free.
+    The booth's time asks other packages (a treatment dose sets its own window) before the
+    write; that read flushed the half-made assignment, and the database's refusal came out
+    there as a server error instead of "taken"."""
+    in_booth(floor)
+    other = check_in(floor, "M-WXYZ-1977")
+    monkeypatch.setattr(service, "holder_of", lambda booth: None)  # the check saw it free
+    with pytest.raises(service.BoothTaken):
+        service.assign_booth(other, floor["b1"], actor=floor["actor"], now=NOW)
+
+
 @pytest.mark.parametrize(("setup", "words"), [
     ("out_of_service", "out of service"), ("needs_cleaning", "needs cleaning")])
 def test_a_booth_that_is_not_free_is_refused(floor, setup, words):

@@ -271,8 +271,11 @@ def assign_booth(visit: Visit, booth: Booth, *, actor: Actor, now: datetime) -> 
 
 def _timer(visit: Visit, site: Site, stage: str, now: datetime, default: int) -> int:
     """The visit's own booth or after-care time (``signals.visit_timers``), else the site's."""
-    own = signals.first_answer(signals.visit_timers.send(visit, site=site, stage=stage,
-                                                         now=now))
+    # A read by another package: it must not flush the caller's half-made change (a booth
+    # taken meanwhile would raise there, outside the caller's handling of it).
+    with db.session.no_autoflush:
+        own = signals.first_answer(signals.visit_timers.send(visit, site=site, stage=stage,
+                                                             now=now))
     return default if own is None else int(own)
 
 
