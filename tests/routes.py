@@ -2,6 +2,7 @@
 
 import functools
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import date, timedelta
 from types import SimpleNamespace
@@ -876,6 +877,14 @@ def field_error(body: str, field: str) -> str:
                       re.S)
     assert match, f"no message beside {field!r}"
     return match.group(1).strip()
+
+
+def pdf_text(data: bytes) -> str:
+    """The words a PDF holds, read back with pdftotext (``make test`` installs poppler-utils:
+    a machine without it fails here rather than skipping what the PDF must say)."""
+    assert data.startswith(b"%PDF")
+    return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True,
+                          check=True).stdout.decode()
 
 
 def input_value(body: str, name: str) -> str:

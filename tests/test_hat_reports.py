@@ -6,13 +6,11 @@ patient's access export holding their treatment."""
 import csv
 import io
 import json
-import shutil
-import subprocess
 from datetime import UTC, date, datetime
 
 import pytest
 from factories import make_client, make_controlled_drug, make_site, make_staff
-from routes import bearer
+from routes import bearer, pdf_text
 
 from srs.audit.models import AuditEvent
 from srs.auth.models import Role
@@ -205,14 +203,6 @@ def test_who_may_open_the_report(clinic, client, auth):
     assert 'data-testid="hat-report-link"' in client.get("/").get_data(as_text=True)
 
 
-def _pdf_text(data: bytes) -> str:
-    assert data.startswith(b"%PDF")
-    if not shutil.which("pdftotext"):
-        pytest.skip("pdftotext is not installed")
-    return subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True,
-                          check=True).stdout.decode()
-
-
 def test_the_register_export_names_the_patient_for_a_pharmacist_only(clinic, client, auth):
     site, p, _drug = clinic
     period = "start=2026-11-01&end=2026-11-30"
@@ -222,7 +212,7 @@ def test_the_register_export_names_the_patient_for_a_pharmacist_only(clinic, cli
                if r["Movement"] == "Drawn for a dose"]
     assert drawn["Supplier or person supplied"] == p["A"].client.code
     assert drawn["Legal name"] == NAMES["A"]
-    assert NAMES["A"] in " ".join(_pdf_text(client.get(
+    assert NAMES["A"] in " ".join(pdf_text(client.get(
         f"/sites/east/controlled/register.pdf?{period}").data).split())
     reads = db.session.scalars(db.select(AuditEvent).filter_by(
         action="patient_identity_read")).all()
@@ -242,7 +232,7 @@ def test_the_register_export_names_the_patient_for_a_pharmacist_only(clinic, cli
                if r["Movement"] == "Drawn for a dose"]
     assert drawn["Supplier or person supplied"] == p["A"].client.code
     assert drawn["Legal name"] == "" and NAMES["A"] not in coded
-    assert NAMES["A"] not in " ".join(_pdf_text(client.get(
+    assert NAMES["A"] not in " ".join(pdf_text(client.get(
         f"/sites/east/controlled/register.pdf?{period}").data).split())
     assert db.session.scalar(db.select(db.func.count(AuditEvent.id)).filter_by(
         action="patient_identity_read")) == 2
@@ -276,5 +266,5 @@ def test_a_patients_access_export_holds_their_treatment(clinic, client, auth):
     assert WITHHELD in text and not any(name in text for name in NAMES.values())
     assert db.session.scalars(db.select(AuditEvent).filter_by(
         action="patient_identity_read")).all() == []
-    pdf = _pdf_text(client.get(f"/sites/east/clients/{patient.client_id}/record.pdf").data)
+    pdf = pdf_text(client.get(f"/sites/east/clients/{patient.client_id}/record.pdf").data)
     assert "Treatment enrolments" in pdf and NAMES["A"] not in " ".join(pdf.split())
