@@ -70,5 +70,5 @@ def get_club_report(query, site_id):
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()
     else:
-        month = evaluation.last_full_month(site, utcnow())
+        month = site.last_full_month(utcnow())
     return evaluation.month_report(site, month)

@@ -173,7 +173,7 @@ def get_monthly_report(query, site_id):
     if query["month"]:
         month = datetime.strptime(query["month"], "%Y-%m").date()
     else:
-        month = reports.last_full_month(site, utcnow())
+        month = site.last_full_month(utcnow())
     report = reports.monthly_report(site, month)
     return {"site_id": site.id, "month": f"{report['month']:%Y-%m}",
             "figures": report["figures"]}

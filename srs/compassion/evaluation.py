@@ -59,11 +59,6 @@ def _next_month(first: date) -> date:
     return (first.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def last_full_month(site: Site, now: datetime) -> date:
-    """The 1st of the last full month at the site."""
-    return (site.local_date(now).replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
 def grams(mg: int) -> float:
     """Whole milligrams as grams (3 decimals at most)."""
     return round(mg / 1000, 3)

@@ -87,7 +87,7 @@ def record_survey(site, member_id):
 
 def _month(site):
     """The month asked for, else the last full month, with a note why."""
-    return month_asked(request.args.get("month"), evaluation.last_full_month(site, utcnow()))
+    return month_asked(request.args.get("month"), site.last_full_month(utcnow()))
 
 
 @bp.get("/sites/<slug>/club/report")

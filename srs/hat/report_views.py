@@ -1,7 +1,7 @@
 """The reviewers' page of treatment's monthly figures (``srs.hat.reports``): counts only,
 no code and no name. The regulator's monthly report carries the same figures."""
 
-from datetime import date, timedelta
+from datetime import date
 
 from flask import Blueprint, render_template, request
 from flask_login import current_user
@@ -18,8 +18,7 @@ MONTHLY_READERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
 
 def _month(site) -> tuple[date, str | None]:
     """The month asked for, else the last full month, with a note why."""
-    last_full = (site.local_date(utcnow()).replace(day=1) - timedelta(days=1)).replace(day=1)
-    return month_asked(request.args.get("month"), last_full)
+    return month_asked(request.args.get("month"), site.last_full_month(utcnow()))
 
 
 @bp.get("/sites/<slug>/hat/report")

@@ -80,12 +80,6 @@ def reportable(day: date) -> bool:
     return FIRST_REPORT_DAY <= day <= LAST_REPORT_DAY
 
 
-def last_full_month(site: Site, now: datetime) -> date:
-    """The first day of the month before the one the site is in at ``now``."""
-    first = now.astimezone(local_zone(site)).date().replace(day=1)
-    return (first - timedelta(days=1)).replace(day=1)
-
-
 def month_bounds(site: Site, month: date) -> tuple[datetime, datetime]:
     zone = local_zone(site)
     first = month.replace(day=1)

@@ -298,7 +298,7 @@ def packet_csv(site, packet_id):
 
 def _month(site) -> date:
     month, notice = month_asked(request.args.get("month"),
-                                reports.last_full_month(site, utcnow()))
+                                site.last_full_month(utcnow()))
     if notice:
         _notice(notice)
     return month

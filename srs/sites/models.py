@@ -6,7 +6,7 @@ observation and a real site its 15 minutes with the same code.
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, false
@@ -299,6 +299,11 @@ class Site(db.Model):
     def local_date(self, moment: datetime) -> date:
         """The calendar date at the site: a restriction "until the 1st" ends at its midnight."""
         return self.local(moment).date()
+
+    def last_full_month(self, moment: datetime) -> date:
+        """The 1st of the month before the one the site is in at ``moment``: what a monthly
+        report shows when no month is asked for."""
+        return (self.local_date(moment).replace(day=1) - timedelta(days=1)).replace(day=1)
 
     def time_band(self, moment: datetime) -> str:
         """The band (TIME_BANDS) of the site's hour at ``moment``."""
