@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from srs.alerts.clock import AlertClock
 from srs.alerts.service import scan as scan_alerts
 from srs.auth.service import lock_idle_sessions
 from srs.clients.retention import apply_retention
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Arbitrary but fixed: the advisory lock key every SRS scheduler competes for.
 ADVISORY_LOCK_KEY = 0x5352_5301
 HEARTBEAT_SECONDS = 2
+# The alert scan runs at each due time and at least this often.
 ALERT_SCAN_SECONDS = 1
 LOCK_CHECK_SECONDS = 2
 # A heartbeat older than this means no scheduler is running: alarms cannot fire.
@@ -94,11 +96,10 @@ class Job:
     trigger_args: dict = field(default_factory=dict)
 
 
-# The table of jobs. Each calls one service function with ``now``.
+# The table of jobs. Each calls one service function with ``now``. Alarms are not in it: the
+# alert scan runs on its own clock (``AlertClock``), at each due time the database holds.
 JOBS: tuple[Job, ...] = (
     Job("heartbeat", heartbeat, "interval", {"seconds": HEARTBEAT_SECONDS}),
-    # Raise, escalate and re-sound alarms from the due times in the database.
-    Job("scan_alerts", scan_alerts, "interval", {"seconds": ALERT_SCAN_SECONDS}),
     Job("lock_idle_sessions", lock_idle_sessions, "interval", {"seconds": 5}),
     Job("forget_idempotency_keys", forget_older_than, "interval", {"hours": 1}),
     # Low naloxone stock and lots expiring within 30 days, as findings on the stock page.
@@ -236,6 +237,7 @@ class SchedulerService:
         self.app = app
         self.lock = SchedulerLock(app)
         self.scheduler: BackgroundScheduler | None = None
+        self.alert_clock: AlertClock | None = None
         self.standby_poll_seconds = standby_poll_seconds
         self._stop = threading.Event()
 
@@ -245,6 +247,8 @@ class SchedulerService:
             return False
         self.scheduler = build_scheduler(self.app)
         self.scheduler.start()
+        # Raise, escalate and re-sound alarms at the due times in the database.
+        self.alert_clock = AlertClock(self.app, scan_alerts, tick=ALERT_SCAN_SECONDS).start()
         log.info("scheduler started pid=%s", os.getpid())
         return True
 
@@ -274,6 +278,9 @@ class SchedulerService:
         self._stop.set()
 
     def shutdown(self) -> None:
+        if self.alert_clock is not None:
+            self.alert_clock.stop()
+            self.alert_clock = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None

@@ -2,7 +2,7 @@
 
 Timers are rows: a visit carries its due times and an overdose response its re-dose time;
 each floor package registers a source of what came due (:func:`register_due_source`), and
-:func:`scan`, run by the one scheduler about every second, raises an alert for each that
+:func:`scan`, run by the one scheduler at each due time (``srs.alerts.clock``), raises an alert for each that
 passed, escalates alerts nobody acknowledged, and re-sounds acknowledged high alarms that
 are still unresolved. Raising is idempotent (a unique key per subject, kind and due time;
 one row per level reached), so a scan run twice, or after a crash, raises nothing twice.
@@ -23,6 +23,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import selectinload
 
 from srs import live
+from srs.alerts import clock
 from srs.alerts.models import ALERT_KINDS, Alert, AlertEscalation, Priority
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
@@ -38,9 +39,13 @@ log = logging.getLogger(__name__)
 _due_sources: list = []
 
 
-def register_due_source(source) -> None:
+def register_due_source(source, *, due_times=()) -> None:
+    """``due_times``: ``(column, condition)`` pairs, the due times ``source`` reads (an open
+    item's column while the condition holds), which the scheduler's clock waits for; a source
+    without them is asked on the clock's tick."""
     if source not in _due_sources:
         _due_sources.append(source)
+    clock.watch_due_times(due_times)
 
 
 def _visit_model():
@@ -91,6 +96,8 @@ def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
     })
     if alert_id is None:
         return None
+    if spec.max_level > 1:
+        clock.due_times_changed()  # its escalation
     db.session.add(AlertEscalation(alert_id=alert_id, level=1, raised_at=now))
     return db.session.get(Alert, alert_id)
 
@@ -194,6 +201,7 @@ def _own(which, *, site: Site, actor: Actor, now: datetime) -> list:
         record(actor, "alert_acknowledged", "alert", alert_id, site_id=site.id, now=now,
                detail={"kind": kind, "level": level})
     if taken:
+        clock.due_times_changed()  # a high one's re-sound
         live.announce(site.id, "alerts")
     return taken
 
@@ -264,7 +272,7 @@ class ScanResult:
 def scan(*, now: datetime) -> ScanResult:
     """Raise what is due, escalate what nobody owns, re-sound owned high alarms; commit; sound.
 
-    The scheduler's job, about every second. Idempotent: run twice with the
+    The scheduler's, at each due time and at least every second. Idempotent: run twice with the
     same ``now`` it changes nothing the second time.
     """
     started = time.perf_counter()

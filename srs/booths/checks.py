@@ -63,7 +63,9 @@ def due_visit_alerts(*, now: datetime):
             yield {"site_id": visit.site_id, "kind": kind, "due_at": due_at, "visit": visit}
 
 
-alerts.register_due_source(due_visit_alerts)
+alerts.register_due_source(due_visit_alerts, due_times=[
+    (getattr(Visit, column_name), Visit.state == state)
+    for _kind, state, column_name in VISIT_DUE_TIMES])
 
 
 def record_check(visit: Visit, data: dict, *, actor: Actor, now: datetime) -> ObservationCheck:

@@ -121,7 +121,8 @@ def due_redose_alerts(*, now: datetime):
                "due_at": response.redose_due_at, **alerts.response_subject(response)}
 
 
-alerts.register_due_source(due_redose_alerts)
+alerts.register_due_source(due_redose_alerts, due_times=[
+    (OverdoseResponse.redose_due_at, OverdoseResponse.closed_at.is_(None))])
 
 
 def recent_overdose(client_id: int, *, since: datetime) -> bool:
