@@ -76,6 +76,12 @@ bench-timers: $(STAMP)
 bench-reports: $(STAMP)
 	$(BIN)/python -m bench.reports $(BENCH_ARGS)
 
+## The regional benchmark: 20 sites on two instances over PostgreSQL and Redis, the scheduler
+## alone, alarms from due time to screen; beside the bare baselines on the same two instances.
+.PHONY: bench-region
+bench-region: $(STAMP)
+	$(BIN)/python -m bench.region $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check srs tests app.py
 

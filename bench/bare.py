@@ -9,10 +9,11 @@ no database, no auth and no schemas, so what it measures is the floor under SRS'
   monotonic emit time) and answer the counter (the bare broadcast);
 - ``GET /state``: the counter, as a screen re-fetches its board after ``changed``.
 
-Run: ``python -m bench.bare --port PORT --threads N``.
+Run: ``python -m bench.bare --port PORT --threads N [--redis-url URL]``.
 """
 
 import argparse
+import os
 import threading
 import time
 
@@ -24,12 +25,14 @@ from srs.serving import GunicornServer
 ROOM = "site:1"
 
 
-def create_bare_app() -> Flask:
+def create_bare_app(redis_url: str | None = None) -> Flask:
     app = Flask(__name__)
+    # With Redis, instances share their rooms as SRS's do (bench.region runs two).
     socketio = SocketIO(app, async_mode="threading", manage_session=False, logger=False,
-                        engineio_logger=False)
+                        engineio_logger=False, message_queue=redis_url)
     lock = threading.Lock()
-    state = {"n": 0}
+    # Counted from this process's id x 1e6, so that two instances' pokes never share a number.
+    state = {"n": os.getpid() * 1_000_000}
 
     @app.post("/noop")
     def noop():
@@ -60,9 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--redis-url", default=None,
+                        help="share rooms with other instances through this Redis")
     args = parser.parse_args()
     # The options of app.py's Server, minus SRS's scheduler hooks.
-    GunicornServer(create_bare_app(), {
+    GunicornServer(create_bare_app(args.redis_url), {
         "bind": f"127.0.0.1:{args.port}",
         "workers": 1,
         "threads": args.threads,

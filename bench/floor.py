@@ -50,6 +50,7 @@ cProfile by package) of one board read and one visit cycle on the same database.
 """
 
 import argparse
+import base64
 import bisect
 import contextlib
 import cProfile
@@ -242,6 +243,8 @@ def srs_env(database_url: str, instance: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
     env.update({"SRS_DATABASE_URL": database_url, "SRS_INSTANCE_PATH": str(instance),
                 "SRS_SECRET_KEY": "bench-" + secrets.token_urlsafe(24),
+                # Production asks for the treatment identity key too (a Fernet key).
+                "SRS_IDENTITY_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 "SRS_ENV": "production", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -469,9 +472,7 @@ class Screen:
             self.busy = True
             self.wake.clear()
             try:
-                response = self.http.get(self.url, timeout=HTTP_TIMEOUT)
-                response.raise_for_status()
-                board = response.json()
+                board = self.read_board()
                 seen_at = time.monotonic()
                 self.fetches += 1
                 with self.lock:
@@ -482,6 +483,12 @@ class Screen:
                     self.error_kinds.append(f"{type(err).__name__}: {str(err)[:160]}")
             finally:
                 self.busy = False
+
+    def read_board(self) -> dict:
+        """What the screen shows after a fetch: the board's JSON."""
+        response = self.http.get(self.url, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
 
     def _replay(self) -> None:
         """Read each board the screen showed, in the order it showed them."""
