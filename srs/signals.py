@@ -85,6 +85,13 @@ alarms, each a dict with ``template`` (the partial that renders it, given ``noti
 alarm, until a named person acknowledges it). Receivers only read.
 """)
 
+alarm_place = _signals.signal("alarm-place", doc="""
+An alarm that names no booth is shown (an emergency in after-care, or found at a place of
+the site's list). Sender: the ``Alert``. Asked by the alerts package's ``alarm_place``. A
+receiver that knows where the alarm's subject is returns it in words ("After-care",
+"Washroom"); the first answer is shown. Receivers only read.
+""")
+
 visit_notices = _signals.signal("visit-notices", doc="""
 A client has just been checked in: what staff must tell them. Sender: the ``Visit``;
 keyword arguments ``site`` and ``now``. Asked by the check-in panel

@@ -1,5 +1,6 @@
 """The alarm strip on every page of a site, and the on-call banner, through the test client."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from srs.booths import checks
 from srs.booths import service as floor
 from srs.common import utcnow
 from srs.extensions import db
+from srs.overdose import service as overdose
 
 
 @pytest.fixture
@@ -70,3 +72,31 @@ def test_no_banner_for_someone_on_call_nowhere(client, auth, site, unresponsive)
     assert auth.login("nina").status_code == 302
     assert 'data-testid="on-call"' not in client.get(f"/sites/{site.slug}/floor").get_data(
         as_text=True)
+
+
+def test_an_emergency_with_no_booth_names_its_place_on_the_strip_and_the_lock_screen(
+        client, auth, site):
+    """Someone found in the washroom, someone collapsing in after-care: the alarm says where
+    to run, on the floor's strip and on a locked tablet."""
+    nina = make_staff(site, role="nurse", username="nina")
+    site.overdose_locations = ["Washroom", "Front door"]
+    waiting = floor.check_in(site, code="F-AFTR-1990", handle=None, actor=Actor.of(nina),
+                             actor_roles={"nurse"}, now=utcnow())
+    visit = floor.assign_booth(waiting, make_booth(site, label="B1"), actor=Actor.of(nina),
+                               now=utcnow())
+    floor.start_observation(visit, actor=Actor.of(nina), now=utcnow())
+    overdose.start_response(site, kind="opioid", location="Washroom", actor=Actor.of(nina),
+                            now=utcnow())
+    overdose.start_response(site, kind="opioid", visit=visit, actor=Actor.of(nina),
+                            now=utcnow())
+    db.session.commit()
+    assert auth.login("nina").status_code == 302
+
+    def places(html):
+        return sorted(re.findall(r'data-testid="alarm-place">([^<]+)<', html))
+
+    strip = client.get(f"/sites/{site.slug}/floor/alerts", headers={"HX-Request": "true"})
+    assert places(strip.get_data(as_text=True)) == ["After-care", "Washroom"]
+    assert auth.post("/lock", {"next": f"/sites/{site.slug}/floor"}).status_code == 302
+    locked = client.get(f"/sites/{site.slug}/lock/alerts?next=/sites/{site.slug}/floor")
+    assert places(locked.get_data(as_text=True)) == ["After-care", "Washroom"]

@@ -406,14 +406,28 @@ def test_a_busy_floor_fits_the_tablet_with_big_targets(
     assert strip.evaluate(BOX)[1] >= 0 and strip.evaluate(BOX)[3] <= booths_box.evaluate(BOX)[1]
     shot(page, output_dir / "tablet-16-booths-scrolled.png")
 
-    # An overdose in B1 on top: its console one tap away on the tile and in the emergencies,
-    # a second alarm; what no longer fits goes below, never over, and the alarms stay in view.
+    # An overdose in B1 and one in after-care on top, and an after-care client whose minimum
+    # time is over (Discharge in one tap): their consoles one tap away on the tile, the row
+    # and in the emergencies; what no longer fits goes below, never over, and the alarms
+    # stay in view.
     visit = db.session.get(Visit, int(tablet.tile("B1").get_attribute("data-visit-id")))
     overdose.start_response(site, kind="opioid", actor=actor, now=utcnow(), visit=visit)
+    rows = page.get_by_test_id("aftercare-item")
+    resting = db.session.get(Visit, int(rows.nth(0).get_attribute("data-visit-id")))
+    overdose.start_response(site, kind="opioid", actor=actor, now=utcnow(), visit=resting)
+    rested = db.session.get(Visit, int(rows.nth(1).get_attribute("data-visit-id")))
+    rested.observation_ends_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
     page.reload()  # started outside the server: no live hint reaches this screen
-    expect(strip.get_by_test_id("alarm")).to_have_count(2)
+    # Two overdoses beside B2's check, and (from the next scan) the rested client's time is up.
+    alarms = strip.get_by_test_id("alarm")
+    expect(alarms.filter(has_text="Overdose response")).to_have_count(2)
+    expect(alarms.filter(has_text="Observation time complete")).to_have_count(1)
     expect(tablet.tile("B1").get_by_test_id("overdose-start")).to_have_text("Overdose console")
-    expect(page.get_by_test_id("overdose-active")).to_have_count(1)
+    expect(page.locator(f'[data-testid=aftercare-item][data-visit-id="{resting.id}"]')
+           .get_by_test_id("overdose-start")).to_have_text("Overdose console")
+    expect(page.locator(f'.aftercare__item.is-due[data-visit-id="{rested.id}"]')).to_have_count(1)
+    expect(page.get_by_test_id("overdose-active")).to_have_count(2)
     assert page.evaluate(OVERLAPS) == [] and page.evaluate(TOUCH_TARGETS) == []
     assert page.evaluate(SCROLLERS, ".floor__board") == []
     page.mouse.wheel(0, 800)

@@ -21,7 +21,15 @@ bp = Blueprint("alerts", __name__)
 def alarm_strip_context():
     """``alarm_strip(site)``: what the strip under every site page's header shows."""
     return {"alarm_strip": alarm_strip, "on_call_alarms": on_call_alarms,
-            "strip_notices": strip_notices}
+            "strip_notices": strip_notices, "alarm_place": alarm_place}
+
+
+def alarm_place(alert) -> str | None:
+    """Where an alarm that names no booth is (``signals.alarm_place``): an emergency in
+    after-care or in the washroom is found by its place."""
+    if alert.booth_id is not None:
+        return None
+    return signals.first_answer(signals.alarm_place.send(alert))
 
 
 def strip_notices(site, now) -> list[dict]:

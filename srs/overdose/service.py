@@ -125,6 +125,15 @@ alerts.register_due_source(due_redose_alerts, due_times=[
     (OverdoseResponse.redose_due_at, OverdoseResponse.closed_at.is_(None))])
 
 
+@signals.alarm_place.connect
+def _alarm_place(alert: Alert) -> str | None:
+    """An alarm about a response names where it is: after-care, or the place it was found."""
+    if alert.subject_type != "response":
+        return None
+    response = db.session.get(OverdoseResponse, alert.subject_id)
+    return response.location if response is not None else None
+
+
 def recent_overdose(client_id: int, *, since: datetime) -> bool:
     """Whether a client had an overdose response started since ``since`` (a check-in flag)."""
     return db.session.execute(db.select(OverdoseResponse.id).where(
