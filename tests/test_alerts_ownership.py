@@ -60,3 +60,21 @@ def test_without_an_entry_an_overdose_alarm_escalates_as_before(app):
     site, _nina, _omar, response = _response_in_booth()
     alerts.scan(now=NOW + timedelta(seconds=130))
     assert _overdose_alert(response).level == 3
+
+
+def test_a_response_started_from_an_alarm_is_owned_by_the_nurse_who_answered_it(app):
+    """A booth check alarm sounds; the nurse who goes finds an overdose and taps Overdose:
+    the overdose alarm is hers at once, and never tells the on-call that nobody is on it."""
+    site = make_site(slug="answer", escalation_grace_seconds=60,
+                     booth_check_interval_seconds=60)
+    nina = Actor.of(make_staff(site, role="nurse", username="nina"))
+    booth = make_booth(site, label="B1")
+    waiting = floor.check_in(site, code="F-ANSW-1984", handle=None, actor=nina,
+                             actor_roles={"nurse"}, now=NOW - timedelta(minutes=3))
+    visit = floor.assign_booth(waiting, booth, actor=nina, now=NOW - timedelta(minutes=2))
+    alerts.scan(now=NOW - timedelta(seconds=30))  # the booth check came due: its alarm sounds
+    response, _ = overdose.start_response(site, kind="opioid", visit=visit, actor=nina, now=NOW)
+    alert = _overdose_alert(response)
+    assert alert.acknowledged_by == nina.staff_id
+    alerts.scan(now=NOW + timedelta(seconds=200))
+    assert _overdose_alert(response).level == 1, "owned: it re-sounds, it never escalates"

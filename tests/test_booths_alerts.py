@@ -198,11 +198,15 @@ def test_unresponsive_opens_an_overdose_response_with_a_high_alarm_at_once(floor
     assert open_alerts(floor) == [("overdose", 1, "high")]
     raised = {a.kind: a.resolution for a in db.session.execute(db.select(Alert)).scalars()}
     assert raised == {"unresponsive": "response_started", "overdose": None}
+    # The nurse who found the client unresponsive is on it: the alarm is hers, and re-sounds
+    # rather than telling others that nobody is on it.
+    overdose_alert = alerts.open_alerts(floor["site"])[0]
+    assert overdose_alert.acknowledged_by == floor["nina"].staff_id
     alerts.scan(now=after(30 + GRACE))
-    assert open_alerts(floor) == [("overdose", 2, "high")]
+    assert open_alerts(floor) == [("overdose", 1, "high")]
     # A later check does not end the emergency: closing the response does.
     check(floor, visit, "drowsy", at=after(30 + GRACE + 10))
-    assert open_alerts(floor) == [("overdose", 2, "high")]
+    assert open_alerts(floor) == [("overdose", 1, "high")]
     overdose.close_response(response, outcome="recovered_on_site", note=None,
                             actor=floor["nina"], now=after(30 + GRACE + 60))
     assert open_alerts(floor) == []
@@ -275,9 +279,13 @@ def test_the_first_to_acknowledge_owns_the_alert_and_escalation_stops(floor):
 
 def test_an_acknowledged_high_alarm_re_sounds_after_grace_until_resolved(floor):
     visit = in_booth(floor)
-    response = check(floor, visit, "unresponsive", at=after(10)).opened_response
+    # Found unresponsive at 20 s: the alarm is the checking nurse's at once; another nurse
+    # cannot take it.
+    response = check(floor, visit, "unresponsive", at=after(20)).opened_response
     alert = alerts.open_alerts(floor["site"])[0]
-    alerts.acknowledge(alert, actor=floor["nina"], now=after(20))
+    assert alert.acknowledged_at == after(20)
+    with pytest.raises(alerts.AlertConflict):
+        alerts.acknowledge(alert, actor=floor["omar"], now=after(21))
     assert not alerts.scan(now=after(20 + GRACE - 1)).resounded
     assert alerts.scan(now=after(20 + GRACE)).resounded == [alert.id]
     assert not alerts.scan(now=after(20 + GRACE)).resounded
@@ -327,4 +335,5 @@ def test_open_alerts_put_the_unowned_and_most_urgent_first(floor):
     check(floor, visit, "unresponsive", at=after(BOOTH_CHECK + GRACE + 2))
     kinds = [(a.kind, a.level, a.acknowledged_at is not None)
              for a in alerts.open_alerts(floor["site"])]
-    assert kinds == [("overdose", 1, False), ("booth_check_due", 1, True)]
+    # The overdose its Unresponsive check opened is the checking nurse's: most urgent first.
+    assert kinds == [("overdose", 1, True), ("booth_check_due", 1, True)]

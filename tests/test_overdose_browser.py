@@ -127,8 +127,9 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
     expect(page.get_by_test_id("reassess-prompt")).to_be_hidden()
     expect(panel.get_by_test_id("overdose-doses")).to_have_text("2 naloxone", timeout=STEP_MS)
 
-    # The console's own alarm is Nina's since her first entry. Another client is found
-    # unresponsive in B2 meanwhile: the console shows that alarm and sounds it.
+    # The console's own alarm is Nina's since her first entry. Omar, passing B2, taps
+    # Overdose for another client meanwhile (no alarm led him there, so the alarm calls
+    # everyone until someone owns it): the console shows that alarm and sounds it.
     strip = page.get_by_test_id("alarms")
     expect(strip.get_by_test_id("alarm-owner")).to_contain_text("Owned by nina")
     omar = make_staff(site, role="nurse", username="omar")
@@ -136,8 +137,8 @@ def test_a_response_run_from_the_console_while_the_dashboard_watches(
                 json={"code": "M-WXYZ-1990"})
     api(live_server, omar, "POST", f"/sites/{site.id}/visits/{other['id']}/booth",
         json={"booth_id": site.booths[1].id})
-    api(live_server, omar, "POST", f"/sites/{site.id}/visits/{other['id']}/checks",
-        json={"status": "unresponsive"})
+    api(live_server, omar, "POST", f"/sites/{site.id}/overdose-responses",
+        json={"kind": "opioid", "visit_id": other["id"]})
     # (B1's reassess alarm may be sounding too by now: the one that matters is B2's.)
     b2_alarm = strip.locator('[data-acknowledged="0"]', has_text="M-WXYZ-1990")
     expect(b2_alarm).to_have_count(1, timeout=STEP_MS)

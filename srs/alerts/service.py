@@ -223,6 +223,12 @@ def acknowledge(alert: Alert, *, actor: Actor, now: datetime) -> Alert:
     return alert
 
 
+def visit_has_open_alerts(visit) -> bool:
+    """Whether an alarm of ``visit`` (a check due, a time limit, Unresponsive) is open."""
+    return db.session.execute(select(Alert.id).where(
+        Alert.visit_id == visit.id, Alert.resolved_at.is_(None)).limit(1)).first() is not None
+
+
 def own_response_alerts(response, site: Site, *, actor: Actor, now: datetime) -> list:
     """Someone is running a response's console (they recorded on it): its overdose alarm,
     if nobody owns it yet, is theirs and stops escalating. Does not commit."""

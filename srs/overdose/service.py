@@ -236,8 +236,13 @@ def open_response(site: Site, *, kind: str, actor: Actor, now: datetime,
         return existing, False
     record(actor, "overdose_started", "overdose_response", response.id, site_id=site.id,
            now=now, detail={"kind": kind, "source": source, "visit": response.visit_id})
+    answered = visit is not None and alerts.visit_has_open_alerts(visit)
     # A high alarm on every screen of the site; it replaces an "unresponsive" one.
     alert = alerts.raise_for_response(response, site, "overdose", due_at=now, now=now)
+    if answered:
+        # Started from an alarm (a check due, Unresponsive): the nurse who answered it is on
+        # it, so the overdose alarm is theirs at once and tells nobody "nobody on it".
+        alerts.own_response_alerts(response, site, actor=actor, now=now)
     if visit is not None:
         alerts.resolve_alerts(visit, why="response_started", now=now, kinds=("unresponsive",),
                               by=actor.staff_id)
