@@ -597,6 +597,18 @@ def may_validate(alert: DrugAlert, staff_id: int | None) -> bool:
             and staff_id not in (alert.drafted_by, alert.edited_by))
 
 
+def may_publish(alert: DrugAlert, staff_id: int | None) -> bool:
+    """Whether this person may publish: a validated alert that someone besides them has
+    signed for. An alert SRS drafted (a watch-list finding, a cluster) and nobody edited
+    has its validator as its only signer: another person publishes it, so that two people
+    always sign for what reaches every screen."""
+    if alert.status != "validated":
+        return False
+    if staff_id is None or staff_id != alert.validated_by:
+        return True
+    return bool({alert.drafted_by, alert.edited_by} - {None, staff_id})
+
+
 def validate_alert(alert: DrugAlert, site: Site, *, actor: Actor, now: datetime) -> DrugAlert:
     """A second person checks the draft (RADAR: never one person alone).
 
@@ -619,12 +631,16 @@ def publish_alert(alert: DrugAlert, site: Site, *, actor: Actor, now: datetime) 
     """Publish a validated alert: it runs ``valid_for_days`` from now, its title takes
     today's date, and the sites it covers hear ``drug_alert`` on the live channel.
 
-    :raises Conflict: for an alert not validated.
+    :raises Conflict: for an alert not validated, or for its validator when nobody else
+        signed for it (:func:`may_publish`).
     """
     if alert.status != "validated":
         raise Conflict("An alert is published once a second person has validated it."
                        if alert.status == "draft"
                        else f"This alert is {alert.status}: it cannot be published.")
+    if not may_publish(alert, actor.staff_id):
+        raise Conflict("You validated this alert and nobody else has signed for it: a second "
+                       "person must publish it.")
     alert.status, alert.published_at, alert.published_by = "published", now, actor.staff_id
     alert.valid_until = now + timedelta(days=alert.valid_for_days)
     alert.title = title_for(alert, _site_of(alert, site), now)
