@@ -73,6 +73,20 @@ def test_three_overdoses_within_a_day_draft_one_advisory_that_grows(app):
     assert actions(advisory.id).count("drug_alert_cluster_grew") == 2
 
 
+def test_a_cluster_another_scan_drafted_a_moment_before_is_not_a_failure(app, monkeypatch):
+    """Two scans at once (the scheduler's, and one run by hand) find the same cluster; the
+    second did not yet see the first's draft and used to fail on the cluster's unique key."""
+    site = make_site()
+    overdoses(site, NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+    service.scan(now=NOW)
+    (first,) = advisories(site)
+    monkeypatch.setattr(service, "_cluster_draft", lambda key: None)  # not yet seen
+    assert service.scan(now=NOW + timedelta(minutes=2)) == 0
+    monkeypatch.undo()
+    assert [a.id for a in advisories(site)] == [first.id]
+    assert actions(first.id) == ["drug_alert_drafted"]
+
+
 def test_a_cluster_after_a_quiet_spell_is_a_new_advisory(app):
     site = make_site()
     overdoses(site, NOW - timedelta(hours=2), NOW - timedelta(hours=1), NOW)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 
 from srs import live
 from srs.auth.service import Actor, record
@@ -341,10 +342,14 @@ def _starts(site_ids, since: datetime, until: datetime) -> list[datetime]:
         .order_by(OverdoseResponse.started_at)).scalars())
 
 
+def _cluster_draft(key: str) -> DrugAlert | None:
+    return db.session.scalar(db.select(DrugAlert).where(DrugAlert.cluster_key == key))
+
+
 def _advisory(key: str, *, site: Site | None, site_ids: list[int], starts: list[datetime],
               rule: str, now: datetime, valid_for_days: int) -> DrugAlert | None:
     """Draft the advisory of cluster ``key``, or update its count and last overdose."""
-    alert = db.session.scalar(db.select(DrugAlert).where(DrugAlert.cluster_key == key))
+    alert = _cluster_draft(key)
     site_id = site.id if site is not None else None
     if alert is not None:
         if alert.cluster_count == len(starts) and alert.last_overdose_at == starts[-1]:
@@ -365,8 +370,13 @@ def _advisory(key: str, *, site: Site | None, site_ids: list[int], starts: list[
         last_overdose_at=starts[-1], drafted_at=now, drafted_by=None,
         effects=_cluster_effects(len(starts), starts[0], starts[-1], site, rule))
     alert.title = title_for(alert, site, now)
-    db.session.add(alert)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(alert)
+    except IntegrityError:
+        # Another scan (the scheduler beside a run by hand) drafted this cluster's advisory
+        # a moment before: the cluster has its one draft, which the next scan grows.
+        return None
     record(Actor.system("cluster scan"), "drug_alert_drafted", "drug_alert", alert.id,
            site_id=site_id, detail={"rule": rule, "count": len(starts)}, now=now)
     return alert
