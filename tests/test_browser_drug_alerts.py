@@ -1,9 +1,11 @@
 """A drug alert from three overdoses to every screen, in real Chromium: two supervisors sign
 for it, and it reaches a nurse's tablet and a wall display live, sounding because it was
 marked urgent until the nurse acknowledges it, then waits at check-in until the client is
-told."""
+told. Its poster renders with the title and no client code, and the outbox holds one text per
+subscriber of the site, none for one who texted STOP."""
 
 import re
+import subprocess
 import time
 from datetime import timedelta
 
@@ -14,7 +16,9 @@ from playwright.sync_api import expect
 
 from srs.auth.service import register_display
 from srs.common import utcnow
+from srs.drugchecks import outbox
 from srs.drugchecks import service as drugchecks
+from srs.drugchecks.inbound import receive_text
 from srs.drugchecks.models import DrugAlert
 from srs.extensions import db
 from srs.overdose.models import OverdoseResponse
@@ -22,6 +26,10 @@ from srs.overdose.models import OverdoseResponse
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 LIVE_MS = 2_000  # a published alert is on every screen of the site within 2 s
+CODE = "F-ABCD-1984"
+# Texted to the service's number: two subscribers of the site, one who stopped, one elsewhere.
+EAST, EVERYWHERE, STOPPED, WEST = ("+15550100001", "+15550100002", "+15550100003",
+                                   "+15550100004")
 
 
 def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
@@ -45,6 +53,10 @@ def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
     db.session.commit()
     drugchecks.scan(now=now)
     (advisory,) = db.session.execute(db.select(DrugAlert)).scalars()
+    make_site(slug="west", name="West End")
+    for number, text in ((EAST, "JOIN east"), (EVERYWHERE, "JOIN"), (STOPPED, "JOIN east"),
+                         (STOPPED, "STOP"), (WEST, "JOIN west")):
+        receive_text(number, text, now=utcnow())
 
     # The nurse's tablet and the lobby's wall display are open and live.
     floor = FloorScreen(tablet.new_page(), site)
@@ -57,7 +69,8 @@ def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
     expect(wall.page).to_have_url(re.compile(r"/supervise$"))
     wall.wait_until_live()
 
-    # Sam finds the drafted advisory and marks it urgent: now he may not validate it.
+    # Sam finds the drafted advisory, marks it urgent and for the public: now he may not
+    # validate it.
     desk = browser.new_context(viewport={"width": 1440, "height": 900})
     sam = desk.new_page()
     sign_in(sam, live_server.url, "sam")
@@ -66,6 +79,7 @@ def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
     expect(drafts.get_by_test_id("alert-row")).to_contain_text("3 overdoses")
     drafts.get_by_role("link", name=advisory.title).click()
     sam.get_by_text("Sound as an alarm").click()
+    sam.locator("#ed-audience").select_option("public")
     sam.get_by_test_id("save-alert").click()
     expect(sam.get_by_test_id("validate-refused")).to_be_visible()
 
@@ -101,7 +115,7 @@ def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
                                                                   "medium")
 
     # The next client checked in is to be told, until Nina taps Told.
-    check_in(floor, "F-ABCD-1984")
+    check_in(floor, CODE)
     notice = floor.page.get_by_test_id("checkin-drug-alert")
     expect(notice).to_contain_text(advisory.title)
     shot(floor.page, output_dir / "4-check-in-tell-the-client.png")
@@ -110,3 +124,26 @@ def test_an_overdose_advisory_signed_by_two_supervisors_reaches_every_screen(
     expect(floor.page.get_by_test_id("drug-alert-told")).to_contain_text(advisory.title)
     shot(floor.page, output_dir / "5-check-in-told.png")
     assert floor.unexpected_console() == [] and wall.unexpected_console() == []
+
+    # The poster for the wall, as Sara prints it: the title, and no client's code.
+    poster = sara.request.get(f"{live_server.url}/sites/east/drug-alerts/{advisory.id}"
+                              "/poster.pdf")
+    assert poster.ok and poster.headers["content-type"] == "application/pdf"
+    pdf = output_dir / "6-poster.pdf"
+    pdf.write_bytes(poster.body())
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    db.session.expire_all()
+    title = db.session.get(DrugAlert, advisory.id).title
+    assert " ".join(title.split()) in " ".join(text.split())
+    assert CODE not in text
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-singlefile", str(pdf),
+                    str(output_dir / "6-poster")], check=True)
+    assert (output_dir / "6-poster.png").stat().st_size > 0
+
+    # The outbox: one text per subscriber of the site, none for STOP or another site's.
+    queued = db.session.execute(db.select(outbox.OutboxMessage).filter_by(
+        drug_alert_id=advisory.id)).scalars().all()
+    numbers = sorted(outbox.decrypt_number(m.subscriber.number_encrypted) for m in queued)
+    assert numbers == [EAST, EVERYWHERE]
+    assert {m.status for m in queued} == {"queued"}

@@ -73,6 +73,20 @@ def test_three_overdoses_within_a_day_draft_one_advisory_that_grows(app):
     assert actions(advisory.id).count("drug_alert_cluster_grew") == 2
 
 
+def test_a_cluster_another_scan_drafted_a_moment_before_is_not_a_failure(app, monkeypatch):
+    """Two scans at once (the scheduler's, and one run by hand) find the same cluster; the
+    second did not yet see the first's draft and used to fail on the cluster's unique key."""
+    site = make_site()
+    overdoses(site, NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+    service.scan(now=NOW)
+    (first,) = advisories(site)
+    monkeypatch.setattr(service, "_cluster_draft", lambda key: None)  # not yet seen
+    assert service.scan(now=NOW + timedelta(minutes=2)) == 0
+    monkeypatch.undo()
+    assert [a.id for a in advisories(site)] == [first.id]
+    assert actions(first.id) == ["drug_alert_drafted"]
+
+
 def test_a_cluster_after_a_quiet_spell_is_a_new_advisory(app):
     site = make_site()
     overdoses(site, NOW - timedelta(hours=2), NOW - timedelta(hours=1), NOW)
@@ -311,6 +325,32 @@ def test_an_edit_needs_validating_again_and_not_by_the_editor(app):
     assert alert.status == "validated" and alert.validated_by == carl.staff_id
 
 
+def test_an_alert_srs_drafted_is_published_by_someone_other_than_its_validator(app):
+    """Two people sign for every published alert: a watch-list draft validated by one
+    supervisor waits for a second to publish it; an edit by another counts as a signature."""
+    site = make_site()
+    ann, bob = people(site)
+    drafted = check(site, expected="Heroin", strips={"benzodiazepine": "positive"})
+    alert = db.session.get(DrugAlert, drafted.drug_alert_id)
+    assert alert.drafted_by is None
+    service.validate_alert(alert, site, actor=ann, now=NOW)
+    assert not service.may_publish(alert, ann.staff_id)
+    with pytest.raises(Conflict, match="second person must publish"):
+        service.publish_alert(alert, site, actor=ann, now=NOW)
+    assert alert.status == "validated" and "drug_alert_published" not in actions(alert.id)
+    service.publish_alert(alert, site, actor=bob, now=NOW)
+    assert (alert.status, alert.validated_by, alert.published_by) == (
+        "published", ann.staff_id, bob.staff_id)
+
+    # Edited by one, validated and published by the other: two signatures already.
+    other = check(site, sample_code="S-2", strips={"xylazine": "positive"})
+    alert = db.session.get(DrugAlert, other.drug_alert_id)
+    service.update_alert(alert, site, {"urgent": True}, actor=ann, now=NOW)
+    service.validate_alert(alert, site, actor=bob, now=NOW)
+    service.publish_alert(alert, site, actor=bob, now=NOW)
+    assert alert.status == "published"
+
+
 def test_published_alerts_expire_and_renew(app):
     site = make_site(alert_valid_for_days=3)
     ann, bob = people(site)
@@ -495,6 +535,26 @@ def test_the_drafter_cannot_validate_on_the_alert_page_and_a_second_person_can(
     assert retract.status_code == 422
     assert auth.post(f"{url}/retract", {"reason": "Lab says heroin"}).status_code == 303
     assert db.session.scalar(db.select(DrugAlert.status)) == "retracted"
+
+
+def test_the_page_offers_publishing_an_srs_draft_to_a_second_person_only(app, client, auth):
+    site = make_site(slug="east", name="East")
+    make_staff(site, role="supervisor", username="ann")
+    make_staff(site, role="admin", username="bob")
+    drafted = check(site, expected="Heroin", strips={"benzodiazepine": "positive"})
+    url = f"/sites/east/drug-alerts/{drafted.drug_alert_id}"
+    auth.login("ann")
+    assert auth.post(f"{url}/validate").status_code == 303
+    page = client.get(url).get_data(as_text=True)
+    assert 'data-testid="publish"' not in page and 'data-testid="publish-refused"' in page
+    refused = auth.post(f"{url}/publish")
+    assert refused.status_code == 409
+    assert "a second person must publish it" in refused.get_data(as_text=True)
+    auth.logout()
+    auth.login("bob")
+    assert 'data-testid="publish"' in client.get(url).get_data(as_text=True)
+    assert auth.post(f"{url}/publish").status_code == 303
+    assert db.session.scalar(db.select(DrugAlert.status)) == "published"
 
 
 def test_a_drug_checker_is_offered_only_what_they_may_open(app, client, auth):

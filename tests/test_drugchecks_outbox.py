@@ -40,8 +40,13 @@ def published(site, *, audience="public", **fields):
                                         "expected": "Heroin", "advice": ["not_alone",
                                                                          "carry_naloxone"],
                                         "audience": audience, **fields}, actor=ACTOR, now=NOW)
-    second = make_staff(site, role="supervisor")
-    service.validate_alert(alert, site, actor=Actor.of(second), now=NOW)
+    return signed(alert, site)
+
+
+def signed(alert, site):
+    """``alert`` validated by one supervisor and published by another."""
+    first, second = make_staff(site, role="supervisor"), make_staff(site, role="supervisor")
+    service.validate_alert(alert, site, actor=Actor.of(first), now=NOW)
     return service.publish_alert(alert, site, actor=Actor.of(second), now=NOW)
 
 
@@ -87,9 +92,7 @@ def test_the_poster_has_the_title_and_what_to_do_and_no_client_code(app, client,
     alert = db.session.get(DrugAlert, checked.drug_alert_id)
     service.update_alert(alert, site, {"effects": "Deep sedation, slow breathing"},
                          actor=ACTOR, now=NOW)
-    second = make_staff(site, role="supervisor")
-    service.validate_alert(alert, site, actor=Actor.of(second), now=NOW)
-    service.publish_alert(alert, site, actor=Actor.of(second), now=NOW)
+    signed(alert, site)
 
     auth.login("nina")
     response = client.get(f"/sites/east/drug-alerts/{alert.id}/poster.pdf")
@@ -433,9 +436,7 @@ def test_figures_count_checks_by_method_and_finding_and_time_to_advisory(app, cl
     advisory = service.create_alert(site, {"kind": "overdose_advisory"}, actor=ACTOR, now=NOW)
     advisory.first_overdose_at = NOW - timedelta(hours=5)
     db.session.commit()
-    second = make_staff(site, role="supervisor")
-    service.validate_alert(advisory, site, actor=Actor.of(second), now=NOW)
-    service.publish_alert(advisory, site, actor=Actor.of(second), now=NOW)
+    signed(advisory, site)
 
     report = monthly_figures(site, NOW.date().replace(day=1))
     nov, dec = report["periods"][-2:]

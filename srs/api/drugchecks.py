@@ -103,7 +103,8 @@ def validate_drug_alert(site_id, drug_alert_id):
 @blp.response(200, DrugAlertSchema)
 def publish_drug_alert(site_id, drug_alert_id):
     """Publish a validated alert: valid for its ``valid_for_days``; every site it covers
-    hears the socket event ``drug_alert``."""
+    hears the socket event ``drug_alert``. Two people sign for every published alert: the
+    person who validated an alert SRS drafted (and nobody edited) is refused (409)."""
     site, alert = _alert(site_id, drug_alert_id)
     return service.publish_alert(alert, site, actor=api_actor(), now=utcnow())
 

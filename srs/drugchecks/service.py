@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 
 from srs import live
 from srs.auth.service import Actor, record
@@ -341,10 +342,14 @@ def _starts(site_ids, since: datetime, until: datetime) -> list[datetime]:
         .order_by(OverdoseResponse.started_at)).scalars())
 
 
+def _cluster_draft(key: str) -> DrugAlert | None:
+    return db.session.scalar(db.select(DrugAlert).where(DrugAlert.cluster_key == key))
+
+
 def _advisory(key: str, *, site: Site | None, site_ids: list[int], starts: list[datetime],
               rule: str, now: datetime, valid_for_days: int) -> DrugAlert | None:
     """Draft the advisory of cluster ``key``, or update its count and last overdose."""
-    alert = db.session.scalar(db.select(DrugAlert).where(DrugAlert.cluster_key == key))
+    alert = _cluster_draft(key)
     site_id = site.id if site is not None else None
     if alert is not None:
         if alert.cluster_count == len(starts) and alert.last_overdose_at == starts[-1]:
@@ -365,8 +370,13 @@ def _advisory(key: str, *, site: Site | None, site_ids: list[int], starts: list[
         last_overdose_at=starts[-1], drafted_at=now, drafted_by=None,
         effects=_cluster_effects(len(starts), starts[0], starts[-1], site, rule))
     alert.title = title_for(alert, site, now)
-    db.session.add(alert)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.add(alert)
+    except IntegrityError:
+        # Another scan (the scheduler beside a run by hand) drafted this cluster's advisory
+        # a moment before: the cluster has its one draft, which the next scan grows.
+        return None
     record(Actor.system("cluster scan"), "drug_alert_drafted", "drug_alert", alert.id,
            site_id=site_id, detail={"rule": rule, "count": len(starts)}, now=now)
     return alert
@@ -597,6 +607,18 @@ def may_validate(alert: DrugAlert, staff_id: int | None) -> bool:
             and staff_id not in (alert.drafted_by, alert.edited_by))
 
 
+def may_publish(alert: DrugAlert, staff_id: int | None) -> bool:
+    """Whether this person may publish: a validated alert that someone besides them has
+    signed for. An alert SRS drafted (a watch-list finding, a cluster) and nobody edited
+    has its validator as its only signer: another person publishes it, so that two people
+    always sign for what reaches every screen."""
+    if alert.status != "validated":
+        return False
+    if staff_id is None or staff_id != alert.validated_by:
+        return True
+    return bool({alert.drafted_by, alert.edited_by} - {None, staff_id})
+
+
 def validate_alert(alert: DrugAlert, site: Site, *, actor: Actor, now: datetime) -> DrugAlert:
     """A second person checks the draft (RADAR: never one person alone).
 
@@ -619,12 +641,16 @@ def publish_alert(alert: DrugAlert, site: Site, *, actor: Actor, now: datetime) 
     """Publish a validated alert: it runs ``valid_for_days`` from now, its title takes
     today's date, and the sites it covers hear ``drug_alert`` on the live channel.
 
-    :raises Conflict: for an alert not validated.
+    :raises Conflict: for an alert not validated, or for its validator when nobody else
+        signed for it (:func:`may_publish`).
     """
     if alert.status != "validated":
         raise Conflict("An alert is published once a second person has validated it."
                        if alert.status == "draft"
                        else f"This alert is {alert.status}: it cannot be published.")
+    if not may_publish(alert, actor.staff_id):
+        raise Conflict("You validated this alert and nobody else has signed for it: a second "
+                       "person must publish it.")
     alert.status, alert.published_at, alert.published_by = "published", now, actor.staff_id
     alert.valid_until = now + timedelta(days=alert.valid_for_days)
     alert.title = title_for(alert, _site_of(alert, site), now)

@@ -180,6 +180,7 @@ def _alert_page(site, alert, status: int = 200, *, form=None, errors=None, messa
     return render_template(
         "drugchecks/alert.html", site=site, alert=alert, form=form, errors=errors or {},
         message=message, may_validate=service.may_validate(alert, actor.staff_id),
+        may_publish=service.may_publish(alert, actor.staff_id),
         now=utcnow()), status
 
 
