@@ -3,9 +3,10 @@
 Timers are rows: a visit carries its due times and an overdose response its re-dose time;
 each floor package registers a source of what came due (:func:`register_due_source`), and
 :func:`scan`, run by the one scheduler at each due time (``srs.alerts.clock``), raises an
-alert for each that passed, escalates alerts nobody acknowledged, and re-sounds acknowledged high alarms that
-are still unresolved. Raising is idempotent (a unique key per subject, kind and due time;
-one row per level reached), so a scan run twice, or after a crash, raises nothing twice.
+alert for each that passed, escalates alerts nobody acknowledged, and re-sounds acknowledged
+high alarms that are still unresolved. Raising is idempotent (a unique key per subject, kind
+and due time; one row per level reached), so a scan run twice, or after a crash, raises
+nothing twice.
 Raising and resolving never commit: the operation calling them does (``srs.unit``); a tap
 (acknowledge) and the scan announce, then commit once.
 
