@@ -268,20 +268,21 @@ def seed(env: dict, tablets: int) -> dict:
         from srs import create_app
         from srs.auth.models import Role
         from srs.auth.service import Actor, create_staff, issue_token
-        from srs.booths.service import create_booth
+        from srs.booths.admin import add_booth
+        from srs.common import utcnow
         from srs.extensions import db
-        from srs.sites.service import create_site
+        from srs.org.service import create_site
 
         # Cheap password hashes: nobody signs in with a password here.
         app = create_app({"SRS_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
         actor = Actor.system("bench")
         with app.app_context():
             site = create_site(name="Bench Site", slug="bench", timezone="America/Toronto",
-                               actor=actor)
-            booths = [create_booth(site, label=f"B{i + 1}", kind="injection", position=i,
-                                   actor=actor).id for i in range(tablets)]
-            spare = create_booth(site, label="P1", kind="injection", position=tablets,
-                                 actor=actor).id
+                               actor=actor, now=utcnow()).site
+            booths = [add_booth(site, label=f"B{i + 1}", kind="injection", actor=actor,
+                                now=utcnow()).id for i in range(tablets)]
+            spare = add_booth(site, label="P1", kind="injection", actor=actor,
+                              now=utcnow()).id
             tokens = []
             for i in range(tablets):
                 nurse = create_staff(f"nurse{i + 1}", display_name=f"Nurse {i + 1}",
