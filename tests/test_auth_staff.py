@@ -204,6 +204,28 @@ def test_update_staff_deactivating_the_on_call_supervisor_names_the_site(client,
     assert stored(Site, site.id).on_call_staff_id is None
 
 
+def test_the_sites_audit_trail_shows_who_deactivated_and_reactivated_someone(client, auth,
+                                                                              east):
+    """A site admin's staff change is on that site's trail (listAuditEvents, the audit page)
+    like a role change or a reset: the trail shows only events of its site."""
+    site, nina, sam = east["site"], east["nina"], east["sam"]
+    url = f"/api/v1/sites/{site.id}"
+    headers = admin_headers(east["ada"])
+    assert client.patch(f"{url}/staff/{nina.id}", headers=headers,
+                        json={"active": False}).status_code == 200
+    assert client.patch(f"{url}/staff/{nina.id}", headers=headers,
+                        json={"active": True}).status_code == 200
+    trail = client.get(f"{url}/audit-events?entity=staff", headers=headers).get_json()["items"]
+    assert [(i["action"], i["entity_id"], i["person"]) for i in trail][:2] == [
+        ("staff_reactivated", str(nina.id), "ada"), ("staff_deactivated", str(nina.id), "ada")]
+    auth.login("ada")
+    assert auth.post(f"/sites/east/admin/staff/{sam.id}/deactivate").status_code == 200
+    page = client.get("/sites/east/audit?action=staff_deactivated").get_data(as_text=True)
+    assert page.count('data-testid="audit-row"') == 2
+    assert client.get("/sites/east/audit?action=staff_reactivated").get_data(
+        as_text=True).count('data-testid="audit-row"') == 1
+
+
 def test_a_deactivated_nurses_open_floor_socket_is_cut_at_once(client, auth, socket_client,
                                                                 east):
     headers = admin_headers(east["ada"])  # before Nina signs in on this browser

@@ -627,18 +627,20 @@ def _not_yourself(staff: Staff, actor: Actor, what: str) -> None:
         raise Conflict(f"You cannot {what} yourself: ask another admin.")
 
 
-def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
+def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime,
+                     site_id: int | None = None) -> Staff:
     """Deactivate a staff member: they can no longer sign in, their logins end, their API
     tokens are revoked and their sockets are cut on every instance. Their roles stay, and
     are what they hold again if someone reactivates them. Deactivating someone inactive
     changes nothing. Raises Conflict for the actor themselves and for the last active admin
-    of one of their sites (see :func:`check_deactivation`).
+    of one of their sites (see :func:`check_deactivation`). ``site_id`` is the site whose
+    admin did it, so that site's audit trail shows it (None from the command line).
     """
     check_deactivation(staff, actor=actor)
     if staff.active:
         staff.active = False
         _shut_out(staff, actor=actor, now=now, why="deactivated")
-        record(actor, "staff_deactivated", "staff", staff.id, now=now)
+        record(actor, "staff_deactivated", "staff", staff.id, site_id=site_id, now=now)
         # Cut once the deactivation is committed (a keyed request commits once, at its end):
         # a socket cut before would come back and be let in again.
         key = staff_socket_key(staff.id)
@@ -1006,14 +1008,16 @@ def rename_staff(staff: Staff, display_name: str, *, site_id: int, actor: Actor,
     return staff
 
 
-def reactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> Staff:
+def reactivate_staff(staff: Staff, *, actor: Actor, now: datetime,
+                     site_id: int | None = None) -> Staff:
     """Let a deactivated person sign in again, with the roles they kept and the password and
     PIN they had (reset them if those went with them). Their old logins and tokens stay
-    ended. Reactivating someone active changes nothing."""
+    ended. Reactivating someone active changes nothing. ``site_id`` as for
+    :func:`deactivate_staff`."""
     if not staff.active:
         staff.active = True
         staff.failed_logins = 0
         staff.locked_until = None
-        record(actor, "staff_reactivated", "staff", staff.id, now=now)
+        record(actor, "staff_reactivated", "staff", staff.id, site_id=site_id, now=now)
         db.session.commit()
     return staff

@@ -102,18 +102,20 @@ def _take_off_call(staff: Staff, sites: list[Site], *, actor: Actor, now: dateti
     return cleared
 
 
-def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime) -> list[OffCall]:
+def deactivate_staff(staff: Staff, *, actor: Actor, now: datetime,
+                     site_id: int | None = None) -> list[OffCall]:
     """Deactivate ``staff`` (``srs.auth.service.deactivate_staff``: their logins end, tokens
     are revoked, sockets cut) and take them off call wherever they were the on-call
     supervisor, in the same commit. Returns those sites. Raises Conflict as the auth
-    service does (oneself, a site's last admin)."""
+    service does (oneself, a site's last admin). ``site_id``: the site whose admin did it,
+    whose audit trail shows it."""
     auth.check_deactivation(staff, actor=actor)
     cleared = []
     if staff.active:
         on_call_at = list(db.session.execute(
             db.select(Site).where(Site.on_call_staff_id == staff.id)).scalars())
         cleared = _take_off_call(staff, on_call_at, actor=actor, now=now, why="deactivated")
-    auth.deactivate_staff(staff, actor=actor, now=now)
+    auth.deactivate_staff(staff, actor=actor, now=now, site_id=site_id)
     return cleared
 
 
@@ -147,7 +149,7 @@ def update_staff(site: Site, staff: Staff, changes: dict, *, actor: Actor,
     if "roles" in changes:
         off_call += set_staff_roles(site, staff, changes["roles"], actor=actor, now=now)
     if changes.get("active") is False:
-        off_call += deactivate_staff(staff, actor=actor, now=now)
+        off_call += deactivate_staff(staff, actor=actor, now=now, site_id=site.id)
     elif changes.get("active") is True:
-        auth.reactivate_staff(staff, actor=actor, now=now)
+        auth.reactivate_staff(staff, actor=actor, now=now, site_id=site.id)
     return off_call

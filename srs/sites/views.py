@@ -163,7 +163,8 @@ def change_roles(site, staff_id):
 def deactivate_staff(site, staff_id):
     """Deactivate a person: their logins end and their screens are cut off at once."""
     def change(person):
-        off_call = service.deactivate_staff(person, actor=current_actor(), now=utcnow())
+        off_call = service.deactivate_staff(person, actor=current_actor(), now=utcnow(),
+                                            site_id=site.id)
         return {"notices": [f"{person.display_name} is deactivated: signed out everywhere.",
                             *_off_call_notices(off_call)]}
     return _person_change(site, staff_id, change)
@@ -174,7 +175,7 @@ def deactivate_staff(site, staff_id):
 def reactivate_staff(site, staff_id):
     """Let a deactivated person sign in again."""
     def change(person):
-        auth.reactivate_staff(person, actor=current_actor(), now=utcnow())
+        auth.reactivate_staff(person, actor=current_actor(), now=utcnow(), site_id=site.id)
         return {"notices": [f"{person.display_name} may sign in again."]}
     return _person_change(site, staff_id, change)
 
