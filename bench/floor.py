@@ -1102,9 +1102,65 @@ def profile_in_process(env: dict, seeded: dict, repeats: int = 30) -> None:
                       if name == func and filename.endswith(path_end))
             if cum:
                 print(f"      {step:<44} {1000 * cum / repeats / per_run:6.2f}")
+    profile_fan_out(app, site, sql, repeats)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def profile_fan_out(app, site_id: int, sql: dict, repeats: int) -> None:
+    """What one change costs the publisher before it sends: the board read once and each
+    fragment rendered once per audience (``srs.live._publish``), for a change that touches
+    the board, the queue and after-care, as every audience a site's screens can be."""
+    from srs import live
+    from srs.extensions import db
+
+    topics = ("board", "queue", "aftercare")
+    audiences = tuple(dict.fromkeys(a for kind in live._screens
+                                    for a in live._screens[kind][0]))
+
+    def render():
+        with app.app_context(), app.test_request_context("/", base_url="http://srs.local"):
+            try:
+                return live._renderer(site_id, topics, audiences)
+            finally:
+                db.session.remove()
+
+    render()
+    rows = []
+    for _ in range(repeats):
+        sql.update(n=0, seconds=0.0, commits=0)
+        started = time.perf_counter()
+        _version, html = render()
+        rows.append((time.perf_counter() - started, sql["n"], sql["seconds"]))
+    rows.sort()
+    elapsed, n, seconds = rows[len(rows) // 2]
+    size = sum(len(h) for per in html.values() for h in per.values())
+    print(f"  one change's fan-out ({', '.join(topics)} for {', '.join(audiences)}): "
+          f"{elapsed * 1000:.2f} ms, {n} SQL statements ({seconds * 1000:.2f} ms), "
+          f"{size / 1024:.0f} KB of HTML")
+    prof = cProfile.Profile()
+    for _ in range(repeats):
+        prof.runcall(render)
+    stats = pstats.Stats(prof)
+    total = sum(v[2] for v in stats.stats.values())
+    packages = defaultdict(float)
+    for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
+        packages[_package(filename)] += tt
+    print("    by package: " + ", ".join(
+        f"{package} {100 * secs / total:.0f}%"
+        for package, secs in sorted(packages.items(), key=lambda kv: -kv[1])[:8]))
+    for step, (path_end, func) in FAN_OUT_STEPS.items():
+        cum = sum(row[3] for (filename, _line, name), row in stats.stats.items()
+                  if name == func and filename.endswith(path_end))
+        if cum:
+            print(f"      {step:<44} {1000 * cum / repeats:6.2f} ms")
+
+
+FAN_OUT_STEPS = {
+    "board read (site_board)": ("srs/booths/service.py", "site_board"),
+    "templates rendered (render_template)": ("flask/templating.py", "render_template"),
+}
 
 
 # What a request's time is spent on: (file ending, function) whose cumulative time to show.
