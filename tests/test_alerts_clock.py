@@ -43,10 +43,10 @@ def test_the_next_due_time_is_the_earliest_check_limit_escalation_or_re_dose(app
     assert response.redose_due_at == NOW + timedelta(seconds=230)
     assert next_due(now=NOW + timedelta(seconds=201)) == NOW + timedelta(seconds=230), \
         "the re-dose prompt, before any escalation or re-sound"
-    # Past it: the booth check's alarm, still unowned, escalates; then the overdose alarm the
-    # dose made the nurse's re-sounds, a grace after the dose.
+    # Past it: the booth check's alarm, still unowned, escalates; then the overdose alarm,
+    # the nurse's from its start (she answered the check's alarm), re-sounds a grace later.
     assert next_due(now=NOW + timedelta(seconds=231)) == NOW + timedelta(seconds=240)
-    assert next_due(now=NOW + timedelta(seconds=241)) == NOW + timedelta(seconds=260)
+    assert next_due(now=NOW + timedelta(seconds=241)) == NOW + timedelta(seconds=250)
 
 
 def _wait_for(predicate, seconds: float):

@@ -43,8 +43,12 @@ PAST_DUE_SECONDS = 0.002
 
 _MARK = "srs_due_changed"
 _NOTIFIED = "srs_due_notified"
-# In one process: set when a marked unit of work commits.
+# In one process: set when a marked unit of work commits, with the due times it set.
 _local_wake = threading.Event()
+_local_lock = threading.Lock()
+# What committed since the clock last looked: the earliest due time set, or "read them all"
+# (kept as one value, so that a process whose clock runs elsewhere holds nothing more).
+_local_pending = {"changed": False, "unknown": False, "earliest": None}
 # (model class, attribute key) -> watched: a change to it at flush marks the unit of work.
 _watched: dict[type, set[str]] = defaultdict(set)
 # (column, condition) pairs whose earliest future value :func:`next_due` reads.
@@ -77,45 +81,76 @@ def next_due(*, now: datetime) -> datetime | None:
     return min(found) if found else None
 
 
-def due_times_changed() -> None:
-    """This unit of work set a due time: once it commits, the scheduler reads them again."""
-    db.session().info[_MARK] = True
+def due_times_changed(when: datetime | None = None) -> None:
+    """This unit of work set a due time (``when``, the earliest it set, if known): once it
+    commits, the scheduler waits for it, or reads the due times again when it is unknown."""
+    _mark(db.session(), when)
 
 
-def _sets_due_times(session) -> bool:
-    """Whether what the session is about to flush changes a watched due time."""
+def _mark(session, when: datetime | None) -> None:
+    marks = session.info.setdefault(_MARK, set())
+    marks.add(when)
+
+
+def _due_times_set(session) -> set:
+    """The due times that what the session is about to flush sets (empty: none)."""
+    found = set()
     for obj in (*session.new, *session.dirty):
         keys = _watched.get(type(obj))
         if keys:
             attrs = inspect(obj).attrs
-            if any(attrs[key].history.added for key in keys):
-                return True
-    return False
+            for key in keys:
+                found.update(value for value in attrs[key].history.added if value is not None)
+    return found
 
 
 @event.listens_for(Session, "after_flush")
 def _note_due_columns(session, _context) -> None:
     # The flush's objects still show what it wrote as their history.
-    if _watched and not session.info.get(_MARK) and _sets_due_times(session):
-        session.info[_MARK] = True
+    if _watched:
+        for when in _due_times_set(session):
+            _mark(session, when)
+
+
+def _hint(marks: set) -> datetime | None:
+    """The earliest due time set, or None when one of them is unknown (read them all)."""
+    return None if None in marks else min(marks)
+
+
+def _hint_text(marks: set) -> str:
+    hint = _hint(marks)
+    return "" if hint is None else hint.isoformat()
 
 
 @event.listens_for(Session, "before_commit")
 def _notify(session) -> None:
     # Before the commit's own flush: what it is about to write counts too.
-    if not session.info.pop(_MARK, False) and not (_watched and _sets_due_times(session)):
+    marks = session.info.pop(_MARK, set())
+    if _watched:
+        marks |= _due_times_set(session)
+    if not marks:
         return
-    session.info[_NOTIFIED] = True
+    session.info[_NOTIFIED] = marks
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Delivered at commit to every listener on this database; dropped with a rollback.
-        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        connection.execute(text("SELECT pg_notify(:channel, :hint)"),
+                           {"channel": CHANNEL, "hint": _hint_text(marks)})
 
 
 @event.listens_for(Session, "after_commit")
 def _wake_here(session) -> None:
-    if session.get_nested_transaction() is None and session.info.pop(_NOTIFIED, False):
-        _local_wake.set()
+    if session.get_nested_transaction() is None:
+        marks = session.info.pop(_NOTIFIED, None)
+        if marks:
+            hint = _hint(marks)
+            with _local_lock:
+                _local_pending["changed"] = True
+                if hint is None:
+                    _local_pending["unknown"] = True
+                elif _local_pending["earliest"] is None or hint < _local_pending["earliest"]:
+                    _local_pending["earliest"] = hint
+            _local_wake.set()
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -123,6 +158,13 @@ def _forget(session, transaction) -> None:
     if transaction.parent is None:
         session.info.pop(_MARK, None)
         session.info.pop(_NOTIFIED, None)
+
+
+def _parse_hint(text_value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text_value) if text_value else None
+    except ValueError:
+        return None
 
 
 class AlertClock:
@@ -151,21 +193,31 @@ class AlertClock:
 
     def run(self) -> None:
         self._listen()
-        last_scan, due = float("-inf"), None
+        last_scan, due, read = float("-inf"), None, True
         try:
             while not self._stop.is_set():
                 if (due is not None and utcnow() >= due) or \
                         time.monotonic() - last_scan >= self.tick:
                     self._in_app(lambda: self.scan(now=utcnow()), "alert scan")
                     self.scans += 1
-                    last_scan = time.monotonic()
-                due = self._in_app(lambda: next_due(now=utcnow()), "reading the next due time")
+                    last_scan, read = time.monotonic(), True
+                if read:
+                    due = self._in_app(lambda: next_due(now=utcnow()),
+                                       "reading the next due time")
+                    read = False
                 timeout = self.tick - (time.monotonic() - last_scan)
                 if due is not None:
                     timeout = min(timeout, (due - utcnow()).total_seconds() + PAST_DUE_SECONDS)
-                if self._wait(max(timeout, 0.0)) and not self._stop.is_set():
+                hints = self._wait(max(timeout, 0.0))
+                if hints and not self._stop.is_set():
                     self._stop.wait(COALESCE_SECONDS)
-                    self._drain()
+                    hints += self._drain()
+                    # A change says the earliest due time it set: no read needed, unless
+                    # one could not say (then every due time is read again).
+                    if None in hints:
+                        read = True
+                    else:
+                        due = min([*hints, *([due] if due is not None else [])])
         finally:
             self._unlisten()
 
@@ -202,36 +254,42 @@ class AlertClock:
             finally:
                 self._listener = None
 
-    def _wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True when a change to a due time woke it."""
+    def _wait(self, seconds: float) -> list:
+        """Sleep up to ``seconds``; the hints of the changes that woke it (the earliest due
+        time each set, None for unknown), empty when nothing did."""
         if self._listener is None:
-            woke = _local_wake.wait(seconds)
-            _local_wake.clear()
-            return woke
+            if not _local_wake.wait(seconds):
+                return []
+            return self._drain()
         try:
             # At most a second at a time, so that stop() is heard.
             deadline = time.monotonic() + seconds
             while not self._stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return False
-                for _note in self._listener.driver_connection.notifies(
+                    return []
+                for note in self._listener.driver_connection.notifies(
                         timeout=min(left, 1.0), stop_after=1):
-                    return True
-            return False
+                    return [_parse_hint(note.payload)]
+            return []
         except Exception as error:  # a lost connection: listen again, the tick carries on
             log_failure(log, "waiting for due times failed", error)
             self._unlisten()
             self._stop.wait(min(seconds, 1.0))
             self._listen()
-            return False
+            return [None]
 
-    def _drain(self) -> None:
+    def _drain(self) -> list:
         _local_wake.clear()
+        with _local_lock:
+            hints = ([None] if _local_pending["unknown"] else [_local_pending["earliest"]]
+                     ) if _local_pending["changed"] else []
+            _local_pending.update(changed=False, unknown=False, earliest=None)
         if self._listener is not None:
             try:
-                for _note in self._listener.driver_connection.notifies(timeout=0):
-                    pass
+                hints += [_parse_hint(note.payload) for note in
+                          self._listener.driver_connection.notifies(timeout=0)]
             except Exception as error:
                 log_failure(log, "reading due-time notices failed", error)
-
+                hints.append(None)
+        return hints

@@ -98,7 +98,7 @@ def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
     if alert_id is None:
         return None
     if spec.max_level > 1:
-        clock.due_times_changed()  # its escalation
+        clock.due_times_changed(due_at + grace)  # its escalation
     db.session.add(AlertEscalation(alert_id=alert_id, level=1, raised_at=now))
     return db.session.get(Alert, alert_id)
 
@@ -202,7 +202,7 @@ def _own(which, *, site: Site, actor: Actor, now: datetime) -> list:
         record(actor, "alert_acknowledged", "alert", alert_id, site_id=site.id, now=now,
                detail={"kind": kind, "level": level})
     if taken:
-        clock.due_times_changed()  # a high one's re-sound
+        clock.due_times_changed(now + grace)  # a high one's re-sound
         live.announce(site.id, "alerts")
     return taken
 
