@@ -591,7 +591,9 @@
   var VOLUME = { 1: 0.6, 2: 0.85, 3: 1.0 };
   var alarmAudio = (function () {
     var Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx || !body.dataset.soundsUrl) return null;
+    var urls = { high: body.dataset.soundHigh, medium: body.dataset.soundMedium,
+                 low: body.dataset.soundLow };
+    if (!Ctx || !urls.high) return null;
     var ctx = null, gain = null, source = null, playing = null, buffers = {};
     function context() {
       if (!ctx) {
@@ -603,8 +605,7 @@
     }
     function load(priority) {
       if (!buffers[priority]) {
-        buffers[priority] = fetch(body.dataset.soundsUrl + "alarm-" + priority + ".wav",
-                                  { credentials: "same-origin" })
+        buffers[priority] = fetch(urls[priority], { credentials: "same-origin" })
           .then(function (response) { return response.arrayBuffer(); })
           .then(function (data) {
             return new Promise(function (resolve, reject) {
