@@ -108,12 +108,16 @@ def load(context, url: str, idle_ms: int) -> dict:
             decoded = len(response.body())
         except Exception:  # noqa: BLE001 - a body Chromium did not keep (a redirect)
             decoded = 0
+        # Taken from the browser's cache, nothing crossed the wire (Chromium reports the
+        # body as minus the headers' size then).
+        cached = sizes["responseBodySize"] + sizes["responseHeadersSize"] <= 0
         rows.append({"path": request.url.split("?")[0].removeprefix(url.split("/sites")[0]),
-                     "status": response.status,
+                     "status": "cache" if cached else response.status,
                      "encoding": response.headers.get("content-encoding", "-"),
                      "cache": response.headers.get("cache-control", "-"),
-                     "body": sizes["responseBodySize"],
-                     "headers": sizes["responseHeadersSize"], "decoded": decoded})
+                     "body": 0 if cached else sizes["responseBodySize"],
+                     "headers": 0 if cached else sizes["responseHeadersSize"],
+                     "decoded": decoded})
     page.close()
     return {"rows": rows, "ws_frames": len(frames), "ws_bytes": sum(frames), "accept": accept}
 
@@ -192,8 +196,8 @@ def main(argv=None) -> int:
         decoded = sum(r["decoded"] for r in first["rows"])
         reload_total = report("Reload (same tablet, cache kept):", again)
         met = total <= GOAL_BYTES
-        print(f"\nCold floor page on the wire: {total:,} bytes (bodies and headers), "
-              f"{decoded:,} bytes decoded; goal <= {GOAL_BYTES:,}: "
+        print(f"\nCold floor page on the wire: {total:,} bytes (bodies and headers) against "
+              f"{decoded:,} bytes of the same bodies uncompressed; goal <= {GOAL_BYTES:,}: "
               f"{'met' if met else 'MISSED'}. Reload: {reload_total:,} bytes.")
         return 1 if args.check and not met else 0
     finally:
