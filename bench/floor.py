@@ -76,6 +76,7 @@ from pathlib import Path
 
 import requests
 import socketio
+from cryptography.fernet import Fernet
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -242,6 +243,7 @@ def srs_env(database_url: str, instance: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
     env.update({"SRS_DATABASE_URL": database_url, "SRS_INSTANCE_PATH": str(instance),
                 "SRS_SECRET_KEY": "bench-" + secrets.token_urlsafe(24),
+                "SRS_IDENTITY_KEY": Fernet.generate_key().decode(),
                 "SRS_ENV": "production", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -265,20 +267,21 @@ def seed(env: dict, tablets: int) -> dict:
         from srs import create_app
         from srs.auth.models import Role
         from srs.auth.service import Actor, create_staff, issue_token
-        from srs.booths.service import create_booth
+        from srs.booths.admin import add_booth
+        from srs.booths.models import Booth
+        from srs.common import utcnow
         from srs.extensions import db
-        from srs.sites.service import create_site
+        from srs.org.service import create_site
 
         # Cheap password hashes: nobody signs in with a password here.
         app = create_app({"SRS_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
         actor = Actor.system("bench")
         with app.app_context():
             site = create_site(name="Bench Site", slug="bench", timezone="America/Toronto",
-                               actor=actor)
-            booths = [create_booth(site, label=f"B{i + 1}", kind="injection", position=i,
-                                   actor=actor).id for i in range(tablets)]
-            spare = create_booth(site, label="P1", kind="injection", position=tablets,
-                                 actor=actor).id
+                               booths={"injection": tablets}, actor=actor, now=utcnow()).site
+            booths = list(db.session.scalars(db.select(Booth.id).filter_by(site_id=site.id)
+                                             .order_by(Booth.position)))
+            spare = add_booth(site, label="P1", kind="injection", actor=actor, now=utcnow()).id
             tokens = []
             for i in range(tablets):
                 nurse = create_staff(f"nurse{i + 1}", display_name=f"Nurse {i + 1}",

@@ -25,8 +25,6 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from cryptography.fernet import Fernet
-
 from bench.floor import ROOT, Server, free_port, srs_env
 
 GOAL_BYTES = 100_000
@@ -159,8 +157,7 @@ def main(argv=None) -> int:
         instance.mkdir()
         port = free_port()
         env = srs_env(f"sqlite:///{tmp / 'page.sqlite3'}", instance, SRS_SCHEDULER="off",
-                      SRS_HOST="127.0.0.1", SRS_PORT=port,
-                      SRS_IDENTITY_KEY=Fernet.generate_key().decode())
+                      SRS_HOST="127.0.0.1", SRS_PORT=port)
         migrated = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db",
                                    "upgrade"], cwd=ROOT, env=env, capture_output=True,
                                   text=True, timeout=300)
