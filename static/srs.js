@@ -636,7 +636,7 @@
           Object.keys(urls).forEach(function (priority) {
             if (!buffers[priority]) fetchFile(priority);
           });
-        }, { timeout: 5000 });
+        }, { timeout: 2000 });
       });
     }
     function blocked(on) {
