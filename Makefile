@@ -61,10 +61,17 @@ test-postgres: $(STAMP) browser pdf-tools
 	SRS_TEST_DATABASE_URL=$${SRS_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
 		$(PYTEST) $(PYTEST_ARGS)
 
-## The floor benchmark against the real server: BENCH_ARGS="--database-url postgresql+psycopg://...".
+## The floor benchmark against the real server: BENCH_ARGS="--database-url postgresql+psycopg://...";
+## then the tablet page's bytes on the wire.
 .PHONY: bench
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python -m bench.floor $(BENCH_ARGS)
+	$(BIN)/python -m bench.page
+
+## A cold floor load in real Chromium: bytes on the wire, beside the same bodies uncompressed.
+.PHONY: bench-page
+bench-page: $(STAMP) browser
+	$(BIN)/python -m bench.page $(BENCH_ARGS)
 
 ## The timer benchmark: 1,000 due times, a SIGKILL halfway, beside in-memory timers.
 .PHONY: bench-timers

@@ -50,7 +50,6 @@ cProfile by package) of one board read and one visit cycle on the same database.
 """
 
 import argparse
-import base64
 import bisect
 import contextlib
 import cProfile
@@ -77,6 +76,7 @@ from pathlib import Path
 
 import requests
 import socketio
+from cryptography.fernet import Fernet
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -244,7 +244,7 @@ def srs_env(database_url: str, instance: Path, **extra) -> dict:
     env.update({"SRS_DATABASE_URL": database_url, "SRS_INSTANCE_PATH": str(instance),
                 "SRS_SECRET_KEY": "bench-" + secrets.token_urlsafe(24),
                 # Production asks for the treatment identity key too (a Fernet key).
-                "SRS_IDENTITY_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                "SRS_IDENTITY_KEY": Fernet.generate_key().decode(),
                 "SRS_ENV": "production", "PYTHONUNBUFFERED": "1"})
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -10,7 +10,7 @@ def create_app(test_config=None):
     """Build the app from ``SRS_*`` settings (or ``test_config``); start nothing."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from srs import api, errors, idempotency, live, security, templating
+    from srs import api, assets, errors, idempotency, live, security, templating
     from srs.alerts.views import bp as alerts_bp
     from srs.audit.views import bp as audit_bp
     from srs.auth import sockets  # noqa: F401 - registers who may open a socket
@@ -92,6 +92,7 @@ def create_app(test_config=None):
     security.init_app(app)
     idempotency.init_app(app)
     templating.init_app(app)
+    assets.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(health_bp)

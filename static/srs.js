@@ -586,13 +586,17 @@
   // The alarm list (data-alarms) is what an HTTP GET returns; the sound follows it. The
   // floor tablet sounds every level, a supervisor's dashboard from level 2, louder at 3.
   // Sounds are vendored WAV files played through Web Audio; body[data-alarm-playing]
-  // says which one is sounding (and tests read it).
+  // says which one is sounding (and tests read it). A page that shows alarms fetches all
+  // three once it is idle, so that the first alarm's sound is here before it is needed;
+  // each is decoded when it first sounds.
   var ORDER = { high: 0, medium: 1, low: 2 };
   var VOLUME = { 1: 0.6, 2: 0.85, 3: 1.0 };
   var alarmAudio = (function () {
     var Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx || !body.dataset.soundsUrl) return null;
-    var ctx = null, gain = null, source = null, playing = null, buffers = {};
+    var urls = { high: body.dataset.soundHigh, medium: body.dataset.soundMedium,
+                 low: body.dataset.soundLow };
+    if (!Ctx || !urls.high) return null;
+    var ctx = null, gain = null, source = null, playing = null, buffers = {}, files = {};
     function context() {
       if (!ctx) {
         ctx = new Ctx();
@@ -601,19 +605,39 @@
       }
       return ctx;
     }
+    function fetchFile(priority) {
+      if (!files[priority]) {
+        files[priority] = fetch(urls[priority], { credentials: "same-origin" })
+          .then(function (response) {
+            if (!response.ok) throw new Error("sound " + response.status);
+            return response.arrayBuffer();
+          });
+        files[priority].catch(function () { delete files[priority]; });
+      }
+      return files[priority];
+    }
     function load(priority) {
       if (!buffers[priority]) {
-        buffers[priority] = fetch(body.dataset.soundsUrl + "alarm-" + priority + ".wav",
-                                  { credentials: "same-origin" })
-          .then(function (response) { return response.arrayBuffer(); })
-          .then(function (data) {
-            return new Promise(function (resolve, reject) {
-              context().decodeAudioData(data, resolve, reject);
-            });
+        buffers[priority] = fetchFile(priority).then(function (data) {
+          // Decoding takes the bytes over: a failed decode fetches them again next time.
+          delete files[priority];
+          return new Promise(function (resolve, reject) {
+            context().decodeAudioData(data, resolve, reject);
           });
+        });
         buffers[priority].catch(function () { delete buffers[priority]; });
       }
       return buffers[priority];
+    }
+    if (document.querySelector("[data-alarms]")) {
+      window.addEventListener("load", function () {
+        var idle = window.requestIdleCallback || function (run) { setTimeout(run, 1000); };
+        idle(function () {
+          Object.keys(urls).forEach(function (priority) {
+            if (!buffers[priority]) fetchFile(priority);
+          });
+        }, { timeout: 2000 });
+      });
     }
     function blocked(on) {
       var note = document.getElementById("sound-blocked");

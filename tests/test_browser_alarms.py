@@ -17,6 +17,10 @@ CHECK_SECONDS = 3
 GRACE_SECONDS = 10
 # Due time + one scan (about a second) + the socket and the re-fetch, on a loaded machine.
 ALARM_MS = 8000
+# The three alarm sounds (high, medium, low) fetched by the page.
+SOUNDS_AT_HAND = """() => new Set(performance.getEntriesByType("resource")
+  .map(entry => new URL(entry.name).pathname)
+  .filter(path => path.startsWith("/static/sounds/alarm-"))).size === 3"""
 
 
 def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser, output_dir):
@@ -30,6 +34,8 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     floor.page.set_default_timeout(TIMEOUT_MS)
     sign_in(floor.page, live_server.url, "nina")
     floor.wait_until_live()
+    # Before any alarm, once the page is idle, the tablet has every alarm sound at hand.
+    floor.page.wait_for_function(SOUNDS_AT_HAND)
     context = browser.new_context(viewport={"width": 1920, "height": 1080})
     board = LiveScreen(context.new_page())
     board.page.set_default_timeout(TIMEOUT_MS)

@@ -95,22 +95,24 @@ def _current_page() -> str | None:
 def keep_displays_to_the_dashboard():
     """A wall display reads what the dashboard shows and acts on nothing: every POST and
     every page that does not declare ``DISPLAY`` is refused. (The API never reads this
-    cookie: it wants a bearer token.)"""
-    if not is_display() or request.endpoint is None or request.path.startswith("/api/"):
+    cookie: it wants a bearer token.) Static files are anyone's, and read no session."""
+    if request.endpoint in (None, "static") or request.path.startswith("/api/") or (
+            not is_display()):
         return None
     if request.method not in READ_METHODS:
         abort(403, "A wall display cannot act.")
     declared = getattr(current_app.view_functions.get(request.endpoint), "srs_roles", None)
-    if request.endpoint == "static" or declared == "public" or (
-            isinstance(declared, frozenset) and DISPLAY in declared):
+    if declared == "public" or (isinstance(declared, frozenset) and DISPLAY in declared):
         return None
     abort(403, "A wall display shows the dashboard only.")
 
 
 @bp.before_app_request
 def enforce_idle_lock():
-    """Lock a screen that sat idle past its limit; keep locked screens on the lock page."""
-    if request.endpoint is None or request.path.startswith("/api/"):
+    """Lock a screen that sat idle past its limit; keep locked screens on the lock page.
+    A static file is no one's activity: it reads no session, so that the browser keeps it
+    whatever the session cookie becomes (no ``Vary: Cookie``)."""
+    if request.endpoint in (None, "static") or request.path.startswith("/api/"):
         return None
     login = current_login()
     if login is None:
