@@ -5,7 +5,7 @@ warning at check-in, the monthly figures; then the API and the pages."""
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from factories import make_lot, make_site, make_staff
+from factories import ledger_balances, make_lot, make_site, make_staff
 from routes import assert_api_error, bearer
 
 from srs.audit.models import AuditEvent
@@ -16,7 +16,14 @@ from srs.errors import Conflict, Invalid
 from srs.extensions import db
 from srs.incidents import reports
 from srs.naloxone import kits, service
-from srs.naloxone.models import NaloxoneKit, NaloxoneLot, StockMovement, TakeHomeKit, Trainee
+from srs.naloxone.models import (
+    NaloxoneKit,
+    NaloxoneLot,
+    StockFinding,
+    StockMovement,
+    TakeHomeKit,
+    Trainee,
+)
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 10:00 in Toronto
 HTMX = {"HX-Request": "true"}
@@ -86,11 +93,12 @@ def test_issuing_takes_from_the_kits_lot_and_a_replacement_needs_its_reason(site
         "injectable", 1, None, False)
     assert first.kit.state == "issued"
     db.session.expire_all()
-    # Its own lot, not the one expiring first.
+    # The four kits' units left their own lot when they were made; giving one takes nothing
+    # more, from it or from the lot expiring first.
     assert (db.session.get(NaloxoneLot, lot.id).quantity,
-            db.session.get(NaloxoneLot, other.id).quantity) == (9, 5)
+            db.session.get(NaloxoneLot, other.id).quantity) == (6, 5)
     assert db.session.execute(db.select(StockMovement).filter_by(
-        kit_id=first.id)).scalar_one().kind == "take_home"
+        kit_id=first.id)).scalar_one_or_none() is None
     with pytest.raises(Invalid) as no_reason:
         issue(site, nurse, "K-2", client_code="M-KITS-1990", replacement=True)
     assert "replacement_reason" in no_reason.value.errors
@@ -115,6 +123,89 @@ def test_issuing_takes_from_the_kits_lot_and_a_replacement_needs_its_reason(site
     assert figures["first_or_replacement"] == {"first": 2, "replacement": 2}
     assert figures["replacements_by_reason"]["lost"] == 1
     assert figures["replacements_by_reason"]["used"] == 1
+
+
+def quantity(lot) -> int:
+    db.session.expire_all()
+    return db.session.get(NaloxoneLot, lot.id).quantity
+
+
+def test_a_kit_takes_its_unit_out_of_the_dose_stock_when_it_is_made(site, boss, lot):
+    nurse = Actor.of(make_staff(site, role="nurse", username="nina"))
+    add(site, boss, lot, "K-1", "K-3")
+    assert quantity(lot) == 7
+    made = db.session.execute(db.select(StockMovement).filter_by(
+        lot_id=lot.id, kind="take_home")).scalar_one()
+    assert (made.delta, made.kit_id, made.reason) == (-3, None, "Made into take-home kits K-1 "
+                                                                "to K-3")
+    event = db.session.execute(db.select(AuditEvent).filter_by(
+        action="naloxone_kits_added")).scalar_one()
+    assert event.detail["units_taken"] == 3
+    assert ledger_balances(site)
+    stock = service.list_stock(site, now=NOW)
+    assert (stock["on_hand"]["ampoule"], stock["in_kits"]) == (7, {"injectable": 3, "nasal": 0})
+    # Giving a kit takes nothing more: no second unit, no discrepancy, no ledger row.
+    given = issue(site, nurse, "K-1", client_code="M-KITS-1990")
+    assert quantity(lot) == 7 and given.stock_discrepancy is False
+    assert db.session.scalar(db.select(db.func.count(StockMovement.id)).filter_by(
+        lot_id=lot.id)) == 2  # received, made into kits
+    assert db.session.scalar(db.select(db.func.count(StockFinding.id)).filter_by(
+        kind="discrepancy")) == 0
+    stock = service.list_stock(site, now=NOW)
+    assert (stock["on_hand"]["ampoule"], stock["in_kits"]["injectable"]) == (7, 2)
+    # The month counts the kit given, not the kits made.
+    month = {"start": NOW - timedelta(days=1), "end": NOW + timedelta(days=1)}
+    assert service.kit_figures(site, **month)["take_home_kits"] == {"injectable": 1,
+                                                                    "nasal": 0}
+    assert kits.monthly_figures(site, **month)["first_or_replacement"] == {
+        "first": 1, "replacement": 0}
+    assert ledger_balances(site)
+
+
+def test_kits_cannot_be_made_from_units_the_lot_does_not_have(site, boss):
+    lot = make_lot(site, boss, now=NOW, lot="A1", quantity=2)
+    with pytest.raises(Invalid) as short:
+        add(site, boss, lot, "K-1", "K-3")
+    assert short.value.errors["lot_id"] == ["Lot A1 has 2 on hand, too few to make 3 kits."]
+    db.session.rollback()
+    assert quantity(lot) == 2
+    assert db.session.scalar(db.select(db.func.count(NaloxoneKit.id))) == 0
+    assert len(add(site, boss, lot, "K-1", "K-2")) == 2
+    assert quantity(lot) == 0
+
+
+def test_a_kit_recalled_or_expired_before_it_is_given_never_returns_to_the_dose_stock(
+        site, boss, lot):
+    today = site.local_date(NOW)
+    add(site, boss, lot, "K-1", "K-2")
+    add(site, boss, lot, "K-S", expires_on=today + timedelta(days=5))
+    assert quantity(lot) == 7
+    # Expired in the register: still not on hand, counted apart, and not given.
+    later = NOW + timedelta(days=6)
+    stock = service.list_stock(site, now=later)
+    assert (stock["on_hand"]["ampoule"], stock["in_kits"]["injectable"],
+            stock["kits_expired"]) == (7, 2, 1)
+    with pytest.raises(Conflict):
+        issue(site, boss, "K-S", client_code="M-KITS-1990", now=later)
+    # Recalled: the kits in stock are withdrawn, their units go with the lot, not back to it.
+    kits.recall_lot(site, lot.id, reason="Manufacturer notice 12", actor=boss, now=later)
+    assert quantity(lot) == 7
+    stock = service.list_stock(site, now=later)
+    assert (stock["in_kits"]["injectable"], stock["kits_expired"]) == (0, 0)
+    assert ledger_balances(site)
+
+
+def test_a_kit_registered_before_units_were_set_aside_still_draws_when_given(site, boss, lot):
+    old = NaloxoneKit(site_id=site.id, serial="K-OLD", kind="injectable", lot_id=lot.id,
+                      expires_on=lot.expires_on, state="in_stock",
+                      added_at=NOW - timedelta(days=30))
+    db.session.add(old)
+    db.session.commit()
+    given = issue(site, boss, "K-OLD", client_code="M-KITS-1990")
+    assert quantity(lot) == 9
+    assert db.session.execute(db.select(StockMovement).filter_by(
+        kit_id=given.id)).scalar_one().delta == -1
+    assert ledger_balances(site)
 
 
 def test_the_short_form_is_still_the_take_home_kit_the_report_counts(site, boss, lot):
@@ -328,7 +419,8 @@ def test_the_kit_operations_through_the_api(api, site):
 
 def test_the_register_adds_gives_and_keeps_what_was_typed(client, auth, site):
     boss = make_staff(site, role="supervisor", username="sam")
-    lot = make_lot(site, Actor.of(boss), now=utcnow(), lot="A1", expires=date(2099, 1, 1))
+    lot = make_lot(site, Actor.of(boss), now=utcnow(), lot="A1", expires=date(2099, 1, 1),
+                   quantity=20)
     auth.login("sam")
     page = client.get(f"/sites/{site.slug}/naloxone/kits")
     assert page.status_code == 200 and "Add kits made from a lot" in page.get_data(as_text=True)
@@ -352,6 +444,14 @@ def test_the_register_adds_gives_and_keeps_what_was_typed(client, auth, site):
     given = auth.post(f"/sites/{site.slug}/naloxone/kits/issue",
                       {"serial": "K-1001", "client_code": "M-KITS-1990"}, headers=HTMX)
     assert given.status_code == 200 and "Kit given." in given.get_data(as_text=True)
+    # The lot's 20 ampoules are all in kits: none on hand for a dose, 19 kits still to give.
+    stock = client.get(f"/sites/{site.slug}/naloxone").get_data(as_text=True)
+    assert "Ampoule: <strong>0</strong>" in stock
+    assert "Injectable: <strong>19</strong>" in stock.split('data-testid="kit-totals"')[1]
+    none_left = auth.post(f"/sites/{site.slug}/naloxone/kits/add",
+                          {"first_serial": "K-2000", "lot_id": str(lot.id)}, headers=HTMX)
+    assert none_left.status_code == 422 and "too few to make 1 kit." in none_left.get_data(
+        as_text=True)
     used = auth.post(f"/sites/{site.slug}/naloxone/kits/use",
                      {"serial": "K-1001", "used_on": site.local_date(utcnow()).isoformat(),
                       "doses": "2", "route": "in", "outcome": ""}, headers=HTMX)

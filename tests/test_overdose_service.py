@@ -269,6 +269,27 @@ def test_an_expired_lot_is_never_taken(site, actor, boss, visit):
     assert db.session.get(NaloxoneLot, lot.id).quantity == 2
 
 
+def test_a_dose_never_takes_a_unit_sealed_in_a_take_home_kit(site, actor, boss, visit):
+    from srs.naloxone import kits
+
+    lot = receive(site, boss, lot="A1", quantity=2)
+    kits.add_kits(site, {"lot_id": lot.id, "first_serial": "K-1", "last_serial": "K-2"},
+                  actor=boss, now=NOW)
+    assert naloxone.list_stock(site, now=NOW)["on_hand"]["ampoule"] == 0
+    response = start(site, actor, visit)
+    entry = dose(response, actor, at=later(10))
+    assert entry.lot_id is None and entry.stock_discrepancy, "the kits' units are not on hand"
+    db.session.expire_all()
+    assert db.session.get(NaloxoneLot, lot.id).quantity == 0
+    # The kit still goes out whole, with no discrepancy of its own.
+    given = naloxone.issue_kit(site, {"serial": "K-1", "client_code": "M-KITS-1990"},
+                               actor=actor, now=later(60))
+    assert given.stock_discrepancy is False
+    assert [f.intervention_id for f in db.session.execute(db.select(StockFinding).filter_by(
+        kind="discrepancy")).scalars()] == [entry.id]
+    assert ledger_balances(site)
+
+
 def test_a_dose_with_no_stock_is_recorded_and_flagged(site, actor, visit):
     response = start(site, actor, visit)
     entry = dose(response, actor, at=later(10))

@@ -88,7 +88,8 @@ def list_naloxone_kits(site_id):
 @blp.response(201, KitListSchema)
 def add_naloxone_kits(data, site_id):
     """Kits made from a lot, by serial or a range of serials (K-1001 to K-1020); 422 for a
-    serial already in the register or a recalled lot."""
+    serial already in the register, a recalled lot or one with fewer units on hand than
+    kits (each kit takes its unit out of the lot)."""
     site = get_site(site_id)
     made = kits.add_kits(site, data, actor=api_actor(), now=utcnow())
     ids = {k.id for k in made}

@@ -1,11 +1,14 @@
 """Take-home naloxone kits by serial: the register (kits made from a lot), kit-use reports,
 lot recalls, the expiry warning and the monthly kit figures.
 
-Issuing a kit is :func:`srs.naloxone.service.issue_kit` (the short form without a serial is
-``record_take_home_kit``): it moves stock. Each function here that changes something is one
-unit of work (check, change, audit, announce ``stock``, commit once), takes ``now`` and an
-``Actor`` and raises a DomainError: 404 for another site's lot or kit, 409 for a kit not in
-the state the action needs or a lot already recalled, 422 with field messages.
+A kit's unit leaves its lot when the kit is made (:func:`add_kits`), so the dose stock
+never counts a unit sealed in a kit. Issuing a kit is
+:func:`srs.naloxone.service.issue_kit` (the short form without a serial is
+``record_take_home_kit``, which takes its units from stock then). Each function here that
+changes something is one unit of work (check, change, audit, announce ``stock``, commit
+once), takes ``now`` and an ``Actor`` and raises a DomainError: 404 for another site's lot
+or kit, 409 for a kit not in the state the action needs or a lot already recalled, 422 with
+field messages.
 """
 
 import re
@@ -31,7 +34,7 @@ from srs.naloxone.models import (
     TakeHomeKit,
     Trainee,
 )
-from srs.naloxone.service import TOPIC_STOCK, get_lot
+from srs.naloxone.service import TOPIC_STOCK, get_lot, set_aside_for_kits
 from srs.sites.models import Site
 
 MAX_KITS_AT_ONCE = 500
@@ -179,10 +182,13 @@ def _serial_range(first: str, last: str | None) -> list[str]:
 
 def add_kits(site: Site, data: dict, *, actor: Actor, now: datetime) -> list[NaloxoneKit]:
     """Kits made from one lot, by a serial or a range of serials; their kind is the lot's
-    form's and their expiry the lot's unless ``expires_on`` says otherwise.
+    form's and their expiry the lot's unless ``expires_on`` says otherwise. Each kit takes
+    one unit out of the lot now, in the ledger (take-home stock is kept apart from the dose
+    stock the console draws from); giving it out later takes nothing more.
 
     Raises NotFound (another site's lot), Invalid (a serial already in the register, a bad
-    range, a recalled or expired lot, an expiry after the lot's).
+    range, a recalled or expired lot, an expiry after the lot's, fewer units on hand than
+    kits).
     """
     if not (data.get("first_serial") or "").strip():
         raise _field("first_serial", "Give the kit's serial, or the first of a range.")
@@ -204,13 +210,14 @@ def add_kits(site: Site, data: dict, *, actor: Actor, now: datetime) -> list[Nal
     if taken:
         shown = ", ".join(sorted(taken)[:5]) + (" …" if len(taken) > 5 else "")
         raise _field("first_serial", f"Already in the register: {shown}.")
+    set_aside_for_kits(lot, serials, actor=actor, now=now)
     kits = [NaloxoneKit(site_id=site.id, serial=serial, kind=kind, lot_id=lot.id,
                         expires_on=expires_on, state="in_stock", added_at=now,
                         added_by=actor.staff_id) for serial in serials]
     db.session.add_all(kits)
     db.session.flush()
     record(actor, "naloxone_kits_added", "naloxone_lot", lot.id, site_id=site.id, now=now,
-           detail={"kits": [k.id for k in kits]})
+           detail={"kits": [k.id for k in kits], "units_taken": len(kits)})
     live.announce(site.id, TOPIC_STOCK)
     db.session.commit()
     return kits
@@ -248,7 +255,9 @@ def report_use(site: Site, kit_id: int, data: dict, *, actor: Actor, now: dateti
 def recall_lot(site: Site, lot_id: int, *, reason: str, actor: Actor,
                now: datetime) -> LotRecall:
     """Recall a lot: every kit made from it is marked recalled; kits still in stock are
-    withdrawn. Raises NotFound, Invalid (no reason) or Conflict (already recalled)."""
+    withdrawn (their units left the lot when they were made, and none goes back to the dose
+    stock: they go back to the supplier with the lot). Raises NotFound, Invalid (no reason)
+    or Conflict (already recalled)."""
     lot = get_lot(site, lot_id)
     reason = (reason or "").strip()
     if not reason:

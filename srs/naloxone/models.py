@@ -312,7 +312,8 @@ USE_OUTCOMES = {
 
 class NaloxoneKit(db.Model):
     """A take-home kit by serial, made from one lot; its expiry is the lot's unless the kit
-    says otherwise. Occupational stock is the lots themselves: a kit is take-home only."""
+    says otherwise. Occupational stock is the lots themselves: a kit is take-home only, and
+    its unit leaves the lot's quantity (a take-home ledger row) when the kit is made."""
 
     __tablename__ = "naloxone_kit"
     __table_args__ = (

@@ -82,7 +82,8 @@ def get_lot(site: Site, lot_id: int) -> NaloxoneLot:
 
 def list_stock(site: Site, *, now: datetime) -> dict:
     """Every lot by form and expiry, the totals on hand by form, open findings, recent
-    movements and kits."""
+    movements and kits given; the register's kits not yet given by kind (their units are
+    not on hand) and how many of those have expired."""
     today = site.local_date(now)
     lots = list(db.session.execute(db.select(NaloxoneLot).where(
         NaloxoneLot.site_id == site.id).order_by(
@@ -104,8 +105,16 @@ def list_stock(site: Site, *, now: datetime) -> dict:
     kits = list(db.session.execute(db.select(TakeHomeKit).where(
         TakeHomeKit.site_id == site.id).options(selectinload(TakeHomeKit.client)).order_by(
         TakeHomeKit.given_at.desc(), TakeHomeKit.id.desc()).limit(20)).scalars())
+    # Units sealed in registered kits not yet given: take-home stock, not on hand for doses.
+    sealed = db.session.execute(db.select(
+        NaloxoneKit.kind, NaloxoneKit.expires_on < today, func.count(NaloxoneKit.id)).where(
+        NaloxoneKit.site_id == site.id, NaloxoneKit.state == "in_stock").group_by(
+        NaloxoneKit.kind, NaloxoneKit.expires_on < today)).all()
+    in_kits = {kind: sum(n for k, old, n in sealed if k == kind and not old)
+               for kind in KIT_FORMS}
     return {"site": site, "lots": views, "on_hand": usable, "findings": findings,
-            "movements": movements, "kits": kits, "today": today,
+            "movements": movements, "kits": kits, "in_kits": in_kits,
+            "kits_expired": sum(n for _k, old, n in sealed if old), "today": today,
             "threshold": site.naloxone_low_stock, "generated_at": now}
 
 
@@ -202,6 +211,45 @@ def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str |
     return movement
 
 
+def set_aside_for_kits(lot: NaloxoneLot, serials: list[str], *, actor: Actor,
+                       now: datetime) -> StockMovement:
+    """Take one unit of ``lot`` per kit made from it, as one take-home ledger row naming the
+    serials: a unit sealed in a kit is take-home stock from then on, never the dose stock
+    the overdose console draws from (DOMAIN.md keeps the two apart), so giving the kit out
+    later takes nothing more. A piece of the register's unit of work: never commits.
+
+    The row has no ``kit_id`` (that names a kit given out) and is at the kits' ``added_at``:
+    :func:`_set_aside` finds a kit's unit by it. Raises Invalid on ``lot_id`` when the lot
+    has fewer units on hand than kits, before anything is changed.
+    """
+    count = len(serials)
+    taken = db.session.execute(
+        db.update(NaloxoneLot).where(NaloxoneLot.id == lot.id, NaloxoneLot.quantity >= count)
+        .values(quantity=NaloxoneLot.quantity - count)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.expire(lot, ["quantity"])
+    if not taken:
+        raise _field("lot_id", f"Lot {lot.lot_number} has {lot.quantity} on hand, too few "
+                               f"to make {count} kit{'s' if count != 1 else ''}.")
+    named = serials[0] if count == 1 else f"{serials[0]} to {serials[-1]}"
+    movement = StockMovement(site_id=lot.site_id, lot_id=lot.id, kind="take_home",
+                             delta=-count, at=now, by=actor.staff_id,
+                             reason=f"Made into take-home kit{'s' if count != 1 else ''} "
+                                    f"{named}")
+    db.session.add(movement)
+    db.session.flush()
+    check_site_stock(db.session.get(Site, lot.site_id), now=now)
+    return movement
+
+
+def _set_aside(kit: NaloxoneKit) -> bool:
+    """Whether the kit's unit left its lot when the kit was made (every kit made since
+    units are set aside; one registered before still draws when it is given)."""
+    return db.session.scalar(db.select(StockMovement.id).where(
+        StockMovement.lot_id == kit.lot_id, StockMovement.kind == "take_home",
+        StockMovement.kit_id.is_(None), StockMovement.at == kit.added_at).limit(1)) is not None
+
+
 def record_take_home_kit(site: Site, data: dict, *, actor: Actor,
                          now: datetime) -> TakeHomeKit:
     """The short form of :func:`issue_kit`: ``number`` kits of a form handed to a client
@@ -242,14 +290,15 @@ def issue_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHom
 def give_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHomeKit:
     """Kits handed out to take away: to a client code or a trainee (``trainee_id``), one kit
     by ``serial`` from the register or ``number`` kits of a ``form``; a first kit or a
-    replacement with its reason (``other`` with a note). Taken from stock (the serial kit's
-    own lot, else first expiry first) and given even when stock is short (flagged for the
-    supervisor).
+    replacement with its reason (``other`` with a note). The short form takes its kits
+    from stock, first expiry first, and gives them even when stock is short (flagged for
+    the supervisor).
 
     A piece of the caller's unit of work (a training session gives its kits in its own):
     audits and announces, never commits. Raises Invalid (the holder, form, serial or
     reason), NotFound (another site's trainee), Conflict (a serial kit already issued,
-    recalled or expired).
+    recalled or expired). A serial kit's unit already left its lot when the kit was made
+    (:func:`set_aside_for_kits`): giving it takes nothing more from stock.
     """
     reason = data.get("replacement_reason") or None
     if data.get("replaces_used") and reason is None:
@@ -290,8 +339,9 @@ def give_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHome
     db.session.add(given)
     db.session.flush()
     if kit is not None:
-        short = _draw_from_lot(site, kit.lot_id, kind="take_home", actor=actor, now=now,
-                               kit_id=given.id)
+        # Its unit left the lot when the kit was made; only a kit older than that draws.
+        short = 0 if _set_aside(kit) else _draw_from_lot(
+            site, kit.lot_id, kind="take_home", actor=actor, now=now, kit_id=given.id)
     else:
         _first, short = _draw_units(site, FORMS_FOR_KIT[form], number, kind="take_home",
                                     actor=actor, now=now, kit_id=given.id)
