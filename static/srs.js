@@ -429,7 +429,11 @@
     var button = (trigger && trigger.submitter) || (cfg.elt && cfg.elt.tagName === "BUTTON" && cfg.elt) ||
       (cfg.elt && cfg.elt.querySelector && cfg.elt.querySelector('[type="submit"]'));
     var text = button ? (button.dataset.idleLabel || button.textContent || "") : "";
-    return text.replace(/\s+/g, " ").trim() || "A tap";
+    text = text.replace(/\s+/g, " ").trim() || "A tap";
+    // Two kept "Cleaned" taps must say which booth each was for.
+    var tile = cfg.elt && cfg.elt.closest && cfg.elt.closest(".tile");
+    var place = tile && tile.querySelector(".tile__label");
+    return place ? place.textContent.trim() + " " + text : text;
   }
   function showPending() {
     if (!pendingBox) return;

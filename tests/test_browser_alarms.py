@@ -1,6 +1,10 @@
 """An alarm in real Chromium: a 3-second check comes due on the nurse's tablet and sounds there;
-unowned, it reaches the supervisor's dashboard at level 2; "I'm on it" on the tablet silences
-both screens and names the owner; the client leaving the booth clears it everywhere."""
+"Silence" pauses the tablet only until the next level; unowned, it reaches the supervisor's
+dashboard at level 2; "I'm on it" on the tablet silences both screens and names the owner; the
+client leaving the booth clears it everywhere. An alarm already at its highest level, silenced,
+sounds again once the grace is over."""
+
+from datetime import timedelta
 
 import pytest
 from factories import make_site, make_staff
@@ -10,11 +14,14 @@ from playwright.sync_api import expect
 from srs.auth.service import Actor
 from srs.booths import service
 from srs.common import utcnow
+from srs.extensions import db
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 CHECK_SECONDS = 3
 GRACE_SECONDS = 10
+# The grace shortened for the last alarm, so that its pause runs out quickly.
+SHORT_GRACE_SECONDS = 3
 # Due time + one scan (about a second) + the socket and the re-fetch, on a loaded machine.
 ALARM_MS = 8000
 # The three alarm sounds (high, medium, low) fetched by the page.
@@ -63,6 +70,14 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     expect(floor.page.locator('[data-testid="booth-next-check"]')).to_contain_text("due now")
     floor.page.screenshot(path=output_dir / "tablet-alarm-level-1.png")
 
+    # "Silence" quiets this tablet without taking the alarm: still on screen, still nobody's.
+    floor.page.get_by_test_id("silence").tap()
+    silenced = floor.page.get_by_test_id("silenced")
+    expect(silenced).to_contain_text("Silenced, ")
+    expect(floor.page.locator("body")).not_to_have_attribute("data-alarm-playing", "medium")
+    expect(tablet_alarm).to_have_attribute("data-acknowledged", "0")
+    expect(tablet_alarm.get_by_test_id("acknowledge")).to_be_visible()
+
     # Level 1 is the floor's: the dashboard lists it but stays quiet.
     dashboard_alarm = board.page.locator('[data-testid="alarm"]')
     expect(dashboard_alarm).to_have_count(1)
@@ -75,8 +90,10 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     expect(dashboard_alarm).to_have_attribute("data-priority", "high")
     expect(board.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
                                                          timeout=ALARM_MS)
+    # By the next level the tablet sounds again: a silence never outlasts the grace.
     expect(floor.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
                                                          timeout=ALARM_MS)
+    expect(silenced).to_be_hidden()
     board.page.screenshot(path=output_dir / "dashboard-alarm-level-2.png")
 
     # The nurse takes it on the tablet: both screens go quiet and say who owns it.
@@ -99,5 +116,28 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     expect(floor.page.locator('[data-testid="alarm"]')).to_have_count(0)
     expect(board.page.locator('[data-testid="alarm"]')).to_have_count(0, timeout=ALARM_MS)
     expect(floor.page.locator('[data-testid="aftercare-next-check"]')).to_contain_text("left")
+
+    # An alarm at its highest level escalates no further, so nothing but the grace ends its
+    # silence. (The grace is shortened, and the client came in long enough ago for their
+    # missed check to be at level 3 when it is first seen.)
+    site.escalation_grace_seconds = SHORT_GRACE_SECONDS
+    db.session.commit()
+    came_in = utcnow() - timedelta(seconds=CHECK_SECONDS + 3 * SHORT_GRACE_SECONDS)
+    late = service.check_in(site, code="M-WXYZ-1990", handle="Wren", actor=actor,
+                            actor_roles={"nurse"}, now=came_in)
+    service.assign_booth(late, site.booths[1], actor=actor, now=came_in)
+    top = floor.page.locator('[data-testid="alarm"][data-level="3"]')
+    expect(top).to_contain_text("M-WXYZ-1990", timeout=ALARM_MS)
+    expect(floor.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
+                                                         timeout=ALARM_MS)
+    floor.page.get_by_test_id("silence").tap()
+    expect(floor.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
+    # The mark counts the pause down, and then the alarm sounds again, still nobody's.
+    expect(silenced).to_have_text("Silenced, 1 s")
+    expect(floor.page.locator("body")).to_have_attribute("data-alarm-playing", "high",
+                                                         timeout=3000)
+    expect(silenced).to_be_hidden()
+    expect(top).to_have_attribute("data-acknowledged", "0")
+    floor.page.screenshot(path=output_dir / "tablet-alarm-sounds-after-silence.png")
     assert floor.unexpected_console() == [] and board.unexpected_console() == []
     context.close()

@@ -86,11 +86,13 @@ def test_out_of_service_shows_on_floor_and_dashboard_without_reload(
 def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
         live_server, site, floor, dashboard, token):
     booth = site.booths[2]
-    dirty = site.booths[0]  # a booth to clean while the tablet is offline
-    dirty.needs_cleaning_since = utcnow()
+    # Two booths to clean while the tablet is offline.
+    dirty, second = site.booths[0], site.booths[1]
+    dirty.needs_cleaning_since = second.needs_cleaning_since = utcnow()
     db.session.commit()
     floor.page.evaluate("() => document.body.dispatchEvent(new CustomEvent('srs:resync'))")
     expect(floor.tile(dirty)).to_have_class("tile tile--needs_cleaning")
+    expect(floor.tile(second)).to_have_class("tile tile--needs_cleaning")
     screens = (floor, dashboard)
     for screen in screens:
         expect(screen.page.locator("#connection-banner")).to_be_hidden()
@@ -105,12 +107,22 @@ def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
     for screen in screens:
         # No hint can reach a screen without a socket: it still shows what it last knew.
         expect(screen.tile(booth)).to_have_class("tile tile--available")
-    # A tap made offline is kept, said to be waiting, and not lost.
+    # Taps made offline are kept, said to be waiting (for which booth), and not lost.
+    pending = floor.page.get_by_test_id("pending-tap")
     floor.tile(dirty).get_by_role("button", name="Cleaned").tap()
-    expect(floor.page.get_by_test_id("pending-tap")).to_contain_text("Cleaned: not sent yet")
-    floor.page.wait_for_timeout(10_000)  # ten seconds offline: the tap is still kept
-    expect(floor.page.get_by_test_id("pending-tap")).to_contain_text("Cleaned: not sent yet")
+    expect(pending).to_have_text(["B1 Cleaned: not sent yet, it goes when the connection "
+                                  "returns."])
+    floor.tile(second).get_by_role("button", name="Cleaned").tap()
+    expect(pending).to_have_count(2)
+    floor.page.wait_for_timeout(10_000)  # ten seconds offline: the taps are still kept
+    expect(pending.nth(0)).to_contain_text("B1 Cleaned: not sent yet")
+    expect(pending.nth(1)).to_contain_text("B2 Cleaned: not sent yet")
     expect(floor.tile(dirty)).to_have_class("tile tile--needs_cleaning")
+    # When the connection returns, the server (or what stands in front of it) fails to
+    # answer B2's tap once.
+    floor.page.route(f"**/floor/booths/{second.id}/clean",
+                     lambda route: route.fulfill(status=503, body="Service Unavailable"),
+                     times=1)
 
     for screen in screens:
         screen.page.context.set_offline(False)
@@ -120,17 +132,33 @@ def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
         # On reconnect the screen re-fetches everything it shows.
         expect(screen.tile(booth)).to_have_class("tile tile--out_of_service")
         expect(screen.tile(booth)).to_contain_text("Door lock broken")
-        # The kept tap went once the connection returned: recorded once, seen everywhere.
+        # B1's kept tap went once the connection returned: recorded once, seen everywhere.
         expect(screen.tile(dirty)).to_have_class("tile tile--available")
         assert screen.was_not_reloaded()
-    # What failed while offline is all htmx reported: the tablet's kept tap (and the
-    # dashboard's status poll, which asks every 10 s) could not be sent; nothing else.
+    # B2's is not lost silently: shown as not recorded, with Try again; the booth still
+    # needs cleaning on every screen.
+    expect(pending).to_have_count(1)
+    expect(pending).to_contain_text("Not recorded: B2 Cleaned. The server answered 503.")
+    for screen in screens:
+        expect(screen.tile(second)).to_have_class("tile tile--needs_cleaning")
+    pending.get_by_role("button", name="Try again").tap()
+    expect(pending).to_have_count(0)
+    for screen in screens:
+        expect(screen.tile(second)).to_have_class("tile tile--available")
+    # What failed while offline is all htmx reported: the tablet's two kept taps (and the
+    # dashboard's status poll, which asks every 10 s) could not be sent, and the browser
+    # logged B2's 503; nothing else.
     offline_sends = {"console: htmx:afterRequest", "console: htmx:sendError"}
     for screen in screens:
-        assert {e.split(",")[0] for e in screen.unexpected_console()} <= offline_sends
+        assert {e.split(",")[0] for e in screen.unexpected_console()} <= offline_sends | {
+            "console: Failed to load resource: the server responded with a status of 503 "
+            "(Service Unavailable)"}
     assert sorted(e.split(",")[0] for e in floor.unexpected_console()) == sorted(
-        offline_sends)
-    expect(floor.page.get_by_test_id("pending-tap")).to_have_count(0)
+        [*offline_sends, *offline_sends, "console: Failed to load resource: the server "
+         "responded with a status of 503 (Service Unavailable)"])
+    # Each tap recorded exactly once, the retried one included.
     db.session.rollback()
-    assert db.session.scalar(db.select(db.func.count(AuditEvent.id)).filter_by(
-        action="booth_cleaned")) == 1
+    cleaned = db.session.execute(db.select(AuditEvent).filter_by(
+        action="booth_cleaned")).scalars().all()
+    assert sorted(event.entity_id for event in cleaned) == sorted([str(dirty.id),
+                                                                   str(second.id)])
