@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import event, func, inspect, select, text
+from sqlalchemy import event, func, inspect, select, text, union_all
 from sqlalchemy.orm import Session
 
 from srs.alerts.models import Alert
@@ -67,18 +67,18 @@ def watch_due_times(pairs) -> None:
 
 def next_due(*, now: datetime) -> datetime | None:
     """The earliest due time after ``now`` that the database holds: a registered column of an
-    open item, an unowned alert's escalation or an owned high alarm's re-sound."""
+    open item, an unowned alert's escalation or an owned high alarm's re-sound. One
+    statement: the clock asks after every scan."""
     candidates = [
-        select(func.min(column)).where(condition, column > now)
+        select(func.min(column).label("at")).where(condition, column > now)
         for column, condition in _due_columns
     ]
-    candidates.append(select(func.min(Alert.escalate_at)).where(
+    candidates.append(select(func.min(Alert.escalate_at).label("at")).where(
         Alert.resolved_at.is_(None), Alert.escalate_at > now))
-    candidates.append(select(func.min(Alert.resound_at)).where(
+    candidates.append(select(func.min(Alert.resound_at).label("at")).where(
         Alert.resolved_at.is_(None), Alert.resound_at > now))
-    found = [db.session.execute(query).scalar() for query in candidates]
-    found = [when for when in found if when is not None]
-    return min(found) if found else None
+    earliest = union_all(*candidates).subquery()
+    return db.session.execute(select(func.min(earliest.c.at))).scalar()
 
 
 def due_times_changed(when: datetime | None = None) -> None:
@@ -193,6 +193,7 @@ class AlertClock:
 
     def run(self) -> None:
         self._listen()
+        self._drain()  # what changed before it started: its first scan and read cover it
         last_scan, due, read = float("-inf"), None, True
         try:
             while not self._stop.is_set():
@@ -286,6 +287,9 @@ class AlertClock:
                      ) if _local_pending["changed"] else []
             _local_pending.update(changed=False, unknown=False, earliest=None)
         if self._listener is not None:
+            # The database tells of every commit, this process's too: what this process
+            # noted may be older than the listening (it came before the clock started).
+            hints = []
             try:
                 hints += [_parse_hint(note.payload) for note in
                           self._listener.driver_connection.notifies(timeout=0)]
