@@ -95,7 +95,7 @@ class ReceiveForm(_Form, _ReceiveFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
@@ -103,8 +103,8 @@ class WasteForm(_Form, _WasteFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
-    witness_id = fields.Integer(required=True, error_messages={
+    drug_id = RecordId(strict=False, required=True)
+    witness_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the witness."})
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
@@ -113,12 +113,12 @@ class CountForm(_Form, _CountFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     counted = fields.Integer(required=True, validate=validate.Range(
         min=0, max=100000, error="Between 0 and 100000."))
-    first_id = fields.Integer(required=True, error_messages={
+    first_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose who counts."})
-    second_id = fields.Integer(required=True, error_messages={
+    second_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the second person."})
 
 
@@ -126,7 +126,7 @@ class ReturnForm(_Form, _ReturnFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
