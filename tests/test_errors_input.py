@@ -216,3 +216,20 @@ def test_every_id_a_body_or_a_form_takes_is_bounded_like_a_path_id(app):
                        and rule.max <= MAX_ID for rule in inner.validators):
                 unbounded.append(f"{schema.__module__}.{schema.__name__}.{name}")
     assert not unbounded, sorted(unbounded)
+
+
+def test_days_and_months_outside_the_calendar_on_the_register_and_training_pages(
+        client, auth):
+    """The day after 9999-12-31 and the month after 9999-12 do not exist: a refusal on the
+    field, or this month's page, never a server error."""
+    site = make_site(slug="north")  # beside the module's floor, whose site is East
+    make_staff(site, role="admin", username="ada")
+    assert auth.login("ada").status_code == 302
+    for query in ("start=9999-12-31&end=9999-12-31", "start=0001-01-01&end=0001-01-02"):
+        answer = client.get(f"/sites/north/controlled/register.csv?{query}")
+        assert answer.status_code == 422, query
+        assert "first and last day" in answer.get_data(as_text=True), query
+    for month in ("9999-12", "0001-01"):
+        page = client.get(f"/sites/north/naloxone/training/sessions?month={month}")
+        assert page.status_code == 200, month
+        assert f'name="month" value="{month}"' not in page.get_data(as_text=True)

@@ -2,7 +2,7 @@
 register page's forms (unknown fields, like the CSRF token, are left out). One field set
 serves both edges."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
@@ -135,9 +135,14 @@ class LossForm(_Form, _LossFields):
         unknown = EXCLUDE
 
 
+# A register period's days: 2000 to 2100, as every report's (the day after 9999-12-31 is none).
+_PERIOD_DAY = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
+                             error="Give a date between 2000 and 2100.")
+
+
 class PeriodForm(_Form):
-    start = fields.Date()
-    end = fields.Date()
+    start = fields.Date(validate=_PERIOD_DAY)
+    end = fields.Date(validate=_PERIOD_DAY)
 
 
 # --- Output -----------------------------------------------------------------------------------
