@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime
 from marshmallow import fields, validate
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter, ValidationError
 
 # Every id column is an INTEGER: PostgreSQL's holds at most this. A larger id names no
 # record, and must never reach the database (an overflow there is a server error).
@@ -18,6 +19,14 @@ class RecordIdConverter(IntegerConverter):
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+
+    def to_python(self, value: str) -> int:
+        # Werkzeug answers a converter's refusal with 405 when another method's rule shares
+        # the path (POST /sites/<huge>/booths beside GET): the record does not exist, 404.
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise NotFound() from None
 
 
 def RecordId(**kwargs) -> fields.Integer:  # noqa: N802 - a field, named as fields are

@@ -77,14 +77,14 @@ class BatchForm(_Form, _BatchFields):
 
     unit_mg = fields.Integer(load_default=None, validate=validate.Range(
         min=1, max=10000, error="Between 1 and 10000."))
-    drug_check_id = fields.Integer(load_default=None)
+    drug_check_id = RecordId(strict=False, load_default=None)
 
 
 class CheckForm(_Form, _CheckFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_check_id = fields.Integer(required=True, error_messages={
+    drug_check_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the drug check."})
 
 
@@ -97,7 +97,8 @@ class SupplyForm(_Form, _SupplyFields):
     class Meta:
         unknown = EXCLUDE
 
-    batch_id = fields.Integer(required=True, error_messages={"required": "Choose the batch."})
+    batch_id = RecordId(strict=False, required=True,
+                        error_messages={"required": "Choose the batch."})
 
 
 # --- Output ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 register page's forms (unknown fields, like the CSRF token, are left out). One field set
 serves both edges."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
@@ -95,7 +95,7 @@ class ReceiveForm(_Form, _ReceiveFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
@@ -103,8 +103,8 @@ class WasteForm(_Form, _WasteFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
-    witness_id = fields.Integer(required=True, error_messages={
+    drug_id = RecordId(strict=False, required=True)
+    witness_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the witness."})
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
@@ -113,12 +113,12 @@ class CountForm(_Form, _CountFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     counted = fields.Integer(required=True, validate=validate.Range(
         min=0, max=100000, error="Between 0 and 100000."))
-    first_id = fields.Integer(required=True, error_messages={
+    first_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose who counts."})
-    second_id = fields.Integer(required=True, error_messages={
+    second_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the second person."})
 
 
@@ -126,7 +126,7 @@ class ReturnForm(_Form, _ReturnFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = fields.Integer(required=True)
+    drug_id = RecordId(strict=False, required=True)
     quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
@@ -135,9 +135,14 @@ class LossForm(_Form, _LossFields):
         unknown = EXCLUDE
 
 
+# A register period's days: 2000 to 2100, as every report's (the day after 9999-12-31 is none).
+_PERIOD_DAY = validate.Range(min=date(2000, 1, 1), max=date(2100, 12, 31),
+                             error="Give a date between 2000 and 2100.")
+
+
 class PeriodForm(_Form):
-    start = fields.Date()
-    end = fields.Date()
+    start = fields.Date(validate=_PERIOD_DAY)
+    end = fields.Date(validate=_PERIOD_DAY)
 
 
 # --- Output -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ Patients are named by client code and handle only: no identity is in any of them
 
 from marshmallow import EXCLUDE, RAISE, Schema, fields, pre_load, validate
 
+from srs.common import RecordId
 from srs.forms import Form
 from srs.hat.dosing import INTOXICATION_KEYS, NOT_GIVEN
 from srs.hat.models import ASSESSMENT_OUTCOMES, DOSE_OUTCOMES, POSS_SCORES
@@ -37,7 +38,7 @@ class DoseInputSchema(Schema):
     dose_mg = fields.Float(required=True, validate=_MG)
     top_up = fields.Boolean(load_default=False, metadata={
         "description": "A top-up after the session's dose (if the prescription allows one)."})
-    drug_id = fields.Integer(required=True, strict=True, metadata={
+    drug_id = RecordId(required=True, metadata={
         "description": "The register line of the medication the dose is drawn from."})
     quantity = fields.Integer(required=True, strict=True, validate=_UNITS, metadata={
         "description": "Units of the register line drawn for the dose."})
@@ -48,11 +49,10 @@ class DoseInputSchema(Schema):
                                                        "wasted: witnessed."})
     waste_reason = fields.String(load_default=None, allow_none=True,
                                  validate=validate.Length(max=200))
-    waste_witness_id = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                      metadata=_STAFF)
+    waste_witness_id = RecordId(load_default=None, allow_none=True, metadata=_STAFF)
     waste_witness_pin = fields.String(load_default=None, allow_none=True, load_only=True,
                                       validate=validate.Length(max=20))
-    witness_id = fields.Integer(load_default=None, allow_none=True, strict=True, metadata={
+    witness_id = RecordId(load_default=None, allow_none=True, metadata={
         "description": "A second staff member witnessing the dose, with their PIN."})
     witness_pin = fields.String(load_default=None, allow_none=True, load_only=True,
                                 validate=validate.Length(max=20))
@@ -149,13 +149,13 @@ class DoseForm(Form, DoseInputSchema):
     unstripped = ("witness_pin", "waste_witness_pin")
     dose_mg = fields.Float(required=True, validate=_MG,
                            error_messages={"required": "Give the dose in mg."})
-    drug_id = fields.Integer(required=True, error_messages={
+    drug_id = RecordId(strict=False, required=True, error_messages={
         "required": "Choose the register line."})
     quantity = fields.Integer(required=True, validate=_UNITS, error_messages={
         "required": "Give how many units were drawn."})
     waste_quantity = fields.Integer(load_default=None, validate=_UNITS)
-    waste_witness_id = fields.Integer(load_default=None)
-    witness_id = fields.Integer(load_default=None)
+    waste_witness_id = RecordId(strict=False, load_default=None)
+    witness_id = RecordId(strict=False, load_default=None)
     top_up = fields.Boolean(load_default=False, truthy={"on", "true", "1"})
     identity_checked = fields.Boolean(load_default=False, truthy={"on", "true", "1"})
 

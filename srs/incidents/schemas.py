@@ -379,7 +379,7 @@ class ReviewForm(Form, _ReviewFields):
 
 class FactorForm(Form):
     label = _text(_longest(ContributingFactor.label), empty="Name the factor.", required=True)
-    parent_id = fields.Integer(load_default=None, allow_none=True)
+    parent_id = RecordId(strict=False, load_default=None, allow_none=True)
 
     @pre_load
     def _blanks(self, data, **_kwargs):

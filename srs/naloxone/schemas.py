@@ -56,7 +56,7 @@ class AddKitsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    lot_id = fields.Integer(strict=True, required=True, metadata={
+    lot_id = RecordId(required=True, metadata={
         "description": "The lot the kits are made from; their kind is its form's."})
     first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40))
     last_serial = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
@@ -74,7 +74,7 @@ class IssueKitSchema(Schema):
     serial = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
         "description": "A kit of the register; without it, give form and number."})
     client_code = fields.String(load_default=None, validate=validate.Length(max=40))
-    trainee_id = fields.Integer(strict=True, load_default=None, metadata={
+    trainee_id = RecordId(load_default=None, metadata={
         "description": "A trainee of the site instead of a client code."})
     form = fields.String(load_default=None, validate=validate.OneOf(
         list(KIT_FORMS), error="Choose injectable or nasal."))
@@ -148,7 +148,8 @@ class AddKitsForm(_Form, AddKitsSchema):
     class Meta:
         unknown = EXCLUDE
 
-    lot_id = fields.Integer(required=True, error_messages={"required": "Choose the lot."})
+    lot_id = RecordId(strict=False, required=True,
+                      error_messages={"required": "Choose the lot."})
     first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
                                  error_messages={"required": "Give the first serial."})
 
@@ -159,7 +160,7 @@ class IssueKitForm(_Form, IssueKitSchema):
 
     serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
                            error_messages={"required": "Give the kit's serial."})
-    trainee_id = fields.Integer(load_default=None)
+    trainee_id = RecordId(strict=False, load_default=None)
     number = fields.Integer(load_default=1)
 
 

@@ -169,6 +169,8 @@ def sessions(site):
     try:
         month = datetime.strptime(request.args.get("month", ""), "%Y-%m").date()
     except ValueError:
+        month = None
+    if month is None or not 2000 <= month.year <= 2100:  # 9999-12 has no month after it
         month = today.replace(day=1)
     first, after = training.month_days(month)
     previous = (first - timedelta(days=1)).replace(day=1)

@@ -81,7 +81,7 @@ class InterventionInputSchema(_EntryFields):
     kind = fields.String(load_default=None, validate=validate.OneOf(
         list(INTERVENTIONS), error="Unknown intervention: {input}."),
         metadata={"description": f"One of: {', '.join(INTERVENTIONS)}."})
-    amends_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    amends_id = RecordId(load_default=None, allow_none=True)
     amend_reason = fields.String(load_default=None, allow_none=True,
                                  validate=validate.Length(max=500))
     struck = fields.Boolean(load_default=False, metadata={
