@@ -9,7 +9,6 @@ from factories import make_booth, make_site, make_staff
 from srs.alerts import service as alerts
 from srs.alerts.models import Alert
 from srs.auth.service import Actor
-from srs.booths import checks
 from srs.booths import service as floor
 from srs.common import utcnow
 from srs.extensions import db
@@ -23,13 +22,14 @@ def site(app):
 
 @pytest.fixture
 def unresponsive(site):
-    """A client found unresponsive in B1: its overdose alarm is open and nobody owns it."""
+    """An overdose in B1, started by a tap no alarm led to: its alarm is open and nobody
+    owns it (an Unresponsive check would have made it the checking nurse's)."""
     nina = Actor.of(make_staff(site, role="nurse", username="nina"))
     booth = make_booth(site, label="B1")
     waiting = floor.check_in(site, code="F-ABCD-1984", handle="Sparrow", actor=nina,
                              actor_roles={"nurse"}, now=utcnow())
     visit = floor.assign_booth(waiting, booth, actor=nina, now=utcnow())
-    checks.record_check(visit, {"status": "unresponsive"}, actor=nina, now=utcnow())
+    overdose.start_response(site, kind="opioid", visit=visit, actor=nina, now=utcnow())
     return db.session.execute(db.select(Alert).filter_by(kind="overdose")).scalar_one()
 
 
