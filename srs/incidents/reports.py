@@ -282,6 +282,19 @@ class SiteReads:
         return {site_id: counts.get(site_id, 0) for site_id in self.site_ids}
 
     @cached_property
+    def running_treatment(self) -> set[int]:
+        """The sites that run treatment (their report has its figures)."""
+        from srs.hat.reports import sites_running_treatment
+
+        return sites_running_treatment(self.site_ids)
+
+    @cached_property
+    def running_a_club(self) -> set[int]:
+        from srs.compassion.evaluation import sites_running_a_club
+
+        return sites_running_a_club(self.site_ids)
+
+    @cached_property
     def incidents(self) -> dict[int, list]:
         return self._by_site(db.select(Incident.site_id, Incident.type, Incident.harm).where(
             Incident.site_id.in_(self.site_ids), Incident.stage != Stage.DRAFT,
@@ -453,11 +466,11 @@ def _register_closing(m: MonthData) -> dict:
 
 
 def _runs_treatment(m: MonthData) -> bool:
-    return m.hat.active
+    return m.site.id in m.reads.running_treatment
 
 
 def _runs_club(m: MonthData) -> bool:
-    return m.club.active
+    return m.site.id in m.reads.running_a_club
 
 
 def _club_mg(m: MonthData) -> dict:
