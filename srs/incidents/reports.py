@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from numbers import Number
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func
@@ -681,7 +682,7 @@ def _summed(values: list):
         keys = list(dict.fromkeys(k for v in values for k in v))
         sums = {k: _summed([v[k] for v in values if k in v]) for k in keys}
         return None if any(total is None for total in sums.values()) else sums
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if all(isinstance(v, Number) and not isinstance(v, bool) for v in values):
         return sum(values)
     return None
 
