@@ -89,6 +89,13 @@ bench-reports: $(STAMP)
 bench-region: $(STAMP)
 	$(BIN)/python -m bench.region $(BENCH_ARGS)
 
+## The monthly report of 20 sites, 2 million visits in all, on PostgreSQL (BENCH_DATABASE_URL).
+BENCH_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+.PHONY: bench-reports-sites
+bench-reports-sites: $(STAMP)
+	$(BIN)/python -m bench.reports --sites 20 --visits 2000000 --clients 40000 \
+		--database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check srs tests app.py
 

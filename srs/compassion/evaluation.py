@@ -194,8 +194,13 @@ class ClubReport:
     @property
     def active(self) -> bool:
         """Whether the site runs a club at all (a member ever)."""
-        return db.session.scalar(db.select(Member.id).where(
-            Member.site_id == self.site.id).limit(1)) is not None
+        return self.site.id in sites_running_a_club([self.site.id])
+
+
+def sites_running_a_club(site_ids: list[int]) -> set[int]:
+    """Which of the sites run a club at all: a member ever."""
+    return set(db.session.scalars(db.select(Member.site_id).where(
+        Member.site_id.in_(site_ids)).distinct()))
 
 
 def _state_at(member: Member, end: datetime) -> str | None:

@@ -70,6 +70,8 @@ LINKS = (
     Link("Club surveys due", "club_eval.surveys_due", "club-surveys-link", "work"),
     Link("Weekly review", "incidents.week", "week-link", "review"),
     Link("Monthly report", "incidents.monthly", "monthly-link", "review"),
+    Link("Monthly report, every site", "incidents.sites_monthly", "sites-monthly-link", "review",
+         anchor=True),
     Link("Drug checking figures", "earlywarning.figures", "drug-figures-link", "review"),
     Link("Treatment report", "hatreports.report", "hat-report-link", "review"),
     Link("Compassion club report", "club_eval.report", "club-report-link", "review"),

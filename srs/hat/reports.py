@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_
 
 from srs.auth.models import Role
 from srs.booths.models import Visit
+from srs.controlled.models import ControlledDrug
 from srs.controlled.service import period_balances
 from srs.extensions import db
 from srs.hat.models import DOSE_OUTCOMES, HatDose, HatEnrolment
@@ -95,9 +96,14 @@ class HatReport:
     @property
     def active(self) -> bool:
         """Whether the site runs treatment at all (a patient ever, or a register line)."""
-        return bool(self.register) or db.session.scalar(
-            db.select(HatEnrolment.id).where(HatEnrolment.site_id == self.site.id)
-            .limit(1)) is not None
+        return self.site.id in sites_running_treatment([self.site.id])
+
+
+def sites_running_treatment(site_ids: list[int]) -> set[int]:
+    """Which of the sites run treatment at all: a patient ever, or a register line."""
+    patients = db.select(HatEnrolment.site_id).where(HatEnrolment.site_id.in_(site_ids))
+    lines = db.select(ControlledDrug.site_id).where(ControlledDrug.site_id.in_(site_ids))
+    return set(db.session.scalars(patients.union(lines)))
 
 
 def _not_ended_by(moment: datetime):

@@ -11,16 +11,21 @@ labels each key for people (the page, the CSV).
 """
 
 import csv
+import gc
 import io
+import json
 import statistics
 from collections import Counter
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
+from numbers import Number
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func
+from sqlalchemy import Text, and_, cast, exists, func
 from sqlalchemy.orm import aliased, selectinload
 
 from srs.booths.models import SUBSTANCES, Booth, Consumption, Visit
@@ -227,56 +232,138 @@ def incidents_csv(site: Site, incidents: list[Incident]) -> str:
 # --- The monthly report ----------------------------------------------------------------------
 
 
-class MonthData:
-    """One site's records for one local month, each loaded once when a figure asks."""
+class ConsumptionRow(NamedTuple):
+    visit_id: int
+    substances: tuple[str, ...]
+    split_or_shared: bool
+    peer_assisted: bool
 
-    def __init__(self, site: Site, month: date):
+
+@lru_cache(maxsize=1024)
+def _substance_list(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text) or ()) if text else ()
+
+
+class SiteReads:
+    """The visit-level reads of one local month for one or more sites sharing its bounds
+    (sites in one timezone): each one query for all the sites, its rows grouped by site,
+    loaded once when a figure asks. One site's report is the case of a single site."""
+
+    def __init__(self, site_ids: list[int], start: datetime, end: datetime):
+        self.site_ids, self.start, self.end = list(site_ids), start, end
+
+    def _in_month(self):
+        return and_(Visit.site_id.in_(self.site_ids), Visit.arrived_at >= self.start,
+                    Visit.arrived_at < self.end)
+
+    def _by_site(self, query, make=None) -> dict[int, list]:
+        """The rows of ``query`` (its first column the site's id) by site, each through
+        ``make`` if given. Plain rows, not the ORM's: a month of many sites is tens of
+        thousands of them."""
+        grouped: dict[int, list] = {site_id: [] for site_id in self.site_ids}
+        db.session.flush()
+        for row in db.session.connection().execute(query).all():
+            grouped[row[0]].append(make(*row) if make else row)
+        return grouped
+
+    @cached_property
+    def visits(self) -> dict[int, list]:
+        return self._by_site(db.select(Visit.site_id, Visit.id, Visit.client_id,
+                                       Visit.arrived_at, Visit.booth_id)
+                             .where(self._in_month()))
+
+    @cached_property
+    def clients(self) -> dict[int, list]:
+        """(site_id, id, gender, birth_year) of each client who visited, once per site."""
+        ids = db.select(Visit.site_id, Visit.client_id).where(
+            self._in_month()).distinct().subquery()
+        return self._by_site(db.select(ids.c.site_id, Client.id, Client.gender,
+                                       Client.birth_year)
+                             .join(ids, ids.c.client_id == Client.id))
+
+    @cached_property
+    def consumptions(self) -> dict[int, list]:
+        ids = [v.id for rows in self.visits.values() for v in rows]
+        if not ids:
+            return {site_id: [] for site_id in self.site_ids}
+        # The month's visits' ids bound the consumptions to read through their own index;
+        # without it, for many sites' months, PostgreSQL reads every consumption there is.
+        # The substances come as their JSON text, read once per distinct list: decoding
+        # each row's took longer than the query.
+        return self._by_site(
+            db.select(Visit.site_id, Consumption.visit_id,
+                      cast(Consumption.substances, Text), Consumption.split_or_shared,
+                      Consumption.peer_assisted)
+            .join(Visit, Visit.id == Consumption.visit_id)
+            .where(self._in_month(), Consumption.visit_id.between(min(ids), max(ids))),
+            lambda site_id, visit_id, substances, split, peer: ConsumptionRow(
+                visit_id, _substance_list(substances), split, peer))
+
+    @cached_property
+    def new_client_counts(self) -> dict[int, int]:
+        earlier = aliased(Visit)
+        before = exists().where(earlier.client_id == Visit.client_id,
+                                earlier.site_id == Visit.site_id,
+                                earlier.arrived_at < self.start)
+        # A client whose earlier visits retention gave to a placeholder came before too.
+        counts = dict(db.session.execute(
+            db.select(Visit.site_id, func.count(func.distinct(Visit.client_id)))
+            .join(Client, Client.id == Visit.client_id)
+            .where(self._in_month(), ~before, Client.earlier_visits_retired.is_(False))
+            .group_by(Visit.site_id)).all())
+        return {site_id: counts.get(site_id, 0) for site_id in self.site_ids}
+
+    @cached_property
+    def running_treatment(self) -> set[int]:
+        """The sites that run treatment (their report has its figures)."""
+        from srs.hat.reports import sites_running_treatment
+
+        return sites_running_treatment(self.site_ids)
+
+    @cached_property
+    def running_a_club(self) -> set[int]:
+        from srs.compassion.evaluation import sites_running_a_club
+
+        return sites_running_a_club(self.site_ids)
+
+    @cached_property
+    def incidents(self) -> dict[int, list]:
+        return self._by_site(db.select(Incident.site_id, Incident.type, Incident.harm).where(
+            Incident.site_id.in_(self.site_ids), Incident.stage != Stage.DRAFT,
+            Incident.occurred_at >= self.start, Incident.occurred_at < self.end))
+
+
+class MonthData:
+    """One site's records for one local month, each loaded once when a figure asks; the
+    visit-level ones through ``reads``, which a report of several sites shares among them."""
+
+    def __init__(self, site: Site, month: date, reads: SiteReads | None = None):
         self.site = site
         self.month = month.replace(day=1)
         self.start, self.end = month_bounds(site, self.month)
         self.zone = local_zone(site)
+        self.reads = reads or SiteReads([site.id], self.start, self.end)
 
-    def _in_month(self):
-        return and_(Visit.site_id == self.site.id, Visit.arrived_at >= self.start,
-                    Visit.arrived_at < self.end)
-
-    @cached_property
+    @property
     def visits(self) -> list:
-        return db.session.execute(db.select(Visit.id, Visit.client_id, Visit.arrived_at,
-                                            Visit.booth_id).where(self._in_month())).all()
+        return self.reads.visits[self.site.id]
 
-    @cached_property
+    @property
     def clients(self) -> list:
         """(id, gender, birth_year) of each client who visited, once."""
-        ids = db.select(Visit.client_id).where(self._in_month()).distinct().subquery()
-        return db.session.execute(db.select(Client.id, Client.gender, Client.birth_year)
-                                  .join(ids, ids.c.client_id == Client.id)).all()
+        return self.reads.clients[self.site.id]
 
-    @cached_property
+    @property
     def consumptions(self) -> list:
-        return db.session.execute(
-            db.select(Consumption.visit_id, Consumption.substances,
-                      Consumption.split_or_shared, Consumption.peer_assisted)
-            .join(Visit, Visit.id == Consumption.visit_id).where(self._in_month())).all()
+        return self.reads.consumptions[self.site.id]
 
-    @cached_property
+    @property
     def new_client_count(self) -> int:
-        earlier = aliased(Visit)
-        before = exists().where(earlier.client_id == Visit.client_id,
-                                earlier.site_id == self.site.id,
-                                earlier.arrived_at < self.start)
-        # A client whose earlier visits retention gave to a placeholder came before too.
-        return db.session.scalar(db.select(func.count(func.distinct(Visit.client_id)))
-                                 .join(Client, Client.id == Visit.client_id)
-                                 .where(self._in_month(), ~before,
-                                        Client.earlier_visits_retired.is_(False)))
+        return self.reads.new_client_counts[self.site.id]
 
-    @cached_property
+    @property
     def incidents(self) -> list:
-        return db.session.execute(db.select(Incident.type, Incident.harm).where(
-            Incident.site_id == self.site.id, Incident.stage != Stage.DRAFT,
-            Incident.occurred_at >= self.start, Incident.occurred_at < self.end)).all()
-
+        return self.reads.incidents[self.site.id]
 
     @cached_property
     def overdoses(self) -> dict:
@@ -346,6 +433,34 @@ def _clients_by_gender(m: MonthData) -> dict:
     return {letter: counts[word] for letter, word in GENDER_LABELS.items()}
 
 
+# --- Totals across sites (the report of several sites): counts add up (a client is a record
+# of one site: the same code at another is another person's), a percentage or a rate is of
+# the added-up counts.
+
+
+def _retention_percent_across(months: list[MonthData]) -> dict:
+    from srs.hat.reports import Retention
+
+    summed: dict[int, Retention] = {}
+    for m in months:
+        for r in m.hat.retention:
+            total = summed.setdefault(r.months, Retention(r.months, 0, 0))
+            total.cohort += r.cohort
+            total.retained += r.retained
+    return {str(r.months): r.percent for r in summed.values()}
+
+
+def _club_rate_across(kind: str):
+    def compute(months: list[MonthData]) -> str:
+        from srs.compassion.evaluation import ClubReport
+
+        return _club_rate(ClubReport._rate(sum(getattr(m.club, f"{kind}_overdoses")
+                                               for m in months),
+                                           sum(getattr(m.club, f"{kind}_visits")
+                                               for m in months)))
+    return compute
+
+
 def _drugs_by_type(m: MonthData) -> dict:
     """Visits in which each substance was used (a visit counts once per substance)."""
     per_visit: dict[int, set] = {}
@@ -383,11 +498,11 @@ def _register_closing(m: MonthData) -> dict:
 
 
 def _runs_treatment(m: MonthData) -> bool:
-    return m.hat.active
+    return m.site.id in m.reads.running_treatment
 
 
 def _runs_club(m: MonthData) -> bool:
-    return m.club.active
+    return m.site.id in m.reads.running_a_club
 
 
 def _club_mg(m: MonthData) -> dict:
@@ -415,6 +530,9 @@ def _incidents_by_type(m: MonthData) -> dict:
     return {key: counts[key] for key in INCIDENT_TYPES}
 
 
+SUM = "sum"
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
@@ -424,6 +542,10 @@ class Figure:
     labels: Mapping[str, str] | None = None
     # Whether the site reports it at all (treatment's figures: a site that runs treatment).
     shown: object = None  # MonthData -> bool; None: always
+    # Its total across several sites (the report of every site a person reads): SUM adds
+    # the sites' values (a breakdown key by key); a function of the sites' MonthData
+    # computes it across them; None: per site only (words, a site's own register).
+    total: object = SUM
 
     def label_of(self, key: str) -> str:
         return (self.labels or {}).get(key, key)
@@ -452,7 +574,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("booths_in_operation", "Booths in operation (used at least once)",
            lambda m: len({v.booth_id for v in m.visits if v.booth_id is not None})),
     Figure("opening_hours", "Opening hours (site setting)",
-           lambda m: m.site.opening_hours or "not set"),
+           lambda m: m.site.opening_hours or "not set", total=None),
     Figure("services_inside", "Services given inside the site (referrals made to them)",
            lambda m: m.referrals["services_inside"]),
     Figure("referrals_outside", "Referrals outside the site",
@@ -510,11 +632,12 @@ FIGURES: tuple[Figure, ...] = (
     Figure("hat_retained", "Of them, still in treatment at the month's end",
            _retention("retained"), RETENTION_LABELS, shown=_runs_treatment),
     Figure("hat_retention_percent", "Retention in treatment, % (empty: nobody enrolled that "
-           "long)", _retention("percent"), RETENTION_LABELS, shown=_runs_treatment),
+           "long)", _retention("percent"), RETENTION_LABELS, shown=_runs_treatment,
+           total=_retention_percent_across),
     Figure("hat_overdoses_among_patients", "Overdoses among treatment patients",
            lambda m: m.hat.overdoses, shown=_runs_treatment),
     Figure("hat_register_closing_balance", "Controlled-drug register balance at the month's "
-           "end, by line", _register_closing, shown=_runs_treatment),
+           "end, by line", _register_closing, shown=_runs_treatment, total=None),
     # The compassion club (srs.compassion.evaluation), at sites that run one.
     Figure("club_members_by_state", "Club members at the month's end, by state",
            lambda m: m.club.members_by_state, CLUB_STATES, shown=_runs_club),
@@ -540,9 +663,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("club_member_visits", "Visits by club members", lambda m: m.club.member_visits,
            shown=_runs_club),
     Figure("club_member_rate", "Overdoses among club members per 1,000 of their visits",
-           lambda m: _club_rate(m.club.member_rate), shown=_runs_club),
+           lambda m: _club_rate(m.club.member_rate), shown=_runs_club,
+           total=_club_rate_across("member")),
     Figure("club_other_rate", "Overdoses among other clients per 1,000 of their visits",
-           lambda m: _club_rate(m.club.other_rate), shown=_runs_club),
+           lambda m: _club_rate(m.club.other_rate), shown=_runs_club,
+           total=_club_rate_across("other")),
 )
 
 
@@ -566,4 +691,105 @@ def monthly_csv(report: dict) -> str:
                                  figure.label_of(key), count))
         else:
             writer.writerow((report["site"].slug, month, figure.name, "", value))
+    return out.getvalue()
+
+
+# --- The monthly report of several sites -----------------------------------------------------
+
+
+@dataclass
+class SitesRow:
+    """One figure across the sites: each showing site's value (by site id), the total (None:
+    per site only), and a breakdown's keys in order (None for a single value)."""
+    figure: Figure
+    values: dict[int, object]
+    total: object
+    keys: list[str] | None
+
+
+def _summed(values: list):
+    """The sites' values added up (a breakdown key by key); None if any is no count."""
+    if all(isinstance(v, Mapping) for v in values):
+        keys = list(dict.fromkeys(k for v in values for k in v))
+        sums = {k: _summed([v[k] for v in values if k in v]) for k in keys}
+        return None if any(total is None for total in sums.values()) else sums
+    if all(isinstance(v, Number) and not isinstance(v, bool) for v in values):
+        return sum(values)
+    return None
+
+
+@contextmanager
+def _cycle_collector_paused():
+    """Python's cycle collector held off while a report makes and drops a hundred thousand
+    rows, none of them in a cycle: left on, it walks the whole application's objects again
+    and again over them (a third of the twenty-site report's CPU). It runs as usual after."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def sites_monthly_report(sites: list[Site], month: date) -> dict:
+    """Every figure of the table for each of ``sites`` in the local month holding ``month``,
+    and their total. The visit-level records are read once for all the sites that share a
+    timezone (one query per kind, grouped by site); the figures other records feed are
+    each site's own, as on its page. A figure a site does not report (treatment at a site
+    without it) is blank there and left out of the total."""
+    month = month.replace(day=1)
+    shared: dict[tuple, SiteReads] = {}
+    by_bounds: dict[tuple, list[int]] = {}
+    for site in sites:
+        by_bounds.setdefault(month_bounds(site, month), []).append(site.id)
+    for bounds, site_ids in by_bounds.items():
+        shared[bounds] = SiteReads(site_ids, *bounds)
+    months = [MonthData(site, month, shared[month_bounds(site, month)]) for site in sites]
+    with _cycle_collector_paused():
+        rows = _sites_rows(months)
+    return {"sites": sites, "month": month, "rows": rows}
+
+
+def _sites_rows(months: list[MonthData]) -> list[SitesRow]:
+    rows = []
+    for figure in FIGURES:
+        showing = [m for m in months if figure.shown is None or figure.shown(m)]
+        if not showing:
+            continue
+        values = {m.site.id: figure.compute(m) for m in showing}
+        if figure.total is None:
+            total = None
+        elif figure.total == SUM:
+            total = _summed(list(values.values()))
+        else:
+            total = figure.total(showing)
+        keys = None
+        if all(isinstance(v, Mapping) for v in values.values()):
+            keys = list(dict.fromkeys(k for v in [*values.values(), total or {}] for k in v))
+        rows.append(SitesRow(figure, values, total, keys))
+    return rows
+
+
+def sites_monthly_csv(report: dict) -> str:
+    """The page's table: a row per figure (and breakdown), a column per site, the total."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    sites = report["sites"]
+    writer.writerow(("month", "figure", "breakdown", *(s.slug for s in sites), "all sites"))
+    month = report["month"].strftime("%Y-%m")
+
+    def cell(value):
+        return _csv_safe(value) if isinstance(value, str) else "" if value is None else value
+
+    for row in report["rows"]:
+        name = row.figure.name
+        if row.keys is None:
+            writer.writerow((month, name, "", *(cell(row.values.get(s.id)) for s in sites),
+                             cell(row.total)))
+            continue
+        for key in row.keys:
+            writer.writerow((month, name, _csv_safe(row.figure.label_of(key)),
+                             *(cell((row.values.get(s.id) or {}).get(key)) for s in sites),
+                             cell((row.total or {}).get(key))))
     return out.getvalue()

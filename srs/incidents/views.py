@@ -9,7 +9,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from srs.auth.access import current_actor
+from srs.auth.access import any_site_role_required, current_actor
 from srs.auth.models import Role
 from srs.common import month_asked, utcnow
 from srs.errors import Invalid
@@ -34,6 +34,7 @@ from srs.incidents.schemas import (
     local_to_utc,
 )
 from srs.security import download
+from srs.sites import service as site_service
 from srs.sites.access import site_role_required
 from srs.sites.models import TIME_BANDS
 
@@ -322,6 +323,37 @@ def monthly_csv(site):
     report = reports.monthly_report(site, _month(site))
     return download(reports.monthly_csv(report), mimetype="text/csv",
                     filename=f"monthly-{site.slug}-{report['month']:%Y-%m}.csv")
+
+
+# --- The monthly report of every site a person reads ------------------------------------------
+
+
+def _sites_report() -> dict:
+    """The report of each site where the person may open the monthly report, for the month
+    asked (else the last full month at all of them)."""
+    sites = [s for s in site_service.sites_for(current_user)
+             if current_user.has_role(s.id, *REPORT_READERS)]
+    now = utcnow()
+    month, notice = month_asked(request.args.get("month"),
+                                min(s.last_full_month(now) for s in sites))
+    if notice:
+        _notice(notice)
+    return reports.sites_monthly_report(sites, month)
+
+
+@bp.get("/reports/monthly")
+@any_site_role_required(*REPORT_READERS)
+def sites_monthly():
+    """The month's figures of every site the person reads, a column each, and their total."""
+    return render_template("incidents/sites_monthly.html", report=_sites_report())
+
+
+@bp.get("/reports/monthly.csv")
+@any_site_role_required(*REPORT_READERS)
+def sites_monthly_csv():
+    report = _sites_report()
+    return download(reports.sites_monthly_csv(report), mimetype="text/csv",
+                    filename=f"monthly-all-sites-{report['month']:%Y-%m}.csv")
 
 
 # --- Contributing factors (admin) -----------------------------------------------------------
