@@ -24,6 +24,15 @@ from srs.naloxone.models import (
 # --- Input ----------------------------------------------------------------------------------
 
 
+def _route(error: str = "Choose im or in.", **kwargs) -> fields.String:
+    return fields.String(validate=validate.OneOf(list(USE_ROUTES), error=error), **kwargs)
+
+
+def _outcome(error: str = "Choose recovered, hospital, died or unknown.",
+             **kwargs) -> fields.String:
+    return fields.String(validate=validate.OneOf(list(USE_OUTCOMES), error=error), **kwargs)
+
+
 class ReceiveStockSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -98,11 +107,9 @@ class KitUseInputSchema(Schema):
         "description": "Where, in general words (a neighbourhood, not an address)."})
     doses = fields.Integer(strict=True, required=True, validate=validate.Range(
         min=1, max=10, error="Between 1 and 10 doses."))
-    route = fields.String(required=True, validate=validate.OneOf(
-        list(USE_ROUTES), error="Choose im or in."))
+    route = _route(required=True)
     called_911 = fields.Boolean(required=True)
-    outcome = fields.String(required=True, validate=validate.OneOf(
-        list(USE_OUTCOMES), error="Choose recovered, hospital, died or unknown."))
+    outcome = _outcome(required=True)
 
 
 class RecallInputSchema(Schema):
@@ -124,9 +131,6 @@ class ReceiveForm(_Form, ReceiveStockSchema):
     class Meta:
         unknown = EXCLUDE
 
-    quantity = fields.Integer(required=True, validate=validate.Range(
-        min=1, max=10000, error="Between 1 and 10000."))
-
 
 class MovementForm(_Form):
     kind = fields.String(required=True, validate=validate.OneOf(
@@ -140,53 +144,45 @@ class KitForm(_Form, TakeHomeKitInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    number = fields.Integer(load_default=1, validate=validate.Range(
-        min=1, max=20, error="Between 1 and 20 kits."))
-
 
 class AddKitsForm(_Form, AddKitsSchema):
     class Meta:
         unknown = EXCLUDE
 
-    lot_id = RecordId(strict=False, required=True,
-                      error_messages={"required": "Choose the lot."})
-    first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                                 error_messages={"required": "Give the first serial."})
+    messages = {"lot_id": {"required": "Choose the lot."},
+                "first_serial": {"required": "Give the first serial."}}
 
 
 class IssueKitForm(_Form, IssueKitSchema):
+    """The page gives a kit of the register by its serial (the API also takes a number of
+    kits of a form without one)."""
+
     class Meta:
         unknown = EXCLUDE
 
-    serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                           error_messages={"required": "Give the kit's serial."})
-    trainee_id = RecordId(strict=False, load_default=None)
-    number = fields.Integer(load_default=1)
+    required_inputs = ("serial",)
+    messages = {"serial": {"required": "Give the kit's serial."}}
 
 
 class KitUseForm(_Form, KitUseInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    used_on = fields.Date(required=True, error_messages={"required": "Give the day."})
-    doses = fields.Integer(required=True, validate=validate.Range(
-        min=1, max=10, error="Between 1 and 10 doses."),
-        error_messages={"required": "How many doses?"})
-    route = fields.String(required=True, validate=validate.OneOf(
-        list(USE_ROUTES), error="Choose IM or nasal."),
-        error_messages={"required": "Choose IM or nasal."})
+    messages = {"used_on": {"required": "Give the day."},
+                "doses": {"required": "How many doses?"},
+                "route": {"required": "Choose IM or nasal."},
+                "outcome": {"required": "Choose the outcome."}}
+    route = _route("Choose IM or nasal.", required=True)
+    # An unticked box sends nothing.
     called_911 = fields.Boolean(load_default=False)
-    outcome = fields.String(required=True, validate=validate.OneOf(
-        list(USE_OUTCOMES), error="Choose the outcome."),
-        error_messages={"required": "Choose the outcome."})
+    outcome = _outcome("Choose the outcome.", required=True)
 
 
 class RecallForm(_Form, RecallInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                           error_messages={"required": "Say why the lot is recalled."})
+    messages = {"reason": {"required": "Say why the lot is recalled."}}
 
 
 # --- Output ---------------------------------------------------------------------------------
