@@ -6,6 +6,7 @@ two places only is a page and an API that disagree."""
 import importlib
 import inspect
 import pkgutil
+from datetime import date
 
 import pytest
 from marshmallow import Schema, fields, validate
@@ -13,6 +14,8 @@ from marshmallow import Schema, fields, validate
 import srs.api
 from srs.forms import Form
 from srs.incidents import schemas as incident_schemas
+from srs.naloxone import training
+from srs.naloxone.schemas import TraineeInputSchema, TrainingSessionInputSchema
 
 PACKAGES = ("srs.incidents", "srs.controlled", "srs.compassion", "srs.naloxone", "srs.hat")
 
@@ -141,3 +144,51 @@ def test_the_form_limits_what_the_api_limits(api, form, prefix):
             continue
         assert limits(form_fields[prefix + name]) == limits(api_fields[name]), (
             f"{form.__name__}.{prefix}{name} and {api.__name__}.{name} take different values")
+
+
+# --- The training page: no form schema, the service's checks ------------------------------
+
+
+def _longest(schema: type[Schema]) -> dict[str, int]:
+    """The longest text each of the schema's text fields takes."""
+    return {name: rule.max for name, field in schema().fields.items()
+            if isinstance(field, fields.String)
+            for rule in field.validators if isinstance(rule, validate.Length) and rule.max}
+
+
+def _session_refuses(name: str, value) -> bool:
+    errors: dict = {}
+    training._check_session(None, {"curriculum": "Take-home naloxone", name: value},
+                            date(2026, 1, 1), errors)
+    return name in errors
+
+
+def _trainee_refuses(name: str, value) -> bool:
+    named = {"first_name": "Ann", "last_name": "Lee", "badge_number": "B-1"}
+    _clean, errors = training._check_trainee(None, {
+        "kind": "police", "named_consent": True, **named, name: value})
+    return name in errors
+
+
+# A client code is checked against the site's code pattern, on the page as in the API.
+BY_PATTERN = {"client_code"}
+
+
+def test_the_training_page_takes_the_lengths_the_api_takes():
+    session, trainee = _longest(TrainingSessionInputSchema), _longest(TraineeInputSchema)
+    for name in BY_PATTERN:
+        trainee.pop(name)
+    assert session and trainee
+    for refuses, longest in ((_session_refuses, session), (_trainee_refuses, trainee)):
+        for name, most in longest.items():
+            assert not refuses(name, "x" * most), f"{name}: {most} characters refused"
+            assert refuses(name, "x" * (most + 1)), f"{name}: {most + 1} characters taken"
+
+
+def test_the_training_page_takes_the_scores_the_api_takes():
+    score = TraineeInputSchema().fields["post_test_score"]
+    (rule,) = [r for r in score.validators if isinstance(r, validate.Range)]
+    assert not _trainee_refuses("post_test_score", rule.min)
+    assert not _trainee_refuses("post_test_score", rule.max)
+    assert _trainee_refuses("post_test_score", rule.min - 1)
+    assert _trainee_refuses("post_test_score", rule.max + 1)

@@ -235,6 +235,14 @@ class TakeHomeKitSchema(Schema):
 
 # --- Training sessions and refreshers (srs/naloxone/training.py) ----------------------------
 
+# What a session and each person trained in it take: the API's schema below and the training
+# page's checks (srs/naloxone/training.py) read the same figures.
+TRAINING_LONGEST = {"place": 120, "curriculum": 120, "curriculum_version": 40,
+                    "organisation": 120, "first_name": 60, "last_name": 60, "badge_number": 40,
+                    "kit_serial": 40}
+SCORE_RANGE = (0, 100)
+MAX_TRAINEES = 100
+
 
 class TraineeInputSchema(Schema):
     """One person trained: a client by code, or someone from outside by kind."""
@@ -247,27 +255,29 @@ class TraineeInputSchema(Schema):
     client_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(
         max=40), metadata={"description": "A client of the site (person at risk, family or "
                                           "friend, peer); leave out for anyone else."})
-    organisation = fields.String(load_default=None, allow_none=True,
-                                 validate=validate.Length(max=120))
+    organisation = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["organisation"]))
     named_consent = fields.Boolean(load_default=False, metadata={
         "description": "Staff and police only: they consent to be named (for refreshers)."})
-    first_name = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=60))
-    last_name = fields.String(load_default=None, allow_none=True,
-                              validate=validate.Length(max=60))
-    badge_number = fields.String(load_default=None, allow_none=True,
-                                 validate=validate.Length(max=40), metadata={
-                                     "description": "Badge or employee number."})
+    first_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["first_name"]))
+    last_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["last_name"]))
+    badge_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["badge_number"]),
+        metadata={"description": "Badge or employee number."})
     at_risk_consented = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "Family or friend (required): whether the person at risk consented."})
     post_test_score = fields.Integer(strict=True, load_default=None, allow_none=True,
-                                     validate=validate.Range(
-                                         min=0, max=100, error="From 0 to 100."))
-    kit_serial = fields.String(load_default=None, allow_none=True, validate=validate.Length(
-        max=40), metadata={"description": "A kit of the register in stock, given with the "
-                                          "training as their first kit (to the client for "
-                                          "a client_code). Someone who already holds a kit "
-                                          "gets a replacement through issueNaloxoneKit."})
+                                     validate=validate.Range(*SCORE_RANGE, error=(
+                                         f"From {SCORE_RANGE[0]} to {SCORE_RANGE[1]}.")))
+    kit_serial = fields.String(
+        load_default=None, allow_none=True,
+        validate=validate.Length(max=TRAINING_LONGEST["kit_serial"]),
+        metadata={"description": "A kit of the register in stock, given with the training as "
+                                 "their first kit (to the client for a client_code). Someone "
+                                 "who already holds a kit gets a replacement through "
+                                 "issueNaloxoneKit."})
 
 
 class TrainingSessionInputSchema(Schema):
@@ -276,17 +286,19 @@ class TrainingSessionInputSchema(Schema):
 
     held_on = fields.Date(required=True)
     place = fields.String(load_default=None, allow_none=True, validate=validate.Length(
-        max=120), metadata={"description": "An outreach place; leave out for the site."})
+        max=TRAINING_LONGEST["place"]),
+        metadata={"description": "An outreach place; leave out for the site."})
     trainer_id = RecordId(required=True, metadata={
         "description": "Staff id of the trainer, a staff member of the site."})
-    curriculum = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    curriculum_version = fields.String(load_default=None, allow_none=True,
-                                       validate=validate.Length(max=40))
+    curriculum = fields.String(required=True, validate=validate.Length(
+        min=1, max=TRAINING_LONGEST["curriculum"]))
+    curriculum_version = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["curriculum_version"]))
     format = fields.String(required=True, validate=validate.OneOf(
         list(TRAINING_FORMATS), error=f"Choose one of: {', '.join(TRAINING_FORMATS)}."))
     trainees = fields.List(fields.Nested(TraineeInputSchema), required=True,
-                           validate=validate.Length(min=1, max=100,
-                                                    error="From 1 to 100 people."))
+                           validate=validate.Length(min=1, max=MAX_TRAINEES,
+                                                    error=f"From 1 to {MAX_TRAINEES} people."))
 
 
 class TrainingMonthQuerySchema(Schema):
