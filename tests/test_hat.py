@@ -336,6 +336,22 @@ def test_enrol_page_refuses_an_unknown_code_as_typed(app, client, auth):
     assert f'value="{NAME}"' in body
 
 
+def test_enrol_page_refuses_a_checklist_note_the_api_refuses(app, client, auth):
+    """A note beyond the API's 300 characters is refused beside the checklist, as typed,
+    and nobody is enrolled."""
+    site = make_site()
+    make_staff(site, role=Role.PRESCRIBER, username="dr-n")
+    make_client(site, code="F-NOTE-1980")
+    auth.login("dr-n")
+    answer = auth.post(f"/sites/{site.slug}/hat/enrol", {
+        "code": "F-NOTE-1980", "legal_name": NAME, "date_of_birth": "1980-01-01",
+        "met_severe_oud": "on", "note_severe_oud": "x" * 301, "pin": PIN})
+    body = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "300" in field_error(body, "eligibility")
+    assert 'value="F-NOTE-1980"' in body
+    assert db.session.execute(db.select(HatEnrolment)).first() is None
+
+
 def test_no_table_holds_the_identity_in_plain_text(app, client, auth):
     """Enrolled through the page (refused once, as typed) and read back: the name and health
     number are nowhere in the database but as ciphertext (not in a stored answer either)."""

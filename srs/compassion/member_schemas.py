@@ -156,8 +156,6 @@ class StepForm(Form, MembershipStepInputSchema):
 
     every_blank_absent = True
     strip_text = True
-    training_session_id = fields.Integer(load_default=None, allow_none=True,
-                                         validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class LinkageForm(Form, LinkageInputSchema):
@@ -166,8 +164,6 @@ class LinkageForm(Form, LinkageInputSchema):
 
     every_blank_absent = True
     strip_text = True
-    service_id = fields.Integer(load_default=None, allow_none=True,
-                                validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class SuspendForm(Form):

@@ -57,7 +57,8 @@ class _SupplyFields(Schema):
 
 
 def _api(fields_class, name: str):
-    return type(name, (fields_class,), {"Meta": type("Meta", (), {"unknown": RAISE})})
+    return type(name, (fields_class,), {"Meta": type("Meta", (), {"unknown": RAISE}),
+                                        "__module__": __name__})
 
 
 ReceiveBatchSchema = _api(_BatchFields, "ReceiveBatchSchema")
@@ -75,17 +76,12 @@ class BatchForm(_Form, _BatchFields):
     class Meta:
         unknown = EXCLUDE
 
-    unit_mg = fields.Integer(load_default=None, validate=validate.Range(
-        min=1, max=10000, error="Between 1 and 10000."))
-    drug_check_id = RecordId(strict=False, load_default=None)
-
 
 class CheckForm(_Form, _CheckFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_check_id = RecordId(strict=False, required=True, error_messages={
-        "required": "Choose the drug check."})
+    messages = {"drug_check_id": {"required": "Choose the drug check."}}
 
 
 class ClearForm(_Form, _ClearFields):
@@ -97,8 +93,7 @@ class SupplyForm(_Form, _SupplyFields):
     class Meta:
         unknown = EXCLUDE
 
-    batch_id = RecordId(strict=False, required=True,
-                        error_messages={"required": "Choose the batch."})
+    messages = {"batch_id": {"required": "Choose the batch."}}
 
 
 # --- Output ----------------------------------------------------------------------------------

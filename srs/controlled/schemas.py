@@ -69,7 +69,8 @@ class _LossFields(Schema):
 
 
 def _api(fields_class, name: str):
-    return type(name, (fields_class,), {"Meta": type("Meta", (), {"unknown": RAISE})})
+    return type(name, (fields_class,), {"Meta": type("Meta", (), {"unknown": RAISE}),
+                                        "__module__": __name__})
 
 
 CreateDrugSchema = _api(_DrugFields, "CreateDrugSchema")
@@ -95,39 +96,25 @@ class ReceiveForm(_Form, _ReceiveFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = RecordId(strict=False, required=True)
-    quantity = fields.Integer(required=True, validate=QUANTITY)
-
 
 class WasteForm(_Form, _WasteFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = RecordId(strict=False, required=True)
-    witness_id = RecordId(strict=False, required=True, error_messages={
-        "required": "Choose the witness."})
-    quantity = fields.Integer(required=True, validate=QUANTITY)
+    messages = {"witness_id": {"required": "Choose the witness."}}
 
 
 class CountForm(_Form, _CountFields):
     class Meta:
         unknown = EXCLUDE
 
-    drug_id = RecordId(strict=False, required=True)
-    counted = fields.Integer(required=True, validate=validate.Range(
-        min=0, max=100000, error="Between 0 and 100000."))
-    first_id = RecordId(strict=False, required=True, error_messages={
-        "required": "Choose who counts."})
-    second_id = RecordId(strict=False, required=True, error_messages={
-        "required": "Choose the second person."})
+    messages = {"first_id": {"required": "Choose who counts."},
+                "second_id": {"required": "Choose the second person."}}
 
 
 class ReturnForm(_Form, _ReturnFields):
     class Meta:
         unknown = EXCLUDE
-
-    drug_id = RecordId(strict=False, required=True)
-    quantity = fields.Integer(required=True, validate=QUANTITY)
 
 
 class LossForm(_Form, _LossFields):

@@ -11,6 +11,15 @@ from srs.hat.schemas import PrescriptionSchema
 
 _MG = validate.Range(min=0.1, max=2000, error="Between 0.1 and 2000 mg.")
 _UNITS = validate.Range(min=1, max=10000, error="A whole number above zero.")
+
+
+def _why(error: str | None = None, **kwargs) -> fields.String:
+    """Why a dose was not given: 1 to 200 characters."""
+    rule = (validate.Length(min=1, max=200, error=error) if error
+            else validate.Length(min=1, max=200))
+    return fields.String(validate=rule, **kwargs)
+
+
 _STAFF = {"description": "A member of the site's staff (an id of listStaff)."}
 
 
@@ -63,7 +72,7 @@ class NotGivenInputSchema(Schema):
         unknown = RAISE
 
     outcome = fields.String(required=True, validate=validate.OneOf(NOT_GIVEN))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reason = _why(required=True)
 
 
 # --- Output ------------------------------------------------------------------------------------
@@ -132,9 +141,7 @@ class AssessmentForm(Form, AssessmentInputSchema):
 
     optional = ("last_use_at", "notes")
     strip_text = True
-    poss = fields.Integer(required=True, validate=validate.OneOf(
-        POSS_SCORES, error="Choose the POSS score: S, 1, 2, 3 or 4."),
-        error_messages={"required": "Choose the POSS score."})
+    messages = {"poss": {"required": "Choose the POSS score."}}
     # A time today on the site's clock (the view makes it a moment).
     last_use_at = fields.String(load_default=None, validate=validate.Regexp(
         r"^\d{1,2}:\d{2}$", error="A time like 07:30."))
@@ -147,15 +154,9 @@ class DoseForm(Form, DoseInputSchema):
     every_blank_absent = True
     strip_text = True
     unstripped = ("witness_pin", "waste_witness_pin")
-    dose_mg = fields.Float(required=True, validate=_MG,
-                           error_messages={"required": "Give the dose in mg."})
-    drug_id = RecordId(strict=False, required=True, error_messages={
-        "required": "Choose the register line."})
-    quantity = fields.Integer(required=True, validate=_UNITS, error_messages={
-        "required": "Give how many units were drawn."})
-    waste_quantity = fields.Integer(load_default=None, validate=_UNITS)
-    waste_witness_id = RecordId(strict=False, load_default=None)
-    witness_id = RecordId(strict=False, load_default=None)
+    messages = {"dose_mg": {"required": "Give the dose in mg."},
+                "drug_id": {"required": "Choose the register line."},
+                "quantity": {"required": "Give how many units were drawn."}}
     top_up = fields.Boolean(load_default=False, truthy={"on", "true", "1"})
     identity_checked = fields.Boolean(load_default=False, truthy={"on", "true", "1"})
 
@@ -165,9 +166,8 @@ class NotGivenForm(Form, NotGivenInputSchema):
         unknown = EXCLUDE
 
     strip_text = True
-    reason = fields.String(required=True, validate=validate.Length(
-        min=1, max=200, error="Say why, in at most 200 characters."),
-        error_messages={"required": "Say why the dose was not given."})
+    messages = {"reason": {"required": "Say why the dose was not given."}}
+    reason = _why(error="Say why, in at most 200 characters.", required=True)
 
     @pre_load
     def _blank_reason(self, data, **_kwargs):

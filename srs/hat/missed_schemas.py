@@ -114,7 +114,6 @@ class TakeHomeForm(Form, TakeHomeInputSchema):
 
     optional = ("first_day",)
     unstripped = ("pin",)
-    days = fields.Integer(required=True, validate=validate.Range(min=1, max=7))
 
 
 class EmptyForm(Form):

@@ -160,7 +160,6 @@ class EnrolForm(Form, EnrolSchema):
     optional = ("health_number",)
     strip_text = True
     unstripped = ("pin",)
-    eligibility = fields.Dict(load_default=dict)
 
     @pre_load
     def _checklist(self, data, **_kwargs):
@@ -179,9 +178,6 @@ class PrescriptionForm(Form, PrescriptionInputSchema):
     every_blank_absent = True
     strip_text = True
     unstripped = ("pin",)
-    sessions_per_day = fields.Integer(validate=validate.Range(min=1, max=6))
-    min_interval_minutes = fields.Integer(allow_none=True, validate=validate.Range(min=30,
-                                                                                   max=720))
     top_up_allowed = fields.Boolean(load_default=False, truthy={"on", "true", "1"})
 
     @pre_load

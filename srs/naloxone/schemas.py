@@ -24,6 +24,15 @@ from srs.naloxone.models import (
 # --- Input ----------------------------------------------------------------------------------
 
 
+def _route(error: str = "Choose im or in.", **kwargs) -> fields.String:
+    return fields.String(validate=validate.OneOf(list(USE_ROUTES), error=error), **kwargs)
+
+
+def _outcome(error: str = "Choose recovered, hospital, died or unknown.",
+             **kwargs) -> fields.String:
+    return fields.String(validate=validate.OneOf(list(USE_OUTCOMES), error=error), **kwargs)
+
+
 class ReceiveStockSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -98,11 +107,9 @@ class KitUseInputSchema(Schema):
         "description": "Where, in general words (a neighbourhood, not an address)."})
     doses = fields.Integer(strict=True, required=True, validate=validate.Range(
         min=1, max=10, error="Between 1 and 10 doses."))
-    route = fields.String(required=True, validate=validate.OneOf(
-        list(USE_ROUTES), error="Choose im or in."))
+    route = _route(required=True)
     called_911 = fields.Boolean(required=True)
-    outcome = fields.String(required=True, validate=validate.OneOf(
-        list(USE_OUTCOMES), error="Choose recovered, hospital, died or unknown."))
+    outcome = _outcome(required=True)
 
 
 class RecallInputSchema(Schema):
@@ -124,9 +131,6 @@ class ReceiveForm(_Form, ReceiveStockSchema):
     class Meta:
         unknown = EXCLUDE
 
-    quantity = fields.Integer(required=True, validate=validate.Range(
-        min=1, max=10000, error="Between 1 and 10000."))
-
 
 class MovementForm(_Form):
     kind = fields.String(required=True, validate=validate.OneOf(
@@ -140,53 +144,45 @@ class KitForm(_Form, TakeHomeKitInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    number = fields.Integer(load_default=1, validate=validate.Range(
-        min=1, max=20, error="Between 1 and 20 kits."))
-
 
 class AddKitsForm(_Form, AddKitsSchema):
     class Meta:
         unknown = EXCLUDE
 
-    lot_id = RecordId(strict=False, required=True,
-                      error_messages={"required": "Choose the lot."})
-    first_serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                                 error_messages={"required": "Give the first serial."})
+    messages = {"lot_id": {"required": "Choose the lot."},
+                "first_serial": {"required": "Give the first serial."}}
 
 
 class IssueKitForm(_Form, IssueKitSchema):
+    """The page gives a kit of the register by its serial (the API also takes a number of
+    kits of a form without one)."""
+
     class Meta:
         unknown = EXCLUDE
 
-    serial = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                           error_messages={"required": "Give the kit's serial."})
-    trainee_id = RecordId(strict=False, load_default=None)
-    number = fields.Integer(load_default=1)
+    required_inputs = ("serial",)
+    messages = {"serial": {"required": "Give the kit's serial."}}
 
 
 class KitUseForm(_Form, KitUseInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    used_on = fields.Date(required=True, error_messages={"required": "Give the day."})
-    doses = fields.Integer(required=True, validate=validate.Range(
-        min=1, max=10, error="Between 1 and 10 doses."),
-        error_messages={"required": "How many doses?"})
-    route = fields.String(required=True, validate=validate.OneOf(
-        list(USE_ROUTES), error="Choose IM or nasal."),
-        error_messages={"required": "Choose IM or nasal."})
+    messages = {"used_on": {"required": "Give the day."},
+                "doses": {"required": "How many doses?"},
+                "route": {"required": "Choose IM or nasal."},
+                "outcome": {"required": "Choose the outcome."}}
+    route = _route("Choose IM or nasal.", required=True)
+    # An unticked box sends nothing.
     called_911 = fields.Boolean(load_default=False)
-    outcome = fields.String(required=True, validate=validate.OneOf(
-        list(USE_OUTCOMES), error="Choose the outcome."),
-        error_messages={"required": "Choose the outcome."})
+    outcome = _outcome("Choose the outcome.", required=True)
 
 
 class RecallForm(_Form, RecallInputSchema):
     class Meta:
         unknown = EXCLUDE
 
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=200),
-                           error_messages={"required": "Say why the lot is recalled."})
+    messages = {"reason": {"required": "Say why the lot is recalled."}}
 
 
 # --- Output ---------------------------------------------------------------------------------
@@ -239,6 +235,14 @@ class TakeHomeKitSchema(Schema):
 
 # --- Training sessions and refreshers (srs/naloxone/training.py) ----------------------------
 
+# What a session and each person trained in it take: the API's schema below and the training
+# page's checks (srs/naloxone/training.py) read the same figures.
+TRAINING_LONGEST = {"place": 120, "curriculum": 120, "curriculum_version": 40,
+                    "organisation": 120, "first_name": 60, "last_name": 60, "badge_number": 40,
+                    "kit_serial": 40}
+SCORE_RANGE = (0, 100)
+MAX_TRAINEES = 100
+
 
 class TraineeInputSchema(Schema):
     """One person trained: a client by code, or someone from outside by kind."""
@@ -251,27 +255,29 @@ class TraineeInputSchema(Schema):
     client_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(
         max=40), metadata={"description": "A client of the site (person at risk, family or "
                                           "friend, peer); leave out for anyone else."})
-    organisation = fields.String(load_default=None, allow_none=True,
-                                 validate=validate.Length(max=120))
+    organisation = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["organisation"]))
     named_consent = fields.Boolean(load_default=False, metadata={
         "description": "Staff and police only: they consent to be named (for refreshers)."})
-    first_name = fields.String(load_default=None, allow_none=True,
-                               validate=validate.Length(max=60))
-    last_name = fields.String(load_default=None, allow_none=True,
-                              validate=validate.Length(max=60))
-    badge_number = fields.String(load_default=None, allow_none=True,
-                                 validate=validate.Length(max=40), metadata={
-                                     "description": "Badge or employee number."})
+    first_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["first_name"]))
+    last_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["last_name"]))
+    badge_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["badge_number"]),
+        metadata={"description": "Badge or employee number."})
     at_risk_consented = fields.Boolean(load_default=None, allow_none=True, metadata={
         "description": "Family or friend (required): whether the person at risk consented."})
     post_test_score = fields.Integer(strict=True, load_default=None, allow_none=True,
-                                     validate=validate.Range(
-                                         min=0, max=100, error="From 0 to 100."))
-    kit_serial = fields.String(load_default=None, allow_none=True, validate=validate.Length(
-        max=40), metadata={"description": "A kit of the register in stock, given with the "
-                                          "training as their first kit (to the client for "
-                                          "a client_code). Someone who already holds a kit "
-                                          "gets a replacement through issueNaloxoneKit."})
+                                     validate=validate.Range(*SCORE_RANGE, error=(
+                                         f"From {SCORE_RANGE[0]} to {SCORE_RANGE[1]}.")))
+    kit_serial = fields.String(
+        load_default=None, allow_none=True,
+        validate=validate.Length(max=TRAINING_LONGEST["kit_serial"]),
+        metadata={"description": "A kit of the register in stock, given with the training as "
+                                 "their first kit (to the client for a client_code). Someone "
+                                 "who already holds a kit gets a replacement through "
+                                 "issueNaloxoneKit."})
 
 
 class TrainingSessionInputSchema(Schema):
@@ -280,17 +286,19 @@ class TrainingSessionInputSchema(Schema):
 
     held_on = fields.Date(required=True)
     place = fields.String(load_default=None, allow_none=True, validate=validate.Length(
-        max=120), metadata={"description": "An outreach place; leave out for the site."})
+        max=TRAINING_LONGEST["place"]),
+        metadata={"description": "An outreach place; leave out for the site."})
     trainer_id = RecordId(required=True, metadata={
         "description": "Staff id of the trainer, a staff member of the site."})
-    curriculum = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    curriculum_version = fields.String(load_default=None, allow_none=True,
-                                       validate=validate.Length(max=40))
+    curriculum = fields.String(required=True, validate=validate.Length(
+        min=1, max=TRAINING_LONGEST["curriculum"]))
+    curriculum_version = fields.String(load_default=None, allow_none=True, validate=validate.Length(
+        max=TRAINING_LONGEST["curriculum_version"]))
     format = fields.String(required=True, validate=validate.OneOf(
         list(TRAINING_FORMATS), error=f"Choose one of: {', '.join(TRAINING_FORMATS)}."))
     trainees = fields.List(fields.Nested(TraineeInputSchema), required=True,
-                           validate=validate.Length(min=1, max=100,
-                                                    error="From 1 to 100 people."))
+                           validate=validate.Length(min=1, max=MAX_TRAINEES,
+                                                    error=f"From 1 to {MAX_TRAINEES} people."))
 
 
 class TrainingMonthQuerySchema(Schema):

@@ -44,6 +44,7 @@ from srs.naloxone.models import (
     Trainee,
     TrainingSession,
 )
+from srs.naloxone.schemas import MAX_TRAINEES, SCORE_RANGE, TRAINING_LONGEST
 from srs.naloxone.service import give_kit, kit_to_give
 from srs.sites.models import Site
 
@@ -51,12 +52,15 @@ from srs.sites.models import Site
 CLIENT_KINDS = ("person_at_risk", "family_friend", "peer")
 # Family and friends: whether the person at risk consented to their training (Scotland).
 CONSENT_KINDS = ("family_friend",)
-MAX_TRAINEES = 100
 # A refresher is listed this many days before it comes due.
 DUE_SOON = timedelta(days=30)
 NAME_FIELDS = ("first_name", "last_name", "badge_number")
 EXPORT_COLUMNS = ("first_name", "last_name", "badge_number", "organisation", "kind",
                   "last_training", "due_on")
+
+
+def _at_most(name: str) -> str:
+    return f"At most {TRAINING_LONGEST[name]} characters."
 
 
 def _text(value, limit: int) -> str | None:
@@ -92,19 +96,19 @@ def _check_session(site: Site, data: dict, today: date, errors: dict) -> dict:
     curriculum = _text(data.get("curriculum"), 1000)
     if not curriculum:
         errors["curriculum"] = ["Give the curriculum taught."]
-    elif len(curriculum) > 120:
-        errors["curriculum"] = ["At most 120 characters."]
+    elif len(curriculum) > TRAINING_LONGEST["curriculum"]:
+        errors["curriculum"] = [_at_most("curriculum")]
     out["curriculum"] = curriculum
     version = _text(data.get("curriculum_version"), 1000)
-    if version and len(version) > 40:
-        errors["curriculum_version"] = ["At most 40 characters."]
+    if version and len(version) > TRAINING_LONGEST["curriculum_version"]:
+        errors["curriculum_version"] = [_at_most("curriculum_version")]
     out["curriculum_version"] = version
     if data.get("format") not in TRAINING_FORMATS:
         errors["format"] = ["Choose brief, standard, trainer of trainers or online."]
     out["format"] = data.get("format")
     place = _text(data.get("place"), 1000)
-    if place and len(place) > 120:
-        errors["place"] = ["At most 120 characters."]
+    if place and len(place) > TRAINING_LONGEST["place"]:
+        errors["place"] = [_at_most("place")]
     out["place"] = place
     return out
 
@@ -136,19 +140,18 @@ def _check_trainee(site: Site, row: dict) -> tuple[dict, dict]:
                     errors["client_code"] = [f"No client with code {code} at this site: "
                                              f"check the code, or check them in first."]
     organisation = _text(row.get("organisation"), 1000)
-    if organisation and len(organisation) > 120:
-        errors["organisation"] = ["At most 120 characters."]
+    if organisation and len(organisation) > TRAINING_LONGEST["organisation"]:
+        errors["organisation"] = [_at_most("organisation")]
     clean["organisation"] = organisation
     names = {name: _text(row.get(name), 1000) for name in NAME_FIELDS}
     named = any(names.values())
     if kind in NAMED_KINDS and clean["named_consent"]:
-        for name, label, limit in (("first_name", "first name", 60),
-                                   ("last_name", "last name", 60),
-                                   ("badge_number", "badge or employee number", 40)):
+        for name, label in (("first_name", "first name"), ("last_name", "last name"),
+                            ("badge_number", "badge or employee number")):
             if not names[name]:
                 errors[name] = [f"Give the {label}, or untick the consent to be named."]
-            elif len(names[name]) > limit:
-                errors[name] = [f"At most {limit} characters."]
+            elif len(names[name]) > TRAINING_LONGEST[name]:
+                errors[name] = [_at_most(name)]
     elif clean["named_consent"] and kind in TRAINEE_KINDS:
         errors["named_consent"] = ["Only staff and police may be named."]
     elif named and kind in NAMED_KINDS:
@@ -171,13 +174,16 @@ def _check_trainee(site: Site, row: dict) -> tuple[dict, dict]:
     score = row.get("post_test_score")
     if score in ("", None):
         score = None
-    elif isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
-        errors["post_test_score"] = ["A whole number from 0 to 100, or leave it blank."]
+    elif (isinstance(score, bool) or not isinstance(score, int)
+          or not SCORE_RANGE[0] <= score <= SCORE_RANGE[1]):
+        errors["post_test_score"] = [f"A whole number from {SCORE_RANGE[0]} to "
+                                     f"{SCORE_RANGE[1]}, or leave it blank."]
         score = None
     clean["post_test_score"] = score
     serial = _text(row.get("kit_serial"), 1000)
-    if serial and len(serial) > 40:
-        errors["kit_serial"] = ["A serial has at most 40 characters."]
+    if serial and len(serial) > TRAINING_LONGEST["kit_serial"]:
+        errors["kit_serial"] = [f"A serial has at most {TRAINING_LONGEST['kit_serial']} "
+                                f"characters."]
     clean["kit_serial"] = serial.upper() if serial else None
     return clean, errors
 
