@@ -182,9 +182,22 @@
       askAgain[evt.detail.elt.id] = true;
     }
   });
+  /* A refresh whose element left the page while it was asked (a tap's answer replaced it,
+   * with what the tap did and why it was refused) is older than what replaced it: it is
+   * dropped. Swapped in, it would land nowhere, and take with it what the person typed
+   * (hx-preserve moves the field into the detached copy). A hint that came after asks a
+   * new refresh from the element now in the page. htmx asks the element itself whether to
+   * swap, which a detached element cannot pass on to the body: so it asks it there. */
+  function dropIfGone(evt) {
+    if (!document.body.contains(evt.currentTarget)) evt.detail.shouldSwap = false;
+  }
   body.addEventListener("htmx:beforeRequest", function (evt) {
     var cfg = evt.detail.requestConfig;
-    if (cfg && isRefresh(evt.detail.elt, cfg.verb)) refreshing[evt.detail.elt.id] = true;
+    if (cfg && isRefresh(evt.detail.elt, cfg.verb)) {
+      refreshing[evt.detail.elt.id] = true;
+      evt.detail.elt.removeEventListener("htmx:beforeSwap", dropIfGone);
+      evt.detail.elt.addEventListener("htmx:beforeSwap", dropIfGone);
+    }
   });
   body.addEventListener("htmx:afterRequest", function (evt) {
     var cfg = evt.detail.requestConfig;

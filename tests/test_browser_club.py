@@ -72,8 +72,12 @@ def test_a_member_enrolled_supplied_within_the_weeks_limit(live_server, tablet, 
     page.get_by_test_id("supply-quantity").fill("10")
     page.get_by_test_id("supply-quantity").blur()
     tap(page.get_by_test_id("supply-submit"))
-    # The notice may already be gone (the page refreshes on the club's own change): the
-    # supply's row and the allowance stay.
+    # The notice stays when the page refreshes on the club's own change, as do the
+    # supply's row and the allowance.
+    expect(page.get_by_test_id("supply-done")).to_contain_text("Supplied 10.0 g")
+    with page.expect_response(re.compile(r".*/supply/panel$")):  # the club's next change
+        page.evaluate(f"() => document.body.dispatchEvent(new CustomEvent('srs:club-{site.id}'))")
+    expect(page.get_by_test_id("supply-done")).to_contain_text("Supplied 10.0 g")
     expect(page.get_by_test_id("supply-row")).to_have_count(1)
     expect(page.get_by_test_id("supply-row")).to_contain_text("10.0 g")
     expect(page.get_by_test_id("allowance-week-left")).to_contain_text("4")
@@ -99,10 +103,26 @@ def test_a_member_enrolled_supplied_within_the_weeks_limit(live_server, tablet, 
     tap(page.get_by_test_id("club-supply-link"))
     page.get_by_test_id("supply-quantity").fill("4.1")
     page.get_by_test_id("supply-quantity").blur()
+    # A refresh the page asked for just before (its socket's connect, a hint) answers only
+    # after the refusal has landed: it takes neither the refusal nor the field's reason away.
+    held = []
+    page.route(re.compile(r".*/supply/panel$"), lambda route: held.append(route))
+    page.evaluate(f"() => document.body.dispatchEvent(new CustomEvent('srs:club-{site.id}'))")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page asked for its refresh"
     tap(page.get_by_test_id("supply-submit"))
     refusal = page.get_by_test_id("supply-refusal")
     expect(refusal).to_contain_text("4.0 g left")
+    with page.expect_response(re.compile(r".*/supply/panel$")):
+        held[0].continue_()
+    page.unroute(re.compile(r".*/supply/panel$"))
+    page.wait_for_timeout(200)  # the late answer is in; had it been swapped, it would show
+    expect(refusal).to_contain_text("4.0 g left")
     expect(refusal).to_contain_text("frees up")
+    expect(page.locator("#supply-quantity-error")).to_be_visible()
     expect(page.get_by_test_id("supply-quantity")).to_have_value("4.1")
     shot(page, output_dir / "4-limit-refused.png", full_page=True)
     # The browser reports the refusal's answer (409) and htmx its error code; nothing else.

@@ -123,10 +123,11 @@ def _supply_context(site, member, **extra) -> dict:
             **extra}
 
 
-def _supply_panel(site, member_id, status: int = 200, **extra):
+def _supply_panel(site, member_id, status: int = 200, *, answer: bool = False, **extra):
+    """The supply panel (a refresh), or with ``answer`` the panel and the tap's notice."""
     member = service.get_member(site, member_id)
-    return render_template("compassion/_supply.html",
-                           **_supply_context(site, member, **extra)), status
+    template = "compassion/_supply_area.html" if answer else "compassion/_supply.html"
+    return render_template(template, **_supply_context(site, member, **extra)), status
 
 
 @bp.get("/sites/<slug>/club/members/<int:member_id>/supply")
@@ -160,15 +161,15 @@ def record_supply(site, member_id):
         supply = service.record_supply(site, member_id, data, actor=current_actor(),
                                        actor_roles=current_user.roles_at(site.id), now=utcnow())
     except ValidationError as err:
-        return _supply_panel(site, member_id, 422, form=form, errors=err.messages)
+        return _supply_panel(site, member_id, 422, form=form, errors=err.messages, answer=True)
     except service.LimitReached as err:
         return _supply_panel(site, member_id, 409, form=form, errors=err.errors,
-                             message=err.message, refusal=err)
+                             message=err.message, refusal=err, answer=True)
     except (Invalid, Conflict, Forbidden) as err:
         db.session.rollback()
         return _supply_panel(site, member_id, err.status, form=form, errors=err.errors or {},
-                             message=err.message)
-    return _supply_panel(site, member_id, done=supply)
+                             message=err.message, answer=True)
+    return _supply_panel(site, member_id, done=supply, answer=True)
 
 
 @bp.get("/sites/<slug>/club/supplies/<int:supply_id>/label.pdf")
