@@ -79,13 +79,27 @@ def test_a_check_on_a_waiting_visit_is_a_conflict_with_its_state(api):
     assert "waiting" in body["message"]
 
 
-def test_unresponsive_opens_an_overdose_alarm_and_the_first_to_acknowledge_owns_it(api):
+def _overdose_by_tap(api, visit) -> int:
+    """An overdose started by a tap no alarm led to: its alarm is nobody's yet."""
+    api.call("POST", "/overdose-responses", {"kind": "opioid", "visit_id": visit["id"]})
+    return api.call("GET", "/alerts").get_json()[0]["id"]
+
+
+def test_unresponsive_opens_an_overdose_alarm_owned_by_the_nurse_who_found_them(api):
     visit = api.in_booth()
     api.call("POST", f"/visits/{visit['id']}/checks", {"status": "unresponsive"})
     listed = api.call("GET", "/alerts").get_json()
     assert [(a["kind"], a["priority"], a["level"], a["booth"], a["visit_id"])
             for a in listed] == [("overdose", "high", 1, "B1", visit["id"])]
-    alert_id = listed[0]["id"]
+    assert listed[0]["acknowledged_by"] == api.nina.display_name
+    late = api.call("POST", f"/alerts/{listed[0]['id']}/acknowledge", who="omar")
+    body = assert_api_error(late, 409)
+    assert api.nina.display_name in body["message"]
+
+
+def test_the_first_to_acknowledge_an_alarm_nobody_owns_owns_it(api):
+    alert_id = _overdose_by_tap(api, api.in_booth())
+    assert api.call("GET", "/alerts").get_json()[0]["acknowledged_by"] is None
     mine = api.call("POST", f"/alerts/{alert_id}/acknowledge", who="omar")
     assert mine.status_code == 200
     assert mine.get_json()["acknowledged_by"] == api.omar.display_name
@@ -96,9 +110,7 @@ def test_unresponsive_opens_an_overdose_alarm_and_the_first_to_acknowledge_owns_
 
 
 def test_acknowledging_twice_with_one_key_is_one_acknowledgement(api):
-    visit = api.in_booth()
-    api.call("POST", f"/visits/{visit['id']}/checks", {"status": "unresponsive"})
-    alert_id = api.call("GET", "/alerts").get_json()[0]["id"]
+    alert_id = _overdose_by_tap(api, api.in_booth())
     first = api.call("POST", f"/alerts/{alert_id}/acknowledge", key="tap-1")
     again = api.call("POST", f"/alerts/{alert_id}/acknowledge", key="tap-1")
     assert first.status_code == again.status_code == 200
@@ -146,17 +158,16 @@ def test_the_tablet_records_a_check_from_its_dialog(api, client, auth):
     done = auth.post(f"/sites/east/floor/visits/{visit['id']}/check",
                      {"status": "unresponsive", "spo2": "84"})
     assert done.status_code == 200
-    # Unresponsive: the tablet goes straight to the overdose console.
+    # Unresponsive: the tablet goes straight to the overdose console, whose alarm is the
+    # checking nurse's: she is on it.
     assert "/overdose/" in done.headers["HX-Redirect"]
     alarms = client.get("/sites/east/floor/alerts").get_data(as_text=True)
-    assert 'data-priority="high"' in alarms and 'data-acknowledged="0"' in alarms
-    assert "I&#39;m on it" in alarms or "I'm on it" in alarms
+    assert 'data-priority="high"' in alarms and 'data-acknowledged="1"' in alarms
+    assert f"Owned by {api.nina.display_name}" in alarms
 
 
 def test_acknowledging_on_a_page_shows_the_owner_on_every_view(api, client, auth):
-    visit = api.in_booth()
-    api.call("POST", f"/visits/{visit['id']}/checks", {"status": "unresponsive"})
-    alert_id = api.call("GET", "/alerts").get_json()[0]["id"]
+    alert_id = _overdose_by_tap(api, api.in_booth())
     auth.login("nina")
     owned = auth.post(f"/sites/east/alerts/{alert_id}/acknowledge", {"view": "floor"})
     assert owned.status_code == 200
