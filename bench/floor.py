@@ -808,21 +808,31 @@ def run_phase(name: str, server: Server, mode: str, args, screen_cfg: dict,
         run["cpu"] = {group: (cpu_seconds(pids) - cpu_before[group])
                       / max(run["ended"] - run["started"], 1e-9)
                       for group, pids in groups.items()}
-        screens, disconnected = [], 0
-        for conn in screen_conns:
-            conn.send(("stop", None))
-        for conn, proc in zip(screen_conns, procs[:len(screen_conns)], strict=True):
-            done = _receive(conn, proc, DRAIN_SECONDS + 30, f"{name}: screens")
-            screens.extend(done["screens"])
-            disconnected += done["disconnected"]
-        run.update(screens=screens, disconnected=disconnected)
+        run.update(collect_screens(screen_conns, procs, DRAIN_SECONDS + 30, name))
         return run
     finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive() and proc.pid:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.join(timeout=5)
+        end_processes(procs)
+
+
+def collect_screens(conns, procs, timeout: float, name: str) -> dict:
+    """Tell each screens process to stop; gather what its screens saw."""
+    screens, disconnected = [], 0
+    for conn in conns:
+        conn.send(("stop", None))
+    for conn, proc in zip(conns, procs[:len(conns)], strict=True):
+        done = _receive(conn, proc, timeout, f"{name}: screens")
+        screens.extend(done["screens"])
+        disconnected += done["disconnected"]
+    return {"screens": screens, "disconnected": disconnected}
+
+
+def end_processes(procs) -> None:
+    """Wait for the phase's processes, and end any still running, by pid."""
+    for proc in procs:
+        proc.join(timeout=10)
+        if proc.is_alive() and proc.pid:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.join(timeout=5)
 
 
 def analyse(run: dict, server_log: Path) -> dict:

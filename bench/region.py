@@ -52,7 +52,6 @@ import multiprocessing
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -79,7 +78,9 @@ from bench.floor import (
     _receive,
     _until_quiet,
     client_code,
+    collect_screens,
     cpu_seconds,
+    end_processes,
     fmt,
     free_port,
     html_board,
@@ -428,21 +429,10 @@ def run_phase(name: str, instances: list[Server], scheduler: Server | None, args
         run["log_spans"] = {s.name: (spans[s.name], s.log_path.stat().st_size)
                             for s in instances}
         run["stopped_at"] = time.time()
-        screens, disconnected = [], 0
-        for conn in screen_conns:
-            conn.send(("stop", None))
-        for conn, proc in zip(screen_conns, procs[:len(screen_conns)], strict=True):
-            done = _receive(conn, proc, DRAIN_SECONDS + 60, f"{name}: screens")
-            screens.extend(done["screens"])
-            disconnected += done["disconnected"]
-        run.update(screens=screens, disconnected=disconnected)
+        run.update(collect_screens(screen_conns, procs, DRAIN_SECONDS + 60, name))
         return run
     finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive() and proc.pid:
-                os.kill(proc.pid, signal.SIGTERM)
-                proc.join(timeout=5)
+        end_processes(procs)
 
 
 # --- Figures ---------------------------------------------------------------------------------

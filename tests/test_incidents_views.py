@@ -6,8 +6,8 @@ import re
 
 import pytest
 from factories import make_site, make_staff, make_submitted_incident
-from marshmallow import fields, validate
 from routes import assert_api_error, bearer
+from test_form_api_limits import limits
 
 from srs.auth.service import Actor
 from srs.common import utcnow
@@ -26,25 +26,6 @@ COUNTERPARTS = [
 # API fields no page has an input for: the review form adds one action at a time (its
 # ``action_`` fields) and notes no decision.
 NO_INPUT = {"ReviewSchema": {"new_actions", "decision_note"}}
-
-
-def limits(field: fields.Field) -> list:
-    """What a field accepts: lengths, ranges, choices, patterns, and its items'."""
-    found = []
-    for rule in field.validators:
-        if isinstance(rule, validate.Length):
-            found.append(("length", rule.min, rule.max, rule.equal))
-        elif isinstance(rule, validate.Range):
-            found.append(("range", rule.min, rule.max))
-        elif isinstance(rule, validate.OneOf):
-            found.append(("one of", tuple(rule.choices)))
-        elif isinstance(rule, validate.Regexp):
-            found.append(("pattern", rule.regex.pattern))
-        else:
-            found.append(("rule", type(rule).__name__))
-    if isinstance(field, fields.List):
-        found.append(("each", limits(field.inner)))
-    return found
 
 
 @pytest.mark.parametrize("api, form, prefix", COUNTERPARTS,
