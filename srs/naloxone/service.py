@@ -106,10 +106,13 @@ def list_stock(site: Site, *, now: datetime) -> dict:
         TakeHomeKit.site_id == site.id).options(selectinload(TakeHomeKit.client)).order_by(
         TakeHomeKit.given_at.desc(), TakeHomeKit.id.desc()).limit(20)).scalars())
     # Units sealed in registered kits not yet given: take-home stock, not on hand for doses.
+    # One expression, grouped by as selected (PostgreSQL takes two binds of one date as two
+    # expressions).
+    expired = (NaloxoneKit.expires_on < today).label("expired")
     sealed = db.session.execute(db.select(
-        NaloxoneKit.kind, NaloxoneKit.expires_on < today, func.count(NaloxoneKit.id)).where(
+        NaloxoneKit.kind, expired, func.count(NaloxoneKit.id)).where(
         NaloxoneKit.site_id == site.id, NaloxoneKit.state == "in_stock").group_by(
-        NaloxoneKit.kind, NaloxoneKit.expires_on < today)).all()
+        NaloxoneKit.kind, expired)).all()
     in_kits = {kind: sum(n for k, old, n in sealed if k == kind and not old)
                for kind in KIT_FORMS}
     return {"site": site, "lots": views, "on_hand": usable, "findings": findings,
