@@ -770,6 +770,12 @@ def main(argv=None) -> int:
             print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
             scheduler = start("scheduler", [sys.executable, "-m", "flask", "--app", "app",
                                             "srs", "scheduler"], env)
+            # Its start-up (imports, the app) is not the run's: wait until it holds the lock.
+            deadline = time.monotonic() + 120
+            while "scheduler started" not in scheduler.log_tail(20_000):
+                if time.monotonic() > deadline or scheduler.process.poll() is not None:
+                    raise RuntimeError(f"the scheduler did not start: {scheduler.log_tail()}")
+                time.sleep(0.2)
             screen_specs, tablet_specs = [], []
             common = {"mode": "srs", "codes": seeded["codes"], "booths": seeded["booths"]}
             for site in seeded["sites"]:
