@@ -1090,26 +1090,16 @@ def profile_in_process(env: dict, seeded: dict, repeats: int = 30) -> None:
     for label, run, per_run in (
             ("GET board", lambda: call("GET board", "GET", board_url, screen), 1),
             ("one action (mean of a visit cycle)", lambda: cycle("X-ZZZZ-1999"), 6)):
-        prof = cProfile.Profile()
-        for _ in range(repeats):
-            prof.runcall(run)
-        stats = pstats.Stats(prof)
-        total = sum(v[2] for v in stats.stats.values())
-        packages = defaultdict(float)
-        for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
-            packages[_package(filename)] += tt
+        stats, total = _profiled(run, repeats)
         print(f"  where the time of {label} goes (cProfile, own time):")
-        print("    by package: " + ", ".join(
-            f"{package} {100 * seconds / total:.0f}%"
-            for package, seconds in sorted(packages.items(), key=lambda kv: -kv[1])[:8]))
+        print("    by package: " + _by_package(stats, total))
         top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]
         print("    by function: " + ", ".join(
             f"{_short(where)} {100 * row[2] / total:.0f}%" for where, row in top))
         print("    steps (cumulative, ms per request under the profiler, "
               f"of {1000 * total / repeats / per_run:.1f} ms):")
         for step, (path_end, func) in PROFILE_STEPS.items():
-            cum = sum(row[3] for (filename, _line, name), row in stats.stats.items()
-                      if name == func and filename.endswith(path_end))
+            cum = _cumulative(stats, path_end, func)
             if cum:
                 print(f"      {step:<44} {1000 * cum / repeats / per_run:6.2f}")
     profile_fan_out(app, site, sql, repeats)
@@ -1149,22 +1139,36 @@ def profile_fan_out(app, site_id: int, sql: dict, repeats: int) -> None:
     print(f"  one change's fan-out ({', '.join(topics)} for {', '.join(audiences)}): "
           f"{elapsed * 1000:.2f} ms, {n} SQL statements ({seconds * 1000:.2f} ms), "
           f"{size / 1024:.0f} KB of HTML")
+    stats, total = _profiled(render, repeats)
+    print("    by package: " + _by_package(stats, total))
+    for step, (path_end, func) in FAN_OUT_STEPS.items():
+        cum = _cumulative(stats, path_end, func)
+        if cum:
+            print(f"      {step:<44} {1000 * cum / repeats:6.2f} ms")
+
+
+def _profiled(run, repeats: int) -> tuple[pstats.Stats, float]:
+    """``run`` called ``repeats`` times under cProfile: its stats and their total own time."""
     prof = cProfile.Profile()
     for _ in range(repeats):
-        prof.runcall(render)
+        prof.runcall(run)
     stats = pstats.Stats(prof)
-    total = sum(v[2] for v in stats.stats.values())
+    return stats, sum(v[2] for v in stats.stats.values())
+
+
+def _by_package(stats: pstats.Stats, total: float) -> str:
+    """The eight packages that took most of the own time, with their shares."""
     packages = defaultdict(float)
     for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():
         packages[_package(filename)] += tt
-    print("    by package: " + ", ".join(
-        f"{package} {100 * secs / total:.0f}%"
-        for package, secs in sorted(packages.items(), key=lambda kv: -kv[1])[:8]))
-    for step, (path_end, func) in FAN_OUT_STEPS.items():
-        cum = sum(row[3] for (filename, _line, name), row in stats.stats.items()
-                  if name == func and filename.endswith(path_end))
-        if cum:
-            print(f"      {step:<44} {1000 * cum / repeats:6.2f} ms")
+    return ", ".join(f"{package} {100 * seconds / total:.0f}%" for package, seconds
+                     in sorted(packages.items(), key=lambda kv: -kv[1])[:8])
+
+
+def _cumulative(stats: pstats.Stats, path_end: str, func: str) -> float:
+    """Cumulative seconds of the function ``func`` of the file ending ``path_end``."""
+    return sum(row[3] for (filename, _line, name), row in stats.stats.items()
+               if name == func and filename.endswith(path_end))
 
 
 FAN_OUT_STEPS = {
@@ -1317,14 +1321,19 @@ def main(argv=None) -> int:
             profile_in_process(env, seeded)
         return 1 if args.check and not met else 0
     finally:
-        for server in servers:
-            server.stop()
-        if args.keep_logs is not None:
-            args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in tmp.glob("*.log"):
-                shutil.copy(log, args.keep_logs / log.name)
-        database.drop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(servers, database, tmp, args.keep_logs)
+
+
+def clean_up(servers: list, database: "Database", tmp: Path, keep_logs: Path | None) -> None:
+    """Stop the run's servers, keep their logs if asked, drop its database and temp files."""
+    for server in servers:
+        server.stop()
+    if keep_logs is not None:
+        keep_logs.mkdir(parents=True, exist_ok=True)
+        for log in tmp.glob("*.log"):
+            shutil.copy(log, keep_logs / log.name)
+    database.drop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,6 @@ import logging
 import multiprocessing
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +76,7 @@ from bench.floor import (
     Tablet,
     _receive,
     _until_quiet,
+    clean_up,
     client_code,
     collect_screens,
     cpu_seconds,
@@ -824,14 +824,7 @@ def main(argv=None) -> int:
         met = report(results, args, idle_rss)
         return 1 if args.check and not met else 0
     finally:
-        for server in servers:
-            server.stop()
-        if args.keep_logs is not None:
-            args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for log in tmp.glob("*.log"):
-                shutil.copy(log, args.keep_logs / log.name)
-        database.drop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(servers, database, tmp, args.keep_logs)
 
 
 if __name__ == "__main__":
