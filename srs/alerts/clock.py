@@ -130,7 +130,8 @@ def _notify(session) -> None:
         marks |= _due_times_set(session)
     if not marks:
         return
-    session.info[_NOTIFIED] = marks
+    # A released savepoint commits too: what it set waits, with the rest, for the real commit.
+    session.info.setdefault(_NOTIFIED, set()).update(marks)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # Delivered at commit to every listener on this database; dropped with a rollback.
