@@ -45,7 +45,8 @@ class Assets:
         self._bodies: dict[tuple[str, str, str], bytes] = {}
         self._lock = threading.Lock()  # one compression at a time, never the same one twice
 
-    def _path(self, filename: str) -> str | None:
+    def _found(self, filename: str) -> tuple[str, os.stat_result] | None:
+        """The path of a regular file under the static folder and its stat, or None."""
         path = safe_join(self.folder, filename)
         if path is None:
             return None
@@ -53,14 +54,14 @@ class Assets:
             found = os.stat(path)
         except OSError:
             return None
-        return path if stat.S_ISREG(found.st_mode) else None
+        return (path, found) if stat.S_ISREG(found.st_mode) else None
 
     def digest(self, filename: str) -> str | None:
         """The hash of a file under the static folder, or None if there is no such file."""
-        path = self._path(filename)
-        if path is None:
+        file_found = self._found(filename)
+        if file_found is None:
             return None
-        found = os.stat(path)
+        path, found = file_found
         key = (found.st_mtime_ns, found.st_size)
         known = self._digests.get(filename)
         if known is None or known[0] != key:
@@ -82,7 +83,7 @@ class Assets:
             with self._lock:
                 body = self._bodies.get(key)
                 if body is None:
-                    with open(self._path(filename), "rb") as file:
+                    with open(self._found(filename)[0], "rb") as file:
                         data = file.read()
                     if encoding == "br":
                         body = brotli.compress(data, quality=11)
@@ -99,10 +100,11 @@ def static_file(filename: str):
     assets: Assets = current_app.extensions["srs_assets"]
     immutable = False
     named = HASHED.fullmatch(filename)
-    if named and assets.digest(plain := named["stem"] + named["ext"]) is not None:
-        immutable = assets.digest(plain) == named["digest"]
-        filename = plain
-    digest = assets.digest(filename)
+    current = assets.digest(plain := named["stem"] + named["ext"]) if named else None
+    if current is not None:  # a hashed name: the file now under its plain name
+        immutable, filename, digest = current == named["digest"], plain, current
+    else:
+        digest = assets.digest(filename)
     encoding = request.accept_encodings.best_match(["br", "gzip"])
     ext = os.path.splitext(filename)[1].lower()
     if digest is None or ext not in COMPRESSED or encoding is None:
