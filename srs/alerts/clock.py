@@ -48,7 +48,7 @@ _local_wake = threading.Event()
 _local_lock = threading.Lock()
 # What committed since the clock last looked: the earliest due time set, or "read them all"
 # (kept as one value, so that a process whose clock runs elsewhere holds nothing more).
-_local_pending = {"changed": False, "unknown": False, "earliest": None}
+_local_pending = {"unknown": False, "earliest": None}
 # (model class, attribute key) -> watched: a change to it at flush marks the unit of work.
 _watched: dict[type, set[str]] = defaultdict(set)
 # (column, condition) pairs whose earliest future value :func:`next_due` reads.
@@ -146,7 +146,6 @@ def _wake_here(session) -> None:
         if marks:
             hint = _hint(marks)
             with _local_lock:
-                _local_pending["changed"] = True
                 if hint is None:
                     _local_pending["unknown"] = True
                 elif _local_pending["earliest"] is None or hint < _local_pending["earliest"]:
@@ -284,9 +283,11 @@ class AlertClock:
     def _drain(self) -> list:
         _local_wake.clear()
         with _local_lock:
-            hints = ([None] if _local_pending["unknown"] else [_local_pending["earliest"]]
-                     ) if _local_pending["changed"] else []
-            _local_pending.update(changed=False, unknown=False, earliest=None)
+            if _local_pending["unknown"]:
+                hints = [None]
+            else:
+                hints = [_local_pending["earliest"]] if _local_pending["earliest"] else []
+            _local_pending.update(unknown=False, earliest=None)
         if self._listener is not None:
             # The database tells of every commit, this process's too: what this process
             # noted may be older than the listening (it came before the clock started).
