@@ -259,12 +259,26 @@ def client_code(index: int) -> str:
     return f"X-{letters}-1980"
 
 
-def seed(env: dict, tablets: int) -> dict:
-    """One site, a booth and a nurse (with a token) per tablet, a spare booth for --profile,
-    and a supervisor whose token the screens use."""
+@contextlib.contextmanager
+def srs_environ(env: dict):
+    """The ``SRS_*`` settings of ``env`` in this process's environment while the block runs
+    (``create_app`` reads them), then the environment as it was."""
     saved = {k: os.environ.get(k) for k in env if k.startswith("SRS_")}
     os.environ.update({k: v for k, v in env.items() if k.startswith("SRS_")})
     try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def seed(env: dict, tablets: int) -> dict:
+    """One site, a booth and a nurse (with a token) per tablet, a spare booth for --profile,
+    and a supervisor whose token the screens use."""
+    with srs_environ(env):
         from srs import create_app
         from srs.auth.models import Role
         from srs.auth.service import Actor, create_staff, issue_token
@@ -298,12 +312,6 @@ def seed(env: dict, tablets: int) -> dict:
             db.session.remove()
             db.engine.dispose()
         return seeded
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # --- Screens ---------------------------------------------------------------------------------
@@ -550,26 +558,34 @@ def _until_quiet(screens: list[Screen], limit: float) -> bool:
 
 
 def screens_worker(conn, base_url: str, cfg: dict, count: int) -> None:
-    """A process of ``count`` screens: connect, report ready; on ``settle`` answer once they
-    are quiet; on ``stop`` let them catch up and send what they saw."""
+    """A process of ``count`` screens, all alike (see :func:`watch`)."""
+    watch(conn, lambda: [Screen(base_url, cfg) for _ in range(count)], first_board_seconds=30)
+
+
+def watch(conn, make_screens, *, first_board_seconds: float,
+          label=lambda _number, result: result) -> None:
+    """Run a process's screens: connect, report ready; on ``settle`` answer once they are
+    quiet; on ``stop`` let them catch up and send what each saw (``label(number, result)``
+    may name it)."""
     # engineio's client logs "packet queue is empty, aborting" at error level on every
     # disconnect; dropped sockets are counted instead.
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
-    screens = [Screen(base_url, cfg) for _ in range(count)]
+    screens = make_screens()
     try:
         for screen in screens:
             screen.connect()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + first_board_seconds
         while not all(s.idle() and s.fetches for s in screens):
             if time.monotonic() > deadline:
-                raise RuntimeError("screens did not fetch their first board in 30 s")
+                raise RuntimeError(f"screens did not fetch their first board in "
+                                   f"{first_board_seconds:g} s")
             time.sleep(0.05)
         conn.send(("ready", None))
         while conn.recv()[0] == "settle":
             conn.send(("settled", _until_quiet(screens, DRAIN_SECONDS)))
         _until_quiet(screens, DRAIN_SECONDS)
         disconnected = sum(1 for s in screens if not s.sio.connected)
-        results = [s.result() for s in screens]
+        results = [label(number, s.result()) for number, s in enumerate(screens)]
         conn.send(("done", {"screens": results, "disconnected": disconnected}))
     except Exception:  # noqa: BLE001 - handed to the parent
         conn.send(("error", traceback.format_exc()))

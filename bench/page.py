@@ -25,7 +25,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from bench.floor import ROOT, Server, free_port, srs_env
+from bench.floor import ROOT, Server, free_port, srs_env, srs_environ
 
 GOAL_BYTES = 100_000
 CHROMIUM = "/usr/bin/chromium"
@@ -38,11 +38,7 @@ SLUG = "bench"
 
 def seed(env: dict, booths: int) -> None:
     """One site of ``booths`` booths mid-shift and a nurse who signs in with a password."""
-    import os
-
-    saved = {k: os.environ.get(k) for k in env if k.startswith("SRS_")}
-    os.environ.update({k: v for k, v in env.items() if k.startswith("SRS_")})
-    try:
+    with srs_environ(env):
         from srs import create_app
         from srs.auth.models import Role
         from srs.auth.service import Actor, create_staff
@@ -76,12 +72,6 @@ def seed(env: dict, booths: int) -> None:
                 service.start_observation(visit, actor=actor, now=now)
             db.session.remove()
             db.engine.dispose()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def load(context, url: str, idle_ms: int) -> dict:

@@ -75,7 +75,6 @@ from bench.floor import (
     Server,
     Tablet,
     _receive,
-    _until_quiet,
     clean_up,
     client_code,
     collect_screens,
@@ -87,7 +86,9 @@ from bench.floor import (
     ratio,
     server_breakdown,
     srs_env,
+    srs_environ,
     summary,
+    watch,
 )
 
 GOAL_ACTION_P95_MS = 25.0
@@ -107,21 +108,13 @@ def _cli(env: dict, *args: str) -> str:
     without paying for a Python start per token."""
     from srs import create_app
 
-    saved = {k: os.environ.get(k) for k in env if k.startswith("SRS_")}
-    os.environ.update({k: v for k, v in env.items() if k.startswith("SRS_")})
-    try:
+    with srs_environ(env):
         app = _cli.app = getattr(_cli, "app", None) or create_app(
             {"SRS_PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000"})
         result = app.test_cli_runner().invoke(args=["srs", *args])
         if result.exit_code != 0:
             raise RuntimeError(f"srs {' '.join(args)}: {result.output}")
         return result.output.strip()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def seed_region(env: dict, base_url: str, args) -> dict:
@@ -302,31 +295,10 @@ def make_screen(spec: dict):
 
 
 def screens_worker(conn, specs: list[dict]) -> None:
-    """A process of screens: connect, report ready; on ``settle`` answer once they are
-    quiet; on ``stop`` let them catch up and send what they saw."""
-    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
-    screens = [make_screen(spec) for spec in specs]
-    try:
-        for screen in screens:
-            screen.connect()
-        deadline = time.monotonic() + 60
-        while not all(s.idle() and s.fetches for s in screens):
-            if time.monotonic() > deadline:
-                raise RuntimeError("screens did not fetch their first board in 60 s")
-            time.sleep(0.05)
-        conn.send(("ready", None))
-        while conn.recv()[0] == "settle":
-            conn.send(("settled", _until_quiet(screens, DRAIN_SECONDS)))
-        _until_quiet(screens, DRAIN_SECONDS)
-        disconnected = sum(1 for s in screens if not s.sio.connected)
-        results = [{"kind": spec["kind"], "site": spec.get("site"), **screen.result()}
-                   for spec, screen in zip(specs, screens, strict=True)]
-        conn.send(("done", {"screens": results, "disconnected": disconnected}))
-    except Exception:  # noqa: BLE001 - handed to the parent
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        for screen in screens:
-            screen.close()
+    """A process of screens of every kind, each result named by its kind and site."""
+    watch(conn, lambda: [make_screen(spec) for spec in specs], first_board_seconds=60,
+          label=lambda number, result: {"kind": specs[number]["kind"],
+                                        "site": specs[number].get("site"), **result})
 
 
 def tablets_worker(conn, specs: list[dict]) -> None:
