@@ -195,7 +195,7 @@
     var cfg = evt.detail.requestConfig;
     if (cfg && isRefresh(evt.detail.elt, cfg.verb)) {
       refreshing[evt.detail.elt.id] = true;
-      evt.detail.elt.removeEventListener("htmx:beforeSwap", dropIfGone);
+      // Added once however often it refreshes: the same listener is never added twice.
       evt.detail.elt.addEventListener("htmx:beforeSwap", dropIfGone);
     }
   });
