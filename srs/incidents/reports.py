@@ -350,7 +350,7 @@ class MonthData:
 
     @property
     def clients(self) -> list:
-        """(id, gender, birth_year) of each client who visited, once."""
+        """(site_id, id, gender, birth_year) of each client who visited, once."""
         return self.reads.clients[self.site.id]
 
     @property
@@ -739,13 +739,12 @@ def sites_monthly_report(sites: list[Site], month: date) -> dict:
     each site's own, as on its page. A figure a site does not report (treatment at a site
     without it) is blank there and left out of the total."""
     month = month.replace(day=1)
-    shared: dict[tuple, SiteReads] = {}
+    bounds = {site.id: month_bounds(site, month) for site in sites}
     by_bounds: dict[tuple, list[int]] = {}
     for site in sites:
-        by_bounds.setdefault(month_bounds(site, month), []).append(site.id)
-    for bounds, site_ids in by_bounds.items():
-        shared[bounds] = SiteReads(site_ids, *bounds)
-    months = [MonthData(site, month, shared[month_bounds(site, month)]) for site in sites]
+        by_bounds.setdefault(bounds[site.id], []).append(site.id)
+    shared = {both: SiteReads(site_ids, *both) for both, site_ids in by_bounds.items()}
+    months = [MonthData(site, month, shared[bounds[site.id]]) for site in sites]
     with _cycle_collector_paused():
         rows = _sites_rows(months)
     return {"sites": sites, "month": month, "rows": rows}
