@@ -160,9 +160,7 @@ def receive_stock(site: Site, data: dict, *, actor: Actor, now: datetime) -> Nal
                           expires_on=data["expires_on"], quantity=0, received_at=now)
         db.session.add(lot)
         db.session.flush()
-    db.session.execute(db.update(NaloxoneLot).where(NaloxoneLot.id == lot.id).values(
-        quantity=NaloxoneLot.quantity + data["quantity"]).execution_options(
-        synchronize_session=False))
+    _change_count(lot.id, data["quantity"])
     db.session.add(StockMovement(site_id=site.id, lot_id=lot.id, kind="received",
                                  delta=data["quantity"], at=now, by=actor.staff_id))
     db.session.flush()
@@ -173,6 +171,17 @@ def receive_stock(site: Site, data: dict, *, actor: Actor, now: datetime) -> Nal
     live.announce(site.id, TOPIC_STOCK)
     db.session.commit()
     return lot
+
+
+def _change_count(lot_id: int, delta: int) -> bool:
+    """Change a lot's count by ``delta`` in one guarded UPDATE, never below zero (two takers
+    at once never share the last unit); whether it changed. The lot object's count is the
+    caller's to expire."""
+    return bool(db.session.execute(
+        db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id,
+                                     NaloxoneLot.quantity + delta >= 0)
+        .values(quantity=NaloxoneLot.quantity + delta)
+        .execution_options(synchronize_session=False)).rowcount)
 
 
 def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str | None,
@@ -191,11 +200,7 @@ def record_movement(lot: NaloxoneLot, *, kind: str, quantity: int, reason: str |
     if kind == "adjusted" and not reason:
         raise _field("reason", "Say why the count is adjusted.")
     delta = quantity if kind == "adjusted" else -quantity
-    changed = db.session.execute(db.update(NaloxoneLot).where(
-        NaloxoneLot.id == lot.id, NaloxoneLot.quantity + delta >= 0).values(
-        quantity=NaloxoneLot.quantity + delta).execution_options(
-        synchronize_session=False)).rowcount
-    if not changed:
+    if not _change_count(lot.id, delta):
         db.session.rollback()
         raise Conflict(f"Lot {lot.lot_number} has only {lot.quantity} on hand.",
                        errors={"quantity": [f"At most {lot.quantity}."]},
@@ -226,10 +231,7 @@ def set_aside_for_kits(lot: NaloxoneLot, serials: list[str], *, actor: Actor,
     has fewer units on hand than kits, before anything is changed.
     """
     count = len(serials)
-    taken = db.session.execute(
-        db.update(NaloxoneLot).where(NaloxoneLot.id == lot.id, NaloxoneLot.quantity >= count)
-        .values(quantity=NaloxoneLot.quantity - count)
-        .execution_options(synchronize_session=False)).rowcount
+    taken = _change_count(lot.id, -count)
     db.session.expire(lot, ["quantity"])
     if not taken:
         raise _field("lot_id", f"Lot {lot.lot_number} has {lot.quantity} on hand, too few "
@@ -372,11 +374,7 @@ def give_kit(site: Site, data: dict, *, actor: Actor, now: datetime) -> TakeHome
 def _draw_from_lot(site: Site, lot_id: int, *, kind: str, actor: Actor, now: datetime,
                    kit_id: int) -> int:
     """Take one unit from this lot (a serial kit's own); return 1 when none was on hand."""
-    taken = db.session.execute(
-        db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id, NaloxoneLot.quantity > 0)
-        .values(quantity=NaloxoneLot.quantity - 1)
-        .execution_options(synchronize_session=False)).rowcount
-    if not taken:
+    if not _change_count(lot_id, -1):
         return 1
     db.session.add(StockMovement(site_id=site.id, lot_id=lot_id, kind=kind, delta=-1, at=now,
                                  by=actor.staff_id, kit_id=kit_id))
@@ -449,9 +447,7 @@ def return_dose(site: Site, lot_id: int, *, intervention_id: int, reason: str, a
     Called by the overdose console when a dose entry is struck; does not commit. Re-runs the
     stock check and announces the stock, as drawing a dose does.
     """
-    db.session.execute(db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id)
-                       .values(quantity=NaloxoneLot.quantity + 1)
-                       .execution_options(synchronize_session=False))
+    _change_count(lot_id, 1)
     db.session.add(StockMovement(
         site_id=site.id, lot_id=lot_id, kind="adjusted", delta=1, at=now,
         by=actor.staff_id, intervention_id=intervention_id, reason=reason))
@@ -488,12 +484,7 @@ def _draw_units(site: Site, forms, units: int, *, kind: str, actor: Actor, now: 
             break
         lot_id, on_hand = lots[0]
         take = min(short, on_hand)
-        taken = db.session.execute(
-            db.update(NaloxoneLot).where(NaloxoneLot.id == lot_id,
-                                         NaloxoneLot.quantity >= take)
-            .values(quantity=NaloxoneLot.quantity - take)
-            .execution_options(synchronize_session=False)).rowcount
-        if not taken:
+        if not _change_count(lot_id, -take):
             continue  # someone took from it meanwhile: look again
         db.session.add(StockMovement(
             site_id=site.id, lot_id=lot_id, kind=kind, delta=-take, at=now,
