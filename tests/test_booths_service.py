@@ -289,6 +289,33 @@ def test_the_board_shows_states_queue_aftercare_and_todays_figures(floor):
                               "booths_total": 3}
 
 
+def test_each_part_of_the_board_read_alone_matches_the_whole_board(floor):
+    """A change reads only the parts of the board its fragments show (a check-in: the queue
+    and today's figures); each part must read as it does in the whole board, today's booths
+    in use too, counted without reading the booths (a retired booth not among them)."""
+    in_booth(floor, "b1", "F-AAAA-1980", at=NOW)
+    second = in_booth(floor, "b2", "F-BBBB-1981", at=NOW)
+    service.start_observation(second, actor=floor["actor"], now=NOW + timedelta(minutes=9))
+    check_in(floor, "M-CCCC-1982", at=NOW + timedelta(minutes=1))
+    spare = make_booth(floor["site"], label="X9", kind="injection", position=3)
+    spare.retired_at = NOW
+    db.session.commit()
+    later = NOW + timedelta(minutes=10)
+    whole = service.site_board(floor["site"], now=later)
+    assert whole["today"]["booths_in_use"] == 1 and whole["today"]["booths_total"] == 3
+    for part in service.BOARD_PARTS:
+        alone = service.site_board(floor["site"], now=later, parts=(part,))
+        assert set(alone) == {"site", "generated_at", part} | (
+            {"counts"} if part == "booths" else set())
+        if part == "booths":
+            assert [(v.label, v.state, v.visit and v.visit.id) for v in alone[part]] == [
+                (v.label, v.state, v.visit and v.visit.id) for v in whole[part]]
+        elif part == "today":
+            assert alone[part] == whole[part]
+        else:
+            assert [v.id for v in alone[part]] == [v.id for v in whole[part]]
+
+
 def test_todays_figures_start_at_local_midnight(floor):
     check_in(floor, "F-AAAA-1980", at=datetime(2026, 11, 24, 4, 59, tzinfo=UTC))  # 23:59 local
     check_in(floor, "F-BBBB-1981", at=datetime(2026, 11, 24, 5, 1, tzinfo=UTC))   # 00:01 local

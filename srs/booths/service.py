@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Float, exc
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -71,27 +71,55 @@ class BoothView:
         return getattr(self.booth, name)
 
 
-def site_board(site: Site, *, now: datetime) -> dict:
+# What a board holds, each part what one fragment shows: a change reads only the parts its
+# topics touch (a check-in the queue and today's figures, not the booths).
+BOARD_PARTS = ("booths", "queue", "aftercare", "today")
+_PART_STATES = {"booths": VisitState.IN_BOOTH, "queue": VisitState.WAITING,
+                "aftercare": VisitState.OBSERVING}
+
+
+def site_board(site: Site, *, now: datetime, parts=BOARD_PARTS) -> dict:
     """What every screen of a site shows: booths with their state and holder, the queue,
-    after-care, and today's figures."""
-    booths = list(db.session.execute(
-        db.select(Booth).where(Booth.site_id == site.id, Booth.retired_at.is_(None))
-        .order_by(Booth.position, Booth.label)
-    ).scalars())
-    open_visits = list(db.session.execute(
-        db.select(Visit).where(Visit.site_id == site.id, Visit.state != VisitState.DEPARTED)
-        .options(selectinload(Visit.client), selectinload(Visit.consumptions),
-                 selectinload(Visit.booth), selectinload(Visit.checks))
-        .order_by(Visit.arrived_at, Visit.id)
-    ).scalars())
-    holders = {v.booth_id: v for v in open_visits if v.state == VisitState.IN_BOOTH}
-    views = [BoothView(b, b.state_with(holders.get(b.id)), holders.get(b.id)) for b in booths]
-    counts = {state: sum(1 for v in views if v.state == state) for state in BoothState}
-    queue = [v for v in open_visits if v.state == VisitState.WAITING]
-    aftercare = [v for v in open_visits if v.state == VisitState.OBSERVING]
-    return {"site": site, "booths": views, "counts": counts, "queue": queue,
-            "aftercare": aftercare, "today": todays_figures(site, now=now, booths=views),
-            "generated_at": now}
+    after-care, and today's figures; or only the ``parts`` asked for (``BOARD_PARTS``).
+
+    Read in as few statements as the parts need: the booths, the open visits of the states
+    shown with their client and booth joined (their uses and checks for a booth tile or an
+    after-care row), and today's figures, each one statement.
+    """
+    parts = set(parts)
+    board = {"site": site, "generated_at": now}
+    views = None
+    if "booths" in parts:
+        booths = list(db.session.execute(
+            db.select(Booth).where(Booth.site_id == site.id, Booth.retired_at.is_(None))
+            .order_by(Booth.position, Booth.label)
+        ).scalars())
+    states = [state for part, state in _PART_STATES.items() if part in parts]
+    open_visits = []
+    if states:
+        options = [joinedload(Visit.client), joinedload(Visit.booth)]
+        if "booths" in parts:  # a tile shows the last use; the API answers every visit's
+            options.append(selectinload(Visit.consumptions))
+        if "booths" in parts or "aftercare" in parts:  # a drowsy mark
+            options.append(selectinload(Visit.checks))
+        open_visits = list(db.session.execute(
+            db.select(Visit).where(Visit.site_id == site.id, Visit.state.in_(states))
+            .options(*options).order_by(Visit.arrived_at, Visit.id)
+        ).scalars())
+    if "booths" in parts:
+        holders = {v.booth_id: v for v in open_visits if v.state == VisitState.IN_BOOTH}
+        views = [BoothView(b, b.state_with(holders.get(b.id)), holders.get(b.id))
+                 for b in booths]
+        board["booths"] = views
+        board["counts"] = {state: sum(1 for v in views if v.state == state)
+                           for state in BoothState}
+    if "queue" in parts:
+        board["queue"] = [v for v in open_visits if v.state == VisitState.WAITING]
+    if "aftercare" in parts:
+        board["aftercare"] = [v for v in open_visits if v.state == VisitState.OBSERVING]
+    if "today" in parts:
+        board["today"] = todays_figures(site, now=now, booths=views)
+    return board
 
 
 def _start_of_day(site: Site, now: datetime) -> datetime:
@@ -103,15 +131,30 @@ def local_date(site: Site, now: datetime) -> date:
     return site.local_date(now)
 
 
-def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dict:
+def todays_figures(site: Site, *, now: datetime, booths: list[BoothView] | None = None) -> dict:
     """Visits, unique clients, waiting now, average wait and booths in use, since local
-    midnight at the site: counted by the database in one query, not by loading the day."""
+    midnight at the site: counted by the database in one query, not by loading the day.
+    The booths in use come from ``booths`` when the board read them, else from that query."""
     since = _start_of_day(site, now)
-    visits, unique_clients, waiting_now, average_wait = db.session.execute(
-        db.select(db.func.count(Visit.id), db.func.count(Visit.client_id.distinct()),
-                  db.func.count(Visit.id).filter(Visit.state == VisitState.WAITING),
-                  db.func.avg(epoch_seconds(Visit.booth_at) - epoch_seconds(Visit.arrived_at)))
-        .where(Visit.site_id == site.id, Visit.arrived_at >= since)).one()
+    columns = [db.func.count(Visit.id), db.func.count(Visit.client_id.distinct()),
+               db.func.count(Visit.id).filter(Visit.state == VisitState.WAITING),
+               db.func.avg(epoch_seconds(Visit.booth_at) - epoch_seconds(Visit.arrived_at))]
+    if booths is None:
+        standing = db.and_(Booth.site_id == site.id, Booth.retired_at.is_(None))
+        columns += [
+            # A booth is in use while an open visit holds it (BoothState.OCCUPIED).
+            db.select(db.func.count(Visit.id)).join(Booth, Booth.id == Visit.booth_id)
+            .where(Visit.site_id == site.id, Visit.state == VisitState.IN_BOOTH, standing)
+            .scalar_subquery(),
+            db.select(db.func.count(Booth.id)).where(standing).scalar_subquery()]
+    row = db.session.execute(
+        db.select(*columns).where(Visit.site_id == site.id, Visit.arrived_at >= since)).one()
+    visits, unique_clients, waiting_now, average_wait = row[:4]
+    if booths is None:
+        in_use, total = row[4], row[5]
+    else:
+        in_use = sum(1 for b in booths if b.state == BoothState.OCCUPIED)
+        total = len(booths)
     return {
         "visits": visits,
         "unique_clients": unique_clients,
@@ -119,8 +162,8 @@ def todays_figures(site: Site, *, now: datetime, booths: list[BoothView]) -> dic
         # AVG skips visits not yet in a booth (their wait is NULL).
         "average_wait_minutes": (round(float(average_wait) / 60, 1)
                                  if average_wait is not None else None),
-        "booths_in_use": sum(1 for b in booths if b.state == BoothState.OCCUPIED),
-        "booths_total": len(booths),
+        "booths_in_use": in_use,
+        "booths_total": total,
     }
 
 

@@ -56,15 +56,16 @@ from srs.sites.models import Site
 bp = Blueprint("booths", __name__)
 
 
-def _board(site) -> dict:
-    return live_board(site)
+def _board(site, *parts: str) -> dict:
+    return live_board(site, parts=parts or service.BOARD_PARTS)
 
 
-def live_board(site, *, new_version: bool = False) -> dict:
-    """The site's board, read under its live lock and stamped with its version (the
-    fragments carry it as ``data-version``; a screen keeps the highest it has seen)."""
+def live_board(site, *, new_version: bool = False, parts=service.BOARD_PARTS) -> dict:
+    """The site's board (or only its ``parts``), read under its live lock and stamped with
+    its version (the fragments carry it as ``data-version``; a screen keeps the highest it
+    has seen)."""
     version, board = live.versioned_read(
-        site.id, lambda: service.site_board(site, now=utcnow()), new=new_version)
+        site.id, lambda: service.site_board(site, now=utcnow(), parts=parts), new=new_version)
     board["version"] = version
     return board
 
@@ -82,6 +83,9 @@ LIVE_FRAGMENTS = {
 # topics touch (an overdose response shows on its booth tile or after-care row; site
 # settings, such as the name or the observation time, show everywhere). Other topics
 # (alerts, stock, incidents...) change none of them.
+# The board's part (``service.BOARD_PARTS``) each fragment shows.
+FRAGMENT_PARTS = {"board": "booths", "queue": "queue", "aftercare": "aftercare",
+                  "today": "today"}
 FRAGMENT_TOPICS = {
     "board": {TOPIC_BOARD, live.TOPIC_RESPONSES, "settings"},
     "queue": {TOPIC_QUEUE, "settings"},
@@ -103,7 +107,8 @@ def render_live_fragments(site_id: int, topics, audiences) -> tuple[int | None, 
     if not wanted:
         return None, {}
     site = db.session.get(Site, site_id)
-    board = live_board(site, new_version=True)
+    parts = {FRAGMENT_PARTS[name] for fragments in wanted.values() for name, _ in fragments}
+    board = live_board(site, new_version=True, parts=parts)
     html = {}
     for audience, fragments in wanted.items():
         html[audience] = {
@@ -146,37 +151,37 @@ def floor(site):
 @bp.get("/sites/<slug>/board")
 @site_role_required(*WATCHERS, DISPLAY)
 def board(site):
-    return render_template("booths/_board.html", board=_board(site), floor=False)
+    return render_template("booths/_board.html", board=_board(site, "booths"), floor=False)
 
 
 @bp.get("/sites/<slug>/queue")
 @site_role_required(*WATCHERS, DISPLAY)
 def queue(site):
-    return render_template("booths/_queue.html", board=_board(site), floor=False)
+    return render_template("booths/_queue.html", board=_board(site, "queue"), floor=False)
 
 
 @bp.get("/sites/<slug>/aftercare")
 @site_role_required(*WATCHERS, DISPLAY)
 def aftercare(site):
-    return render_template("booths/_aftercare.html", board=_board(site), floor=False)
+    return render_template("booths/_aftercare.html", board=_board(site, "aftercare"), floor=False)
 
 
 @bp.get("/sites/<slug>/floor/board")
 @site_role_required(*FLOOR)
 def floor_board(site):
-    return render_template("booths/_board.html", board=_board(site), floor=True)
+    return render_template("booths/_board.html", board=_board(site, "booths"), floor=True)
 
 
 @bp.get("/sites/<slug>/floor/queue")
 @site_role_required(*FLOOR)
 def floor_queue(site):
-    return render_template("booths/_queue.html", board=_board(site), floor=True)
+    return render_template("booths/_queue.html", board=_board(site, "queue"), floor=True)
 
 
 @bp.get("/sites/<slug>/floor/aftercare")
 @site_role_required(*FLOOR)
 def floor_aftercare(site):
-    return render_template("booths/_aftercare.html", board=_board(site), floor=True)
+    return render_template("booths/_aftercare.html", board=_board(site, "aftercare"), floor=True)
 
 
 def _floor_update(site):

@@ -210,4 +210,4 @@ def status():
 @site_role_required(*SUPERVISING, DISPLAY)
 def today(site):
     """Today's figures of one site: the dashboard re-fetches it when the site changes."""
-    return render_template("dashboard/_today.html", board=live_board(site))
+    return render_template("dashboard/_today.html", board=live_board(site, parts=("today",)))

@@ -51,10 +51,11 @@ def overdose_vocabulary():
 
 
 def _responses_of_board(board: dict) -> dict:
-    """The open response of each visit on a board, looked up once per render."""
+    """The open response of each visit on a board (of the parts it holds), looked up once
+    per render."""
     if "_overdose" not in board:
-        visits = [b.visit.id for b in board["booths"] if b.visit is not None]
-        visits += [v.id for v in board["aftercare"]]
+        visits = [b.visit.id for b in board.get("booths", ()) if b.visit is not None]
+        visits += [v.id for v in board.get("aftercare", ())]
         board["_overdose"] = service.responses_for_visits(visits)
     return board["_overdose"]
 
