@@ -99,6 +99,12 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         self._listening = None  # None until the first socket starts the listener
         self._said_degraded = False
         self._probe = None
+        # The screen rooms with a socket on this instance, as Redis was last told them.
+        self._presence_lock = threading.Lock()
+        self._local_screens: set[str] = set()
+        self._presence = None  # the Redis client that reads and writes them
+        self._presence_stale = False  # a write failed: the heartbeat says them all again
+        self._heartbeat: threading.Thread | None = None
 
     def _publish(self, data):
         if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
@@ -153,6 +159,99 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         elif changed:
             log.info("live channel back: Redis answers again")
 
+    # --- Which screens are open, on every instance ------------------------------------------
+    #
+    # Rendering a change's fragments for a kind of screen costs milliseconds, and each send
+    # crosses Redis to every instance; a site with no floor tablet connected anywhere needs
+    # no floor fragments. Each instance keeps, in one Redis hash per site, a field per kind
+    # of screen room it has a socket in (``<kind>|<instance>``), its value the time until
+    # which it stands (PRESENCE_TTL_SECONDS, renewed every PRESENCE_REFRESH_SECONDS), so a
+    # crashed instance's screens stop counting on their own. A room is written when its first
+    # socket joins, before the connect is answered: a screen re-fetches everything once
+    # connected, so a change committed before its room was written reaches it by that fetch,
+    # and one committed after is rendered for it. When Redis cannot say, every kind counts.
+
+    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._screen_room_changed(namespace, room)
+
+    def basic_leave_room(self, sid, namespace, room):
+        super().basic_leave_room(sid, namespace, room)
+        self._screen_room_changed(namespace, room)
+
+    def _presence_client(self):
+        if self._presence is None:
+            self._presence = redis.Redis.from_url(self.redis_url, decode_responses=True,
+                                                  **REDIS_TIMEOUTS)
+        return self._presence
+
+    def _screen_room_changed(self, namespace, room) -> None:
+        where = _parse_screen_room(room)
+        if where is None:
+            return
+        with self._presence_lock:
+            present = bool(self.rooms.get(namespace or "/", {}).get(room))
+            if present == (room in self._local_screens):
+                return
+            (self._local_screens.add if present else self._local_screens.discard)(room)
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(target=self._beat, name="srs-screens",
+                                                   daemon=True)
+                self._heartbeat.start()
+            if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
+                self._presence_stale = True  # down a moment ago: the heartbeat retries
+                return
+            site_id, kind = where
+            field = f"{kind}|{self.host_id}"
+            try:
+                client = self._presence_client()
+                if present:
+                    self._say_present(client.pipeline(transaction=False), {room}).execute()
+                else:
+                    client.hdel(_presence_key(self.channel, site_id), field)
+            except Exception:  # Redis is down: every kind counts until it answers again
+                self._presence_stale = True
+                self._note(reachable=False)
+
+    def _say_present(self, pipe, rooms):
+        until = time.time() + PRESENCE_TTL_SECONDS
+        for room in rooms:
+            site_id, kind = _parse_screen_room(room)
+            key = _presence_key(self.channel, site_id)
+            pipe.hset(key, f"{kind}|{self.host_id}", f"{until:.3f}")
+            pipe.expire(key, int(2 * PRESENCE_TTL_SECONDS))
+        return pipe
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(1.0 if self._presence_stale else PRESENCE_REFRESH_SECONDS)
+            with self._presence_lock:
+                rooms = set(self._local_screens)
+            try:
+                self._say_present(self._presence_client().pipeline(transaction=False),
+                                  rooms).execute()
+                self._presence_stale = False
+            except Exception:  # said again on the next beat
+                self._presence_stale = True
+
+    def screens_open(self, site_id: int) -> set[str] | None:
+        """The kinds of screen room of a site with a socket on any instance (``floor``,
+        ``dashboard``, ``watch``, ``hints``); None when Redis cannot say."""
+        if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
+            return None
+        try:
+            fields = self._presence_client().hgetall(_presence_key(self.channel, site_id))
+        except Exception:
+            self._note(reachable=False)
+            return None
+        now = time.time()
+        kinds = {field.partition("|")[0] for field, until in fields.items()
+                 if float(until) > now}
+        with self._presence_lock:  # this instance's own, exactly
+            kinds |= {_parse_screen_room(room)[1] for room in self._local_screens
+                      if _parse_screen_room(room)[0] == site_id}
+        return kinds
+
     def _handle_close_room(self, message):
         room = message.get("room") or ""
         if room.startswith(LOGIN_ROOM_PREFIX):
@@ -161,6 +260,23 @@ class SharedRedisManager(socketio_pkg.RedisManager):
 
 
 LIVE_CHANNEL = "srs_live_channel"
+# How long an instance's word that it holds a kind of screen stands, and how often it says it.
+PRESENCE_TTL_SECONDS = 30.0
+PRESENCE_REFRESH_SECONDS = 10.0
+
+
+def _presence_key(channel: str, site_id: int) -> str:
+    return f"{channel}:screens:{site_id}"
+
+
+def _parse_screen_room(room) -> tuple[int, str] | None:
+    """``(site id, kind)`` of a screen room (``site:<id>:<kind>``), else None."""
+    if not isinstance(room, str) or not room.startswith("site:"):
+        return None
+    _site, site_id, kind = (room.split(":") + ["", ""])[:3]
+    if not kind or not site_id.isdigit():
+        return None
+    return int(site_id), kind
 
 
 def init_app(app) -> None:
@@ -392,18 +508,24 @@ def _announce_now(site_id: int, topic: str) -> None:
 
 def _watched(site_id: int) -> tuple[str, ...]:
     """The screen rooms of a site with a socket in them (rendering their fragments costs
-    milliseconds).
+    milliseconds), the plain hints' among them.
 
-    With one process every socket is in this process's rooms; with several (Redis) a
-    screen may be on another instance, so every room counts.
+    With one process every socket is in this process's rooms; with several (Redis) each
+    instance says in Redis which it holds (``SharedRedisManager.screens_open``), and every
+    room counts when Redis cannot say.
     """
     server = socketio.server
     if server is None:
         return ()
-    if not isinstance(server.manager, LocalManager):
-        return tuple(_screens)
-    rooms = server.manager.rooms.get("/", {})
-    return tuple(kind for kind in _screens if rooms.get(_screen_room(site_id, kind)))
+    kinds = (*_screens, HINTS)
+    manager = server.manager
+    if isinstance(manager, SharedRedisManager):
+        open_kinds = manager.screens_open(site_id)
+        if open_kinds is None:
+            return kinds
+        return tuple(kind for kind in kinds if kind in open_kinds)
+    rooms = manager.rooms.get("/", {})
+    return tuple(kind for kind in kinds if rooms.get(_screen_room(site_id, kind)))
 
 
 def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> None:
@@ -421,7 +543,8 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
             topics.append(topic)
     for site_id, topics in by_site.items():
         version, fragments = None, {}
-        kinds = _watched(site_id) if _renderer is not None else ()
+        watched = _watched(site_id)
+        kinds = tuple(k for k in watched if k != HINTS) if _renderer is not None else ()
         audiences = tuple(dict.fromkeys(a for kind in kinds for a in _screens[kind][0]))
         deadline = time.monotonic() + TAP_WAIT_SECONDS
         if audiences:
@@ -451,7 +574,7 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
                 socketio.emit("fragments", {"site_id": site_id, "version": version,
                                             "html": html, "topics": topics},
                               to=_screen_room(site_id, kind))
-            for topic in topics:
+            for topic in topics if HINTS in watched else ():
                 socketio.emit("changed", {"topic": topic, "site_id": site_id,
                                           "version": version, "pushed": True},
                               to=_screen_room(site_id, HINTS))
@@ -465,7 +588,7 @@ def _publish(app, announcements: list[tuple[int, str]], *, script_root: str) -> 
 # request is running (at most TAP_WAIT_SECONDS per site, so that a stream of taps never
 # starves the screens).
 TAP_WAIT_SECONDS = 0.05
-_taps_lock = threading.Lock()
+_taps_done = threading.Condition()  # notified when the last running tap ends
 _taps_running = 0
 
 
@@ -476,7 +599,7 @@ def _is_tap() -> bool:
 def _tap_started() -> None:
     global _taps_running
     if _is_tap():
-        with _taps_lock:
+        with _taps_done:
             _taps_running += 1
         g.srs_tap = True
 
@@ -484,14 +607,17 @@ def _tap_started() -> None:
 def _tap_ended() -> None:
     global _taps_running
     if g.pop("srs_tap", False):
-        with _taps_lock:
+        with _taps_done:
             _taps_running -= 1
+            if not _taps_running:
+                _taps_done.notify_all()
 
 
 def _after_taps(deadline: float) -> None:
-    """Sleep until no tap is running, or until ``deadline`` (time.monotonic())."""
-    while _taps_running > 0 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    """Wait until no tap is running, or until ``deadline`` (time.monotonic())."""
+    with _taps_done:
+        _taps_done.wait_for(lambda: not _taps_running,
+                            timeout=max(0.0, deadline - time.monotonic()))
 
 
 # Requests hand their announcements to one publisher thread: a request thread (and the

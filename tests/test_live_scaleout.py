@@ -42,15 +42,35 @@ def two_instances(databases, tmp_path):
 
 
 def test_a_change_on_one_instance_reaches_screens_on_the_other(two_instances):
+    """Every kind of screen on the other instance hears it, a floor tablet that connected
+    after the first change too: each instance says in Redis which screens it holds, and the
+    one that made the change renders each kind's fragments for them."""
     first, second, screens = two_instances
     site = make_site(booths=2)
     nurse = make_staff(site, role="nurse")
+    supervisor = make_staff(site, role="supervisor")
     on_second = Screen(second.url).connect(cookie=WebSession(second.url, nurse.username).cookie)
-    screens.append(on_second)
+    watching = Screen(second.url).connect(
+        cookie=WebSession(second.url, supervisor.username).cookie, auth={"view": "watch"})
+    screens += [on_second, watching]
+    token = api_token(nurse)
 
-    set_out_of_service(first.url, api_token(nurse), site.booths[0], "Needle bin full")
+    set_out_of_service(first.url, token, site.booths[0], "Needle bin full")
 
     assert on_second.wait_for_changes(1) == [{"topic": "board", "site_id": site.id}]
+    board = f"board-{site.id}"
+    [pushed] = watching.wait_for_fragments(1)
+    assert "Needle bin full" in pushed["html"][board]
+    assert f"/sites/{site.slug}/floor/" not in pushed["html"][board]  # no tablet's actions
+
+    tablet = Screen(second.url).connect(cookie=WebSession(second.url, nurse.username).cookie,
+                                        auth={"view": "floor"})
+    screens.append(tablet)
+    set_out_of_service(first.url, token, site.booths[0], None)
+
+    [pushed] = tablet.wait_for_fragments(1)
+    assert f"/sites/{site.slug}/floor/board" in pushed["html"][board]
+    assert "Needle bin full" not in pushed["html"][board]
 
 
 def test_logout_on_one_instance_ends_the_screen_on_the_other(two_instances):
