@@ -70,6 +70,11 @@ def create_app(test_config=None):
                                          app.config.get("SRS_THREADS", 32)))
     for key, value in rate_limit_settings(app.config["SRS_REDIS_URL"]).items():
         app.config.setdefault(key, value)
+    if app.config["SRS_REDIS_URL"]:
+        from srs.live import message_channel
+
+        app.config.setdefault("SRS_LIMIT_PREFIX",
+                              message_channel(app.config["SQLALCHEMY_DATABASE_URI"]))
     if app.config["SRS_PROXY_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SRS_PROXY_HOPS"],
                                 x_proto=app.config["SRS_PROXY_HOPS"],

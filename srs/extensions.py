@@ -5,6 +5,7 @@ import sqlite3
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -94,7 +95,19 @@ migrate = Migrate()
 socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def _limit_key() -> str:
+    """Whose requests a rate limit counts: the client's address, within this deployment
+    (``SRS_LIMIT_PREFIX``, set when limits are counted in Redis): the instances of one
+    deployment count together, and a training copy on the live one's Redis never spends
+    its sign-in limits."""
+    prefix = current_app.config.get("SRS_LIMIT_PREFIX")
+    address = get_remote_address()
+    return f"{prefix}/{address}" if prefix else address
+
+
+limiter = Limiter(key_func=_limit_key, default_limits=[])
 
 
 PRIVATE_FILE = 0o600

@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
@@ -11,6 +12,7 @@ from srs import create_app
 from srs.config import REDIS_TIMEOUTS, ConfigError, from_environment
 from srs.extensions import db
 from srs.jobs import SchedulerLock
+from srs.live import message_channel
 
 
 @pytest.fixture
@@ -109,6 +111,26 @@ def test_rate_limits_count_where_the_live_channel_runs(clean_env, tmp_path, redi
         assert max(REDIS_TIMEOUTS.values()) <= 1
     else:
         assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_deployments_sharing_a_redis_count_their_limits_apart(clean_env, tmp_path):
+    """A training copy on the live deployment's Redis never spends its sign-in limits: each
+    deployment counts under its own prefix, the one its instances share."""
+    url = f"sqlite:///{tmp_path / 'training'}.sqlite3"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "k",
+                      "SRS_REDIS_URL": "redis://127.0.0.1:6379/0", "WTF_CSRF_ENABLED": False})
+    with app.app_context():
+        db.create_all()
+    prefix = message_channel(url)
+    assert prefix != message_channel(f"sqlite:///{tmp_path / 'live'}.sqlite3")
+    store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    assert not store.keys(f"*/{prefix}/*")
+
+    response = app.test_client().post("/login", data={"username": "nobody", "password": "x"})
+
+    assert response.status_code == 401
+    assert store.keys(f"*/{prefix}/*"), "the attempt is counted under the deployment's prefix"
+    store.delete(*store.keys(f"*/{prefix}/*"))
 
 
 def test_sqlite_runs_with_wal_foreign_keys_and_a_busy_timeout(clean_env, tmp_path):
