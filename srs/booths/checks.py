@@ -12,7 +12,7 @@ resolution), the alert scan (due times).
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, literal_column, select, union_all
 
 from srs import live, signals
 from srs.alerts import service as alerts
@@ -42,25 +42,49 @@ BOOTH_KINDS = ("booth_check_due", "booth_time_limit")
 CHECK_KINDS = ("booth_check_due", "observation_check_due")
 
 
-def due_visit_alerts(*, now: datetime):
-    """Each due time of an open visit that passed and has no alert yet (the scan's source)."""
+def _due_statement():
+    """Each due time of an open visit that passed (``now``) and has no alert yet: one
+    statement for the four kinds, built once (the scan asks every second)."""
+    branches = []
     for kind, state, column_name in VISIT_DUE_TIMES:
         column = getattr(Visit, column_name)
         already = (select(Alert.id).where(
             Alert.kind == kind, Alert.subject_type == "visit", Alert.subject_id == Visit.id,
             Alert.due_at == column).exists())
-        due = db.session.execute(
-            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars().all()
-        for visit in due:
-            due_at = getattr(visit, column_name)
-            # A check committed since that read moved the due time (PostgreSQL reads beside
-            # writers): take the visit's row, so a check waits for this alarm and resolves
-            # it, and look again. Without it, an alarm for a check already done stayed open
-            # and escalated.
-            db.session.refresh(visit, with_for_update=True)
-            if visit.state != state or getattr(visit, column_name) != due_at:
-                continue
-            yield {"site_id": visit.site_id, "kind": kind, "due_at": due_at, "visit": visit}
+        branches.append(select(literal_column(f"'{kind}'", String).label("kind"), Visit.id,
+                               Visit.site_id, column.label("due_at"))
+                        .where(Visit.state == state, column <= bindparam("now"), ~already))
+    return union_all(*branches)
+
+
+_DUE = _due_statement()
+# Taking the due visits' rows, in one order (two scans, or a scan and a check, wait in turn).
+_TAKE = (select(Visit.id, Visit.state, Visit.booth_id,
+                *(getattr(Visit, name)
+                  for name in dict.fromkeys(n for _k, _s, n in VISIT_DUE_TIMES)))
+         .where(Visit.id.in_(bindparam("ids", expanding=True))).order_by(Visit.id)
+         .with_for_update())
+
+
+def due_visit_alerts(*, now: datetime):
+    """Each due time of an open visit that passed and has no alert yet (the scan's source)."""
+    due = db.session.execute(_DUE, {"now": now}).all()
+    if not due:
+        return
+    # A check committed since that read moved the due time (PostgreSQL reads beside writers):
+    # take the visits' rows, so a check waits for this alarm and resolves it, and look again.
+    # Without it, an alarm for a check already done stayed open and escalated.
+    taken = {row.id: row for row in db.session.execute(
+        _TAKE, {"ids": sorted({row.id for row in due})})}
+    states = {kind: (state, column_name) for kind, state, column_name in VISIT_DUE_TIMES}
+    for row in due:
+        state, column_name = states[row.kind]
+        visit = taken.get(row.id)
+        if visit is None or visit.state != state or getattr(visit, column_name) != row.due_at:
+            continue
+        yield {"site_id": row.site_id, "kind": row.kind, "due_at": row.due_at,
+               "subject_type": "visit", "subject_id": visit.id, "visit_id": visit.id,
+               "booth_id": visit.booth_id}
 
 
 alerts.register_due_source(due_visit_alerts, due_times=[
