@@ -70,7 +70,7 @@ def watch_due_times(pairs) -> None:
 _next_due = None  # the statement of next_due, built once for the columns registered
 
 
-def _next_due_statement():
+def next_due_statement():
     global _next_due
     if _next_due is None:
         now = bindparam("now")
@@ -91,7 +91,7 @@ def next_due(*, now: datetime) -> datetime | None:
     """The earliest due time after ``now`` that the database holds: a registered column of an
     open item, an unowned alert's escalation or an owned high alarm's re-sound. One
     statement: the clock asks after every scan (the scan itself, in its unit of work)."""
-    return db.session.execute(_next_due_statement(), {"now": now}).scalar()
+    return db.session.execute(next_due_statement(), {"now": now}).scalar()
 
 
 def due_times_changed(when: datetime | None = None) -> None:

@@ -1,10 +1,12 @@
 """Raising, escalating, acknowledging and sounding alerts.
 
 Timers are rows: a visit carries its due times and an overdose response its re-dose time;
-each floor package registers a source of what came due (:func:`register_due_source`), and
+each floor package registers a source of what came due (:func:`register_due_statements`,
+read with the scan's own reads in one statement, or :func:`register_due_source`), and
 :func:`scan`, run by the one scheduler at each due time (``srs.alerts.clock``), raises an
 alert for each that passed, escalates alerts nobody acknowledged, and re-sounds acknowledged
-high alarms that are still unresolved. Raising is idempotent (a unique key per subject, kind
+high alarms that are still unresolved: all of one scan in one unit of work, a few statements
+whatever it finds. Raising is idempotent (a unique key per subject, kind
 and due time; one row per level reached), so a scan run twice, or after a crash, raises
 nothing twice.
 Raising and resolving never commit: the operation calling them does (``srs.unit``); a tap
@@ -20,7 +22,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import selectinload
 
 from srs import live
@@ -28,6 +43,7 @@ from srs.alerts import clock
 from srs.alerts.models import ALERT_KINDS, Alert, AlertEscalation, Priority, kind_label
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
+from srs.common import UTCDateTime
 from srs.errors import Conflict, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
@@ -38,15 +54,42 @@ log = logging.getLogger(__name__)
 # A source yields, for each due time that passed and has no alert yet, the keyword
 # arguments of raise_alert (``site_id`` instead of the site).
 _due_sources: list = []
+# Or, read with the scan's own reads in one statement: (selects, confirm) of each source
+# registered with register_due_statements.
+_due_statements: list = []
+# The columns of a due statement's rows, in this order: raise_alert's keyword arguments.
+DUE_COLUMNS = ("kind", "site_id", "due_at", "subject_type", "subject_id", "visit_id",
+               "booth_id")
 
 
 def register_due_source(source, *, due_times=()) -> None:
     """``due_times``: ``(column, condition)`` pairs, the due times ``source`` reads (an open
     item's column while the condition holds), which the scheduler's clock waits for; a source
     without them is asked on the clock's tick."""
+    global _scan_read
     if source not in _due_sources:
         _due_sources.append(source)
     clock.watch_due_times(due_times)
+    _scan_read = None
+
+
+def register_due_statements(selects, *, confirm=None, due_times=()) -> None:
+    """A source the scan reads in the same statement as its own reads: ``selects`` return a
+    row (columns :data:`DUE_COLUMNS`) for each due time that passed (the bind parameter
+    ``now``) and has no alert yet. ``confirm``, given the rows of its selects, yields the
+    raise_alert keyword arguments (``site_id`` instead of the site) of those still due (it may
+    take their rows first); without it each row is raised. ``due_times`` as for
+    :func:`register_due_source`."""
+    global _scan_read
+    selects = list(selects)
+    for statement in selects:
+        names = tuple(column.key for column in statement.selected_columns)
+        if names != DUE_COLUMNS:
+            raise ValueError(f"a due statement's columns are {DUE_COLUMNS}, not {names}")
+    if not any(selects == known for known, _confirm in _due_statements):
+        _due_statements.append((selects, confirm))
+    clock.watch_due_times(due_times)
+    _scan_read = None
 
 
 def _visit_model():
@@ -62,8 +105,8 @@ class AlertConflict(Conflict):
 
 
 def _insert_ignoring_duplicates(rows: list[dict]) -> list:
-    """Insert alerts, each unless its key exists, in one statement; the (id, escalate_at) of
-    each new one (both dialects)."""
+    """Insert alerts, each unless its key exists, in one statement; the id, site, kind, due
+    time and escalation time of each new one (both dialects)."""
     if db.session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -71,7 +114,8 @@ def _insert_ignoring_duplicates(rows: list[dict]) -> list:
     statement = (insert(Alert).values(rows)
                  .on_conflict_do_nothing(
                      index_elements=["kind", "subject_type", "subject_id", "due_at"])
-                 .returning(Alert.id, Alert.escalate_at))
+                 .returning(Alert.id, Alert.site_id, Alert.kind, Alert.due_at,
+                            Alert.escalate_at))
     return db.session.execute(statement).all()
 
 
@@ -94,14 +138,15 @@ def _alert_row(*, site, kind: str, due_at: datetime, now: datetime,
     }
 
 
-def _raise_rows(rows: list[dict], now: datetime) -> list[int]:
-    """Insert the alerts that do not exist yet, each with its level-1 record; their ids."""
+def _raise_rows(rows: list[dict], now: datetime) -> list:
+    """Insert the alerts that do not exist yet, each with its level-1 record; what
+    :func:`_insert_ignoring_duplicates` returns of them."""
     raised = _insert_ignoring_duplicates(rows)
-    for _alert_id, escalate_at in raised:
-        if escalate_at is not None:
-            clock.due_times_changed(escalate_at)  # its escalation
-    _record_levels([(alert_id, 1) for alert_id, _escalate_at in raised], now)
-    return [alert_id for alert_id, _escalate_at in raised]
+    for alert in raised:
+        if alert.escalate_at is not None:
+            clock.due_times_changed(alert.escalate_at)  # its escalation
+    _record_levels([(alert.id, 1) for alert in raised], now)
+    return raised
 
 
 def _record_levels(levels: list[tuple[int, int]], now: datetime) -> None:
@@ -124,7 +169,7 @@ def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
     raised = _raise_rows([_alert_row(
         site=site, kind=kind, due_at=due_at, now=now, visit=visit, booth_id=booth_id,
         subject_type=subject_type, subject_id=subject_id, visit_id=visit_id)], now)
-    return db.session.get(Alert, raised[0]) if raised else None
+    return db.session.get(Alert, raised[0].id) if raised else None
 
 
 def resolve_alerts(visit, *, why: str, now: datetime, kinds=None,
@@ -307,12 +352,52 @@ class ScanResult:
 # (a level-3 alarm reaches them).
 _SITES = select(Site.id, Site.escalation_grace_seconds, Site.on_call_staff_id).where(
     Site.id.in_(bindparam("ids", expanding=True)))
-# The open alerts whose escalation or re-sound time passed (two partial indexes).
-_TIMED_OUT = select(
-    Alert.id, Alert.site_id, Alert.kind, Alert.level, Alert.due_at, Alert.acknowledged_at,
-    Alert.escalate_at, Alert.resound_at,
-).where(Alert.resolved_at.is_(None),
-        or_(Alert.escalate_at <= bindparam("now"), Alert.resound_at <= bindparam("now")))
+# The rows of the scan's one read, besides those of the due statements (``source``, their
+# index): the open alerts whose escalation or re-sound time passed, and the next due time.
+TIMED_OUT, NEXT_DUE = -1, -2
+_ALERT_COLUMNS = (("alert_id", Integer()), ("level", Integer()),
+                  ("acknowledged_at", UTCDateTime()), ("escalate_at", UTCDateTime()),
+                  ("resound_at", UTCDateTime()))
+_DUE_TYPES = {"kind": String(), "site_id": Integer(), "due_at": UTCDateTime(),
+              "subject_type": String(), "subject_id": Integer(), "visit_id": Integer(),
+              "booth_id": Integer()}
+_scan_read = None
+
+
+def _scan_read_statement():
+    """Every due statement's rows, the open alerts whose escalation or re-sound time passed
+    (two partial indexes) and the next due time (``srs.alerts.clock``) in one statement:
+    an idle scan, every second, is one round trip. Built once for the sources registered."""
+    global _scan_read
+    if _scan_read is None:
+        def nothing(type_):
+            return cast(null(), type_)
+
+        def branch(statement, source: int, alert_columns=None):
+            return statement.add_columns(
+                literal_column(str(source), Integer).label("source"),
+                *(alert_columns or [nothing(type_).label(name)
+                                    for name, type_ in _ALERT_COLUMNS]))
+
+        branches = [branch(statement, index)
+                    for index, (selects, _confirm) in enumerate(_due_statements)
+                    for statement in selects]
+        branches.append(branch(
+            select(Alert.kind, Alert.site_id, Alert.due_at,
+                   *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[3:]))
+            .where(Alert.resolved_at.is_(None),
+                   or_(Alert.escalate_at <= bindparam("now"),
+                       Alert.resound_at <= bindparam("now"))),
+            TIMED_OUT, [Alert.id.label("alert_id"), Alert.level, Alert.acknowledged_at,
+                        Alert.escalate_at, Alert.resound_at]))
+        branches.append(branch(select(
+            *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[:2]),
+            clock.next_due_statement().scalar_subquery().label("due_at"),
+            *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[3:])), NEXT_DUE))
+        _scan_read = union_all(*branches)
+    return _scan_read
+
+
 _sounding = None
 
 
@@ -328,6 +413,20 @@ def _sounding_statement():
                      .outerjoin(booth, booth.id == Alert.booth_id)
                      .where(Alert.id.in_(bindparam("ids", expanding=True))))
     return _sounding
+
+
+@dataclass
+class _Late:
+    """An alert the scan raised past its escalation time, as the read shows a timed-out one."""
+
+    alert_id: int
+    site_id: int
+    kind: str
+    level: int
+    due_at: datetime
+    acknowledged_at: datetime | None
+    escalate_at: datetime | None
+    resound_at: datetime | None
 
 
 class _Sites:
@@ -357,7 +456,23 @@ def scan(*, now: datetime) -> ScanResult:
     result = ScanResult()
     sites = _Sites()
 
-    due = [item for source in _due_sources for item in source(now=now)]
+    read = db.session.execute(_scan_read_statement(), {"now": now}).all()
+    by_source, timed_out = {}, []
+    for row in read:
+        if row.source == NEXT_DUE:
+            result.next_due = row.due_at
+        elif row.source == TIMED_OUT:
+            timed_out.append(row)
+        else:
+            by_source.setdefault(row.source, []).append(row)
+    due = []
+    for index, (_selects, confirm) in enumerate(_due_statements):
+        rows = by_source.get(index)
+        if rows:
+            due += (confirm(rows) if confirm is not None
+                    else [{name: getattr(row, name) for name in DUE_COLUMNS} for row in rows])
+    due += [item for source in _due_sources for item in source(now=now)]
+
     if due:
         sites.need(item["site_id"] for item in due)
         rows = {}
@@ -366,9 +481,15 @@ def scan(*, now: datetime) -> ScanResult:
                              **{k: v for k, v in item.items() if k != "site_id"})
             rows.setdefault((row["kind"], row["subject_type"], row["subject_id"],
                              row["due_at"]), row)
-        result.raised = _raise_rows(list(rows.values()), now)
+        raised = _raise_rows(list(rows.values()), now)
+        result.raised = [alert.id for alert in raised]
+        # Raised late (after downtime): its escalation time passed too.
+        timed_out += [_Late(alert_id=alert.id, site_id=alert.site_id, kind=alert.kind,
+                            level=1, due_at=alert.due_at, acknowledged_at=None,
+                            escalate_at=alert.escalate_at, resound_at=None)
+                      for alert in raised
+                      if alert.escalate_at is not None and alert.escalate_at <= now]
 
-    timed_out = db.session.execute(_TIMED_OUT, {"now": now}).all()
     if timed_out:
         sites.need(alert.site_id for alert in timed_out)
     levels = []
@@ -376,18 +497,19 @@ def scan(*, now: datetime) -> ScanResult:
         if alert.escalate_at is not None and alert.escalate_at <= now:
             reached = _escalate(alert, sites[alert.site_id], now)
             if reached:
-                levels += [(alert.id, level) for level in reached]
-                result.escalated.append(alert.id)
+                levels += [(alert.alert_id, level) for level in reached]
+                result.escalated.append(alert.alert_id)
     _record_levels(levels, now)
     for alert in timed_out:
         if alert.resound_at is not None and alert.resound_at <= now:
             grace = timedelta(seconds=sites[alert.site_id].escalation_grace_seconds)
             done = db.session.execute(
-                update(Alert).where(Alert.id == alert.id, Alert.resound_at == alert.resound_at)
+                update(Alert).where(Alert.id == alert.alert_id,
+                                    Alert.resound_at == alert.resound_at)
                 .values(resound_at=now + grace, resounds=Alert.resounds + 1),
                 execution_options={"synchronize_session": False}).rowcount
             if done:
-                result.resounded.append(alert.id)
+                result.resounded.append(alert.alert_id)
 
     if result:
         changed = db.session.execute(_sounding_statement(), {
@@ -399,9 +521,9 @@ def scan(*, now: datetime) -> ScanResult:
                        on_call_staff_id=site.on_call_staff_id if alert.level >= 3 else None)
         for site_id in {alert.site_id for alert in changed}:
             live.announce(site_id, "alerts")
-    # Read in this unit of work, it counts what the scan set (an escalation, a re-sound): the
-    # clock that runs the scan needs no other notice of them.
-    result.next_due = clock.next_due(now=now)
+        # What it set (an escalation, a re-sound) counts: read again in this unit of work,
+        # the clock that runs the scan needs no other notice of them.
+        result.next_due = clock.next_due(now=now)
     clock.due_times_read()
     db.session.commit()  # and with it the sounds and announcements above
     if result:
@@ -423,7 +545,7 @@ def _escalate(alert, site, now: datetime) -> range:
     next_at = (alert.due_at + timedelta(seconds=grace * target)
                if target < spec.max_level else None)
     done = db.session.execute(
-        update(Alert).where(Alert.id == alert.id, Alert.level == alert.level,
+        update(Alert).where(Alert.id == alert.alert_id, Alert.level == alert.level,
                             Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
         .values(level=target, priority=spec.priority_at(target).value, escalate_at=next_at),
         execution_options={"synchronize_session": False}).rowcount
