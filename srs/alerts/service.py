@@ -66,11 +66,11 @@ def register_due_source(source, *, due_times=()) -> None:
     """``due_times``: ``(column, condition)`` pairs, the due times ``source`` reads (an open
     item's column while the condition holds), which the scheduler's clock waits for; a source
     without them is asked on the clock's tick."""
-    global _scan_read
+    global _scan_read, _sounding
     if source not in _due_sources:
         _due_sources.append(source)
     clock.watch_due_times(due_times)
-    _scan_read = None
+    _scan_read = _sounding = None
 
 
 def register_due_statements(selects, *, confirm=None, due_times=()) -> None:
@@ -80,7 +80,7 @@ def register_due_statements(selects, *, confirm=None, due_times=()) -> None:
     raise_alert keyword arguments (``site_id`` instead of the site) of those still due (it may
     take their rows first); without it each row is raised. ``due_times`` as for
     :func:`register_due_source`."""
-    global _scan_read
+    global _scan_read, _sounding
     selects = list(selects)
     for statement in selects:
         names = tuple(column.key for column in statement.selected_columns)
@@ -89,7 +89,7 @@ def register_due_statements(selects, *, confirm=None, due_times=()) -> None:
     if not any(selects == known for known, _confirm in _due_statements):
         _due_statements.append((selects, confirm))
     clock.watch_due_times(due_times)
-    _scan_read = None
+    _scan_read = _sounding = None
 
 
 def _visit_model():
@@ -402,14 +402,16 @@ _sounding = None
 
 
 def _sounding_statement():
-    """What the screens hear of each alert the scan changed, with its booth's label: one
-    statement (built once the booth's mapper is known: no import upward)."""
+    """What the screens hear of each alert the scan changed, with its booth's label, and the
+    next due time after the scan's changes (on every row): one statement, built once the
+    booth's mapper is known (no import upward) for the sources registered."""
     global _sounding
     if _sounding is None:
         booth = Alert.booth.property.mapper.class_
         _sounding = (select(Alert.id, Alert.site_id, Alert.kind, Alert.priority, Alert.level,
                             Alert.visit_id, Alert.due_at, Alert.raised_at,
-                            booth.label.label("booth"))
+                            booth.label.label("booth"),
+                            clock.next_due_statement().scalar_subquery().label("next_due"))
                      .outerjoin(booth, booth.id == Alert.booth_id)
                      .where(Alert.id.in_(bindparam("ids", expanding=True))))
     return _sounding
@@ -513,7 +515,7 @@ def scan(*, now: datetime) -> ScanResult:
 
     if result:
         changed = db.session.execute(_sounding_statement(), {
-            "ids": result.raised + result.escalated + result.resounded}).all()
+            "ids": result.raised + result.escalated + result.resounded, "now": now}).all()
         for alert in changed:
             site = sites[alert.site_id]
             live.alarm(_payload(alert, booth=alert.booth, resound=alert.id in result.resounded),
@@ -523,7 +525,7 @@ def scan(*, now: datetime) -> ScanResult:
             live.announce(site_id, "alerts")
         # What it set (an escalation, a re-sound) counts: read again in this unit of work,
         # the clock that runs the scan needs no other notice of them.
-        result.next_due = clock.next_due(now=now)
+        result.next_due = changed[0].next_due if changed else clock.next_due(now=now)
     clock.due_times_read()
     db.session.commit()  # and with it the sounds and announcements above
     if result:
