@@ -49,6 +49,21 @@ def test_the_next_due_time_is_the_earliest_check_limit_escalation_or_re_dose(app
     assert next_due(now=NOW + timedelta(seconds=241)) == NOW + timedelta(seconds=250)
 
 
+def test_each_scan_says_the_next_due_time_the_clock_sleeps_until(app):
+    """The clock takes the scan's word for when to wake: what a read after the scan gives,
+    whether it found nothing, raised an alarm (its escalation counts) or escalated one."""
+    _in_booth(NOW, check=180, limit=900)
+    assert alerts.scan(now=NOW).next_due == NOW + timedelta(seconds=180), "the booth check"
+    raised = alerts.scan(now=NOW + timedelta(seconds=181))
+    assert raised.raised and raised.next_due == NOW + timedelta(seconds=240), "its escalation"
+    escalated = alerts.scan(now=NOW + timedelta(seconds=241))
+    assert escalated.escalated and escalated.next_due == NOW + timedelta(seconds=300)
+    assert alerts.scan(now=NOW + timedelta(seconds=301)).next_due == \
+        NOW + timedelta(seconds=900), "level 3 is the last: the time limit is next"
+    assert alerts.scan(now=NOW + timedelta(seconds=301)).next_due == \
+        next_due(now=NOW + timedelta(seconds=301))
+
+
 def _wait_for(predicate, seconds: float):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

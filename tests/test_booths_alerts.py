@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from factories import make_booth, make_site, make_staff
 
+from srs import live
 from srs.alerts import service as alerts
 from srs.alerts.models import Alert, AlertEscalation
 from srs.auth.service import Actor
@@ -111,6 +112,23 @@ def test_running_the_scan_twice_raises_once(floor):
     assert len(first.raised) == 1 and not second and not third
     assert db.session.query(Alert).count() == 1
     assert db.session.query(AlertEscalation).count() == 1
+
+
+def test_alarms_falling_due_together_are_raised_once_each_and_sound_with_their_booth(
+        floor, monkeypatch):
+    sounded = []
+    monkeypatch.setattr(live, "alarm", lambda payload, **where: sounded.append(payload))
+    in_booth(floor)
+    waiting = service.check_in(floor["site"], code="F-WXYZ-1984", handle=None,
+                               actor=floor["nina"], actor_roles={"nurse"},
+                               now=NOW - timedelta(minutes=5))
+    service.assign_booth(waiting, make_booth(floor["site"], label="B2", kind="injection",
+                                             position=1), actor=floor["nina"], now=NOW)
+    assert len(alerts.scan(now=after(BOOTH_CHECK)).raised) == 2
+    assert not alerts.scan(now=after(BOOTH_CHECK))
+    assert sorted((p["booth"], p["label"], p["level"]) for p in sounded) == [
+        ("B1", "Booth check due", 1), ("B2", "Booth check due", 1)]
+    assert db.session.scalar(db.select(db.func.count(AlertEscalation.id))) == 2
 
 
 def test_the_booth_time_limit_raises_its_own_alert(floor):

@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import event, func, inspect, select, text, union_all
+from sqlalchemy import bindparam, event, func, inspect, select, text, union_all
 from sqlalchemy.orm import Session
 
 from srs.alerts.models import Alert
@@ -58,33 +58,52 @@ _due_columns: list[tuple] = []
 def watch_due_times(pairs) -> None:
     """Register ``(column, condition)`` pairs: an open item's due time in ``column`` (an ORM
     attribute) counts while ``condition`` (a SQL expression) holds."""
+    global _next_due
     for column, condition in pairs:
         if any(column is c and condition is w for c, w in _due_columns):
             continue
         _due_columns.append((column, condition))
         _watched[column.class_].add(column.key)
+        _next_due = None
+
+
+_next_due = None  # the statement of next_due, built once for the columns registered
+
+
+def next_due_statement():
+    global _next_due
+    if _next_due is None:
+        now = bindparam("now")
+        candidates = [
+            select(func.min(column).label("at")).where(condition, column > now)
+            for column, condition in _due_columns
+        ]
+        candidates.append(select(func.min(Alert.escalate_at).label("at")).where(
+            Alert.resolved_at.is_(None), Alert.escalate_at > now))
+        candidates.append(select(func.min(Alert.resound_at).label("at")).where(
+            Alert.resolved_at.is_(None), Alert.resound_at > now))
+        earliest = union_all(*candidates).subquery()
+        _next_due = select(func.min(earliest.c.at))
+    return _next_due
 
 
 def next_due(*, now: datetime) -> datetime | None:
     """The earliest due time after ``now`` that the database holds: a registered column of an
     open item, an unowned alert's escalation or an owned high alarm's re-sound. One
-    statement: the clock asks after every scan."""
-    candidates = [
-        select(func.min(column).label("at")).where(condition, column > now)
-        for column, condition in _due_columns
-    ]
-    candidates.append(select(func.min(Alert.escalate_at).label("at")).where(
-        Alert.resolved_at.is_(None), Alert.escalate_at > now))
-    candidates.append(select(func.min(Alert.resound_at).label("at")).where(
-        Alert.resolved_at.is_(None), Alert.resound_at > now))
-    earliest = union_all(*candidates).subquery()
-    return db.session.execute(select(func.min(earliest.c.at))).scalar()
+    statement: the clock asks after every scan (the scan itself, in its unit of work)."""
+    return db.session.execute(next_due_statement(), {"now": now}).scalar()
 
 
 def due_times_changed(when: datetime | None = None) -> None:
     """This unit of work set a due time (``when``, the earliest it set, if known): once it
     commits, the scheduler waits for it, or reads the due times again when it is unknown."""
     _mark(db.session(), when)
+
+
+def due_times_read() -> None:
+    """This unit of work read the next due time after its own changes (the scan does): the
+    clock that ran it takes that, and needs no notice of what it set."""
+    db.session().info.pop(_MARK, None)
 
 
 def _mark(session, when: datetime | None) -> None:
@@ -199,9 +218,12 @@ class AlertClock:
             while not self._stop.is_set():
                 if (due is not None and utcnow() >= due) or \
                         time.monotonic() - last_scan >= self.tick:
-                    self._in_app(lambda: self.scan(now=utcnow()), "alert scan")
+                    scanned = self._in_app(lambda: self.scan(now=utcnow()), "alert scan")
                     self.scans += 1
-                    last_scan, read = time.monotonic(), True
+                    last_scan = time.monotonic()
+                    # The scan read the next due time after its changes; a failed one did not.
+                    due = getattr(scanned, "next_due", due)
+                    read = not hasattr(scanned, "next_due")
                 if read:
                     due = self._in_app(lambda: next_due(now=utcnow()),
                                        "reading the next due time")

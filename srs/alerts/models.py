@@ -58,6 +58,11 @@ ALERT_KINDS: dict[str, AlertKind] = {kind.name: kind for kind in (
 MAX_LEVEL = 3
 
 
+def kind_label(kind: str) -> str:
+    """What the screens call an alert of ``kind``."""
+    return ALERT_KINDS[kind].label if kind in ALERT_KINDS else kind
+
+
 class Alert(db.Model):
     """A due time that passed, or a danger a nurse reported, until its condition clears.
 
@@ -111,7 +116,7 @@ class Alert(db.Model):
 
     @property
     def label(self) -> str:
-        return ALERT_KINDS[self.kind].label if self.kind in ALERT_KINDS else self.kind
+        return kind_label(self.kind)
 
     def __repr__(self) -> str:
         return f"<Alert {self.id} {self.kind} L{self.level}>"

@@ -1,10 +1,12 @@
 """Raising, escalating, acknowledging and sounding alerts.
 
 Timers are rows: a visit carries its due times and an overdose response its re-dose time;
-each floor package registers a source of what came due (:func:`register_due_source`), and
+each floor package registers a source of what came due (:func:`register_due_statements`,
+read with the scan's own reads in one statement, or :func:`register_due_source`), and
 :func:`scan`, run by the one scheduler at each due time (``srs.alerts.clock``), raises an
 alert for each that passed, escalates alerts nobody acknowledged, and re-sounds acknowledged
-high alarms that are still unresolved. Raising is idempotent (a unique key per subject, kind
+high alarms that are still unresolved: all of one scan in one unit of work, a few statements
+whatever it finds. Raising is idempotent (a unique key per subject, kind
 and due time; one row per level reached), so a scan run twice, or after a crash, raises
 nothing twice.
 Raising and resolving never commit: the operation calling them does (``srs.unit``); a tap
@@ -20,14 +22,28 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    insert,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import selectinload
 
 from srs import live
 from srs.alerts import clock
-from srs.alerts.models import ALERT_KINDS, Alert, AlertEscalation, Priority
+from srs.alerts.models import ALERT_KINDS, Alert, AlertEscalation, Priority, kind_label
 from srs.auth.models import Staff
 from srs.auth.service import Actor, record
+from srs.common import UTCDateTime
 from srs.errors import Conflict, NotFound
 from srs.extensions import db
 from srs.sites.models import Site
@@ -38,15 +54,42 @@ log = logging.getLogger(__name__)
 # A source yields, for each due time that passed and has no alert yet, the keyword
 # arguments of raise_alert (``site_id`` instead of the site).
 _due_sources: list = []
+# Or, read with the scan's own reads in one statement: (selects, confirm) of each source
+# registered with register_due_statements.
+_due_statements: list = []
+# The columns of a due statement's rows, in this order: raise_alert's keyword arguments.
+DUE_COLUMNS = ("kind", "site_id", "due_at", "subject_type", "subject_id", "visit_id",
+               "booth_id")
 
 
 def register_due_source(source, *, due_times=()) -> None:
     """``due_times``: ``(column, condition)`` pairs, the due times ``source`` reads (an open
     item's column while the condition holds), which the scheduler's clock waits for; a source
     without them is asked on the clock's tick."""
+    global _scan_read, _sounding
     if source not in _due_sources:
         _due_sources.append(source)
     clock.watch_due_times(due_times)
+    _scan_read = _sounding = None
+
+
+def register_due_statements(selects, *, confirm=None, due_times=()) -> None:
+    """A source the scan reads in the same statement as its own reads: ``selects`` return a
+    row (columns :data:`DUE_COLUMNS`) for each due time that passed (the bind parameter
+    ``now``) and has no alert yet. ``confirm``, given the rows of its selects, yields the
+    raise_alert keyword arguments (``site_id`` instead of the site) of those still due (it may
+    take their rows first); without it each row is raised. ``due_times`` as for
+    :func:`register_due_source`."""
+    global _scan_read, _sounding
+    selects = list(selects)
+    for statement in selects:
+        names = tuple(column.key for column in statement.selected_columns)
+        if names != DUE_COLUMNS:
+            raise ValueError(f"a due statement's columns are {DUE_COLUMNS}, not {names}")
+    if not any(selects == known for known, _confirm in _due_statements):
+        _due_statements.append((selects, confirm))
+    clock.watch_due_times(due_times)
+    _scan_read = _sounding = None
 
 
 def _visit_model():
@@ -61,17 +104,57 @@ class AlertConflict(Conflict):
 # --- Raising and resolving -------------------------------------------------------------------
 
 
-def _insert_ignoring_duplicates(values: dict) -> int | None:
-    """Insert an alert unless its key exists; return the new id or None (both dialects)."""
+def _insert_ignoring_duplicates(rows: list[dict]) -> list:
+    """Insert alerts, each unless its key exists, in one statement; the id, site, kind, due
+    time and escalation time of each new one (both dialects)."""
     if db.session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = (insert(Alert).values(**values)
+    statement = (insert(Alert).values(rows)
                  .on_conflict_do_nothing(
                      index_elements=["kind", "subject_type", "subject_id", "due_at"])
-                 .returning(Alert.id))
-    return db.session.execute(statement).scalar_one_or_none()
+                 .returning(Alert.id, Alert.site_id, Alert.kind, Alert.due_at,
+                            Alert.escalate_at))
+    return db.session.execute(statement).all()
+
+
+def _alert_row(*, site, kind: str, due_at: datetime, now: datetime,
+               visit=None, booth_id: int | None = None,
+               subject_type: str = "visit", subject_id: int | None = None,
+               visit_id: int | None = None) -> dict:
+    """The new alert's columns at level 1 (``site``: its id and escalation grace)."""
+    spec = ALERT_KINDS[kind]
+    grace = timedelta(seconds=site.escalation_grace_seconds)
+    if visit is not None:
+        subject_type, subject_id, visit_id = "visit", visit.id, visit.id
+        booth_id = booth_id if booth_id is not None else visit.booth_id
+    return {
+        "site_id": site.id, "kind": kind, "priority": spec.priority_at(1).value, "level": 1,
+        "subject_type": subject_type, "subject_id": subject_id,
+        "visit_id": visit_id, "booth_id": booth_id,
+        "due_at": due_at, "raised_at": now,
+        "escalate_at": due_at + grace if spec.max_level > 1 else None, "resounds": 0,
+    }
+
+
+def _raise_rows(rows: list[dict], now: datetime) -> list:
+    """Insert the alerts that do not exist yet, each with its level-1 record; what
+    :func:`_insert_ignoring_duplicates` returns of them."""
+    raised = _insert_ignoring_duplicates(rows)
+    for alert in raised:
+        if alert.escalate_at is not None:
+            clock.due_times_changed(alert.escalate_at)  # its escalation
+    _record_levels([(alert.id, 1) for alert in raised], now)
+    return raised
+
+
+def _record_levels(levels: list[tuple[int, int]], now: datetime) -> None:
+    """The ``alert_escalation`` record of each (alert id, level) reached, in one statement."""
+    if levels:
+        db.session.execute(insert(AlertEscalation.__table__), [
+            {"alert_id": alert_id, "level": level, "raised_at": now}
+            for alert_id, level in levels])
 
 
 def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
@@ -83,24 +166,10 @@ def raise_alert(*, site: Site, kind: str, due_at: datetime, now: datetime,
     Returns the new alert, or None when it existed. The caller commits and then
     calls :func:`sound` with what was raised.
     """
-    spec = ALERT_KINDS[kind]
-    grace = timedelta(seconds=site.escalation_grace_seconds)
-    if visit is not None:
-        subject_type, subject_id, visit_id = "visit", visit.id, visit.id
-        booth_id = booth_id if booth_id is not None else visit.booth_id
-    alert_id = _insert_ignoring_duplicates({
-        "site_id": site.id, "kind": kind, "priority": spec.priority_at(1).value, "level": 1,
-        "subject_type": subject_type, "subject_id": subject_id,
-        "visit_id": visit_id, "booth_id": booth_id,
-        "due_at": due_at, "raised_at": now,
-        "escalate_at": due_at + grace if spec.max_level > 1 else None, "resounds": 0,
-    })
-    if alert_id is None:
-        return None
-    if spec.max_level > 1:
-        clock.due_times_changed(due_at + grace)  # its escalation
-    db.session.add(AlertEscalation(alert_id=alert_id, level=1, raised_at=now))
-    return db.session.get(Alert, alert_id)
+    raised = _raise_rows([_alert_row(
+        site=site, kind=kind, due_at=due_at, now=now, visit=visit, booth_id=booth_id,
+        subject_type=subject_type, subject_id=subject_id, visit_id=visit_id)], now)
+    return db.session.get(Alert, raised[0].id) if raised else None
 
 
 def resolve_alerts(visit, *, why: str, now: datetime, kinds=None,
@@ -271,56 +340,193 @@ class ScanResult:
     raised: list[int] = field(default_factory=list)
     escalated: list[int] = field(default_factory=list)
     resounded: list[int] = field(default_factory=list)
+    # The earliest due time after the scan's ``now`` once it committed (the alarm clock
+    # sleeps until it), read in the scan's own unit of work.
+    next_due: datetime | None = None
 
     def __bool__(self) -> bool:
         return bool(self.raised or self.escalated or self.resounded)
+
+
+# What the scan reads of a site: its grace (raising, escalating, re-sounding) and its on-call
+# (a level-3 alarm reaches them).
+_SITES = select(Site.id, Site.escalation_grace_seconds, Site.on_call_staff_id).where(
+    Site.id.in_(bindparam("ids", expanding=True)))
+# The rows of the scan's one read, besides those of the due statements (``source``, their
+# index): the open alerts whose escalation or re-sound time passed, and the next due time.
+TIMED_OUT, NEXT_DUE = -1, -2
+_ALERT_COLUMNS = (("alert_id", Integer()), ("level", Integer()),
+                  ("acknowledged_at", UTCDateTime()), ("escalate_at", UTCDateTime()),
+                  ("resound_at", UTCDateTime()))
+_DUE_TYPES = {"kind": String(), "site_id": Integer(), "due_at": UTCDateTime(),
+              "subject_type": String(), "subject_id": Integer(), "visit_id": Integer(),
+              "booth_id": Integer()}
+_scan_read = None
+
+
+def _scan_read_statement():
+    """Every due statement's rows, the open alerts whose escalation or re-sound time passed
+    (two partial indexes) and the next due time (``srs.alerts.clock``) in one statement:
+    an idle scan, every second, is one round trip. Built once for the sources registered."""
+    global _scan_read
+    if _scan_read is None:
+        def nothing(type_):
+            return cast(null(), type_)
+
+        def branch(statement, source: int, alert_columns=None):
+            return statement.add_columns(
+                literal_column(str(source), Integer).label("source"),
+                *(alert_columns or [nothing(type_).label(name)
+                                    for name, type_ in _ALERT_COLUMNS]))
+
+        branches = [branch(statement, index)
+                    for index, (selects, _confirm) in enumerate(_due_statements)
+                    for statement in selects]
+        branches.append(branch(
+            select(Alert.kind, Alert.site_id, Alert.due_at,
+                   *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[3:]))
+            .where(Alert.resolved_at.is_(None),
+                   or_(Alert.escalate_at <= bindparam("now"),
+                       Alert.resound_at <= bindparam("now"))),
+            TIMED_OUT, [Alert.id.label("alert_id"), Alert.level, Alert.acknowledged_at,
+                        Alert.escalate_at, Alert.resound_at]))
+        branches.append(branch(select(
+            *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[:2]),
+            clock.next_due_statement().scalar_subquery().label("due_at"),
+            *(nothing(_DUE_TYPES[name]).label(name) for name in DUE_COLUMNS[3:])), NEXT_DUE))
+        _scan_read = union_all(*branches)
+    return _scan_read
+
+
+_sounding = None
+
+
+def _sounding_statement():
+    """What the screens hear of each alert the scan changed, with its booth's label, and the
+    next due time after the scan's changes (on every row): one statement, built once the
+    booth's mapper is known (no import upward) for the sources registered."""
+    global _sounding
+    if _sounding is None:
+        booth = Alert.booth.property.mapper.class_
+        _sounding = (select(Alert.id, Alert.site_id, Alert.kind, Alert.priority, Alert.level,
+                            Alert.visit_id, Alert.due_at, Alert.raised_at,
+                            booth.label.label("booth"),
+                            clock.next_due_statement().scalar_subquery().label("next_due"))
+                     .outerjoin(booth, booth.id == Alert.booth_id)
+                     .where(Alert.id.in_(bindparam("ids", expanding=True))))
+    return _sounding
+
+
+@dataclass
+class _Late:
+    """An alert the scan raised past its escalation time, as the read shows a timed-out one."""
+
+    alert_id: int
+    site_id: int
+    kind: str
+    level: int
+    due_at: datetime
+    acknowledged_at: datetime | None
+    escalate_at: datetime | None
+    resound_at: datetime | None
+
+
+class _Sites:
+    """The sites a scan touches, each read once, those it needs at a time in one statement."""
+
+    def __init__(self):
+        self.rows: dict = {}
+
+    def need(self, site_ids) -> "_Sites":
+        missing = set(site_ids) - self.rows.keys()
+        if missing:
+            for row in db.session.execute(_SITES, {"ids": sorted(missing)}):
+                self.rows[row.id] = row
+        return self
+
+    def __getitem__(self, site_id: int):
+        return self.rows[site_id]
 
 
 def scan(*, now: datetime) -> ScanResult:
     """Raise what is due, escalate what nobody owns, re-sound owned high alarms; commit; sound.
 
     The scheduler's, at each due time and at least every second. Idempotent: run twice with the
-    same ``now`` it changes nothing the second time.
+    same ``now`` it changes nothing the second time. The result says the next due time too.
     """
     started = time.perf_counter()
     result = ScanResult()
-    sites: dict[int, Site] = {}
+    sites = _Sites()
 
-    def site_of(site_id: int) -> Site:
-        if site_id not in sites:
-            sites[site_id] = db.session.get(Site, site_id)
-        return sites[site_id]
+    read = db.session.execute(_scan_read_statement(), {"now": now}).all()
+    by_source, timed_out = {}, []
+    for row in read:
+        if row.source == NEXT_DUE:
+            result.next_due = row.due_at
+        elif row.source == TIMED_OUT:
+            timed_out.append(row)
+        else:
+            by_source.setdefault(row.source, []).append(row)
+    due = []
+    for index, (_selects, confirm) in enumerate(_due_statements):
+        rows = by_source.get(index)
+        if rows:
+            due += (confirm(rows) if confirm is not None
+                    else [{name: getattr(row, name) for name in DUE_COLUMNS} for row in rows])
+    due += [item for source in _due_sources for item in source(now=now)]
 
-    for source in _due_sources:
-        for due in source(now=now):
-            site_id = due.pop("site_id")
-            alert = raise_alert(site=site_of(site_id), now=now, **due)
-            if alert is not None:
-                result.raised.append(alert.id)
+    if due:
+        sites.need(item["site_id"] for item in due)
+        rows = {}
+        for item in due:  # a key once: the insert skips keys that exist, not its own twice
+            row = _alert_row(site=sites[item["site_id"]], now=now,
+                             **{k: v for k, v in item.items() if k != "site_id"})
+            rows.setdefault((row["kind"], row["subject_type"], row["subject_id"],
+                             row["due_at"]), row)
+        raised = _raise_rows(list(rows.values()), now)
+        result.raised = [alert.id for alert in raised]
+        # Raised late (after downtime): its escalation time passed too.
+        timed_out += [_Late(alert_id=alert.id, site_id=alert.site_id, kind=alert.kind,
+                            level=1, due_at=alert.due_at, acknowledged_at=None,
+                            escalate_at=alert.escalate_at, resound_at=None)
+                      for alert in raised
+                      if alert.escalate_at is not None and alert.escalate_at <= now]
 
-    for alert in db.session.execute(select(Alert).where(
-            Alert.resolved_at.is_(None), Alert.escalate_at <= now)).scalars().all():
-        if _escalate(alert, site_of(alert.site_id), now):
-            result.escalated.append(alert.id)
-
-    for alert in db.session.execute(select(Alert).where(
-            Alert.resolved_at.is_(None), Alert.resound_at <= now)).scalars().all():
-        grace = timedelta(seconds=site_of(alert.site_id).escalation_grace_seconds)
-        done = db.session.execute(
-            update(Alert).where(Alert.id == alert.id, Alert.resound_at == alert.resound_at)
-            .values(resound_at=now + grace, resounds=Alert.resounds + 1),
-            execution_options={"synchronize_session": False}).rowcount
-        if done:
-            result.resounded.append(alert.id)
+    if timed_out:
+        sites.need(alert.site_id for alert in timed_out)
+    levels = []
+    for alert in timed_out:
+        if alert.escalate_at is not None and alert.escalate_at <= now:
+            reached = _escalate(alert, sites[alert.site_id], now)
+            if reached:
+                levels += [(alert.alert_id, level) for level in reached]
+                result.escalated.append(alert.alert_id)
+    _record_levels(levels, now)
+    for alert in timed_out:
+        if alert.resound_at is not None and alert.resound_at <= now:
+            grace = timedelta(seconds=sites[alert.site_id].escalation_grace_seconds)
+            done = db.session.execute(
+                update(Alert).where(Alert.id == alert.alert_id,
+                                    Alert.resound_at == alert.resound_at)
+                .values(resound_at=now + grace, resounds=Alert.resounds + 1),
+                execution_options={"synchronize_session": False}).rowcount
+            if done:
+                result.resounded.append(alert.alert_id)
 
     if result:
-        db.session.expire_all()
-        alerts = db.session.execute(select(Alert).where(Alert.id.in_(
-            result.raised + result.escalated + result.resounded))).scalars().all()
-        for alert in alerts:
-            sound([alert], site_of(alert.site_id), resound=alert.id in result.resounded)
-        for site_id in {a.site_id for a in alerts}:
+        changed = db.session.execute(_sounding_statement(), {
+            "ids": result.raised + result.escalated + result.resounded, "now": now}).all()
+        for alert in changed:
+            site = sites[alert.site_id]
+            live.alarm(_payload(alert, booth=alert.booth, resound=alert.id in result.resounded),
+                       site_id=site.id,
+                       on_call_staff_id=site.on_call_staff_id if alert.level >= 3 else None)
+        for site_id in {alert.site_id for alert in changed}:
             live.announce(site_id, "alerts")
+        # What it set (an escalation, a re-sound) counts: read again in this unit of work,
+        # the clock that runs the scan needs no other notice of them.
+        result.next_due = changed[0].next_due if changed else clock.next_due(now=now)
+    clock.due_times_read()
     db.session.commit()  # and with it the sounds and announcements above
     if result:
         log.info("alert scan raised=%d escalated=%d resounded=%d ms=%.1f", len(result.raised),
@@ -329,26 +535,25 @@ def scan(*, now: datetime) -> ScanResult:
     return result
 
 
-def _escalate(alert: Alert, site: Site, now: datetime) -> bool:
-    """Move an unowned alert to the level its age calls for (catching up after downtime)."""
+def _escalate(alert, site, now: datetime) -> range:
+    """Move an unowned alert to the level its age calls for (catching up after downtime);
+    the levels it reached (none: it stays)."""
     spec = ALERT_KINDS[alert.kind]
     grace = site.escalation_grace_seconds
     overdue = (now - alert.due_at).total_seconds()
     target = min(spec.max_level, 1 + math.floor(overdue / grace))
     if alert.acknowledged_at is not None or target <= alert.level:
-        return False
+        return range(0)
     next_at = (alert.due_at + timedelta(seconds=grace * target)
                if target < spec.max_level else None)
     done = db.session.execute(
-        update(Alert).where(Alert.id == alert.id, Alert.level == alert.level,
+        update(Alert).where(Alert.id == alert.alert_id, Alert.level == alert.level,
                             Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
         .values(level=target, priority=spec.priority_at(target).value, escalate_at=next_at),
         execution_options={"synchronize_session": False}).rowcount
     if not done:
-        return False
-    for level in range(alert.level + 1, target + 1):
-        db.session.add(AlertEscalation(alert_id=alert.id, level=level, raised_at=now))
-    return True
+        return range(0)
+    return range(alert.level + 1, target + 1)
 
 
 # --- Telling the screens ---------------------------------------------------------------------
@@ -356,11 +561,16 @@ def _escalate(alert: Alert, site: Site, now: datetime) -> bool:
 
 def alert_payload(alert: Alert, *, resound: bool = False) -> dict:
     """The socket ``alert`` event (DESIGN.md), plus a label and whether it is a re-sound."""
+    return _payload(alert, booth=alert.booth.label if alert.booth is not None else None,
+                    resound=resound)
+
+
+def _payload(alert, *, booth: str | None, resound: bool) -> dict:
+    """``alert``: an alert or a row of its columns; ``booth``: its booth's label."""
     return {
-        "id": alert.id, "site_id": alert.site_id, "kind": alert.kind, "label": alert.label,
-        "priority": alert.priority, "level": alert.level,
-        "booth": alert.booth.label if alert.booth is not None else None,
-        "visit_id": alert.visit_id, "due_at": alert.due_at.isoformat(),
+        "id": alert.id, "site_id": alert.site_id, "kind": alert.kind,
+        "label": kind_label(alert.kind), "priority": alert.priority, "level": alert.level,
+        "booth": booth, "visit_id": alert.visit_id, "due_at": alert.due_at.isoformat(),
         "raised_at": alert.raised_at.isoformat(), "resound": resound,
     }
 

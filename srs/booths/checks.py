@@ -1,7 +1,8 @@
 """Checks on clients in a booth or in after-care, and the floor's due times.
 
 A visit carries its due times (``next_check_due_at``, ``booth_due_at``,
-``observation_ends_at``); the alert scan asks :func:`due_visit_alerts` which passed.
+``observation_ends_at``); the alert scan reads which passed (:func:`_due_selects`) and, holding
+those visits' rows, which are still due (:func:`still_due`).
 A check moves the next one and resolves what it answers; Unresponsive raises a high
 alarm and, through ``signals.client_unresponsive``, opens an overdose response in the same
 unit of work.
@@ -12,7 +13,7 @@ resolution), the alert scan (due times).
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, literal_column, select
 
 from srs import live, signals
 from srs.alerts import service as alerts
@@ -42,28 +43,54 @@ BOOTH_KINDS = ("booth_check_due", "booth_time_limit")
 CHECK_KINDS = ("booth_check_due", "observation_check_due")
 
 
-def due_visit_alerts(*, now: datetime):
-    """Each due time of an open visit that passed and has no alert yet (the scan's source)."""
+def _due_selects() -> list:
+    """Each due time of an open visit that passed (``now``) and has no alert yet, a select a
+    kind: the scan reads them with its own reads, in one statement."""
+    selects = []
     for kind, state, column_name in VISIT_DUE_TIMES:
         column = getattr(Visit, column_name)
         already = (select(Alert.id).where(
             Alert.kind == kind, Alert.subject_type == "visit", Alert.subject_id == Visit.id,
             Alert.due_at == column).exists())
-        due = db.session.execute(
-            select(Visit).where(Visit.state == state, column <= now, ~already)).scalars().all()
-        for visit in due:
-            due_at = getattr(visit, column_name)
-            # A check committed since that read moved the due time (PostgreSQL reads beside
-            # writers): take the visit's row, so a check waits for this alarm and resolves
-            # it, and look again. Without it, an alarm for a check already done stayed open
-            # and escalated.
-            db.session.refresh(visit, with_for_update=True)
-            if visit.state != state or getattr(visit, column_name) != due_at:
-                continue
-            yield {"site_id": visit.site_id, "kind": kind, "due_at": due_at, "visit": visit}
+        selects.append(select(
+            literal_column(f"'{kind}'", String).label("kind"), Visit.site_id,
+            column.label("due_at"), literal_column("'visit'", String).label("subject_type"),
+            Visit.id.label("subject_id"), Visit.id.label("visit_id"), Visit.booth_id,
+        ).where(Visit.state == state, column <= bindparam("now"), ~already))
+    return selects
 
 
-alerts.register_due_source(due_visit_alerts, due_times=[
+# Taking the due visits' rows, in one order (two scans, or a scan and a check, wait in turn).
+_TAKE = (select(Visit.id, Visit.state, Visit.booth_id,
+                *(getattr(Visit, name)
+                  for name in dict.fromkeys(n for _k, _s, n in VISIT_DUE_TIMES)))
+         .where(Visit.id.in_(bindparam("ids", expanding=True))).order_by(Visit.id)
+         .with_for_update())
+_STATES = {kind: (state, column_name) for kind, state, column_name in VISIT_DUE_TIMES}
+
+
+def still_due(rows) -> list[dict]:
+    """Of the visits' due times the scan read, those still due once it holds their rows.
+
+    A check committed since that read moved the due time (PostgreSQL reads beside writers):
+    taking the visits' rows makes a check wait for this alarm and resolve it, and the scan
+    looks again. Without it, an alarm for a check already done stayed open and escalated.
+    """
+    taken = {visit.id: visit for visit in db.session.execute(
+        _TAKE, {"ids": sorted({row.visit_id for row in rows})})}
+    due = []
+    for row in rows:
+        state, column_name = _STATES[row.kind]
+        visit = taken.get(row.visit_id)
+        if visit is None or visit.state != state or getattr(visit, column_name) != row.due_at:
+            continue
+        due.append({"site_id": row.site_id, "kind": row.kind, "due_at": row.due_at,
+                    "subject_type": "visit", "subject_id": visit.id, "visit_id": visit.id,
+                    "booth_id": visit.booth_id})
+    return due
+
+
+alerts.register_due_statements(_due_selects(), confirm=still_due, due_times=[
     (getattr(Visit, column_name), Visit.state == state)
     for _kind, state, column_name in VISIT_DUE_TIMES])
 

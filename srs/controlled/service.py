@@ -383,12 +383,18 @@ def mark_loss_reported(site: Site, count_id: int, data: dict, *, actor: Actor,
     return count
 
 
+# Losses found and not yet marked reported, counted on or before ``alarm_from``: built once,
+# the alert scan asks every second.
+_UNREPORTED_LOSSES = db.select(ControlledCount).where(
+    ControlledCount.difference != 0, ControlledCount.loss_reported_at.is_(None),
+    ControlledCount.counted_at <= db.bindparam("alarm_from"))
+
+
 def due_loss_report_alerts(*, now: datetime):
     """For the alert scan: a loss found 7 days ago and not yet marked reported."""
     alarm_from = now - timedelta(days=LOSS_ALARM_DAYS)
-    counts = db.session.execute(db.select(ControlledCount).where(
-        ControlledCount.difference != 0, ControlledCount.loss_reported_at.is_(None),
-        ControlledCount.counted_at <= alarm_from)).scalars().all()
+    counts = db.session.execute(_UNREPORTED_LOSSES,
+                                {"alarm_from": alarm_from}).scalars().all()
     if not counts:
         return
     raised = set(db.session.execute(db.select(Alert.site_id, Alert.due_at).where(

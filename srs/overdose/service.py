@@ -11,13 +11,13 @@ A naloxone dose is drawn from stock through ``srs.naloxone.service`` (first expi
 dose with nothing on hand is still given and flagged) in the dose's own unit of work.
 
 Alarms: ``open_response`` is where an overdose alarm is raised (sounded at its unit's
-commit) and ``due_redose_alerts`` gives the alert scan each response whose re-dose time has
+commit) and the alert scan reads (``due_redose_alerts``) each response whose re-dose time has
 passed, for it to raise a medium alert.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import exc, func
+from sqlalchemy import String, bindparam, exc, func, literal_column
 from sqlalchemy.orm import selectinload
 
 from srs import live, signals
@@ -107,22 +107,32 @@ def responses_for_visits(visit_ids) -> dict[int, OverdoseResponse]:
     return {r.visit_id: r for r in rows}
 
 
-def due_redose_alerts(*, now: datetime):
-    """Each open response whose re-dose time passed and has no alert yet (the alert scan's
-    source): the console prompts to reassess."""
+def _redose_due_select():
+    """Each open response whose re-dose time passed (``now``) and has no alert yet (read by
+    the alert scan with its own reads): the console prompts to reassess."""
     already = (db.select(Alert.id).where(
         Alert.kind == "redose_due", Alert.subject_type == "response",
         Alert.subject_id == OverdoseResponse.id,
         Alert.due_at == OverdoseResponse.redose_due_at).exists())
-    for response in db.session.execute(db.select(OverdoseResponse).where(
-            OverdoseResponse.redose_due_at <= now, OverdoseResponse.closed_at.is_(None),
-            ~already)).scalars():
-        yield {"site_id": response.site_id, "kind": "redose_due",
-               "due_at": response.redose_due_at, **alerts.response_subject(response)}
+    return db.select(
+        literal_column("'redose_due'", String).label("kind"), OverdoseResponse.site_id,
+        OverdoseResponse.redose_due_at.label("due_at"),
+        literal_column("'response'", String).label("subject_type"),
+        OverdoseResponse.id.label("subject_id"), OverdoseResponse.visit_id,
+        OverdoseResponse.booth_id,
+    ).where(OverdoseResponse.redose_due_at <= bindparam("now"),
+            OverdoseResponse.closed_at.is_(None), ~already)
 
 
-alerts.register_due_source(due_redose_alerts, due_times=[
+_REDOSE_DUE = _redose_due_select()
+alerts.register_due_statements([_REDOSE_DUE], due_times=[
     (OverdoseResponse.redose_due_at, OverdoseResponse.closed_at.is_(None))])
+
+
+def due_redose_alerts(*, now: datetime) -> list[dict]:
+    """What the alert scan reads of this package at ``now``: the raise_alert keyword
+    arguments (``site_id`` instead of the site) of each re-dose time to prompt."""
+    return [dict(row._mapping) for row in db.session.execute(_REDOSE_DUE, {"now": now})]
 
 
 @signals.alarm_place.connect
