@@ -66,7 +66,7 @@ with app.app_context():
     db.session.add(site)
     db.session.flush()
     first = datetime.fromisoformat({first_due.isoformat()!r})
-    clients = [Client(code=f"X-{{n:04d}}-1980") for n in range({timers})]
+    clients = [Client(site_id=site.id, code=f"X-{{n:04d}}-1980") for n in range({timers})]
     db.session.add_all(clients)
     db.session.flush()
     for n, client in enumerate(clients):
@@ -88,7 +88,7 @@ def scan_ms(env: dict, now: datetime, repeats: int = 20) -> float:
 import statistics, time
 from datetime import datetime
 from srs import create_app
-from srs.booths.alerts import scan
+from srs.alerts.service import scan
 app = create_app()
 with app.app_context():
     now = datetime.fromisoformat({now.isoformat()!r})
@@ -112,11 +112,13 @@ def read_alerts(env: dict) -> list[tuple[int, datetime, datetime]]:
     script = """
 from srs import create_app
 from srs.extensions import db
-from srs.booths.models import Alert
+from srs.alerts.models import Alert
 app = create_app()
 with app.app_context():
-    for a in db.session.execute(db.select(Alert).filter_by(kind="observation_check_due")).scalars():
-        print(a.visit_id, a.due_at.isoformat(), a.raised_at.isoformat())
+    # The after-care check alerts of the seeded visits (the only subjects of that kind).
+    for a in db.session.execute(db.select(Alert).filter_by(
+            kind="observation_check_due", subject_type="visit")).scalars():
+        print(a.subject_id, a.due_at.isoformat(), a.raised_at.isoformat())
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
@@ -174,10 +176,11 @@ def run(args) -> bool:
             raise SystemExit("Seeding outlasted --lead: the machine is too busy; raise --lead.")
         crash_at = start + timedelta(seconds=args.spread / 2)
         time.sleep(max(0.0, (crash_at - datetime.now(UTC)).total_seconds()))
+        # Down from the signal: waiting for the server's processes to go is part of the outage.
+        down_from = datetime.now(UTC)
         server.kill()
         memory.kill()
         memory.wait()
-        down_from = datetime.now(UTC)
         print(f"Killed both with SIGKILL at {down_from:%H:%M:%S}; down for {args.outage:.0f} s",
               flush=True)
         time.sleep(args.outage)
