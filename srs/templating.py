@@ -1,4 +1,5 @@
-"""Every template filter, and the ``X-SRS-Now`` header every answer carries.
+"""Every template filter, ``url_for_each``, the names each domain gives every template, and the
+``X-SRS-Now`` header every answer carries.
 
 Times on screen: the first render shows them; srs.js ticks on from the ``data-``
 timestamps, counting from the server's clock (``X-SRS-Now``), not the tablet's.
@@ -6,6 +7,8 @@ Site times (``site_time``, ``local``, ``band``) are the site's own clock (``Site
 """
 
 from datetime import UTC, datetime
+
+from flask import url_for
 
 from srs.common import utcnow
 
@@ -71,6 +74,47 @@ FILTERS = {f.__name__: f for f in (iso, labels, minutes_since, clock_since, cloc
                                     duration, site_time, local, band)}
 
 
+# An id no record has (beyond ``MAX_ID``) and no slug spells: where ``url_for_each`` puts ids.
+_ID_MARK = 918_273_645_546_372_819
+
+
+def url_for_each(endpoint: str, key: str, **values):
+    """``url_for(endpoint, **values)`` for many values of the id ``key``: the URL is built on
+    the first call and each id put where it stands. A board builds its tiles' URLs per booth,
+    and url_for costs more than the rest of a tile; the result is the string url_for gives."""
+    parts = []
+
+    def url(value) -> str:
+        if not parts:
+            built = url_for(endpoint, **values, **{key: _ID_MARK})
+            before, mark, after = built.partition(str(_ID_MARK))
+            parts.append((before, after) if mark and str(_ID_MARK) not in after else None)
+        if parts[0] is None:
+            return url_for(endpoint, **values, **{key: value})
+        before, after = parts[0]
+        return f"{before}{int(value)}{after}"
+
+    return url
+
+
+def template_globals(bp):
+    """Decorate a function returning names every template may use (a domain's lists, labels
+    and helpers): it is called once, when the app registers ``bp``, and one context processor
+    gives every render all such names. Flask calls each context processor on every render,
+    and a change on the floor renders seven fragments; these names never change. (Jinja
+    globals would cost more: each import of a macro file compares them all.) Where two
+    domains give one name, the one registered later wins, as among context processors."""
+
+    def register(names):
+        bp.record_once(lambda state: state.app.extensions[_NAMES].update(names()))
+        return names
+
+    return register
+
+
+_NAMES = "srs_template_names"
+
+
 def server_time(response):
     """Say when the server answered, so a screen with a wrong clock still counts right."""
     response.headers.setdefault("X-SRS-Now", iso(utcnow()))
@@ -80,4 +124,7 @@ def server_time(response):
 def init_app(app) -> None:
     for name, template_filter in FILTERS.items():
         app.add_template_filter(template_filter, name)
+    app.add_template_global(url_for_each)
+    names = app.extensions[_NAMES] = {}
+    app.context_processor(lambda: names)
     app.after_request(server_time)

@@ -13,11 +13,12 @@ from srs.auth.views import pin_step, safe_next
 from srs.common import utcnow
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("alerts", __name__)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def alarm_strip_context():
     """``alarm_strip(site)``: what the strip under every site page's header shows."""
     return {"alarm_strip": alarm_strip, "on_call_alarms": on_call_alarms,

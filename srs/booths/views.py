@@ -52,6 +52,7 @@ from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
 from srs.sites.models import Site
+from srs.templating import template_globals
 
 bp = Blueprint("booths", __name__)
 
@@ -128,7 +129,7 @@ live.register_fragments(render_live_fragments, {
 # --- Time on screen: the first render; srs.js ticks on from the data- timestamps ------------
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def floor_vocabulary():
     """The floor's lists, so templates label codes the way the models define them."""
     return {"SUBSTANCES": SUBSTANCES, "ROUTES": ROUTES, "STRIP_RESULTS": STRIP_RESULTS,

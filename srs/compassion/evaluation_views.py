@@ -18,11 +18,12 @@ from srs.extensions import db
 from srs.forms import form_input
 from srs.security import download
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("club_eval", __name__)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def club_survey_helpers():
     """What a member's page needs to say when their survey is due and to link it."""
     return {"CLUB_SURVEY_TAKERS": evaluation.SURVEY_TAKERS, "now_utc": utcnow,

@@ -27,6 +27,7 @@ from srs.forms import form_input
 from srs.referrals import service as referrals
 from srs.referrals.models import SERVICE_TYPES
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("club", __name__)
 
@@ -36,7 +37,7 @@ STATE_WORDS = {"applicant": "Applicant", "active": "Active", "suspended": "Suspe
                "ended": "Ended"}
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def club_vocabulary():
     return {"CLUB_LINKAGE_OUTCOMES": [(o, LINKAGE_WORDS[o]) for o in LINKAGE_OUTCOMES],
             "CLUB_STATES": [(s, STATE_WORDS[s]) for s in STATES],

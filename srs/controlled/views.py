@@ -31,12 +31,13 @@ from srs.errors import Conflict, Invalid
 from srs.idempotency import idempotent
 from srs.security import download
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("controlled", __name__)
 PINS = ("witness_pin", "first_pin", "second_pin")
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def controlled_vocabulary():
     return {"CONTROLLED_UNITS": UNITS, "CONTROLLED_KINDS": ENTRY_KINDS}
 

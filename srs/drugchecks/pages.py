@@ -16,6 +16,7 @@ from srs.drugchecks.poster import poster_pdf, short_text
 from srs.extensions import limiter
 from srs.security import download
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("earlywarning", __name__)
 
@@ -31,7 +32,7 @@ report_rate_limit = limiter.shared_limit(
     scope="drug-report", methods=["POST"])
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def alert_reach():
     return {"alert_short_text": short_text}
 

@@ -43,6 +43,7 @@ from srs.extensions import db
 from srs.forms import form_input
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("drugchecks", __name__)
 
@@ -50,7 +51,7 @@ CHECKERS = (Role.DRUG_CHECKER, Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 ALERTERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def drugcheck_vocabulary():
     return {"SAMPLE_TYPES": SAMPLE_TYPES, "SAMPLE_FORMS": SAMPLE_FORMS, "STRIPS": STRIPS,
             "STRIP_RESULTS": STRIP_RESULTS, "CHECK_METHODS": METHODS,

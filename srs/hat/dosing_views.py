@@ -22,13 +22,14 @@ from srs.hat.dosing_schemas import AssessmentForm, DoseForm, NotGivenForm
 from srs.hat.service import get_enrolment
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("hat_dosing", __name__)
 ROLES = dosing.DOSING_ROLES
 PINS = ("witness_pin", "waste_witness_pin")
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def dosing_vocabulary():
     return {"HAT_POSS": dosing.POSS_LABELS, "HAT_SIGNS": dosing.INTOXICATION_SIGNS,
             "HAT_NOT_GIVEN": dosing.NOT_GIVEN}

@@ -24,6 +24,7 @@ from srs.hat.models import ELIGIBILITY, MEDICATIONS, ROUTES, TITRATIONS
 from srs.hat.schemas import EnrolForm, PrescriptionForm
 from srs.idempotency import idempotent
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("hat", __name__)
 
@@ -31,7 +32,7 @@ PRESCRIBING = (Role.PRESCRIBER,)
 READERS = service.IDENTITY_READERS
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def hat_vocabulary():
     return {"HAT_ELIGIBILITY": ELIGIBILITY, "HAT_MEDICATIONS": MEDICATIONS,
             "HAT_ROUTES": ROUTES, "HAT_TITRATIONS": TITRATIONS}

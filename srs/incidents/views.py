@@ -37,6 +37,7 @@ from srs.security import download
 from srs.sites import service as site_service
 from srs.sites.access import site_role_required
 from srs.sites.models import TIME_BANDS
+from srs.templating import template_globals
 
 bp = Blueprint("incidents", __name__)
 
@@ -49,7 +50,7 @@ def _roles(site) -> set[str]:
     return current_user.roles_at(site.id)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def incident_vocabulary():
     return {**VOCABULARY, "INCIDENT_MAXLENGTH": MAXLENGTH}
 

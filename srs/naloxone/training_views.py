@@ -25,6 +25,7 @@ from srs.naloxone.models import NAMED_KINDS, TRAINEE_KINDS, TRAINING_FORMATS
 from srs.security import download
 from srs.sites.access import site_role_required
 from srs.sites.models import Site
+from srs.templating import template_globals
 
 bp = Blueprint("training", __name__)
 
@@ -37,7 +38,7 @@ _ROW_KEY = re.compile(r"^t-([a-z0-9]{1,16})-mode$")
 _TOKEN = re.compile(r"^[a-z0-9]{1,16}$")
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def training_vocabulary():
     return {"TRAINEE_KINDS": TRAINEE_KINDS, "TRAINING_FORMATS": TRAINING_FORMATS,
             "NAMED_KINDS": NAMED_KINDS, "CLIENT_KINDS": training.CLIENT_KINDS}

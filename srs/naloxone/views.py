@@ -36,6 +36,7 @@ from srs.naloxone.schemas import (
     ReceiveForm,
 )
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("naloxone", __name__)
 
@@ -44,7 +45,7 @@ STOCK = (Role.SUPERVISOR, Role.ADMIN)
 KITS = (Role.NURSE, Role.SUPERVISOR, Role.ADMIN)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def naloxone_vocabulary():
     return {"NALOXONE_FORMS": FORMS, "KIT_FORMS": KIT_FORMS, "MOVEMENTS": MOVEMENTS,
             "KIT_CONTENTS": KIT_CONTENTS, "KIT_STATES": KIT_STATES,

@@ -34,6 +34,7 @@ from srs.overdose.schemas import (
     StartForm,
 )
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("overdose", __name__)
 
@@ -41,7 +42,7 @@ bp = Blueprint("overdose", __name__)
 OXYGEN_FLOWS = (2, 6, 10, 15)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def overdose_vocabulary():
     return {"OVERDOSE_KINDS": KINDS, "OUTCOMES": OUTCOMES, "INTERVENTIONS": INTERVENTIONS,
             "NALOXONE_ROUTES": ROUTES, "OVERDOSE_SOURCES": SOURCES,

@@ -47,6 +47,7 @@ from srs.referrals.schemas import (
     rule_form_values,
 )
 from srs.sites.access import site_role_required
+from srs.templating import template_globals
 
 bp = Blueprint("referrals", __name__)
 
@@ -54,7 +55,7 @@ ADMIN = (Role.ADMIN,)
 REVIEWERS = (Role.REVIEWER, Role.SUPERVISOR, Role.ADMIN)
 
 
-@bp.app_context_processor
+@template_globals(bp)
 def referral_vocabulary():
     return {"SERVICE_TYPES": SERVICE_TYPES, "OFFER_STATUSES": OFFER_STATUSES,
             "FOLLOW_UP_OUTCOMES": FOLLOW_UP_OUTCOMES}
