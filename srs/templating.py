@@ -97,6 +97,10 @@ def url_for_each(endpoint: str, key: str, **values):
     return url
 
 
+# Where the app keeps the names ``template_globals`` gathered (``init_app`` gives them out).
+_NAMES = "srs_template_names"
+
+
 def template_globals(bp):
     """Decorate a function returning names every template may use (a domain's lists, labels
     and helpers): it is called once, when the app registers ``bp``, and one context processor
@@ -110,9 +114,6 @@ def template_globals(bp):
         return names
 
     return register
-
-
-_NAMES = "srs_template_names"
 
 
 def server_time(response):

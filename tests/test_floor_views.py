@@ -159,6 +159,29 @@ def test_floor_fragments_carry_the_actions(floor):
     assert 'data-pick-visit' in text(floor.get("/floor/queue"))
 
 
+def test_each_tile_and_row_links_its_own_visit_or_booth(floor):
+    """A render builds each kind of URL once and puts each tile's or row's id in: every
+    button still opens its own visit's or booth's dialog, under the app's mount point too."""
+    first = floor.in_booth("F-ABCD-1984", booth="B1")
+    second = floor.observing("F-EFGH-1984", booth="B2")
+    floor.post(f"/floor/booths/{floor.booths['S1'].id}/out-of-service", {"reason": "Broken"})
+    waiting = floor.waiting("M-WXYZ-1990")
+    for root in ("", "/srs"):
+        def links(path, root=root):
+            return re.findall(r'hx-(?:get|post)="([^"]+)"', text(floor.client.get(
+                floor.url(path), headers=HTMX, base_url=f"http://localhost{root}")))
+        site = f"{root}/sites/east"
+        board, aftercare, queue = links("/floor/board"), links("/floor/aftercare"), \
+            links("/floor/queue")
+        assert {f"{site}/floor/visits/{first.id}/check", f"{site}/floor/visits/{first.id}/more",
+                f"{site}/floor/booths/{floor.booths['S1'].id}/in-service"} <= set(board)
+        assert {f"{site}/floor/visits/{second.id}/check",
+                f"{site}/floor/visits/{second.id}/discharge"} <= set(aftercare)
+        assert f"{site}/floor/visits/{waiting.id}/leave" in queue
+    for url in (f"/floor/visits/{first.id}/check", f"/floor/visits/{second.id}/check"):
+        assert floor.get(url).status_code == 200
+
+
 def test_more_on_a_booth_tile_holds_what_a_visit_needs_once(floor):
     """A compact tile keeps Overdose and Check; its use and leaving are one tap further."""
     visit = floor.in_booth("F-ABCD-1984")
