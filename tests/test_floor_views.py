@@ -407,6 +407,16 @@ def test_the_consumption_dialog_offers_only_this_booths_routes(floor):
     assert 'value="smokes"' in inhalation and 'value="injects"' not in inhalation
 
 
+def test_the_consumption_dialog_offers_only_the_strip_results_it_takes(floor):
+    """The drug-checking service's strips may read "invalid"; a use's strip cannot, and the
+    dialog must not offer a choice its form refuses."""
+    visit = floor.in_booth(booth="B1")
+    dialog = text(floor.get(f"/floor/visits/{visit.id}/consumption"))
+    for strip in ("fentanyl_strip", "benzo_strip"):
+        offered = re.findall(rf'name="{strip}" value="(\w+)"', dialog)
+        assert sorted(offered) == ["negative", "not_done", "positive"], offered
+
+
 def test_record_consumption_shows_on_the_tile(floor):
     visit = floor.in_booth(booth="B1")
     response = floor.client.post(floor.url(f"/floor/visits/{visit.id}/consumption"), headers=HTMX,

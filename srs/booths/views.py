@@ -132,7 +132,7 @@ live.register_fragments(render_live_fragments, {
 @template_globals(bp)
 def floor_vocabulary():
     """The floor's lists, so templates label codes the way the models define them."""
-    return {"SUBSTANCES": SUBSTANCES, "ROUTES": ROUTES, "STRIP_RESULTS": STRIP_RESULTS,
+    return {"SUBSTANCES": SUBSTANCES, "ROUTES": ROUTES, "USE_STRIP_RESULTS": STRIP_RESULTS,
             "LEFT_QUEUE_REASONS": LEFT_QUEUE_REASONS,
             "DISCHARGE_FROM_BOOTH_REASONS": DISCHARGE_FROM_BOOTH_REASONS,
             "EARLY_DISCHARGE_REASONS": EARLY_DISCHARGE_REASONS,
