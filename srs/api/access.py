@@ -6,11 +6,11 @@ from flask import current_app, g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
-from srs.auth.service import Actor, bearer_token, staff_for_token
+from srs.auth.service import Actor, bearer_token, staff_and_site_for_token, staff_for_token
 from srs.common import utcnow
 from srs.drugchecks.outbox import gateway_token_valid
 from srs.errors import Invalid
-from srs.sites.service import get_site, no_such_site
+from srs.sites.service import no_such_site
 
 # What an operation open to anyone declares (no token), and one the SMS gateway calls with
 # its own token (``flask --app app srs alerts gateway-token``), which no staff token opens.
@@ -42,6 +42,17 @@ def _token_staff():
     return staff
 
 
+def _token_staff_at(site_id: int):
+    """:func:`_token_staff`, and the site ``site_id`` read with the token (None: no such
+    site), kept for the request: the operation's ``get_site`` finds it in the session."""
+    staff, site = staff_and_site_for_token(
+        bearer_token(request.headers.get("Authorization")), now=utcnow(), site_id=site_id)
+    if staff is None:
+        abort(401, message="A valid bearer token is required.")
+    g.api_site = site
+    return staff
+
+
 def token_required(*roles: str):
     """Require a valid bearer token; with ``roles``, one of them at ``site_id``'s site.
 
@@ -53,15 +64,17 @@ def token_required(*roles: str):
     def decorator(func):
         @wraps(func)
         def wrapped(*args, **kwargs):
-            staff = _token_staff()
             if roles:
-                site = get_site(kwargs["site_id"])
-                held = staff.roles_at(site.id)
+                staff = _token_staff_at(kwargs["site_id"])
+                # No role at a site that does not exist: one answer for both.
+                held = staff.roles_at(kwargs["site_id"]) if g.api_site is not None else set()
                 if not held:
                     raise no_such_site()
                 if not held & set(roles):
                     abort(403, message=f"This operation needs one of these roles at the site: "
                                        f"{', '.join(roles)}.")
+            else:
+                staff = _token_staff()
             g.api_staff = staff
             _require_declared_body()
             return func(*args, **kwargs)

@@ -34,6 +34,7 @@ from srs.auth.models import (
 )
 from srs.errors import Conflict, DomainError, Invalid, NotFound
 from srs.extensions import db
+from srs.sites.models import Site
 
 MAX_FAILED_LOGINS = 5
 MAX_FAILED_PINS = 5
@@ -447,25 +448,45 @@ def issue_token(staff: Staff, *, actor: Actor) -> str:
 def token_for(raw: str | None, *, now: datetime) -> ApiToken | None:
     """The token a bearer value names, its holder and their roles loaded, or None when it is
     unknown, revoked or its holder inactive. Its last use is written to the minute."""
-    if not raw:
-        return None
-    # One statement: the token, its holder and their roles (every API call checks a role).
-    token = db.session.execute(
-        db.select(ApiToken).filter_by(token_hash=_hash_token(raw))
-        .options(joinedload(ApiToken.staff).joinedload(Staff.roles))).unique() \
-        .scalar_one_or_none()
-    if token is None or token.revoked_at is not None or not token.staff.active:
-        return None
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now
-        db.session.commit()
-    return token
+    return _token_and_site(raw, now=now)[0]
 
 
 def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
     """Return the active staff member a bearer token belongs to, or None."""
     token = token_for(raw, now=now)
     return None if token is None else token.staff
+
+
+def staff_and_site_for_token(raw: str | None, *, now: datetime,
+                             site_id: int) -> tuple[Staff | None, Site | None]:
+    """The active staff member a bearer token belongs to (or None), and the site ``site_id``
+    (or None: no such site), read in the token's statement: an API call on a site checks
+    the caller's role there and then works on the site."""
+    token, site = _token_and_site(raw, now=now, site_id=site_id)
+    return (None, None) if token is None else (token.staff, site)
+
+
+def _token_and_site(raw: str | None, *, now: datetime,
+                    site_id: int | None = None) -> tuple[ApiToken | None, Site | None]:
+    if not raw:
+        return None, None
+    # One statement: the token, its holder and their roles (every API call checks a role),
+    # and the site asked for. Read afresh each time: a revoked token or a removed role
+    # stops the very next call.
+    query = (db.select(ApiToken).filter_by(token_hash=_hash_token(raw))
+             .options(joinedload(ApiToken.staff).joinedload(Staff.roles)))
+    if site_id is not None:
+        query = query.add_columns(Site).outerjoin(Site, Site.id == site_id)
+    row = db.session.execute(query).unique().one_or_none()
+    if row is None:
+        return None, None
+    token, site = row[0], (row[1] if site_id is not None else None)
+    if token.revoked_at is not None or not token.staff.active:
+        return None, None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        token.last_used_at = now
+        db.session.commit()
+    return token, site
 
 
 def staff_socket_key(staff_id: int) -> str:
