@@ -6,10 +6,11 @@ from flask import current_app, g, request
 from flask_smorest import abort
 
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
-from srs.auth.service import Actor, bearer_token, staff_and_site_for_token, staff_for_token
+from srs.auth.service import Actor, bearer_token, staff_for_token, staff_for_token_with
 from srs.common import utcnow
 from srs.drugchecks.outbox import gateway_token_valid
 from srs.errors import Invalid
+from srs.sites.models import Site
 from srs.sites.service import no_such_site
 
 # What an operation open to anyone declares (no token), and one the SMS gateway calls with
@@ -45,8 +46,9 @@ def _token_staff():
 def _token_staff_at(site_id: int):
     """:func:`_token_staff`, and the site ``site_id`` read with the token (None: no such
     site), kept for the request: the operation's ``get_site`` finds it in the session."""
-    staff, site = staff_and_site_for_token(
-        bearer_token(request.headers.get("Authorization")), now=utcnow(), site_id=site_id)
+    staff, site = staff_for_token_with(
+        bearer_token(request.headers.get("Authorization")), now=utcnow(), entity=Site,
+        where=Site.id == site_id)
     if staff is None:
         abort(401, message="A valid bearer token is required.")
     g.api_site = site

@@ -34,7 +34,6 @@ from srs.auth.models import (
 )
 from srs.errors import Conflict, DomainError, Invalid, NotFound
 from srs.extensions import db
-from srs.sites.models import Site
 
 MAX_FAILED_LOGINS = 5
 MAX_FAILED_PINS = 5
@@ -457,30 +456,30 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
     return None if token is None else token.staff
 
 
-def staff_and_site_for_token(raw: str | None, *, now: datetime,
-                             site_id: int) -> tuple[Staff | None, Site | None]:
-    """The active staff member a bearer token belongs to (or None), and the site ``site_id``
-    (or None: no such site), read in the token's statement: an API call on a site checks
-    the caller's role there and then works on the site."""
-    token, site = _token_and_site(raw, now=now, site_id=site_id)
-    return (None, None) if token is None else (token.staff, site)
+def staff_for_token_with(raw: str | None, *, now: datetime, entity,
+                         where) -> tuple[Staff | None, object]:
+    """The active staff member a bearer token belongs to (or None), and the row of
+    ``entity`` that ``where`` picks (or None), read in the token's statement: an API call
+    on a site checks the caller's role there and then works on the site."""
+    token, row = _token_and_site(raw, now=now, also=(entity, where))
+    return (None, None) if token is None else (token.staff, row)
 
 
 def _token_and_site(raw: str | None, *, now: datetime,
-                    site_id: int | None = None) -> tuple[ApiToken | None, Site | None]:
+                    also: tuple | None = None) -> tuple[ApiToken | None, object]:
     if not raw:
         return None, None
     # One statement: the token, its holder and their roles (every API call checks a role),
-    # and the site asked for. Read afresh each time: a revoked token or a removed role
-    # stops the very next call.
+    # and the row asked for. Read afresh each time: a revoked token or a removed role stops
+    # the very next call.
     query = (db.select(ApiToken).filter_by(token_hash=_hash_token(raw))
              .options(joinedload(ApiToken.staff).joinedload(Staff.roles)))
-    if site_id is not None:
-        query = query.add_columns(Site).outerjoin(Site, Site.id == site_id)
+    if also is not None:
+        query = query.add_columns(also[0]).outerjoin(*also)
     row = db.session.execute(query).unique().one_or_none()
     if row is None:
         return None, None
-    token, site = row[0], (row[1] if site_id is not None else None)
+    token, site = row[0], (row[1] if also is not None else None)
     if token.revoked_at is not None or not token.staff.active:
         return None, None
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
