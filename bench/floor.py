@@ -1195,8 +1195,9 @@ FAN_OUT_STEPS = {
 
 # What a request's time is spent on: (file ending, function) whose cumulative time to show.
 PROFILE_STEPS = {
-    "bearer token -> staff (staff_for_token)": ("srs/auth/service.py", "staff_for_token"),
-    "site lookup (get_site, twice)": ("srs/sites/service.py", "get_site"),
+    "bearer token -> staff and site (_token_and_site)": ("srs/auth/service.py",
+                                                          "_token_and_site"),
+    "site lookup (get_site: in the session)": ("srs/sites/service.py", "get_site"),
     "idempotency key claimed (_claim, commit)": ("srs/idempotency.py", "_claim"),
     "board queries (site_board)": ("srs/booths/service.py", "site_board"),
     "  of which today's figures": ("srs/booths/service.py", "todays_figures"),
