@@ -78,6 +78,12 @@ bench-page: $(STAMP) browser
 bench-timers: $(STAMP)
 	$(BIN)/python -m bench.timers $(BENCH_ARGS)
 
+## The alert scan in process: SQL statements and CPU per scan and per alert raised or
+## escalated, beside one bare round trip (BENCH_ARGS="--database-url postgresql+psycopg://...").
+.PHONY: bench-scan
+bench-scan: $(STAMP)
+	$(BIN)/python -m bench.scan $(BENCH_ARGS)
+
 ## The weekly review and monthly report on 1.5 million visits: BENCH_ARGS="--visits 100000".
 .PHONY: bench-reports
 bench-reports: $(STAMP)

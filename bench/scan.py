@@ -9,7 +9,8 @@ the scheduler's alarm clock runs at a due time (the scan, and the next due time 
 until) three times: the scan that raises the N alarms, the same scan again (nothing new: an
 idle scan), and one a grace later that escalates them. Then the round's alerts are deleted.
 Printed: statements and scheduler CPU (time.process_time) per cycle, and per alert, median
-of ``--repeats`` rounds.
+of ``--repeats`` rounds; beside them, the bare baseline of the same run: one ``SELECT 1``
+round trip on the same engine, without the ORM.
 """
 
 import argparse
@@ -132,6 +133,15 @@ def run(args) -> None:
                         ms = statistics.median(c for _, c in samples) * 1000
                         per = f"{ms / n:9.2f}" if name != "idle" else f"{'':>9}"
                         print(f"{n:>4} {name:<9} {stmts:>6.0f} {ms:>8.2f} {per}")
+                # The bare baseline, same run and engine: one round trip, no ORM.
+                bare = []
+                with db.engine.connect() as connection:
+                    for _ in range(args.repeats + 2):
+                        started = time.process_time()
+                        connection.exec_driver_sql("SELECT 1").scalar()
+                        bare.append(time.process_time() - started)
+                print(f"{'bare':>4} {'SELECT 1':<9} {1:>6} "
+                      f"{statistics.median(bare[2:]) * 1000:>8.2f}")
                 db.session.remove()
                 db.engine.dispose()
     finally:
