@@ -34,7 +34,7 @@ from functools import wraps
 
 from flask import g, make_response, request
 from flask_login import current_user
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, exc, inspect, update
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.exceptions import HTTPException
 
@@ -165,9 +165,15 @@ def idempotent(view):
             if response.direct_passthrough:  # a streamed answer cannot be kept
                 db.session.delete(claim)
             else:
-                claim.status_code = response.status_code
-                claim.content_type = response.headers.get("Content-Type")
-                claim.body = response.get_data(as_text=True)
+                # By its key, in one statement: the claim was expired by the held commits,
+                # and setting its attributes would read it back first.
+                db.session.execute(
+                    update(IdempotentRequest)
+                    .where(IdempotentRequest.id == inspect(claim).identity[0])
+                    .values(status_code=response.status_code,
+                            content_type=response.headers.get("Content-Type"),
+                            body=response.get_data(as_text=True))
+                    .execution_options(synchronize_session=False))
             db.session.commit()  # the one real commit: action, key and answer
         except BaseException:
             # Nothing is recorded: the key is free again with the rest.
