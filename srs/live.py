@@ -107,11 +107,16 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         self._heartbeat: threading.Thread | None = None
 
     def _publish(self, data):
-        if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
-            return None  # it failed a moment ago: don't make this emit wait on it again
+        if self._failed_a_moment_ago():
+            return None  # don't make this emit wait on it again
         result = super()._publish(data)  # None when both of its attempts failed
         self._note(reachable=result is not None)
         return result
+
+    def _failed_a_moment_ago(self) -> bool:
+        """Whether Redis failed to answer within REDIS_RETRY_SECONDS: nothing waits on it
+        again until then."""
+        return not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS
 
     def _redis_listen_with_retries(self):
         """python-socketio's loop, noting whether this instance hears the others, and
@@ -198,7 +203,7 @@ class SharedRedisManager(socketio_pkg.RedisManager):
                 self._heartbeat = threading.Thread(target=self._beat, name="srs-screens",
                                                    daemon=True)
                 self._heartbeat.start()
-            if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
+            if self._failed_a_moment_ago():
                 self._presence_stale = True  # down a moment ago: the heartbeat retries
                 return
             site_id, kind = where
@@ -237,7 +242,7 @@ class SharedRedisManager(socketio_pkg.RedisManager):
     def screens_open(self, site_id: int) -> set[str] | None:
         """The kinds of screen room of a site with a socket on any instance (``floor``,
         ``dashboard``, ``watch``, ``hints``); None when Redis cannot say."""
-        if not self._reachable and time.monotonic() - self._asked_at < REDIS_RETRY_SECONDS:
+        if self._failed_a_moment_ago():
             return None
         try:
             fields = self._presence_client().hgetall(_presence_key(self.channel, site_id))
