@@ -7,6 +7,7 @@ repeat returns the first answer and records nothing twice.
 
 from flask import g
 from flask_smorest import Blueprint
+from sqlalchemy import inspect
 from sqlalchemy.orm import joinedload
 
 from srs.api.access import IDEMPOTENCY, SECURITY, api_actor, token_required
@@ -40,9 +41,10 @@ def _visit(site_id: int, visit_id: int):
 
 def _shown(visit):
     """The visit as its answer shows it: its client and consumptions read with it in one
-    statement, where the answer would read each on its own."""
+    statement, where the answer would read each on its own. By its identity: the service's
+    commit expired it, and reading ``visit.id`` would load it first."""
     return db.session.execute(
-        db.select(Visit).where(Visit.id == visit.id)
+        db.select(Visit).where(Visit.id == inspect(visit).identity[0])
         .options(joinedload(Visit.client), joinedload(Visit.consumptions))).unique().scalar_one()
 
 

@@ -97,7 +97,9 @@ def site_board(site: Site, *, now: datetime, parts=BOARD_PARTS) -> dict:
     states = [state for part, state in _PART_STATES.items() if part in parts]
     open_visits = []
     if states:
-        options = [joinedload(Visit.client), joinedload(Visit.booth)]
+        options = [joinedload(Visit.client)]
+        if "booths" not in parts:  # else each visit finds its booth among those just read
+            options.append(joinedload(Visit.booth))
         if "booths" in parts:  # a tile shows the last use; the API answers every visit's
             options.append(selectinload(Visit.consumptions))
         if "booths" in parts or "aftercare" in parts:  # a drowsy mark
