@@ -84,6 +84,13 @@ bench-timers: $(STAMP)
 bench-scan: $(STAMP)
 	$(BIN)/python -m bench.scan $(BENCH_ARGS)
 
+## One tap in process: statements and CPU of each kind of tap's request and of its fan-out,
+## beside one primary-key read through the driver, Core and the ORM
+## (BENCH_ARGS="--database-url postgresql+psycopg://...").
+.PHONY: bench-tap
+bench-tap: $(STAMP)
+	$(BIN)/python -m bench.tap $(BENCH_ARGS)
+
 ## The weekly review and monthly report on 1.5 million visits: BENCH_ARGS="--visits 100000".
 .PHONY: bench-reports
 bench-reports: $(STAMP)
