@@ -99,9 +99,10 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         self._listening = None  # None until the first socket starts the listener
         self._said_degraded = False
         self._probe = None
-        # The screen rooms with a socket on this instance, as Redis was last told them.
+        # The screen rooms with a socket on this instance, as (site id, kind), as Redis was
+        # last told them.
         self._presence_lock = threading.Lock()
-        self._local_screens: set[str] = set()
+        self._local_screens: set[tuple[int, str]] = set()
         self._presence = None  # the Redis client that reads and writes them
         self._presence_stale = False  # a write failed: the heartbeat says them all again
         self._heartbeat: threading.Thread | None = None
@@ -196,9 +197,9 @@ class SharedRedisManager(socketio_pkg.RedisManager):
             return
         with self._presence_lock:
             present = bool(self.rooms.get(namespace or "/", {}).get(room))
-            if present == (room in self._local_screens):
+            if present == (where in self._local_screens):
                 return
-            (self._local_screens.add if present else self._local_screens.discard)(room)
+            (self._local_screens.add if present else self._local_screens.discard)(where)
             if self._heartbeat is None:
                 self._heartbeat = threading.Thread(target=self._beat, name="srs-screens",
                                                    daemon=True)
@@ -206,24 +207,25 @@ class SharedRedisManager(socketio_pkg.RedisManager):
             if self._failed_a_moment_ago():
                 self._presence_stale = True  # down a moment ago: the heartbeat retries
                 return
-            site_id, kind = where
-            field = f"{kind}|{self.host_id}"
             try:
                 client = self._presence_client()
                 if present:
-                    self._say_present(client.pipeline(transaction=False), {room}).execute()
+                    self._say_present(client.pipeline(transaction=False), {where}).execute()
                 else:
-                    client.hdel(_presence_key(self.channel, site_id), field)
+                    client.hdel(_presence_key(self.channel, where[0]), self._field(where[1]))
             except Exception:  # Redis is down: every kind counts until it answers again
                 self._presence_stale = True
                 self._note(reachable=False)
 
-    def _say_present(self, pipe, rooms):
+    def _field(self, kind: str) -> str:
+        """This instance's field in a site's hash for one kind of screen room."""
+        return f"{kind}|{self.host_id}"
+
+    def _say_present(self, pipe, screens):
         until = time.time() + PRESENCE_TTL_SECONDS
-        for room in rooms:
-            site_id, kind = _parse_screen_room(room)
+        for site_id, kind in screens:
             key = _presence_key(self.channel, site_id)
-            pipe.hset(key, f"{kind}|{self.host_id}", f"{until:.3f}")
+            pipe.hset(key, self._field(kind), f"{until:.3f}")
             pipe.expire(key, int(2 * PRESENCE_TTL_SECONDS))
         return pipe
 
@@ -231,10 +233,10 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         while True:
             time.sleep(1.0 if self._presence_stale else PRESENCE_REFRESH_SECONDS)
             with self._presence_lock:
-                rooms = set(self._local_screens)
+                screens = set(self._local_screens)
             try:
                 self._say_present(self._presence_client().pipeline(transaction=False),
-                                  rooms).execute()
+                                  screens).execute()
                 self._presence_stale = False
             except Exception:  # said again on the next beat
                 self._presence_stale = True
@@ -253,8 +255,7 @@ class SharedRedisManager(socketio_pkg.RedisManager):
         kinds = {field.partition("|")[0] for field, until in fields.items()
                  if float(until) > now}
         with self._presence_lock:  # this instance's own, exactly
-            kinds |= {_parse_screen_room(room)[1] for room in self._local_screens
-                      if _parse_screen_room(room)[0] == site_id}
+            kinds |= {kind for site, kind in self._local_screens if site == site_id}
         return kinds
 
     def _handle_close_room(self, message):

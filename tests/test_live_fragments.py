@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from factories import ACTOR, make_booth, make_site, make_staff
 from routes import bearer
 from sqlalchemy import create_engine
@@ -153,6 +154,39 @@ def test_a_change_no_fragment_shows_brings_its_topic_and_nothing_to_fetch(
     hints = integration.get_received()
     assert [(m["name"], m["args"][0]["topic"], m["args"][0]["pushed"]) for m in hints] == [
         ("changed", "stock", True)]
+
+
+def test_an_instance_says_in_redis_which_kinds_of_screen_it_holds_until_the_last_leaves(
+        app_with):
+    """Every instance renders a site's floor fragments only while a floor tablet is open on
+    some instance: each says so in Redis when the first of a kind joins and unsays it when
+    the last leaves (here two tablets' sockets joining and leaving the site's floor room, as
+    the Socket.IO server moves them)."""
+    redis_url = "redis://127.0.0.1:6379/0"
+    app = app_with(SRS_REDIS_URL=redis_url, RATELIMIT_STORAGE_URI=redis_url)
+    manager = app.extensions[live.LIVE_CHANNEL]
+    site = make_site(slug="east")
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def said() -> set[str]:  # what another instance reads
+        hash_key = f"{manager.channel}:screens:{site.id}"
+        return {field.partition("|")[0] for field in store.hgetall(hash_key)}
+
+    tablets = [manager.connect(f"tablet-{n}", "/") for n in range(2)]
+    try:
+        for sid in tablets:
+            manager.enter_room(sid, "/", f"site:{site.id}:floor")
+        assert "floor" in said()
+        assert "floor" in manager.screens_open(site.id)
+        manager.basic_disconnect(tablets[0], "/")
+        assert "floor" in said()  # the other tablet is still open
+        manager.basic_disconnect(tablets[1], "/")
+        assert "floor" not in said()
+        assert "floor" not in manager.screens_open(site.id)
+    finally:
+        for sid in tablets:
+            if manager.is_connected(sid, "/"):
+                manager.basic_disconnect(sid, "/")
 
 
 def test_a_change_rolled_back_is_never_announced(floor, socket_client, monkeypatch):
