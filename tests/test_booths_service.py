@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from factories import make_booth, make_client, make_site, make_staff
-from sqlalchemy import exc
+from sqlalchemy import event, exc
 
 from srs.auth.models import AuditEvent
 from srs.auth.service import Actor
@@ -314,6 +314,36 @@ def test_each_part_of_the_board_read_alone_matches_the_whole_board(floor):
             assert alone[part] == whole[part]
         else:
             assert [v.id for v in alone[part]] == [v.id for v in whole[part]]
+
+
+def test_the_board_read_loads_all_its_fragments_show(floor):
+    """Screens' fragments are rendered after the board is read under the site's lock: what
+    they show (each tile's client, last use and checks; each after-care row's client and
+    the booth it came from) is read with it, not loaded on the way."""
+    first = in_booth(floor, "b1", "F-AAAA-1980", at=NOW)
+    service.record_consumption(first, CONSUMPTION, actor=floor["actor"], now=NOW)
+    second = in_booth(floor, "b2", "F-BBBB-1981", at=NOW)
+    service.start_observation(second, actor=floor["actor"], now=NOW + timedelta(minutes=9))
+    db.session.commit()
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.session.get_bind()
+    for parts in (service.BOARD_PARTS, ("booths", "aftercare"), ("aftercare",)):
+        db.session.expire_all()  # read afresh, as by the publisher's own session
+        board = service.site_board(floor["site"], now=NOW + timedelta(minutes=10), parts=parts)
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            shown = [(b.visit.client.code, [c.substances for c in b.visit.consumptions],
+                      len(b.visit.checks)) for b in board.get("booths", ()) if b.visit]
+            shown += [(v.client.code, v.booth.label, len(v.checks))
+                      for v in board["aftercare"]]
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert ("F-BBBB-1981", "B2", 0) in shown
+        assert statements == [], parts
 
 
 def test_todays_figures_start_at_local_midnight(floor):
