@@ -5,6 +5,7 @@ check, change, commit, then announce. Each takes ``now`` and an ``Actor``,
 and raises a DomainError the app turns into a 409 or 422 with a message.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -124,6 +125,26 @@ def site_board(site: Site, *, now: datetime, parts=BOARD_PARTS) -> dict:
     return board
 
 
+@functools.cache
+def _figures_statement(*, counting_booths: bool):
+    """Today's figures of a site (``site_id``) since its local midnight (``since``), built
+    once: every change a dashboard shows reads them, and building the statement anew cost
+    more than running it."""
+    site_id, since = db.bindparam("site_id"), db.bindparam("since")
+    columns = [db.func.count(Visit.id), db.func.count(Visit.client_id.distinct()),
+               db.func.count(Visit.id).filter(Visit.state == VisitState.WAITING),
+               db.func.avg(epoch_seconds(Visit.booth_at) - epoch_seconds(Visit.arrived_at))]
+    if counting_booths:
+        standing = db.and_(Booth.site_id == site_id, Booth.retired_at.is_(None))
+        columns += [
+            # A booth is in use while an open visit holds it (BoothState.OCCUPIED).
+            db.select(db.func.count(Visit.id)).join(Booth, Booth.id == Visit.booth_id)
+            .where(Visit.site_id == site_id, Visit.state == VisitState.IN_BOOTH, standing)
+            .scalar_subquery(),
+            db.select(db.func.count(Booth.id)).where(standing).scalar_subquery()]
+    return db.select(*columns).where(Visit.site_id == site_id, Visit.arrived_at >= since)
+
+
 def _start_of_day(site: Site, now: datetime) -> datetime:
     return site.midnight(site.local_date(now))
 
@@ -137,20 +158,8 @@ def todays_figures(site: Site, *, now: datetime, booths: list[BoothView] | None 
     """Visits, unique clients, waiting now, average wait and booths in use, since local
     midnight at the site: counted by the database in one query, not by loading the day.
     The booths in use come from ``booths`` when the board read them, else from that query."""
-    since = _start_of_day(site, now)
-    columns = [db.func.count(Visit.id), db.func.count(Visit.client_id.distinct()),
-               db.func.count(Visit.id).filter(Visit.state == VisitState.WAITING),
-               db.func.avg(epoch_seconds(Visit.booth_at) - epoch_seconds(Visit.arrived_at))]
-    if booths is None:
-        standing = db.and_(Booth.site_id == site.id, Booth.retired_at.is_(None))
-        columns += [
-            # A booth is in use while an open visit holds it (BoothState.OCCUPIED).
-            db.select(db.func.count(Visit.id)).join(Booth, Booth.id == Visit.booth_id)
-            .where(Visit.site_id == site.id, Visit.state == VisitState.IN_BOOTH, standing)
-            .scalar_subquery(),
-            db.select(db.func.count(Booth.id)).where(standing).scalar_subquery()]
-    row = db.session.execute(
-        db.select(*columns).where(Visit.site_id == site.id, Visit.arrived_at >= since)).one()
+    row = db.session.execute(_figures_statement(counting_booths=booths is None), {
+        "site_id": site.id, "since": _start_of_day(site, now)}).one()
     visits, unique_clients, waiting_now, average_wait = row[:4]
     if booths is None:
         in_use, total = row[4], row[5]
