@@ -4,6 +4,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 from flask_smorest import abort
+from sqlalchemy import bindparam
 
 from srs.auth.access import ANY_STAFF, ORG_ADMIN
 from srs.auth.service import Actor, bearer_token, staff_for_token, staff_for_token_with
@@ -43,12 +44,16 @@ def _token_staff():
     return staff
 
 
+# The site an API call names, read in the token's statement (``staff_for_token_with``).
+_SITE = (Site, Site.id == bindparam("site_id"))
+
+
 def _token_staff_at(site_id: int):
     """:func:`_token_staff`, and the site ``site_id`` read with the token (None: no such
     site), kept for the request: the operation's ``get_site`` finds it in the session."""
     staff, site = staff_for_token_with(
-        bearer_token(request.headers.get("Authorization")), now=utcnow(), entity=Site,
-        where=Site.id == site_id)
+        bearer_token(request.headers.get("Authorization")), now=utcnow(), also=_SITE,
+        params={"site_id": site_id})
     if staff is None:
         abort(401, message="A valid bearer token is required.")
     g.api_site = site

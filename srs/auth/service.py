@@ -456,27 +456,36 @@ def staff_for_token(raw: str | None, *, now: datetime) -> Staff | None:
     return None if token is None else token.staff
 
 
-def staff_for_token_with(raw: str | None, *, now: datetime, entity,
-                         where) -> tuple[Staff | None, object]:
-    """The active staff member a bearer token belongs to (or None), and the row of
-    ``entity`` that ``where`` picks (or None), read in the token's statement: an API call
-    on a site checks the caller's role there and then works on the site."""
-    token, row = _token_and_site(raw, now=now, also=(entity, where))
+def staff_for_token_with(raw: str | None, *, now: datetime, also: tuple,
+                         params: dict) -> tuple[Staff | None, object]:
+    """The active staff member a bearer token belongs to (or None), and the row that
+    ``also`` (an entity and the condition that picks it, the same objects on every call,
+    with bound parameters given in ``params``) names, or None, read in the token's
+    statement: an API call on a site checks the caller's role there and then works on the
+    site."""
+    token, row = _token_and_site(raw, now=now, also=also, params=params)
     return (None, None) if token is None else (token.staff, row)
 
 
-def _token_and_site(raw: str | None, *, now: datetime,
-                    also: tuple | None = None) -> tuple[ApiToken | None, object]:
-    if not raw:
-        return None, None
-    # One statement: the token, its holder and their roles (every API call checks a role),
-    # and the row asked for. Read afresh each time: a revoked token or a removed role stops
-    # the very next call.
-    query = (db.select(ApiToken).filter_by(token_hash=_hash_token(raw))
+@functools.cache
+def _token_statement(also: tuple | None):
+    """The token, its holder and their roles (every API call checks a role), and the row
+    ``also`` names, in one statement; built once for each ``also``, as every API call
+    reads it."""
+    query = (db.select(ApiToken).where(ApiToken.token_hash == db.bindparam("token_hash"))
              .options(joinedload(ApiToken.staff).joinedload(Staff.roles)))
     if also is not None:
         query = query.add_columns(also[0]).outerjoin(*also)
-    row = db.session.execute(query).unique().one_or_none()
+    return query
+
+
+def _token_and_site(raw: str | None, *, now: datetime, also: tuple | None = None,
+                    params: dict | None = None) -> tuple[ApiToken | None, object]:
+    if not raw:
+        return None, None
+    # Read afresh each time: a revoked token or a removed role stops the very next call.
+    row = db.session.execute(_token_statement(also), {
+        **(params or {}), "token_hash": _hash_token(raw)}).unique().one_or_none()
     if row is None:
         return None, None
     token, site = row[0], (row[1] if also is not None else None)
