@@ -11,6 +11,7 @@ or kit, 409 for a kit not in the state the action needs or a lot already recalle
 field messages.
 """
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -298,13 +299,22 @@ def kits_to_replace(client, *, today: date) -> list[NaloxoneKit]:
     kit given to them since, and expiring within the site's window or recalled."""
     site = db.session.get(Site, client.site_id)
     window = today + timedelta(days=site.kit_expiry_warning_days)
+    return list(db.session.execute(_KITS_TO_REPLACE(), {
+        "client_id": client.id, "window": window}).scalars())
+
+
+@functools.cache
+def _KITS_TO_REPLACE():  # noqa: N802 - a constant, built on first use
+    """Built once: every check-in reads it, and building it cost more than running it."""
     later = aliased(TakeHomeKit)
-    return list(db.session.execute(
-        db.select(NaloxoneKit).join(TakeHomeKit, TakeHomeKit.kit_id == NaloxoneKit.id).where(
-            TakeHomeKit.client_id == client.id, NaloxoneKit.state == "issued",
-            db.or_(NaloxoneKit.expires_on <= window, NaloxoneKit.recalled_at.is_not(None)),
-            ~db.exists().where(later.client_id == client.id, later.id > TakeHomeKit.id))
-        .order_by(NaloxoneKit.expires_on, NaloxoneKit.serial)).scalars())
+    client_id = db.bindparam("client_id")
+    return (db.select(NaloxoneKit).join(TakeHomeKit, TakeHomeKit.kit_id == NaloxoneKit.id)
+            .where(TakeHomeKit.client_id == client_id, NaloxoneKit.state == "issued",
+                   db.or_(NaloxoneKit.expires_on <= db.bindparam("window"),
+                          NaloxoneKit.recalled_at.is_not(None)),
+                   ~db.exists().where(later.client_id == client_id,
+                                      later.id > TakeHomeKit.id))
+            .order_by(NaloxoneKit.expires_on, NaloxoneKit.serial))
 
 
 def warn_expiring_kits(*, now: datetime) -> int:
