@@ -16,6 +16,7 @@ Callers: the floor packages (raise and resolve), the alert views and API
 (acknowledgement), the scheduler (scan).
 """
 
+import functools
 import logging
 import math
 import time
@@ -178,27 +179,40 @@ def resolve_alerts(visit, *, why: str, now: datetime, kinds=None,
 
     Part of the caller's unit of work; returns the ids resolved.
     """
-    return _resolve(Alert.visit_id == visit.id, why=why, now=now, kinds=kinds, by=by)
+    return _resolve("visit", visit.id, why=why, now=now, kinds=kinds, by=by)
 
 
 def resolve_response_alerts(response_id: int, *, why: str, now: datetime, kinds=None,
                             by: int | None = None) -> list[int]:
     """An overdose response moved on (a dose given, closed): close its alerts."""
-    return _resolve((Alert.subject_type == "response") & (Alert.subject_id == response_id),
-                    why=why, now=now, kinds=kinds, by=by)
+    return _resolve("response", response_id, why=why, now=now, kinds=kinds, by=by)
 
 
-def _resolve(which, *, why: str, now: datetime, kinds, by: int | None) -> list[int]:
+def _resolve(subject: str, subject_id: int, *, why: str, now: datetime, kinds,
+             by: int | None) -> list[int]:
+    params = {"of_id": subject_id, "now": now, "why": why, "by": by}
+    if kinds is not None:
+        params["kinds"] = list(kinds)
+    return list(db.session.execute(
+        _resolve_statement(subject, kinds is not None), params,
+        execution_options={"synchronize_session": False}).scalars())
+
+
+@functools.cache
+def _resolve_statement(subject: str, of_kinds: bool):
+    """Close the open alerts of a visit or an overdose response (``of_id``), of some
+    ``kinds`` or all: built once for each, as most taps on the floor run one. (An UPDATE's
+    parameters may not be named as its columns.)"""
+    which = (Alert.visit_id == bindparam("of_id") if subject == "visit" else
+             (Alert.subject_type == "response") & (Alert.subject_id == bindparam("of_id")))
     statement = (update(Alert)
                  .where(which, Alert.resolved_at.is_(None))
-                 .values(resolved_at=now, resolution=why, resolved_by=by,
-                         escalate_at=None, resound_at=None)
+                 .values(resolved_at=bindparam("now"), resolution=bindparam("why"),
+                         resolved_by=bindparam("by"), escalate_at=None, resound_at=None)
                  .returning(Alert.id))
-    if kinds is not None:
-        statement = statement.where(Alert.kind.in_(kinds))
-    ids = list(db.session.execute(statement, execution_options={
-        "synchronize_session": False}).scalars())
-    return ids
+    if of_kinds:
+        statement = statement.where(Alert.kind.in_(bindparam("kinds", expanding=True)))
+    return statement
 
 
 def response_subject(response) -> dict:
