@@ -354,8 +354,13 @@ def _retired(booth: Booth) -> BoothTaken:
 
 def holder_of(booth: Booth) -> Visit | None:
     """The open visit in this booth, if any."""
-    return db.session.execute(db.select(Visit).where(
-        Visit.booth_id == booth.id, Visit.state == VisitState.IN_BOOTH)).scalar_one_or_none()
+    return db.session.execute(_HOLDER(), {"booth_id": booth.id}).scalar_one_or_none()
+
+
+@functools.cache
+def _HOLDER():  # noqa: N802 - a constant, built on first use
+    return db.select(Visit).where(Visit.booth_id == db.bindparam("booth_id"),
+                                  Visit.state == VisitState.IN_BOOTH)
 
 
 def _taken(booth: Booth, holder: Visit | None) -> BoothTaken:

@@ -11,6 +11,7 @@ after-care time (longer while the prescription titrates), through
 ``signals.visit_timers`` (the floor imports nothing of this package).
 """
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -444,12 +445,18 @@ def aftercare_minutes(site: Site, prescription: HatPrescription, day: date) -> i
             else site.hat_aftercare_minutes)
 
 
+@functools.cache
+def _DOSE_OF_VISIT():  # noqa: N802 - a constant, built on first use
+    """The last dose given in a visit: read when a visit enters a booth and after-care."""
+    return (db.select(HatDose).where(HatDose.visit_id == db.bindparam("visit_id"),
+                                     HatDose.outcome == "given")
+            .order_by(HatDose.at.desc()).limit(1))
+
+
 @signals.visit_timers.connect
 def _visit_timer(visit: Visit, *, site: Site, stage: str, now: datetime) -> int | None:
     """The injection window and after-care of a visit in which a dose was given today."""
-    dose = db.session.execute(db.select(HatDose).where(
-        HatDose.visit_id == visit.id, HatDose.outcome == "given").order_by(
-        HatDose.at.desc()).limit(1)).scalar_one_or_none()
+    dose = db.session.execute(_DOSE_OF_VISIT(), {"visit_id": visit.id}).scalar_one_or_none()
     if dose is None:
         return None
     if stage == "booth":
