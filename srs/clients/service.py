@@ -9,6 +9,7 @@ of these commit except the reads a screen makes on its own (``find_clients``,
 ``lift_restriction``).
 """
 
+import functools
 import re
 from datetime import date, datetime, timedelta
 
@@ -64,6 +65,13 @@ def check_handle(handle: str | None) -> str | None:
     return handle
 
 
+@functools.cache
+def _CLIENT_BY_CODE():  # noqa: N802 - a constant, built on first use
+    """Every check-in reads it."""
+    return db.select(Client).where(Client.site_id == db.bindparam("site_id"),
+                                   Client.code == db.bindparam("code"))
+
+
 def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
                     handle: str | None = None, field: str = "code") -> tuple[Client, bool]:
     """The site's client with this code, made (and audited) if new; return it and whether it
@@ -72,8 +80,8 @@ def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
     Does not commit. Raises Invalid when the code does not have the site's form.
     """
     code = check_code(site, code, field=field)
-    client = db.session.execute(db.select(Client).filter_by(
-        site_id=site.id, code=code)).scalar_one_or_none()
+    client = db.session.execute(_CLIENT_BY_CODE(), {"site_id": site.id, "code": code}
+                                ).scalar_one_or_none()
     if client is not None:
         return client, False
     gender, birth_year = parse_client_code(code)

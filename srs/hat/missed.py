@@ -27,6 +27,7 @@ days of a titration).
 Every function takes ``actor=`` and ``now=``; every write is audited by ids only.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -281,10 +282,15 @@ def update_state(site: Site, enrolment_id: int, data: dict, *, actor: Actor,
 def _flag_treatment_held(client, *, today: date) -> dict:
     """The check-in flag: the client's treatment dosing is held until a prescriber reviews
     it (no reason shown: the floor sees the code only)."""
-    held = db.session.execute(db.select(HatEnrolment.id).where(
-        HatEnrolment.client_id == client.id, HatEnrolment.state == "on_hold")
-    ).first() is not None
+    held = db.session.execute(_HELD(), {"client_id": client.id}).first() is not None
     return {"treatment_held": True} if held else {}
+
+
+@functools.cache
+def _HELD():  # noqa: N802 - a constant, built on first use
+    """Every check-in reads it."""
+    return db.select(HatEnrolment.id).where(HatEnrolment.client_id == db.bindparam("client_id"),
+                                            HatEnrolment.state == "on_hold")
 
 
 # --- Urine tests -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ commit) and the alert scan reads (``due_redose_alerts``) each response whose re-
 passed, for it to raise a medium alert.
 """
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import String, bindparam, exc, func, literal_column
@@ -146,9 +147,17 @@ def _alarm_place(alert: Alert) -> str | None:
 
 def recent_overdose(client_id: int, *, since: datetime) -> bool:
     """Whether a client had an overdose response started since ``since`` (a check-in flag)."""
-    return db.session.execute(db.select(OverdoseResponse.id).where(
-        OverdoseResponse.client_id == client_id, OverdoseResponse.started_at >= since,
-        OverdoseResponse.kind != ResponseKind.OTHER).limit(1)).first() is not None
+    return db.session.execute(_RECENT_OVERDOSE(), {"client_id": client_id, "since": since}
+                              ).first() is not None
+
+
+@functools.cache
+def _RECENT_OVERDOSE():  # noqa: N802 - a constant, built on first use
+    """Every check-in reads it."""
+    return db.select(OverdoseResponse.id).where(
+        OverdoseResponse.client_id == bindparam("client_id"),
+        OverdoseResponse.started_at >= bindparam("since"),
+        OverdoseResponse.kind != ResponseKind.OTHER).limit(1)
 
 
 @signals.client_flags.connect
