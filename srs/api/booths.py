@@ -45,12 +45,12 @@ def _shown(visit):
     """The visit as its answer shows it: its client and consumptions read with it in one
     statement, where the answer would read each on its own. By its identity: the service's
     commit expired it, and reading ``visit.id`` would load it first."""
-    return db.session.execute(_SHOWN(), {"visit_id": inspect(visit).identity[0]}
+    return db.session.execute(_shown_statement(), {"visit_id": inspect(visit).identity[0]}
                               ).unique().scalar_one()
 
 
 @functools.cache
-def _SHOWN():  # noqa: N802 - a constant, built on first use
+def _shown_statement():
     """Built once: most taps answer with it."""
     return (db.select(Visit).where(Visit.id == bindparam("visit_id"))
             .options(joinedload(Visit.client), joinedload(Visit.consumptions)))

@@ -91,7 +91,7 @@ def site_board(site: Site, *, now: datetime, parts=BOARD_PARTS) -> dict:
     board = {"site": site, "generated_at": now}
     views = None
     if "booths" in parts:
-        booths = list(db.session.execute(_BOOTHS_STATEMENT(), {"site_id": site.id}).scalars())
+        booths = list(db.session.execute(_booths_statement(), {"site_id": site.id}).scalars())
     open_visits = []
     if shown := parts.intersection(_PART_STATES):
         open_visits = list(db.session.execute(
@@ -137,7 +137,7 @@ def _figures_statement(*, counting_booths: bool):
 # a third of running it.
 
 @functools.cache
-def _BOOTHS_STATEMENT():  # noqa: N802 - a constant, built on first use
+def _booths_statement():
     return (db.select(Booth)
             .where(Booth.site_id == db.bindparam("site_id"), Booth.retired_at.is_(None))
             .order_by(Booth.position, Booth.label))
@@ -354,11 +354,11 @@ def _retired(booth: Booth) -> BoothTaken:
 
 def holder_of(booth: Booth) -> Visit | None:
     """The open visit in this booth, if any."""
-    return db.session.execute(_HOLDER(), {"booth_id": booth.id}).scalar_one_or_none()
+    return db.session.execute(_holder_statement(), {"booth_id": booth.id}).scalar_one_or_none()
 
 
 @functools.cache
-def _HOLDER():  # noqa: N802 - a constant, built on first use
+def _holder_statement():
     return db.select(Visit).where(Visit.booth_id == db.bindparam("booth_id"),
                                   Visit.state == VisitState.IN_BOOTH)
 

@@ -66,7 +66,7 @@ def check_handle(handle: str | None) -> str | None:
 
 
 @functools.cache
-def _CLIENT_BY_CODE():  # noqa: N802 - a constant, built on first use
+def _client_by_code_statement():
     """Every check-in reads it."""
     return db.select(Client).where(Client.site_id == db.bindparam("site_id"),
                                    Client.code == db.bindparam("code"))
@@ -80,7 +80,7 @@ def client_for_code(site: Site, code: str, *, actor: Actor, now: datetime,
     Does not commit. Raises Invalid when the code does not have the site's form.
     """
     code = check_code(site, code, field=field)
-    client = db.session.execute(_CLIENT_BY_CODE(), {"site_id": site.id, "code": code}
+    client = db.session.execute(_client_by_code_statement(), {"site_id": site.id, "code": code}
                                 ).scalar_one_or_none()
     if client is not None:
         return client, False

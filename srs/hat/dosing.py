@@ -446,7 +446,7 @@ def aftercare_minutes(site: Site, prescription: HatPrescription, day: date) -> i
 
 
 @functools.cache
-def _DOSE_OF_VISIT():  # noqa: N802 - a constant, built on first use
+def _dose_of_visit_statement():
     """The last dose given in a visit: read when a visit enters a booth and after-care."""
     return (db.select(HatDose).where(HatDose.visit_id == db.bindparam("visit_id"),
                                      HatDose.outcome == "given")
@@ -456,7 +456,8 @@ def _DOSE_OF_VISIT():  # noqa: N802 - a constant, built on first use
 @signals.visit_timers.connect
 def _visit_timer(visit: Visit, *, site: Site, stage: str, now: datetime) -> int | None:
     """The injection window and after-care of a visit in which a dose was given today."""
-    dose = db.session.execute(_DOSE_OF_VISIT(), {"visit_id": visit.id}).scalar_one_or_none()
+    dose = db.session.execute(_dose_of_visit_statement(),
+                              {"visit_id": visit.id}).scalar_one_or_none()
     if dose is None:
         return None
     if stage == "booth":

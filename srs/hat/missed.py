@@ -282,12 +282,12 @@ def update_state(site: Site, enrolment_id: int, data: dict, *, actor: Actor,
 def _flag_treatment_held(client, *, today: date) -> dict:
     """The check-in flag: the client's treatment dosing is held until a prescriber reviews
     it (no reason shown: the floor sees the code only)."""
-    held = db.session.execute(_HELD(), {"client_id": client.id}).first() is not None
+    held = db.session.execute(_held_statement(), {"client_id": client.id}).first() is not None
     return {"treatment_held": True} if held else {}
 
 
 @functools.cache
-def _HELD():  # noqa: N802 - a constant, built on first use
+def _held_statement():
     """Every check-in reads it."""
     return db.select(HatEnrolment.id).where(HatEnrolment.client_id == db.bindparam("client_id"),
                                             HatEnrolment.state == "on_hold")

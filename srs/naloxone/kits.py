@@ -299,12 +299,12 @@ def kits_to_replace(client, *, today: date) -> list[NaloxoneKit]:
     kit given to them since, and expiring within the site's window or recalled."""
     site = db.session.get(Site, client.site_id)
     window = today + timedelta(days=site.kit_expiry_warning_days)
-    return list(db.session.execute(_KITS_TO_REPLACE(), {
+    return list(db.session.execute(_kits_to_replace_statement(), {
         "client_id": client.id, "window": window}).scalars())
 
 
 @functools.cache
-def _KITS_TO_REPLACE():  # noqa: N802 - a constant, built on first use
+def _kits_to_replace_statement():
     """Built once: every check-in reads it, and building it cost more than running it."""
     later = aliased(TakeHomeKit)
     client_id = db.bindparam("client_id")

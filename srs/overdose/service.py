@@ -147,12 +147,12 @@ def _alarm_place(alert: Alert) -> str | None:
 
 def recent_overdose(client_id: int, *, since: datetime) -> bool:
     """Whether a client had an overdose response started since ``since`` (a check-in flag)."""
-    return db.session.execute(_RECENT_OVERDOSE(), {"client_id": client_id, "since": since}
+    return db.session.execute(_recent_overdose_statement(), {"client_id": client_id, "since": since}
                               ).first() is not None
 
 
 @functools.cache
-def _RECENT_OVERDOSE():  # noqa: N802 - a constant, built on first use
+def _recent_overdose_statement():
     """Every check-in reads it."""
     return db.select(OverdoseResponse.id).where(
         OverdoseResponse.client_id == bindparam("client_id"),
