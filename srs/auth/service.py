@@ -467,11 +467,12 @@ def staff_for_token_with(raw: str | None, *, now: datetime, also: tuple,
     return (None, None) if token is None else (token.staff, row)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8)
 def _token_statement(also: tuple | None):
     """The token, its holder and their roles (every API call checks a role), and the row
     ``also`` names, in one statement; built once for each ``also``, as every API call
-    reads it."""
+    reads it. Kept for a few ``also`` only: a caller that built a new one on every call
+    would lose the saving, not fill memory."""
     query = (db.select(ApiToken).where(ApiToken.token_hash == db.bindparam("token_hash"))
              .options(joinedload(ApiToken.staff).joinedload(Staff.roles)))
     if also is not None:

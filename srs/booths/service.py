@@ -84,8 +84,9 @@ def site_board(site: Site, *, now: datetime, parts=BOARD_PARTS) -> dict:
     after-care, and today's figures; or only the ``parts`` asked for (``BOARD_PARTS``).
 
     Read in as few statements as the parts need: the booths, the open visits of the states
-    shown with their client and booth joined (their uses and checks for a booth tile or an
-    after-care row), and today's figures, each one statement.
+    shown with their client joined (and their booth, unless the booths were read; their
+    uses and checks for a booth tile or an after-care row), and today's figures, each one
+    statement.
     """
     parts = frozenset(parts)
     board = {"site": site, "generated_at": now}
