@@ -112,7 +112,8 @@ PAGE_FORMS = {
     "naloxone.issue_kit": lambda floor: {"serial": make_kit(floor).serial,
                                          "client_code": "F-KITS-1990"},
     "naloxone.report_kit_use": lambda floor: {
-        "serial": make_kit(floor, issued=True).serial, "used_on": date.today().isoformat(),
+        "serial": make_kit(floor, issued=True).serial,
+        "used_on": floor.site.local_date(utcnow()).isoformat(),
         "doses": "1", "route": "in", "outcome": "recovered"},
     "naloxone.recall_lot": {"reason": "Manufacturer's notice"},
     "controlled.create_drug": {"name": "Hydromorphone", "strength": "100 mg/mL", "unit": "mL"},
