@@ -200,9 +200,11 @@ def test_check_in_a_new_code_starts_a_waiting_visit(floor):
     response = floor.post("/floor/check-in", {"code": " f-abcd-1984 ", "handle": "Sparrow"})
     body = text(response)
     assert response.status_code == 200, body
-    assert "is waiting" in body and "number 1 in the queue" in body
     assert "queue" in oob_fragments(body), "the queue follows at once"
     visit = db.session.execute(db.select(Visit)).scalar_one()
+    # A receipt that stays true once the client moves on: when, in the site's time.
+    arrived = floor.site.local(visit.arrived_at).strftime("%H:%M")
+    assert f"checked in at {arrived}: number 1 in the queue" in body
     assert (visit.state, visit.client.code, visit.client.handle) == (
         "waiting", "F-ABCD-1984", "Sparrow")
     assert input_value(body, "code") == "", "a fresh form for the next client"
@@ -262,7 +264,7 @@ def test_a_known_clients_flags_show_before_the_visit_starts(floor):
     assert input_value(text(review), "reviewed") == "F-ABCD-1984"
 
     done = floor.post("/floor/check-in", {"code": "F-ABCD-1984", "reviewed": "F-ABCD-1984"})
-    assert done.status_code == 200 and "is waiting" in text(done)
+    assert done.status_code == 200 and "checked in at" in text(done)
     assert "Prefers booth near the door" in text(done)
     assert db.session.scalar(db.select(db.func.count(Visit.id))) == 1
 
