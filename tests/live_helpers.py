@@ -18,6 +18,9 @@ TIMEOUT_MS = WAIT_SECONDS * 1000
 RECONNECT_TIMEOUT_MS = 15_000  # Socket.IO's back-off after a failed attempt, plus jitter
 # What Chromium logs while a test holds a screen offline on purpose.
 OFFLINE_NOISE = "net::ERR_INTERNET_DISCONNECTED"
+# What htmx logs for a request the browser could not send (a screen offline): each such
+# request logs both, with the element that made it.
+OFFLINE_SENDS = frozenset({"console: htmx:afterRequest", "console: htmx:sendError"})
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -196,6 +199,11 @@ class LiveScreen:
 
     def unexpected_console(self) -> list[str]:
         return [e for e in self.console.errors if OFFLINE_NOISE not in e]
+
+    def unexpected_console_besides_offline_sends(self) -> list[str]:
+        """For a screen that was taken offline: what it logged besides the requests it could
+        not send meanwhile (a status poll, a re-fetch that fell in the offline moment)."""
+        return [e for e in self.unexpected_console() if e.split(",")[0] not in OFFLINE_SENDS]
 
 
 class FloorScreen(LiveScreen):

@@ -177,7 +177,8 @@ def test_a_whole_visit_on_the_tablet_shows_on_the_dashboard(
     shot(page, output_dir / "tablet-end.png")
 
     assert tablet.unexpected_console() == []
-    assert dashboard.unexpected_console() == []
+    # The dashboard was offline for a moment: its status poll may have fallen in it.
+    assert dashboard.unexpected_console_besides_offline_sends() == []
 
 
 def test_a_refusal_shows_in_the_flash_and_the_tablet_catches_up(

@@ -4,6 +4,7 @@ change without reloading, and a screen that lost its connection says so and catc
 import pytest
 from factories import make_site, make_staff
 from live_helpers import (
+    OFFLINE_SENDS,
     RECONNECT_TIMEOUT_MS,
     TIMEOUT_MS,
     LiveScreen,
@@ -148,13 +149,12 @@ def test_a_screen_that_lost_its_connection_says_so_and_catches_up(
     # What failed while offline is all htmx reported: the tablet's two kept taps (and the
     # dashboard's status poll, which asks every 10 s) could not be sent, and the browser
     # logged B2's 503; nothing else.
-    offline_sends = {"console: htmx:afterRequest", "console: htmx:sendError"}
     for screen in screens:
-        assert {e.split(",")[0] for e in screen.unexpected_console()} <= offline_sends | {
+        assert {e.split(",")[0] for e in screen.unexpected_console()} <= OFFLINE_SENDS | {
             "console: Failed to load resource: the server responded with a status of 503 "
             "(Service Unavailable)"}
     assert sorted(e.split(",")[0] for e in floor.unexpected_console()) == sorted(
-        [*offline_sends, *offline_sends, "console: Failed to load resource: the server "
+        [*OFFLINE_SENDS, *OFFLINE_SENDS, "console: Failed to load resource: the server "
          "responded with a status of 503 (Service Unavailable)"])
     # Each tap recorded exactly once, the retried one included.
     db.session.rollback()
