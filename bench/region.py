@@ -487,7 +487,9 @@ def analyse_srs(run: dict, seeded: dict, alarms: list[tuple], instances: list[Se
     for action in ok:
         by_name[action[0]].append(action[4] - action[3])
     taps = len(run["actions"])
-    server_cpu = sum(run["cpu"][s.name] for s in instances) + run["cpu"].get("scheduler", 0)
+    instances_cpu = sum(run["cpu"][s.name] for s in instances)
+    scheduler_cpu = run["cpu"].get("scheduler", 0)
+    server_cpu = instances_cpu + scheduler_cpu
     return {
         "duration": duration, "actions": summary([a[4] - a[3] for a in ok]),
         "by_name": {name: summary(v) for name, v in by_name.items()},
@@ -498,6 +500,9 @@ def analyse_srs(run: dict, seeded: dict, alarms: list[tuple], instances: list[Se
         "alarm": summary(latencies), "alarms_counted": counted, "missed": missed,
         "doubled": doubled, "cpu": run["cpu"], "rss": run["rss"],
         "cpu_per_tap_ms": server_cpu * duration * 1000 / max(taps, 1),
+        # Apart: the instances answer taps and fan them out; the scheduler raises alarms.
+        "instances_cpu_per_tap_ms": instances_cpu * duration * 1000 / max(taps, 1),
+        "scheduler_cpu_per_alarm_ms": scheduler_cpu * duration * 1000 / max(counted, 1),
         "disconnected": run["disconnected"],
         "server": {s.name: server_breakdown(s.log_path, run["log_spans"][s.name], duration)
                    for s in instances},
@@ -581,6 +586,10 @@ def report(results: dict, args, idle_rss: tuple | None) -> bool:
               f"{r['failed']} failed; CPU cores busy: {cpu}")
         print(f"    server CPU per tap (instances + scheduler, fan-out included): "
               f"{r['cpu_per_tap_ms']:.1f} ms; worker RSS (max): {rss}")
+        if "instances_cpu_per_tap_ms" in r:
+            print(f"    of which the two instances {r['instances_cpu_per_tap_ms']:.1f} ms per "
+                  f"tap; the scheduler {r['scheduler_cpu_per_alarm_ms']:.1f} ms per alert level "
+                  f"raised ({r['alarms_counted']} levels)")
         for failure in r.get("failures", []):
             print(f"    failure: {failure}")
     print()
