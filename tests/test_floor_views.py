@@ -204,7 +204,7 @@ def test_check_in_a_new_code_starts_a_waiting_visit(floor):
     visit = db.session.execute(db.select(Visit)).scalar_one()
     # A receipt that stays true once the client moves on: when, in the site's time.
     arrived = floor.site.local(visit.arrived_at).strftime("%H:%M")
-    assert f"checked in at {arrived}: number 1 in the queue" in body
+    assert f"checked in at {arrived} as number 1 in the queue" in body
     assert (visit.state, visit.client.code, visit.client.handle) == (
         "waiting", "F-ABCD-1984", "Sparrow")
     assert input_value(body, "code") == "", "a fresh form for the next client"
