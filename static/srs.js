@@ -777,6 +777,7 @@
       });
     });
     body.classList.toggle("is-alarming", !!best && best.priority !== "low");
+    markSites();
     if (best) body.dataset.alarmPriority = best.priority;
     else delete body.dataset.alarmPriority;
     var quiet = silenced();
@@ -788,6 +789,20 @@
     } else if (!best && !burst) {
       alarmAudio.stop();
     }
+  }
+  // A page of many sites: each site's link says how many of its alarms nobody owns yet.
+  function markSites() {
+    document.querySelectorAll("[data-site-nav]").forEach(function (link) {
+      var list = document.getElementById("alerts-" + link.dataset.siteNav);
+      var count = list ? list.querySelectorAll('[data-alert-id][data-acknowledged="0"]').length
+        : 0;
+      link.classList.toggle("site-nav__site--alarming", count > 0);
+      var badge = link.querySelector("[data-site-alarms]");
+      if (badge) {
+        badge.hidden = !count;
+        badge.textContent = count + (count === 1 ? " alarm" : " alarms");
+      }
+    });
   }
   function onAlert(msg) {
     if (!msg) return;

@@ -1,5 +1,6 @@
 """Checks and alerts through the JSON API and the tablet's pages: input, conflicts, owners."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from routes import assert_api_error, bearer
 
 from srs.alerts import service as alerts
 from srs.auth.models import AuditEvent
-from srs.booths.models import ObservationCheck
+from srs.booths.models import ObservationCheck, Visit
 from srs.common import utcnow
 from srs.extensions import db
 from srs.overdose.models import OverdoseResponse
@@ -247,3 +248,30 @@ def test_an_unresponsive_check_after_two_closed_responses_still_opens_the_consol
     assert db.session.query(ObservationCheck).count() == 1
     open_alarms = api.call("GET", "/alerts").get_json()
     assert [a["kind"] for a in open_alarms] == ["overdose"]  # the console took it over
+
+
+def test_a_dashboard_of_two_sites_marks_the_one_with_an_alarm_nobody_owns(api, client, auth):
+    west = make_site(slug="west", name="West End")
+    make_staff(username="sol", roles=[(api.site, "supervisor"), (west, "supervisor")])
+    visit = api.in_booth()
+    now = utcnow()
+    alert = alerts.raise_alert(site=api.site, kind="booth_check_due", due_at=now, now=now,
+                               visit=db.session.get(Visit, visit["id"]))
+    db.session.commit()
+    auth.login("sol")
+
+    def marks() -> dict:
+        page = client.get("/supervise").get_data(as_text=True)
+        found = {}
+        for site in (api.site, west):
+            link = re.search(rf'<a class="([^"]*)"[^>]*data-site-nav="{site.id}".*?</a>', page,
+                             re.S)
+            badge = re.search(r'data-testid="site-nav-alarms"( hidden)?>([^<]*)<', link[0])
+            found[site.slug] = ("site-nav__site--alarming" in link[1],
+                                None if badge[1] else badge[2])
+        return found
+
+    assert marks() == {"east": (True, "1 alarm"), "west": (False, None)}
+    assert auth.post(f"/sites/east/alerts/{alert.id}/acknowledge",
+                     {"view": "watch"}).status_code == 200
+    assert marks() == {"east": (False, None), "west": (False, None)}, "someone is on it"

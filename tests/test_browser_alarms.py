@@ -1,7 +1,8 @@
 """An alarm in real Chromium: a 3-second check comes due on the nurse's tablet and sounds there;
 "Silence" pauses the tablet only until the next level; unowned, it reaches the supervisor's
-dashboard at level 2; "I'm on it" on the tablet silences both screens and names the owner; the
-client leaving the booth clears it everywhere. An alarm already at its highest level, silenced,
+dashboard at level 2 (watching two sites, whose links say which has an alarm nobody owns);
+"I'm on it" on the tablet silences both screens and names the owner; the client leaving the
+booth clears it everywhere. An alarm already at its highest level, silenced,
 sounds again once the grace is over."""
 
 from datetime import timedelta
@@ -35,7 +36,10 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
                      booth_check_interval_seconds=CHECK_SECONDS,
                      escalation_grace_seconds=GRACE_SECONDS)
     nurse = make_staff(site, role="nurse", username="nina")
-    make_staff(site, role="supervisor", username="sam")
+    # Sam supervises a second, bigger site too, shown first (by name): East is below it.
+    other = make_site(slug="aldgate", name="Aldgate", booths=20)
+    make_staff(role="supervisor", username="sam", roles=[(other, "supervisor"),
+                                                         (site, "supervisor")])
 
     floor = LiveScreen(tablet.new_page())
     floor.page.set_default_timeout(TIMEOUT_MS)
@@ -81,6 +85,15 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     # Level 1 is the floor's: the dashboard lists it but stays quiet.
     dashboard_alarm = board.page.locator('[data-testid="alarm"]')
     expect(dashboard_alarm).to_have_count(1)
+    # Where it is: the sites' links, on screen wherever the page is scrolled, mark East.
+    east_link, aldgate_link = (
+        board.page.locator(f'[data-testid="site-nav"][data-site-nav="{s.id}"]')
+        for s in (site, other))
+    board.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    assert board.page.evaluate("() => window.scrollY") > 200, "the page scrolled"
+    expect(east_link).to_be_in_viewport()
+    expect(east_link.get_by_test_id("site-nav-alarms")).to_have_text("1 alarm")
+    expect(aldgate_link.get_by_test_id("site-nav-alarms")).to_be_hidden()
     expect(dashboard_alarm.locator('[data-testid="alarm-level"]')).to_contain_text("Level 1")
     assert board.page.locator("body").get_attribute("data-alarm-playing") is None
 
@@ -104,6 +117,7 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
                                                                            timeout=ALARM_MS)
     expect(floor.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
     expect(board.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
+    expect(east_link.get_by_test_id("site-nav-alarms")).to_be_hidden()  # someone has it
     assert floor.page.locator("body").get_attribute("data-alarm-playing") is None
     assert board.page.locator("body").get_attribute("data-alarm-playing") is None
     floor.page.screenshot(path=output_dir / "tablet-alarm-owned.png")
