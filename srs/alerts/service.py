@@ -106,18 +106,27 @@ class AlertConflict(Conflict):
 
 
 def _insert_ignoring_duplicates(rows: list[dict]) -> list:
-    """Insert alerts, each unless its key exists, in one statement; the id, site, kind, due
-    time and escalation time of each new one (both dialects)."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    """Insert alerts, each unless its key exists; the id, site, kind, due time and
+    escalation time of each new one (both dialects). The rows go as one statement's
+    parameter sets, which SQLAlchemy sends as one multi-row INSERT."""
+    statement = _insert_alerts_statement(db.session.get_bind().dialect.name)
+    return db.session.execute(statement, rows).all()
+
+
+@functools.cache
+def _insert_alerts_statement(dialect: str):
+    # Built once: a statement with its rows in VALUES would be built and compiled anew on
+    # every scan (SQLAlchemy caches no multi-VALUES statement).
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = (insert(Alert).values(rows)
-                 .on_conflict_do_nothing(
-                     index_elements=["kind", "subject_type", "subject_id", "due_at"])
-                 .returning(Alert.id, Alert.site_id, Alert.kind, Alert.due_at,
-                            Alert.escalate_at))
-    return db.session.execute(statement).all()
+    table = Alert.__table__
+    return (insert(table)
+            .on_conflict_do_nothing(
+                index_elements=["kind", "subject_type", "subject_id", "due_at"])
+            .returning(table.c.id, table.c.site_id, table.c.kind, table.c.due_at,
+                       table.c.escalate_at))
 
 
 def _alert_row(*, site, kind: str, due_at: datetime, now: datetime,
