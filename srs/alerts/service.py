@@ -528,10 +528,8 @@ def scan(*, now: datetime) -> ScanResult:
     for alert in timed_out:
         if alert.resound_at is not None and alert.resound_at <= now:
             grace = timedelta(seconds=sites[alert.site_id].escalation_grace_seconds)
-            done = db.session.execute(
-                update(Alert).where(Alert.id == alert.alert_id,
-                                    Alert.resound_at == alert.resound_at)
-                .values(resound_at=now + grace, resounds=Alert.resounds + 1),
+            done = db.session.execute(_resound_statement(), {
+                "alert_id": alert.alert_id, "was": alert.resound_at, "next": now + grace},
                 execution_options={"synchronize_session": False}).rowcount
             if done:
                 result.resounded.append(alert.alert_id)
@@ -569,14 +567,34 @@ def _escalate(alert, site, now: datetime) -> range:
         return range(0)
     next_at = (alert.due_at + timedelta(seconds=grace * target)
                if target < spec.max_level else None)
-    done = db.session.execute(
-        update(Alert).where(Alert.id == alert.alert_id, Alert.level == alert.level,
-                            Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
-        .values(level=target, priority=spec.priority_at(target).value, escalate_at=next_at),
+    done = db.session.execute(_escalate_statement(), {
+        "alert_id": alert.alert_id, "was": alert.level, "target": target,
+        "priority": spec.priority_at(target).value, "next": next_at},
         execution_options={"synchronize_session": False}).rowcount
     if not done:
         return range(0)
     return range(alert.level + 1, target + 1)
+
+
+# Built once, run with parameters, as a scan runs them for each alert it moves (an UPDATE's
+# parameters may not be named as its columns). Each changes a row only as the scan read it:
+# another scheduler, or an owner, got there first when nothing changes.
+
+
+@functools.cache
+def _escalate_statement():
+    return (update(Alert)
+            .where(Alert.id == bindparam("alert_id"), Alert.level == bindparam("was"),
+                   Alert.acknowledged_at.is_(None), Alert.resolved_at.is_(None))
+            .values(level=bindparam("target"), priority=bindparam("priority"),
+                    escalate_at=bindparam("next")))
+
+
+@functools.cache
+def _resound_statement():
+    return (update(Alert)
+            .where(Alert.id == bindparam("alert_id"), Alert.resound_at == bindparam("was"))
+            .values(resound_at=bindparam("next"), resounds=Alert.resounds + 1))
 
 
 # --- Telling the screens ---------------------------------------------------------------------
