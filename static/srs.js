@@ -790,8 +790,11 @@
       alarmAudio.stop();
     }
   }
-  // A page of many sites: each site's link says how many of its alarms nobody owns yet.
+  // A page of many sites: each site's link says how many of its alarms nobody owns yet, and
+  // the bar at the top (there while any site has one) links to each such site.
   function markSites() {
+    var bar = document.querySelector("[data-site-alarm-bar]");
+    var links = [];
     document.querySelectorAll("[data-site-nav]").forEach(function (link) {
       var list = document.getElementById("alerts-" + link.dataset.siteNav);
       var count = list ? list.querySelectorAll('[data-alert-id][data-acknowledged="0"]').length
@@ -802,7 +805,18 @@
         badge.hidden = !count;
         badge.textContent = count + (count === 1 ? " alarm" : " alarms");
       }
+      if (count) {
+        var to = document.createElement("a");
+        to.className = "btn btn--danger";
+        to.href = link.getAttribute("href");
+        to.textContent = link.firstChild.textContent + " · " + count;
+        links.push(to);
+      }
     });
+    if (!bar) return;
+    bar.querySelector("[data-site-alarm-links]").replaceChildren.apply(
+      bar.querySelector("[data-site-alarm-links]"), links);
+    bar.hidden = !links.length;
   }
   function onAlert(msg) {
     if (!msg) return;

@@ -269,9 +269,13 @@ def test_a_dashboard_of_two_sites_marks_the_one_with_an_alarm_nobody_owns(api, c
             badge = re.search(r'data-testid="site-nav-alarms"( hidden)?>([^<]*)<', link[0])
             found[site.slug] = ("site-nav__site--alarming" in link[1],
                                 None if badge[1] else badge[2])
+        bar = re.search(r'data-testid="site-alarm-bar"[^>]*?( hidden)?>(.*?)</div>', page, re.S)
+        found["bar"] = None if bar[1] else re.findall(r'<a [^>]*>([^<]*)</a>', bar[2])
         return found
 
-    assert marks() == {"east": (True, "1 alarm"), "west": (False, None)}
+    assert marks() == {"east": (True, "1 alarm"), "west": (False, None),
+                       "bar": [f"{api.site.name} · 1"]}
     assert auth.post(f"/sites/east/alerts/{alert.id}/acknowledge",
                      {"view": "watch"}).status_code == 200
-    assert marks() == {"east": (False, None), "west": (False, None)}, "someone is on it"
+    assert marks() == {"east": (False, None), "west": (False, None), "bar": None}, \
+        "someone is on it"

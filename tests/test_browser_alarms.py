@@ -85,15 +85,19 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     # Level 1 is the floor's: the dashboard lists it but stays quiet.
     dashboard_alarm = board.page.locator('[data-testid="alarm"]')
     expect(dashboard_alarm).to_have_count(1)
-    # Where it is: the sites' links, on screen wherever the page is scrolled, mark East.
+    # Where it is: the sites' links mark East, and a bar on screen wherever the page is
+    # scrolled leads there.
     east_link, aldgate_link = (
         board.page.locator(f'[data-testid="site-nav"][data-site-nav="{s.id}"]')
         for s in (site, other))
-    board.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
-    assert board.page.evaluate("() => window.scrollY") > 200, "the page scrolled"
-    expect(east_link).to_be_in_viewport()
     expect(east_link.get_by_test_id("site-nav-alarms")).to_have_text("1 alarm")
     expect(aldgate_link.get_by_test_id("site-nav-alarms")).to_be_hidden()
+    board.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    assert board.page.evaluate("() => window.scrollY") > 200, "the page scrolled"
+    bar = board.page.get_by_test_id("site-alarm-bar")
+    expect(bar).to_be_in_viewport()
+    expect(bar.locator("a")).to_have_text([f"{site.name} · 1"])
+    board.page.evaluate("() => window.scrollTo(0, 0)")
     expect(dashboard_alarm.locator('[data-testid="alarm-level"]')).to_contain_text("Level 1")
     assert board.page.locator("body").get_attribute("data-alarm-playing") is None
 
@@ -118,6 +122,7 @@ def test_a_check_due_sounds_escalates_and_is_owned(live_server, tablet, browser,
     expect(floor.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
     expect(board.page.locator("body")).not_to_have_attribute("data-alarm-playing", "high")
     expect(east_link.get_by_test_id("site-nav-alarms")).to_be_hidden()  # someone has it
+    expect(bar).to_be_hidden()
     assert floor.page.locator("body").get_attribute("data-alarm-playing") is None
     assert board.page.locator("body").get_attribute("data-alarm-playing") is None
     floor.page.screenshot(path=output_dir / "tablet-alarm-owned.png")

@@ -178,9 +178,12 @@ def supervise():
     now = utcnow()
     sites = [s for s in service.sites_for(current_user)
              if current_user.has_role(s.id, *SUPERVISING, DISPLAY)]
+    alerts_by_site = {site.id: open_alerts(site) for site in sites}
     return render_template("dashboard/supervise.html",
                            boards=[live_board(site) for site in sites],
-                           alerts_by_site={site.id: open_alerts(site) for site in sites},
+                           alerts_by_site=alerts_by_site,
+                           unowned_by_site={site_id: sum(a.acknowledged_at is None for a in alerts)
+                                            for site_id, alerts in alerts_by_site.items()},
                            floor=False, **_status(now))
 
 
