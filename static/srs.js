@@ -814,8 +814,8 @@
       }
     });
     if (!bar) return;
-    bar.querySelector("[data-site-alarm-links]").replaceChildren.apply(
-      bar.querySelector("[data-site-alarm-links]"), links);
+    var holder = bar.querySelector("[data-site-alarm-links]");
+    holder.replaceChildren.apply(holder, links);
     bar.hidden = !links.length;
   }
   function onAlert(msg) {
